@@ -1,0 +1,39 @@
+# Two commands matter: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench bench-history bench-warehouse dagster clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vast-pipeline needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## run the end-to-end demo on the embedded simulator
+	$(VENV)/bin/vast-pipeline demo
+
+test: $(STAMP)  ## run the whole test suite
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: bench-history bench-warehouse
+
+bench-history: $(STAMP)
+	$(VENV)/bin/vast-pipeline bench history
+
+bench-warehouse: $(STAMP)
+	$(VENV)/bin/vast-pipeline bench warehouse
+
+dagster: $(STAMP)  ## the Dagster UI on the same data
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$(pwd)/data/dagster} $(VENV)/bin/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,186 @@
+"""Settings: where data lives, which accounts to collect, how often, and from where.
+
+Read once at start and validated, so a mistake is one clear sentence before any work.
+Sources, later ones winning: defaults, an optional TOML config file, the environment.
+
+Environment (names match the official `vastai` client where one exists):
+- `VAST_API_KEY`: key of the account named `default`. Unset (and no accounts in the config
+  file): the embedded simulator is the source, so the demo runs with no account at all.
+- `VAST_URL`: base URL of that account (default https://console.vast.ai).
+- `VAST_PIPELINE_HOME`: where all data lives (default ./data).
+- `VAST_PIPELINE_CONFIG`: path of the TOML config file (default ./vast-pipeline.toml if present).
+- `VAST_PIPELINE_CADENCE_MINUTES`: minutes between scheduled snapshots (default 15).
+
+Config file (all keys optional):
+    home = "/var/lib/vast-pipeline"
+    cadence_minutes = 15
+    min_interval_seconds = 1.0
+    [[accounts]]
+    name = "research"          # letters, digits, - and _
+    key_env = "VAST_KEY_RESEARCH"   # the key itself never goes in a file
+    url = "https://console.vast.ai"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pipeline.errors import ConfigError
+
+DEFAULT_URL = "https://console.vast.ai"
+DEFAULT_HOME = "./data"
+DEFAULT_CADENCE_MINUTES = 15
+DEFAULT_CONFIG_FILE = "vast-pipeline.toml"
+SIMULATOR_SEED = 7
+SIMULATOR_FLEET_SIZE = 40
+
+Source = Literal["vast", "simulator"]
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One Vast.ai account to collect. The key is kept out of repr and never written."""
+
+    name: str
+    url: str
+    key_env: str
+    source: Source
+    api_key: str = field(default="", repr=False)
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.source == "simulator"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str
+    accounts: tuple[Account, ...]
+    cadence_minutes: int = DEFAULT_CADENCE_MINUTES
+    min_interval_seconds: float = 1.0
+    config_file: str | None = None
+
+    def account(self, name: str | None) -> Account:
+        """The named account (or the only/`default` one when name is None)."""
+        if name is None:
+            return self.accounts[0]
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        known = ", ".join(a.name for a in self.accounts)
+        raise ConfigError(f"No account named {name!r} is configured (known: {known}).")
+
+    @property
+    def uses_simulator(self) -> bool:
+        return any(a.is_simulated for a in self.accounts)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate settings from the config file and the environment."""
+    env = os.environ if env is None else env
+    config_path, config = _read_config_file(env)
+    home = env.get("VAST_PIPELINE_HOME") or str(config.get("home") or DEFAULT_HOME)
+    cadence = _cadence(env.get("VAST_PIPELINE_CADENCE_MINUTES", config.get("cadence_minutes")))
+    min_interval = _positive_float(config.get("min_interval_seconds", 1.0), "min_interval_seconds")
+    accounts = _accounts(env, config.get("accounts", []))
+    return Settings(
+        home=_normalise_home(home),
+        accounts=accounts,
+        cadence_minutes=cadence,
+        min_interval_seconds=min_interval,
+        config_file=config_path,
+    )
+
+
+def _read_config_file(env: Mapping[str, str]) -> tuple[str | None, dict]:
+    explicit = env.get("VAST_PIPELINE_CONFIG")
+    path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"VAST_PIPELINE_CONFIG points at {path}, which does not exist.")
+        return None, {}
+    try:
+        return str(path), tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML ({exc}); fix it.") from None
+
+
+def _accounts(env: Mapping[str, str], configured: object) -> tuple[Account, ...]:
+    if not isinstance(configured, list):
+        raise ConfigError("`accounts` in the config file must be a list of [[accounts]] tables.")
+    accounts = []
+    key = env.get("VAST_API_KEY", "").strip()
+    url = env.get("VAST_URL", "").strip()
+    if key:
+        accounts.append(_account("default", "VAST_API_KEY", url or DEFAULT_URL, key))
+    elif url:
+        raise ConfigError(
+            "VAST_URL is set but VAST_API_KEY is not: export VAST_API_KEY with your Vast.ai key."
+        )
+    accounts += [_configured_account(entry, env) for entry in configured]
+    if not accounts:
+        accounts.append(Account("default", "embedded simulator", "VAST_API_KEY", "simulator"))
+    names = [a.name for a in accounts]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"Account names must be unique; repeated: {', '.join(duplicates)}.")
+    return tuple(accounts)
+
+
+def _configured_account(entry: object, env: Mapping[str, str]) -> Account:
+    if not isinstance(entry, dict) or "name" not in entry or "key_env" not in entry:
+        raise ConfigError("Each [[accounts]] entry needs `name` and `key_env` (the variable "
+                          "holding its key).")
+    name, key_env = str(entry["name"]), str(entry["key_env"])
+    key = env.get(key_env, "").strip()
+    if not key:
+        raise ConfigError(f"Account {name!r} reads its key from ${key_env}, which is not set: "
+                          f"export {key_env}.")
+    return _account(name, key_env, str(entry.get("url") or DEFAULT_URL), key)
+
+
+def _account(name: str, key_env: str, url: str, key: str) -> Account:
+    if not _ACCOUNT_NAME.match(name):
+        raise ConfigError(f"Account name {name!r} is invalid: use letters, digits, - and _.")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"URL {url!r} of account {name!r} is not an http(s) URL: fix VAST_URL "
+                          f"or the config file.")
+    return Account(name=name, url=url.rstrip("/"), key_env=key_env, source="vast", api_key=key)
+
+
+def _cadence(value: object) -> int:
+    if value is None:
+        return DEFAULT_CADENCE_MINUTES
+    try:
+        minutes = int(str(value))
+    except ValueError:
+        minutes = 0
+    if not 1 <= minutes <= 1440:
+        raise ConfigError(f"Cadence {value!r} is not a whole number of minutes between 1 and 1440.")
+    return minutes
+
+
+def _positive_float(value: object, name: str) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = -1.0
+    if number < 0:
+        raise ConfigError(f"{name} must be a number of seconds >= 0, not {value!r}.")
+    return number
+
+
+def _normalise_home(home: str) -> str:
+    """Local homes become absolute paths, so views and runs work from any directory."""
+    if "://" in home:
+        return home.rstrip("/")
+    return str(Path(home).expanduser().resolve())

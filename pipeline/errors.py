@@ -1,0 +1,60 @@
+"""Error types whose message is the one sentence a user sees.
+
+Every error meant for a user derives from `PipelineError`; the CLI prints its message
+(no traceback unless --debug) and exits non-zero. A message says what is wrong and what
+to do, and never contains a secret (API key, jupyter token, extra_env value).
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of all errors whose `str()` is fit to show a user as is."""
+
+    exit_code = 1
+
+
+class ConfigError(PipelineError):
+    """The configuration (environment, config file, command-line argument) is invalid."""
+
+    exit_code = 2
+
+
+class VastApiError(PipelineError):
+    """Talking to the Vast.ai API (or the simulator) failed."""
+
+
+class AuthError(VastApiError):
+    """The API key was refused (404 auth_error) or missing (403)."""
+
+
+class EndpointRetiredError(VastApiError):
+    """The endpoint answered 410: it has been retired for this account."""
+
+
+class RetriesExhaustedError(VastApiError):
+    """Transient failures (429, 5xx, timeouts, connection errors) outlasted the retry budget."""
+
+
+class ApiUnreachableError(RetriesExhaustedError):
+    """No connection could be made at all (dead URL, DNS failure, refused connection)."""
+
+
+class BadResponseError(VastApiError):
+    """The body was not the JSON we expect (truncated, HTML error page, missing keys)."""
+
+
+class BadTokenError(VastApiError):
+    """The server refused a pagination cursor (400 invalid_token)."""
+
+
+class DataError(PipelineError):
+    """Stored history is missing or unusable (no snapshots, bad partition, bad raw file)."""
+
+
+class WarehouseError(PipelineError):
+    """Building or querying the DuckDB warehouse failed (bad SQL, unknown table, locked file)."""
+
+
+class ReportError(PipelineError):
+    """A report or export cannot be produced (bad window, empty window, no warehouse)."""

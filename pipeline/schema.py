@@ -1,0 +1,132 @@
+"""The schema contract of the `instance_snapshots` history.
+
+One place says which API fields we know, how each is typed in Parquet, and what the
+history columns are called. Flattening (`pipeline.flatten`), the SQL models (`sql/`) and
+the README all follow this module; bump `SCHEMA_VERSION` when a column changes meaning or
+type, so older partitions are re-derived from the raw zone instead of being misread.
+
+Conventions (dlt's, see the README):
+- API keys keep their snake_case names; nested pricing objects become `parent__child_key`
+  (`search.gpuCostPerHour` -> `search__gpu_cost_per_hour`).
+- Lists are typed list columns, not child tables (one row per instance-snapshot keeps
+  the history one table; DuckDB, Spark and Trino all read Parquet lists natively).
+- Values that cannot be coerced losslessly become NULL and go to the quarantine table
+  with their original value and a reason; unknown keys go to the `extra_fields` JSON column.
+- Hive partition columns (`account`, `snapshot_date`) live in the directory names, not in
+  the files.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+# Scalar API fields by Parquet type. Epoch-second fields become UTC timestamps.
+INT_FIELDS: tuple[str, ...] = (
+    "id", "template_id", "ssh_port", "machine_dir_ssh_port", "machine_id", "bundle_id",
+    "cpu_cores", "cpu_ram", "gpu_totalram", "gpu_ram", "gpu_lanes", "direct_port_count",
+    "direct_port_start", "direct_port_end", "host_id", "hosting_type", "pci_gen", "num_gpus",
+)
+FLOAT_FIELDS: tuple[str, ...] = (
+    "uptime_mins", "duration", "cpu_cores_effective", "cpu_util", "mem_limit", "mem_usage",
+    "vmem_usage", "gpu_util", "gpu_temp", "gpu_frac", "gpu_mem_bw", "bw_nvlink", "disk_space",
+    "disk_bw", "disk_util", "disk_usage", "min_bid", "dph_base", "dph_total", "dlperf",
+    "dlperf_per_dphtotal", "flops_per_dphtotal", "total_flops", "score", "reliability2",
+    "pcie_bw", "storage_cost", "storage_total_cost", "vram_costperhour", "credit_balance",
+    "credit_discount", "credit_discount_max", "client_run_time", "host_run_time",
+    "inet_up", "inet_down", "inet_up_cost", "inet_down_cost", "inet_up_billed",
+    "inet_down_billed", "internet_up_cost_per_tb", "internet_down_cost_per_tb",
+    "cuda_max_good", "compute_cap",
+)
+STRING_FIELDS: tuple[str, ...] = (
+    "actual_status", "intended_status", "cur_state", "next_state", "label", "template_hash_id",
+    "template_name", "image_uuid", "image_runtype", "onstart", "status_msg", "ssh_host",
+    "ssh_idx", "cpu_arch", "cpu_name", "gpu_name", "gpu_arch", "disk_name", "public_ipaddr",
+    "geolocation", "verification", "os_version", "mobo_name", "logo", "webpage",
+    "time_remaining", "time_remaining_isbid", "country_code", "driver_version",
+)
+BOOL_FIELDS: tuple[str, ...] = (
+    "static_ip", "rentable", "is_bid", "external", "has_avx", "gpu_display_active",
+)
+TIMESTAMP_FIELDS: tuple[str, ...] = ("start_date", "end_date")
+# Lists: `ports` holds container port numbers (v0 sends a list, v1 an object keyed
+# "8080/tcp"); `image_args` a list of strings (a bare string becomes a one-item list);
+# `local_ipaddrs` is split on whitespace.
+LIST_INT_FIELDS: tuple[str, ...] = ("ports",)
+LIST_STRING_FIELDS: tuple[str, ...] = ("image_args", "local_ipaddrs")
+# Objects kept whole as JSON text (shape undocumented).
+JSON_FIELDS: tuple[str, ...] = ("volume_info",)
+
+# Nested pricing objects: API key -> column suffix. Missing keys are NULL.
+PRICING_PARENTS: tuple[str, ...] = ("search", "instance")
+PRICING_KEYS: dict[str, str] = {
+    "gpuCostPerHour": "gpu_cost_per_hour",
+    "diskHour": "disk_hour",
+    "totalHour": "total_hour",
+    "discountTotalHour": "discount_total_hour",
+    "discountedTotalPerHour": "discounted_total_per_hour",
+}
+
+# Secrets: removed before anything touches disk (see pipeline.secrets).
+SECRET_FIELDS: tuple[str, ...] = ("jupyter_token", "extra_env")
+
+
+def pricing_column(parent: str, key: str) -> str:
+    """`search`, `gpuCostPerHour` -> `search__gpu_cost_per_hour` (dlt's parent-path naming)."""
+    return f"{parent}__{PRICING_KEYS[key]}"
+
+
+def _fields() -> list[pa.Field]:
+    fields = [
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("snapshot_at", TIMESTAMP, nullable=False),
+    ]
+    fields += [pa.field(n, pa.int64()) for n in INT_FIELDS]
+    fields += [pa.field(n, pa.float64()) for n in FLOAT_FIELDS]
+    fields += [pa.field(n, pa.string()) for n in STRING_FIELDS]
+    fields += [pa.field(n, pa.bool_()) for n in BOOL_FIELDS]
+    fields += [pa.field(n, TIMESTAMP) for n in TIMESTAMP_FIELDS]
+    fields += [pa.field(n, pa.list_(pa.int64())) for n in LIST_INT_FIELDS]
+    fields += [pa.field(n, pa.list_(pa.string())) for n in LIST_STRING_FIELDS]
+    fields += [pa.field(n, pa.string()) for n in JSON_FIELDS]
+    fields += [
+        pa.field(pricing_column(p, k), pa.float64()) for p in PRICING_PARENTS for k in PRICING_KEYS
+    ]
+    fields += [
+        # Secrets, defused: whether a token was present, and the env variable names only.
+        pa.field("has_jupyter_token", pa.bool_()),
+        pa.field("extra_env_names", pa.list_(pa.string())),
+        # Unknown keys the API started sending, as one JSON object (NULL when none).
+        pa.field("extra_fields", pa.string()),
+        # How many of this row's values went to quarantine (0 when clean).
+        pa.field("quarantined_values", pa.int32(), nullable=False),
+    ]
+    return fields
+
+
+SNAPSHOT_SCHEMA: pa.Schema = pa.schema(_fields()).with_metadata(
+    {"vast_pipeline.schema_version": str(SCHEMA_VERSION)}
+)
+
+# Every API key the schema knows (top-level), used to tell unknown new fields apart.
+KNOWN_API_KEYS: frozenset[str] = frozenset(
+    INT_FIELDS + FLOAT_FIELDS + STRING_FIELDS + BOOL_FIELDS + TIMESTAMP_FIELDS
+    + LIST_INT_FIELDS + LIST_STRING_FIELDS + JSON_FIELDS + PRICING_PARENTS + SECRET_FIELDS
+    + ("has_jupyter_token", "extra_env_names")
+)
+
+# One row per value (or whole record) that could not be kept as typed.
+QUARANTINE_SCHEMA: pa.Schema = pa.schema([
+    pa.field("snapshot_id", pa.string(), nullable=False),
+    pa.field("snapshot_at", TIMESTAMP, nullable=False),
+    pa.field("instance_id", pa.int64()),          # NULL when the id itself was unusable
+    pa.field("field", pa.string()),               # NULL when the whole record was rejected
+    pa.field("original_value", pa.string()),      # JSON text of what the API sent
+    pa.field("reason", pa.string(), nullable=False),
+]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
+
+# Hive partition columns, in directory order.
+PARTITION_COLUMNS: tuple[str, ...] = ("account", "snapshot_date")
