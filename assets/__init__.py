@@ -1,0 +1,1 @@
+"""Dagster definitions for vast-pipeline: thin wrappers over `pipeline/` (see definitions.py)."""

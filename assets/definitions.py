@@ -1,0 +1,62 @@
+"""The Dagster code location: assets, checks, jobs, schedule and the automation sensor.
+
+Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports.
+- `collect_schedule` (every cadence minutes, default 15; STOPPED until switched on in the UI
+  or with `dagster schedule start collect_schedule`) materializes today's partition of the
+  collection assets.
+- The warehouse and reports follow eagerly through the automation sensor (RUNNING by
+  default; it acts once the Dagster daemon runs, as `dagster dev` does).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.collection import DAILY, instance_snapshots, raw_snapshots
+from assets.reports import cost_report, cost_report_month_to_date, reliability_report
+from assets.resources import default_resource
+from assets.warehouse import warehouse_models
+from pipeline.config import load_settings
+
+collect_job = dg.define_asset_job(
+    "collect_job", selection=dg.AssetSelection.assets(raw_snapshots, instance_snapshots),
+    description="One snapshot of every account, landed in the raw zone and the Parquet history.")
+
+build_job = dg.define_asset_job(
+    "build_job", selection=dg.AssetSelection.assets(warehouse_models).downstream(),
+    description="Build the warehouse models and write the reports.")
+
+
+def _cron(cadence_minutes: int) -> str:
+    if cadence_minutes < 60 and 60 % cadence_minutes == 0:
+        return f"*/{cadence_minutes} * * * *"
+    if cadence_minutes % 60 == 0 and 24 % (cadence_minutes // 60) == 0:
+        return f"0 */{cadence_minutes // 60} * * *"
+    return "*/15 * * * *"  # an uneven cadence falls back to the default
+
+
+def _today_partition(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    key = DAILY.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+    return dg.RunRequest(partition_key=key)
+
+
+@dg.schedule(job=collect_job, cron_schedule=_cron(load_settings().cadence_minutes),
+             execution_timezone="UTC", name="collect_schedule",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def collect_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Takes a snapshot of every account into today's UTC partition, every cadence minutes."""
+    return _today_partition(context)
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "warehouse_and_reports_follow_collection", target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING)
+
+defs = dg.Definitions(
+    assets=[raw_snapshots, instance_snapshots, warehouse_models, cost_report,
+            cost_report_month_to_date, reliability_report],
+    jobs=[collect_job, build_job],
+    schedules=[collect_schedule],
+    sensors=[automation_sensor],
+    resources={"vast": default_resource()},
+)

@@ -1,0 +1,66 @@
+"""Running the collection assets in-process, so CLI runs are recorded in Dagster's history.
+
+`vast-pipeline collect` calls `collect_in_dagster`: the same assets the schedule runs,
+executed in this process against the Dagster instance at $DAGSTER_HOME (default
+$VAST_PIPELINE_HOME/dagster, which `make dagster` also uses), so the UI shows every run.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from assets.collection import CLI_RUN_TAG, DAILY, instance_snapshots, raw_snapshots
+from assets.resources import default_resource
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance at $DAGSTER_HOME, defaulting to <home>/dagster."""
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(Path(settings.home) / "dagster")
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def collect_in_dagster(settings: Settings, account: str | None = None) -> list[str]:
+    """Materialize today's collection partition; returns lines to print, raises on failure."""
+    key = DAILY.get_partition_key_for_timestamp(datetime.now(UTC).timestamp())
+    with dagster_instance(settings) as instance:
+        result = dg.materialize(
+            [raw_snapshots, instance_snapshots], partition_key=key, instance=instance,
+            resources={"vast": default_resource()}, raise_on_error=False,
+            tags={CLI_RUN_TAG: "true"},
+            run_config={"ops": {"raw_snapshots": {"config": {"account": account}}}})
+    if not result.success:
+        raise PipelineError(_failure_message(result))
+    return _summary_lines(result)
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            return data.user_failure_data.description
+        if data.error:
+            return data.error.message.strip().splitlines()[-1]
+    return "the collection run failed; run with --debug or open the Dagster UI for details"
+
+
+def _summary_lines(result: dg.ExecuteInProcessResult) -> list[str]:
+    lines = []
+    for mat in result.get_asset_materialization_events():
+        materialization = mat.step_materialization_data.materialization
+        meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()
+                if k != "preview"}
+        shown = ", ".join(f"{k}={v}" for k, v in meta.items())
+        lines.append(f"{materialization.asset_key.to_user_string()}: {shown}")
+    for check in result.get_asset_check_evaluations():
+        verdict = "passed" if check.passed else "FAILED"
+        lines.append(f"check {check.check_name}: {verdict} - {check.description}")
+    lines.append(f"dagster run {result.run_id} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    return lines

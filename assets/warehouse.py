@@ -1,0 +1,56 @@
+"""The SQL models of `sql/` as Dagster assets, one asset per model file.
+
+The warehouse is built in one step (it is swapped in atomically as a whole), so the models
+are one multi-asset: each model is its own asset in the graph with `deps` read from its
+SQL, and all of them materialize together.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.collection import instance_snapshots
+from assets.resources import VastPipelineResource
+from pipeline.errors import PipelineError
+from pipeline.warehouse import MART_CHECKS, build, check_marts, discover_models
+
+PREFIX = "warehouse"
+MODELS = discover_models()
+MODEL_NAMES = {model.name for model in MODELS}
+
+
+def _key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([PREFIX, name])
+
+
+def _spec(model) -> dg.AssetSpec:
+    deps = [_key(dep) for dep in model.deps if dep in MODEL_NAMES]
+    if not deps:  # staging models read the Parquet history
+        deps = [instance_snapshots.key]
+    return dg.AssetSpec(_key(model.name), deps=deps, description=model.header,
+                        group_name="warehouse", kinds={"duckdb", "sql"},
+                        automation_condition=dg.AutomationCondition.eager(),
+                        metadata={"sql_file": str(model.path)})
+
+
+@dg.multi_asset(
+    specs=[_spec(model) for model in MODELS],
+    check_specs=[dg.AssetCheckSpec(check, asset=_key(table), blocking=False)
+                 for check, table in MART_CHECKS.items()],
+    can_subset=False,
+)
+def warehouse_models(context: dg.AssetExecutionContext, vast: VastPipelineResource):
+    """Builds every model of sql/ into $VAST_PIPELINE_HOME/warehouse.duckdb, new days only."""
+    settings = vast.settings()
+    try:
+        result = build(settings.home, cadence_minutes=settings.cadence_minutes)
+    except PipelineError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    context.log.info(result.summary())
+    for model in MODELS:
+        yield dg.MaterializeResult(asset_key=_key(model.name),
+                                   metadata=result.model_metadata(model.name))
+    for outcome in check_marts(settings.home):
+        yield dg.AssetCheckResult(asset_key=_key(MART_CHECKS[outcome.name]),
+                                  check_name=outcome.name, passed=outcome.passed,
+                                  description=outcome.detail)

@@ -1,0 +1,271 @@
+"""The `vast-pipeline` command.
+
+Each subcommand is a thin wrapper over a library function. Errors meant for users
+(`PipelineError`) become one sentence on stderr and a non-zero exit; `--debug` shows the
+traceback. Heavy modules (Dagster, DuckDB, matplotlib) are imported inside the commands that
+need them, so `vast-pipeline --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pipeline.errors import ConfigError, PipelineError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except PipelineError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vast-pipeline",
+        description="Keep the history of Vast.ai GPU instances; answer cost and reliability "
+                    "questions.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in (_add_demo, _add_collect, _add_rebuild, _add_build, _add_sql, _add_report,
+                _add_export, _add_simulator, _add_bench, _add_status):
+        add(commands)
+    return parser
+
+
+# --- argument helpers -----------------------------------------------------------------
+
+
+def parse_day(text: str | None, flag: str) -> date | None:
+    """`2026-11-20` -> date; anything else is a one-sentence ConfigError naming the flag."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not a date; use YYYY-MM-DD (UTC).") from None
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("demo", help="end-to-end demo on the embedded simulator")
+    p.add_argument("--days", type=int, default=7, help="days of history to build (default 7)")
+    p.add_argument("--size", type=int, default=40, help="instances alive at a time (default 40)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--home", help="data folder (default $VAST_PIPELINE_HOME or ./data)")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(days=args.days, size=args.size, seed=args.seed, home=args.home)
+
+
+def _add_collect(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("collect", help="take one snapshot now (through Dagster, in-process)")
+    p.add_argument("--account", help="only this account (default: all configured)")
+    p.set_defaults(handler=_run_collect)
+
+
+def _run_collect(args: argparse.Namespace) -> int:
+    from assets.inprocess import collect_in_dagster
+
+    from pipeline.config import load_settings
+
+    settings = load_settings()
+    if args.account:
+        settings.account(args.account)  # validates the name before any work
+    for line in collect_in_dagster(settings, account=args.account):
+        print(line)
+    return 0
+
+
+def _add_rebuild(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("rebuild", help="re-derive all Parquet from the raw zone (no API)")
+    p.add_argument("--from", dest="date_from", help="first UTC day, YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", help="last UTC day, YYYY-MM-DD")
+    p.add_argument("--account", help="only this account")
+    p.set_defaults(handler=_run_rebuild)
+
+
+def _run_rebuild(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+    from pipeline.history import rebuild
+    from pipeline.progress import progress_bar
+    from pipeline.storage import Store
+
+    date_from, date_to = parse_day(args.date_from, "--from"), parse_day(args.date_to, "--to")
+    if date_from and date_to and date_from > date_to:
+        raise ConfigError(f"--from {date_from} is after --to {date_to}; swap them.")
+    settings = load_settings()
+    accounts = [args.account] if args.account else None
+    with progress_bar(None, "rebuilding Parquet from raw") as bar:
+        result = rebuild(Store(settings.home), date_from=date_from, date_to=date_to,
+                         accounts=accounts, progress=bar)
+    print(result.summary())
+    return 0
+
+
+def _add_build(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("build", help="build the DuckDB warehouse models from sql/")
+    p.add_argument("--full", action="store_true", help="rebuild every day, not only new ones")
+    p.set_defaults(handler=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+    from pipeline.progress import progress_bar
+    from pipeline.warehouse import build
+
+    settings = load_settings()
+    with progress_bar(None, "building warehouse") as bar:
+        result = build(settings.home, cadence_minutes=settings.cadence_minutes, full=args.full,
+                       progress=bar)
+    print(result.summary())
+    return 0
+
+
+def _add_sql(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("sql", help="run a read-only query against the warehouse")
+    p.add_argument("query", help='e.g. "select * from cost_daily limit 5"')
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(handler=_run_sql)
+
+
+def _run_sql(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+    from pipeline.warehouse import format_result, query
+
+    result = query(load_settings().home, args.query)
+    print(format_result(result, args.format))
+    return 0
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("report", help="write a cost or reliability report")
+    p.add_argument("kind", choices=("cost", "reliability"))
+    p.add_argument("--from", dest="date_from", help="first UTC day (default: 7 days ago)")
+    p.add_argument("--to", dest="date_to", help="last UTC day, inclusive (default: today)")
+    p.add_argument("--account", help="only this account")
+    p.add_argument("--format", choices=("html", "md", "csv"), default="html")
+    p.add_argument("--out", help="output folder (default $VAST_PIPELINE_HOME/reports)")
+    p.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+    from pipeline.reports import parse_window, write_report
+
+    settings = load_settings()
+    date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
+    out_dir = Path(args.out) if args.out else Path(settings.home) / "reports"
+    paths = write_report(settings.home, args.kind, date_from=date_from, date_to=date_to,
+                         account=args.account, fmt=args.format, out_dir=out_dir)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("export", help="export estimated costs (FinOps FOCUS 1.2)")
+    p.add_argument("what", choices=("focus",))
+    p.add_argument("--from", dest="date_from", help="first UTC day (default: 7 days ago)")
+    p.add_argument("--to", dest="date_to", help="last UTC day, inclusive (default: today)")
+    p.add_argument("--account", help="only this account")
+    p.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+    from pipeline.focus import export_focus
+    from pipeline.reports import parse_window
+
+    date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
+    result = export_focus(load_settings().home, date_from=date_from, date_to=date_to,
+                          out=Path(args.out), account=args.account)
+    print(f"{result.path}: {result.rows} FOCUS rows, BilledCost total "
+          f"${result.total_billed_cost:,.2f}")
+    return 0
+
+
+def _add_simulator(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("simulator", help="serve the Vast.ai API simulator on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--size", type=int, default=40, help="instances alive at a time")
+    p.add_argument("--min-interval", type=float, default=1.0,
+                   help="seconds between calls to one endpoint before 429 (default 1.0)")
+    p.add_argument("--drift-rate", type=float, default=0.0)
+    p.set_defaults(handler=_run_simulator)
+
+
+def _run_simulator(args: argparse.Namespace) -> int:
+    from pipeline.simulator import serve
+
+    serve(args.port, args.seed, args.size, min_interval=args.min_interval,
+          drift_rate=args.drift_rate)
+    return 0
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("bench", help="benchmarks: history (flatten+Parquet), warehouse")
+    p.add_argument("which", choices=("history", "warehouse"))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark")
+    p.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    if args.which == "history":
+        from pipeline.bench_history import main as bench_main
+    else:
+        from pipeline.bench_warehouse import main as bench_main
+    return int(bench_main(args.rest) or 0)
+
+
+def _add_status(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("status", help="settings, accounts and the newest snapshot")
+    p.set_defaults(handler=_run_status)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+
+    settings = load_settings()
+    print(f"home: {settings.home}")
+    print(f"config file: {settings.config_file or '(none)'}")
+    print(f"cadence: every {settings.cadence_minutes} minutes")
+    for account in settings.accounts:
+        where = "embedded simulator" if account.is_simulated else account.url
+        print(f"account {account.name}: {where} (key from ${account.key_env})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

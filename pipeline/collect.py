@@ -1,0 +1,116 @@
+"""One snapshot of one account, end to end: list -> scrub -> raw zone -> Parquet history.
+
+A snapshot is complete or absent: nothing is written until every page has been listed,
+and the raw file (the source of truth) appears by an atomic rename. If landing into
+Parquet fails afterwards, the raw file is kept and `rebuild` (or the next collection of the
+same day) heals the Parquet from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from pipeline.client import VastClient
+from pipeline.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED, Account, Settings
+from pipeline.history import land_snapshot
+from pipeline.raw import RawSnapshot, new_snapshot_id, write_snapshot
+from pipeline.storage import Store
+
+# The embedded simulator is polite-checked like the real service, but much faster.
+SIMULATOR_MIN_INTERVAL = 0.0
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """What one collection did, for logs, CLI output and Dagster metadata.
+
+    The landing fields stay at their defaults when only the raw file was written (Dagster's
+    `raw_snapshots` step); `instance_snapshots` then derives the Parquet from raw.
+    """
+
+    account: str
+    snapshot_id: str
+    snapshot_at: datetime
+    records: int
+    pages: int
+    requests: int
+    retries: int
+    raw_path: str
+    rows_landed: int = 0
+    quarantined_records: int = 0
+    quarantined_values: int = 0
+    new_fields: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        extra = f", new fields: {', '.join(self.new_fields)}" if self.new_fields else ""
+        return (f"{self.account}: snapshot {self.snapshot_id} - {self.records} instances in "
+                f"{self.pages} pages ({self.retries} retries), {self.quarantined_records} "
+                f"records and {self.quarantined_values} values quarantined{extra}")
+
+
+def fetch_snapshot(store: Store, account: Account, client: VastClient, *,
+                   snapshot_at: datetime, source: str,
+                   snapshot_id: str | None = None) -> SnapshotResult:
+    """List every instance of `account` and keep it, scrubbed, in the raw zone.
+
+    Nothing is written unless every page was listed: a snapshot is complete or absent.
+    A caller-chosen `snapshot_id` makes a re-run replace rather than add (the demo's backfill).
+    """
+    listing = client.list_instances()
+    snapshot_id = snapshot_id or new_snapshot_id()
+    raw = RawSnapshot(  # write_snapshot scrubs secrets before a byte is written
+        account=account.name, snapshot_id=snapshot_id, snapshot_at=snapshot_at,
+        records=listing.records, pages=listing.pages, requests=listing.requests,
+        retries=listing.retries, source=source)
+    return SnapshotResult(
+        account=account.name, snapshot_id=snapshot_id, snapshot_at=snapshot_at,
+        records=len(listing.records), pages=listing.pages, requests=listing.requests,
+        retries=listing.retries, raw_path=write_snapshot(store, raw))
+
+
+def take_snapshot(store: Store, account: Account, client: VastClient, *,
+                  snapshot_at: datetime, source: str,
+                  snapshot_id: str | None = None) -> SnapshotResult:
+    """Fetch a snapshot into the raw zone, then land it in the Parquet history."""
+    fetched = fetch_snapshot(store, account, client, snapshot_at=snapshot_at, source=source,
+                             snapshot_id=snapshot_id)
+    landed = land_snapshot(store, fetched.raw_path)
+    return replace(fetched, rows_landed=landed.rows,
+                   quarantined_records=landed.quarantined_records,
+                   quarantined_values=landed.quarantined_values,
+                   new_fields=sorted(landed.new_fields))
+
+
+@contextmanager
+def client_for(account: Account, settings: Settings, *,
+               simulated_time: datetime | None = None) -> Iterator[VastClient]:
+    """A client for the account; for the simulator source, an embedded server on loopback."""
+    if not account.is_simulated:
+        yield VastClient(account.api_key, account.url,
+                         min_interval=settings.min_interval_seconds)
+        return
+    from pipeline.fleet import FleetModel
+    from pipeline.simulator import DEMO_API_KEY, SimulatorServer
+
+    fleet = FleetModel(seed=SIMULATOR_SEED, size=SIMULATOR_FLEET_SIZE, drift_rate=0.01,
+                       new_field_rate=0.01)
+    with SimulatorServer(fleet) as server:
+        yield VastClient(DEMO_API_KEY, server.url, min_interval=SIMULATOR_MIN_INTERVAL,
+                         simulated_time=simulated_time)
+
+
+def collect(settings: Settings, account_name: str | None = None, *,
+            now: datetime | None = None) -> list[SnapshotResult]:
+    """Take one snapshot of each configured account (or only `account_name`), now."""
+    accounts = [settings.account(account_name)] if account_name else list(settings.accounts)
+    store = Store(settings.home)
+    results = []
+    for account in accounts:
+        snapshot_at = now or datetime.now(UTC)
+        with client_for(account, settings) as client:
+            results.append(take_snapshot(store, account, client, snapshot_at=snapshot_at,
+                                         source=account.source))
+    return results

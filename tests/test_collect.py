@@ -1,0 +1,142 @@
+"""End to end over real HTTP: simulator -> client -> raw zone -> Parquet history.
+
+Checks what a user relies on: every served instance lands exactly once per snapshot,
+secrets are nowhere under the data home (inside compressed and Parquet files too), drift
+and broken records are kept or quarantined without failing the batch, and a failed
+collection writes nothing at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.collect import collect
+from pipeline.config import load_settings
+from pipeline.errors import ApiUnreachableError, AuthError
+from pipeline.fleet import FleetModel
+from pipeline.simulator import SimulatorServer
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+KEY = "test-key-0123456789abcdef"
+
+
+class Clock:
+    """The simulator's and the collector's shared notion of now, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _settings(home: Path, url: str, key: str = KEY):
+    return load_settings({"VAST_PIPELINE_HOME": str(home), "VAST_API_KEY": key,
+                          "VAST_URL": url})
+
+
+def _collect_at(settings, clock: Clock, moments: list[datetime]):
+    results = []
+    for moment in moments:
+        clock.now = moment
+        results += collect(settings, now=moment)
+    return results
+
+
+def _rows(home: Path) -> list[tuple]:
+    glob = f"{home}/parquet/instance_snapshots/*/*/*.parquet"
+    return duckdb.execute(f"""select snapshot_at, id, account from read_parquet('{glob}',
+        hive_partitioning = true) order by snapshot_at, id""").fetchall()
+
+
+def _all_text_under(home: Path) -> str:
+    """Every byte under home as text: zstd files decompressed, Parquet cells read out."""
+    chunks = []
+    for path in home.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.name.endswith(".zst"):
+            with pa.CompressedInputStream(pa.OSFile(str(path)), "zstd") as stream:
+                chunks.append(stream.read().decode("utf-8", "replace"))
+        elif path.suffix == ".parquet":
+            chunks.append(str(pq.read_table(path).to_pylist()))
+            chunks.append(path.read_bytes().decode("latin-1"))
+        else:
+            chunks.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(chunks)
+
+
+def test_snapshots_land_every_served_instance_once(home: Path) -> None:
+    fleet = FleetModel(seed=3, size=60)
+    clock = Clock(START)
+    moments = [START + timedelta(minutes=15 * i) for i in range(3)]
+    # Three snapshots, the last one on the next UTC day, so two day partitions are written.
+    moments[-1] = datetime(2026, 3, 3, 0, 5, tzinfo=UTC)
+    with SimulatorServer({KEY: fleet}, clock=clock) as server:
+        results = _collect_at(_settings(home, server.url), clock, moments)
+    expected = sorted((m, r["id"], "default") for m in moments for r in fleet.records_at(m))
+    assert _rows(home) == expected
+    assert [r.records for r in results] == [len(fleet.records_at(m)) for m in moments]
+    assert all(r.pages == -(-r.records // 25) for r in results)
+
+
+def test_no_secret_reaches_any_file(home: Path) -> None:
+    fleet = FleetModel(seed=5, size=40)
+    clock = Clock(START)
+    moments = [START + timedelta(minutes=15 * i) for i in range(2)]
+    with SimulatorServer({KEY: fleet}, clock=clock) as server:
+        _collect_at(_settings(home, server.url), clock, moments)
+    secrets = set().union(*(fleet.secret_values_at(m) for m in moments))
+    assert len(secrets) > 40  # tokens and extra_env values were really served
+    everything = _all_text_under(home)
+    leaked = sorted(s for s in secrets if s in everything)
+    assert leaked == []
+    assert KEY not in everything
+    # What is kept instead: the presence of a token and the variable names.
+    glob = f"{home}/parquet/instance_snapshots/*/*/*.parquet"
+    kept = duckdb.execute(f"select bool_or(has_jupyter_token), max(len(extra_env_names)) "
+                      f"from read_parquet('{glob}')").fetchone()
+    assert kept[0] is True and kept[1] >= 1
+
+
+def test_drift_and_broken_records_are_kept_or_quarantined(home: Path) -> None:
+    fleet = FleetModel(seed=11, size=80, drift_rate=0.3, new_field_rate=0.2, broken_rate=0.05)
+    clock = Clock(START)
+    with SimulatorServer({KEY: fleet}, clock=clock) as server:
+        [result] = _collect_at(_settings(home, server.url), clock, [START])
+    served = fleet.records_at(START)
+    broken = [r for r in served if not isinstance(r, dict) or not isinstance(r.get("id"), int)]
+    assert broken, "the fleet was asked for broken records"
+    assert result.quarantined_records == len(broken)
+    assert result.rows_landed == len(served) - len(broken)
+    assert result.new_fields  # unknown keys were surfaced
+    q_glob = f"{home}/parquet/quarantine/*/*/*.parquet"
+    reasons = duckdb.execute(f"select count(*), count(reason) from read_parquet('{q_glob}') "
+                         "where field is null").fetchone()
+    assert reasons == (len(broken), len(broken))
+
+
+def test_refused_key_writes_nothing(home: Path) -> None:
+    with SimulatorServer({KEY: FleetModel(seed=1, size=30)}) as server, \
+            pytest.raises(AuthError) as caught:
+        collect(_settings(home, server.url, key="wrong-key-secret-value"))
+    assert "wrong-key-secret-value" not in str(caught.value)
+    assert not any(p.is_file() for p in home.rglob("*"))
+
+
+def test_dead_url_fails_fast_and_writes_nothing(home: Path) -> None:
+    server = SimulatorServer(FleetModel(seed=1, size=5)).start()
+    dead_url = server.url
+    server.stop()  # the port is closed now: connections are refused
+    settings = _settings(home, dead_url)
+    started = datetime.now(UTC)
+    with pytest.raises(ApiUnreachableError):
+        collect(settings)
+    assert datetime.now(UTC) - started < timedelta(seconds=45)
+    assert not any(p.is_file() for p in home.rglob("*"))

@@ -1,0 +1,66 @@
+"""Settings: defaults, config file, environment precedence, and one-sentence errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import DEFAULT_URL, load_settings
+from pipeline.errors import ConfigError
+
+
+def test_no_key_means_embedded_simulator(tmp_path: Path) -> None:
+    settings = load_settings({"VAST_PIPELINE_HOME": str(tmp_path)})
+    assert [a.name for a in settings.accounts] == ["default"]
+    assert settings.accounts[0].is_simulated
+    assert settings.home == str(tmp_path.resolve())
+
+
+def test_key_selects_real_service_and_stays_out_of_repr() -> None:
+    settings = load_settings({"VAST_API_KEY": "k-123456789-secret"})
+    account = settings.account(None)
+    assert account.source == "vast" and account.url == DEFAULT_URL
+    assert "k-123456789-secret" not in repr(settings)
+
+
+def test_url_without_key_is_one_clear_sentence() -> None:
+    with pytest.raises(ConfigError, match="VAST_API_KEY is not"):
+        load_settings({"VAST_URL": "http://127.0.0.1:9"})
+
+
+def test_config_file_accounts_and_env_precedence(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('home = "/nowhere"\ncadence_minutes = 30\n'
+                      '[[accounts]]\nname = "research"\nkey_env = "KEY_R"\n'
+                      'url = "http://127.0.0.1:8000"\n')
+    env = {"VAST_PIPELINE_CONFIG": str(config), "KEY_R": "r-key",
+           "VAST_PIPELINE_HOME": str(tmp_path), "VAST_PIPELINE_CADENCE_MINUTES": "5"}
+    settings = load_settings(env)
+    assert settings.home == str(tmp_path.resolve())  # environment wins over the file
+    assert settings.cadence_minutes == 5
+    assert settings.account("research").url == "http://127.0.0.1:8000"
+    with pytest.raises(ConfigError, match="No account named 'nope'"):
+        settings.account("nope")
+
+
+def test_configured_account_with_missing_key_names_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[accounts]]\nname = "ops"\nkey_env = "KEY_OPS"\n')
+    with pytest.raises(ConfigError, match=r"\$KEY_OPS, which is not set"):
+        load_settings({"VAST_PIPELINE_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "100000"])
+def test_bad_cadence_is_rejected(value: str) -> None:
+    with pytest.raises(ConfigError, match="Cadence"):
+        load_settings({"VAST_PIPELINE_CADENCE_MINUTES": value})
+
+
+def test_bad_toml_and_bad_url(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("home = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({"VAST_PIPELINE_CONFIG": str(bad)})
+    with pytest.raises(ConfigError, match="not an http"):
+        load_settings({"VAST_API_KEY": "k", "VAST_URL": "console.vast.ai"})
