@@ -6,7 +6,6 @@ Vast.ai's API only tells the present, so that attempt fails with a sentence sayi
 `instance_snapshots` for that day re-derives its Parquet from the raw zone, if it was collected.
 """
 
-from __future__ import annotations
 
 from datetime import UTC, date, datetime
 

@@ -8,7 +8,6 @@ Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports.
   default; it acts once the Dagster daemon runs, as `dagster dev` does).
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

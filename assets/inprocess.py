@@ -5,7 +5,6 @@ executed in this process against the Dagster instance at $DAGSTER_HOME (default
 $VAST_PIPELINE_HOME/dagster, which `make dagster` also uses), so the UI shows every run.
 """
 
-from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
@@ -18,16 +17,31 @@ from assets.resources import default_resource
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 
+# Written once into a new DAGSTER_HOME: no telemetry from a data pipeline, and run-level
+# retries switched on so the `dagster/max_retries` tag works for scheduled runs.
+DAGSTER_YAML = """telemetry:
+  enabled: false
+run_retries:
+  enabled: true
+"""
+# The run's own log lines would bury the one sentence a CLI user needs; they stay in the
+# run's record (Dagster UI) and show with --debug.
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent instance at $DAGSTER_HOME, defaulting to <home>/dagster."""
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(Path(settings.home) / "dagster")
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
     return dg.DagsterInstance.get()
 
 
-def collect_in_dagster(settings: Settings, account: str | None = None) -> list[str]:
+def collect_in_dagster(settings: Settings, account: str | None = None, *,
+                       verbose: bool = False) -> list[str]:
     """Materialize today's collection partition; returns lines to print, raises on failure."""
     key = DAILY.get_partition_key_for_timestamp(datetime.now(UTC).timestamp())
     with dagster_instance(settings) as instance:
@@ -35,7 +49,8 @@ def collect_in_dagster(settings: Settings, account: str | None = None) -> list[s
             [raw_snapshots, instance_snapshots], partition_key=key, instance=instance,
             resources={"vast": default_resource()}, raise_on_error=False,
             tags={CLI_RUN_TAG: "true"},
-            run_config={"ops": {"raw_snapshots": {"config": {"account": account}}}})
+            run_config={"ops": {"raw_snapshots": {"config": {"account": account}}},
+                        **({} if verbose else QUIET_LOGGERS)})
     if not result.success:
         raise PipelineError(_failure_message(result))
     return _summary_lines(result)

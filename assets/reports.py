@@ -4,7 +4,6 @@ Each writes HTML, Markdown and CSV under $VAST_PIPELINE_HOME/reports/<name>/ so 
 files always sit at a predictable place for people (and a web server) to pick up.
 """
 
-from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path

@@ -5,7 +5,6 @@ it never lands in run config. Everything else comes from `pipeline.config.load_s
 the same code the CLI uses, so Dagster and the CLI cannot disagree about settings.
 """
 
-from __future__ import annotations
 
 import os
 

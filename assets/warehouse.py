@@ -5,7 +5,6 @@ are one multi-asset: each model is its own asset in the graph with `deps` read f
 SQL, and all of them materialize together.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

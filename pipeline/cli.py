@@ -26,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:  # Dagster's own chatter would bury the one sentence that matters
+        logging.getLogger("dagster").setLevel(logging.ERROR)
     try:
         return int(args.handler(args) or 0)
     except PipelineError as exc:
@@ -94,14 +96,14 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_collect(args: argparse.Namespace) -> int:
-    from assets.inprocess import collect_in_dagster
-
     from pipeline.config import load_settings
 
     settings = load_settings()
     if args.account:
-        settings.account(args.account)  # validates the name before any work
-    for line in collect_in_dagster(settings, account=args.account):
+        settings.account(args.account)  # a mistyped name fails before Dagster loads
+    from assets.inprocess import collect_in_dagster
+
+    for line in collect_in_dagster(settings, account=args.account, verbose=args.debug):
         print(line)
     return 0
 

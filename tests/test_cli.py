@@ -1,0 +1,73 @@
+"""The command line as a user meets it: exit codes, one-sentence errors, no tracebacks.
+
+Runs the real console entry point in a subprocess, with a clean environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.fleet import FleetModel
+from pipeline.simulator import SimulatorServer
+
+KEY = "cli-test-key-abcdef0123456789"
+
+
+def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("VAST_", "DAGSTER_"))}
+    clean.update({"VAST_PIPELINE_HOME": str(home), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=clean,
+                          capture_output=True, text=True, timeout=timeout, cwd=home)
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: Path) -> None:
+    with SimulatorServer({"the-right-key": FleetModel(seed=2, size=10)}) as server:
+        result = run_cli("collect", home=home,
+                         env={"VAST_API_KEY": KEY, "VAST_URL": server.url})
+    assert_one_sentence_error(result, "VAST_API_KEY")
+    assert KEY not in result.stderr + result.stdout
+    assert not list((home / "raw").rglob("*.zst")) if (home / "raw").exists() else True
+    assert not (home / "parquet").exists()
+
+
+def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -> None:
+    result = run_cli("collect", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "instance_snapshots" in result.stdout
+    assert "check unique_instance_snapshot: passed" in result.stdout
+    assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
+    runs = list((home / "dagster").rglob("*"))
+    assert runs, "the run was recorded under $VAST_PIPELINE_HOME/dagster"
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("rebuild", "--from", "2026-13-01"), ("--from", "YYYY-MM-DD")),
+    (("rebuild", "--from", "2026-11-20", "--to", "2026-11-01"), ("after",)),
+    (("sql", "select 1"), ("vast-pipeline build",)),
+    (("collect", "--account", "nobody"), ("nobody",)),
+])
+def test_mistakes_get_one_clear_sentence(home: Path, args: tuple[str, ...],
+                                         words: tuple[str, ...]) -> None:
+    assert_one_sentence_error(run_cli(*args, home=home), *words)
+
+
+def test_url_without_key(home: Path) -> None:
+    result = run_cli("status", home=home, env={"VAST_URL": "http://127.0.0.1:9"})
+    assert_one_sentence_error(result, "VAST_API_KEY")
