@@ -1,0 +1,187 @@
+"""Estimated costs as a FinOps FOCUS 1.2 cost-and-usage dataset (Parquet or CSV).
+
+One row per instance, charge period and component (GPU compute, storage). A charge period
+is one collection interval clipped to UTC day boundaries, split proportionally exactly as
+`cost_daily` splits intervals at midnight, so the export's BilledCost over a window sums to
+`cost_daily.total_cost` over the same days. Columns follow FOCUS 1.2 (plus FOCUS 1.3's
+ServiceProviderName/HostProviderName, harmless for 1.2 readers); custom columns start with
+`x_` and come last. These are estimates from snapshots, not invoices: `x_IsEstimate`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.errors import ReportError
+from pipeline.reports.source import ACCOUNT_FILTER, open_warehouse, require_data
+from pipeline.reports.window import Window
+
+MONEY = pa.decimal128(38, 12)
+QUANTITY = pa.decimal128(38, 9)
+UTC_TS = pa.timestamp("us", tz="UTC")
+PROVIDER = "Vast.ai"
+
+# Column order is the file's order: FOCUS columns first, then x_ columns.
+FOCUS_SCHEMA = pa.schema([
+    ("BilledCost", MONEY), ("EffectiveCost", MONEY), ("ListCost", MONEY),
+    ("ContractedCost", MONEY),
+    ("BillingAccountId", pa.string()), ("BillingAccountName", pa.string()),
+    ("BillingCurrency", pa.string()),
+    ("BillingPeriodStart", UTC_TS), ("BillingPeriodEnd", UTC_TS),
+    ("ChargeCategory", pa.string()), ("ChargeClass", pa.string()),
+    ("ChargeDescription", pa.string()), ("ChargeFrequency", pa.string()),
+    ("ChargePeriodStart", UTC_TS), ("ChargePeriodEnd", UTC_TS),
+    ("ConsumedQuantity", QUANTITY), ("ConsumedUnit", pa.string()),
+    ("ContractedUnitPrice", MONEY), ("ListUnitPrice", MONEY),
+    ("InvoiceId", pa.string()), ("InvoiceIssuerName", pa.string()),
+    ("PricingCategory", pa.string()), ("PricingQuantity", QUANTITY),
+    ("PricingUnit", pa.string()),
+    ("ProviderName", pa.string()), ("PublisherName", pa.string()),
+    ("ServiceProviderName", pa.string()), ("HostProviderName", pa.string()),
+    ("RegionId", pa.string()), ("RegionName", pa.string()),
+    ("ResourceId", pa.string()), ("ResourceName", pa.string()), ("ResourceType", pa.string()),
+    ("ServiceCategory", pa.string()), ("ServiceName", pa.string()),
+    ("ServiceSubcategory", pa.string()),
+    ("SkuId", pa.string()), ("SkuPriceId", pa.string()),
+    ("SubAccountId", pa.string()), ("SubAccountName", pa.string()),
+    ("Tags", pa.string()),
+    ("x_GpuName", pa.string()), ("x_NumGpus", pa.int64()), ("x_GpuHours", QUANTITY),
+    ("x_MachineId", pa.int64()), ("x_HostId", pa.int64()), ("x_Reliability2", pa.float64()),
+    ("x_ActualStatus", pa.string()), ("x_IntervalCapped", pa.bool_()),
+    ("x_IsEstimate", pa.bool_()),
+])
+
+# Interval pieces: each interval cut at UTC midnight; `share` of its hours in the piece.
+_PIECES = f"""
+    WITH iv AS (
+        SELECT * FROM instance_intervals
+        WHERE interval_end > $t0 AND interval_start < $t1 AND hours > 0 AND {ACCOUNT_FILTER}),
+    cut AS (
+        SELECT iv.*, greatest(iv.interval_start, d.day_start) AS ps,
+               least(iv.interval_end, d.day_start + INTERVAL 1 DAY) AS pe
+        FROM iv, LATERAL (
+            SELECT unnest(generate_series(date_trunc('day', iv.interval_start),
+                                          iv.interval_end - INTERVAL 1 MICROSECOND,
+                                          INTERVAL 1 DAY)) AS day_start) AS d)
+    SELECT *, epoch(pe - ps) / 3600.0 AS piece_hours,
+           epoch(pe - ps) / epoch(interval_end - interval_start) AS share
+    FROM cut WHERE ps >= $t0 AND ps < $t1 AND pe > ps"""
+
+# One SELECT per component; the columns are the FOCUS schema's, in order.
+_COMPONENT = """
+    SELECT
+        CAST({cost} * share AS DECIMAL(38, 12)) AS BilledCost,
+        CAST({cost} * share AS DECIMAL(38, 12)) AS EffectiveCost,
+        CAST({cost} * share AS DECIMAL(38, 12)) AS ListCost,
+        CAST({cost} * share AS DECIMAL(38, 12)) AS ContractedCost,
+        account AS BillingAccountId, account AS BillingAccountName,
+        'USD' AS BillingCurrency,
+        date_trunc('month', ps) AS BillingPeriodStart,
+        date_trunc('month', ps) + INTERVAL 1 MONTH AS BillingPeriodEnd,
+        'Usage' AS ChargeCategory, CAST(NULL AS VARCHAR) AS ChargeClass,
+        {description} AS ChargeDescription, 'Usage-Based' AS ChargeFrequency,
+        ps AS ChargePeriodStart, pe AS ChargePeriodEnd,
+        CAST(piece_hours AS DECIMAL(38, 9)) AS ConsumedQuantity, 'Hours' AS ConsumedUnit,
+        CAST({rate} AS DECIMAL(38, 12)) AS ContractedUnitPrice,
+        CAST({rate} AS DECIMAL(38, 12)) AS ListUnitPrice,
+        CAST(NULL AS VARCHAR) AS InvoiceId, '{provider}' AS InvoiceIssuerName,
+        CASE WHEN coalesce(is_bid, false) THEN 'Dynamic' ELSE 'Standard' END
+            AS PricingCategory,
+        CAST(piece_hours AS DECIMAL(38, 9)) AS PricingQuantity, 'Hours' AS PricingUnit,
+        '{provider}' AS ProviderName, '{provider}' AS PublisherName,
+        '{provider}' AS ServiceProviderName, '{provider}' AS HostProviderName,
+        country AS RegionId, country AS RegionName,
+        CAST(instance_id AS VARCHAR) AS ResourceId,
+        coalesce(label, 'instance ' || instance_id) AS ResourceName,
+        'GPU Instance' AS ResourceType,
+        '{category}' AS ServiceCategory, '{service}' AS ServiceName,
+        '{subcategory}' AS ServiceSubcategory,
+        {sku} AS SkuId, {sku} || '@' || printf('%.6f', {rate}) || '/h' AS SkuPriceId,
+        account AS SubAccountId, account AS SubAccountName,
+        CASE WHEN label IS NULL THEN '{{}}' ELSE CAST(json_object('label', label) AS VARCHAR)
+        END AS Tags,
+        gpu_name AS x_GpuName, num_gpus AS x_NumGpus,
+        CAST({gpu_hours} AS DECIMAL(38, 9)) AS x_GpuHours,
+        machine_id AS x_MachineId, host_id AS x_HostId, reliability2 AS x_Reliability2,
+        actual_status AS x_ActualStatus, is_capped AS x_IntervalCapped, true AS x_IsEstimate
+    FROM pieces WHERE {billed}"""
+
+FOCUS_SQL = f"""
+    WITH pieces AS ({_PIECES})
+    {_COMPONENT.format(
+        cost="gpu_cost", rate="gpu_rate", provider=PROVIDER, category="Compute",
+        service="GPU Instances", subcategory="Virtual Machines",
+        sku="'gpu/' || coalesce(gpu_name, 'unknown') || ' x' || coalesce(num_gpus, 0)",
+        description="'GPU compute: ' || coalesce(num_gpus, 0) || 'x ' "
+                    "|| coalesce(gpu_name, 'unknown GPU') || ', instance ' || instance_id",
+        gpu_hours="piece_hours * coalesce(num_gpus, 0)",
+        billed="(gpu_billed OR gpu_cost <> 0)")}
+    UNION ALL
+    {_COMPONENT.format(
+        cost="storage_cost", rate="storage_rate", provider=PROVIDER, category="Storage",
+        service="Instance Storage", subcategory="Block Storage",
+        sku="'storage/disk'",
+        description="'Instance storage: instance ' || instance_id",
+        gpu_hours="0", billed="(storage_billed OR storage_cost <> 0)")}
+    ORDER BY ChargePeriodStart, ResourceId, ServiceCategory"""
+
+
+@dataclass(frozen=True)
+class FocusResult:
+    rows: int
+    total_billed_cost: Decimal
+    path: Path
+
+
+def focus_table(home: Path | str, *, date_from: date, date_to: date,
+                account: str | None = None) -> pa.Table:
+    """The FOCUS rows of a window as an Arrow table with `FOCUS_SCHEMA`."""
+    window = Window(date_from, date_to)
+    if date_from > date_to:
+        raise ReportError(
+            f"--from {date_from} is after --to {date_to}; give the earlier day first."
+        )
+    params = {"t0": window.start, "t1": window.end, "account": account}
+    with open_warehouse(home) as con:
+        require_data(con, "cost_daily", "day", window, account)
+        table = con.sql(FOCUS_SQL, params=params).to_arrow_table()
+    return table.cast(FOCUS_SCHEMA)
+
+
+def export_focus(home: Path | str, *, date_from: date, date_to: date, out: Path,
+                 account: str | None = None) -> FocusResult:
+    """Write the window's FOCUS dataset to `out` (.parquet or .csv, chosen by suffix)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ReportError(f"{out.name} must end in .parquet or .csv.")
+    table = focus_table(home, date_from=date_from, date_to=date_to, account=account)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    if suffix == ".parquet":
+        pq.write_table(table, tmp, compression="zstd")
+    else:
+        pacsv.write_csv(_csv_ready(table), tmp)
+    os.replace(tmp, out)
+    total = pc.sum(table["BilledCost"]).as_py() or Decimal(0)
+    return FocusResult(rows=table.num_rows, total_billed_cost=total, path=out)
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """Timestamps as ISO 8601 with a Z (what FinOps tools parse), everything else as is."""
+    columns = []
+    for name in table.column_names:
+        col = table[name]
+        if pa.types.is_timestamp(col.type):
+            col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)

@@ -1,0 +1,161 @@
+"""FOCUS 1.2 export: required columns, types, periods, and sums equal to `cost_daily`.
+
+The warehouse is the real build over the hand-made scenario (tests/report_fixtures.py);
+sums are compared with the warehouse's own `cost_daily`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from report_fixtures import build_warehouse, query, scenario_history
+
+from pipeline.errors import ReportError
+from pipeline.focus import export_focus
+
+D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
+
+MONEY_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+# Non-null for every Usage row (FOCUS mandatory columns, and conditional ones we always fill).
+NON_NULL = (*MONEY_COLUMNS, "BillingAccountId", "BillingAccountName", "BillingCurrency",
+            "BillingPeriodStart", "BillingPeriodEnd", "ChargeCategory", "ChargeDescription",
+            "ChargePeriodStart", "ChargePeriodEnd", "InvoiceIssuerName", "ProviderName",
+            "PublisherName", "ServiceProviderName", "HostProviderName", "PricingQuantity",
+            "PricingUnit", "ServiceCategory", "ServiceName", "ResourceId", "ResourceName",
+            "ResourceType", "ConsumedQuantity", "ConsumedUnit", "PricingCategory", "RegionId",
+            "ListUnitPrice", "ContractedUnitPrice", "Tags", "ChargeFrequency", "x_IsEstimate")
+CUSTOM = ("x_GpuName", "x_NumGpus", "x_MachineId", "x_HostId", "x_Reliability2",
+          "x_ActualStatus", "x_IsEstimate")
+TIMES = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("focus") / "home"
+    path.mkdir()
+    scenario_history(path)
+    build_warehouse(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def export(home: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, object]:
+    out = tmp_path_factory.mktemp("focus_out") / "focus.parquet"
+    result = export_focus(home, date_from=D0, date_to=D1, out=out)
+    return pq.read_table(out), result
+
+
+def _day_start(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def test_required_columns_present_typed_and_ordered(export: tuple) -> None:
+    table, _ = export
+    names = table.column_names
+    for name in (*NON_NULL, "ChargeClass", "InvoiceId", "SkuId", "RegionName", *CUSTOM):
+        assert name in names, name
+    first_custom = min(i for i, n in enumerate(names) if n.startswith("x_"))
+    assert all(n.startswith("x_") for n in names[first_custom:])
+    for name in (*MONEY_COLUMNS, "PricingQuantity", "ConsumedQuantity", "ListUnitPrice"):
+        assert pa.types.is_decimal(table.schema.field(name).type), name
+    for name in TIMES:
+        assert table.schema.field(name).type == pa.timestamp("us", tz="UTC"), name
+    assert table.schema.field("x_IsEstimate").type == pa.bool_()
+    for name in NON_NULL:
+        assert table[name].null_count == 0, name
+    assert table["ChargeClass"].null_count == table.num_rows
+
+
+def test_values_follow_focus(export: tuple) -> None:
+    rows = export[0].to_pylist()
+    assert rows
+    assert {r["ChargeCategory"] for r in rows} == {"Usage"}
+    assert {r["BillingCurrency"] for r in rows} == {"USD"}
+    assert {r["ServiceCategory"] for r in rows} == {"Compute", "Storage"}
+    for col in ("ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceProviderName",
+                "HostProviderName"):
+        assert {r[col] for r in rows} == {"Vast.ai"}, col
+    assert all(r["x_IsEstimate"] is True for r in rows)
+    assert all(r["BilledCost"] >= 0 and r["PricingQuantity"] > 0 for r in rows)
+
+
+def test_periods_are_utc_half_open_within_one_day(export: tuple) -> None:
+    t0, t1 = _day_start(D0), _day_start(D1) + timedelta(days=1)
+    for r in export[0].to_pylist():
+        s, e = r["ChargePeriodStart"], r["ChargePeriodEnd"]
+        assert s < e and t0 <= s and e <= t1
+        assert e <= _day_start(s.date()) + timedelta(days=1)  # never crosses midnight
+        assert r["BillingPeriodStart"] <= s < r["BillingPeriodEnd"]
+        assert r["BillingPeriodStart"] == datetime(s.year, s.month, 1, tzinfo=UTC)
+
+
+def test_sums_equal_cost_daily(home: Path, export: tuple) -> None:
+    table, result = export
+    rows = table.to_pylist()
+    got: dict[tuple, dict[str, Decimal]] = {}
+    for r in rows:
+        key = (r["BillingAccountId"], int(r["ResourceId"]), r["ChargePeriodStart"].date())
+        part = got.setdefault(key, {"Compute": Decimal(0), "Storage": Decimal(0)})
+        part[r["ServiceCategory"]] += r["BilledCost"]
+    expected = query(home, "SELECT account, instance_id, day, gpu_cost, storage_cost FROM "
+                           "cost_daily WHERE day BETWEEN ? AND ? AND total_cost > 0", [D0, D1])
+    assert len(expected) == len(got)
+    for account, iid, day, gpu, storage in expected:
+        part = got[(account, iid, day)]
+        assert float(part["Compute"]) == pytest.approx(gpu, abs=1e-8), (iid, day)
+        assert float(part["Storage"]) == pytest.approx(storage, abs=1e-8), (iid, day)
+    total = query(home, "SELECT sum(total_cost) FROM cost_daily WHERE day BETWEEN ? AND ?",
+                  [D0, D1])[0][0]
+    assert float(result.total_billed_cost) == pytest.approx(total, abs=1e-6)
+    assert result.rows == len(rows)
+    assert sum(r["BilledCost"] for r in rows) == result.total_billed_cost
+
+
+def test_bid_instance_is_dynamic_and_tags_carry_the_label(home: Path, export: tuple) -> None:
+    rows = export[0].to_pylist()
+    bid = {iid for (iid,) in query(home, "SELECT DISTINCT instance_id FROM cost_daily "
+                                         "WHERE is_bid")}
+    assert bid == {102}
+    for r in rows:
+        assert r["PricingCategory"] == ("Dynamic" if int(r["ResourceId"]) in bid else "Standard")
+    labels = dict(query(home, "SELECT instance_id, any_value(label) FROM cost_daily GROUP BY 1"))
+    countries = dict(query(home, "SELECT instance_id, any_value(country) FROM cost_daily "
+                                 "GROUP BY 1"))
+    for r in rows:
+        iid = int(r["ResourceId"])
+        tags = json.loads(r["Tags"])
+        assert tags == ({"label": labels[iid]} if labels[iid] else {})
+        assert r["RegionId"] == countries[iid]
+
+
+def test_csv_and_account_and_window(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lab.csv"
+    result = export_focus(home, date_from=date(2026, 11, 17), date_to=date(2026, 11, 17),
+                          out=out, account="lab")
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == result.rows > 0
+    assert {r["BillingAccountId"] for r in rows} == {"lab"}
+    assert all(r["ChargePeriodStart"].startswith("2026-11-17T") and
+               r["ChargePeriodStart"].endswith("Z") for r in rows)
+    expected = query(home, "SELECT sum(total_cost) FROM cost_daily WHERE account = 'lab' "
+                           "AND day = DATE '2026-11-17'")[0][0]
+    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(expected, abs=1e-8)
+
+
+def test_errors(home: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"\.parquet or \.csv"):
+        export_focus(home, date_from=D0, date_to=D1, out=tmp_path / "focus.xlsx")
+    with pytest.raises(ReportError, match=r"^No data between 2027-01-01 and 2027-01-02"):
+        export_focus(home, date_from=date(2027, 1, 1), date_to=date(2027, 1, 2),
+                     out=tmp_path / "f.parquet")
+    with pytest.raises(ReportError, match=r"run `vast-pipeline build` first\.$"):
+        export_focus(tmp_path, date_from=D0, date_to=D1, out=tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()

@@ -1,0 +1,204 @@
+"""Cost and reliability reports: every format carries the warehouse's own numbers.
+
+The warehouse is built by the real `pipeline.warehouse.build` from a hand-made Parquet
+history (tests/report_fixtures.py); expected values are computed here with independent
+queries (or plain Python over `instance_intervals`), never copied from a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from report_fixtures import (
+    build_warehouse,
+    expected_cost,
+    expected_reliability,
+    query,
+    scenario_history,
+)
+
+from pipeline.errors import ReportError
+from pipeline.reports import build_report, month_to_date_window, parse_window, write_report
+from pipeline.reports.model import fmt
+
+D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
+NOW = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
+WINDOWS = [(D0, D1, None), (date(2026, 11, 17), date(2026, 11, 18), None),
+           (D0, D1, "main"), (D0, D1, "lab")]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("reports") / "home"
+    path.mkdir()
+    scenario_history(path)
+    build_warehouse(path)
+    return path
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a == b if a is None or b is None else a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(("d0", "d1", "account"), WINDOWS)
+def test_cost_figures_equal_the_warehouse(home: Path, d0: date, d1: date,
+                                          account: str | None) -> None:
+    report = build_report(home, "cost", date_from=d0, date_to=d1, account=account, now=NOW)
+    for key, value in expected_cost(home, d0, d1, account).items():
+        assert _close(report.metric(key).value, value), key
+    assert [m.key for m in report.headlines][:5] == [
+        "window_spend", "month_to_date", "projected_month", "cost_per_gpu_hour", "idle_spend"]
+
+
+@pytest.mark.parametrize(("d0", "d1", "account"), WINDOWS)
+def test_reliability_figures_equal_the_warehouse(home: Path, d0: date, d1: date,
+                                                 account: str | None) -> None:
+    report = build_report(home, "reliability", date_from=d0, date_to=d1, account=account,
+                          now=NOW)
+    for key, value in expected_reliability(home, d0, d1, account).items():
+        assert _close(report.metric(key).value, value), key
+    assert [m.key for m in report.headlines][:2] == ["availability", "coverage"]
+
+
+def test_scenario_shows_what_happened(home: Path) -> None:
+    """The scenario's events reach the reports (guards against an all-empty fixture)."""
+    cost = build_report(home, "cost", date_from=D0, date_to=D1, now=NOW)
+    changes = next(s.table for s in cost.sections if s.table and s.table.key == "price_changes")
+    assert [(r["instance_id"], r["changed_at"]) for r in changes.rows] == [
+        (102, datetime(2026, 11, 17, 12, tzinfo=UTC))]
+    assert cost.metric("idle_spend").value > 0
+    rel = build_report(home, "reliability", date_from=D0, date_to=D1, now=NOW)
+    incidents = next(s.table for s in rel.sections if s.table and s.table.key == "incidents")
+    assert {(r["instance_id"], r["host_id"]) for r in incidents.rows} == {(104, 7004), (106, 7005)}
+    assert 0 < rel.metric("coverage").value < 1  # the two-hour collection gap
+
+
+def _data_values(html: str, attr: str) -> dict[str, str]:
+    return dict(re.findall(rf'{attr}="([a-z0-9_]+)" data-value="([^"]*)"', html))
+
+
+@pytest.fixture(scope="module")
+def html_reports(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both HTML reports, rendered once (matplotlib is the slow part)."""
+    out = tmp_path_factory.mktemp("html")
+    return {kind: write_report(home, kind, date_from=D0, date_to=D1, fmt="html", out_dir=out,
+                               now=NOW)[0] for kind in ("cost", "reliability")}
+
+
+def test_html_is_self_contained_and_carries_exact_values(home: Path,
+                                                         html_reports: dict[str, Path]) -> None:
+    for kind, expected in (("cost", expected_cost(home, D0, D1, None)),
+                           ("reliability", expected_reliability(home, D0, D1, None))):
+        path = html_reports[kind]
+        assert path.name == f"{kind}_2026-11-16_2026-11-20.html"
+        html = path.read_text()
+        shown = _data_values(html, "data-metric")
+        for key, value in expected.items():
+            assert _close(float(shown[key]) if shown[key] else None, value), (kind, key)
+        assert html.count("<svg") >= 4 and "<path" in html
+        assert "@media print" in html
+        assert not re.search(r"<(script|link|img|iframe|object)\b", html)
+        assert not re.search(r'(src|href)\s*=\s*"(?!#)', html)
+        assert "url(http" not in html and "@import" not in html
+
+
+def test_html_instance_table_equals_cost_daily(home: Path,
+                                               html_reports: dict[str, Path]) -> None:
+    html = html_reports["cost"].read_text()
+    table = html[html.index('data-table="instances"'):]
+    table = table[:table.index("</table>")]
+    shown = [float(v) for v in re.findall(r'data-col="total_cost" data-value="([^"]+)"', table)]
+    expected = [r[0] for r in query(home, "SELECT sum(total_cost) AS c FROM cost_daily WHERE day "
+                                          "BETWEEN ? AND ? GROUP BY account, instance_id "
+                                          "ORDER BY c DESC", [D0, D1])]
+    assert shown == pytest.approx(expected, rel=1e-12)
+
+
+def test_markdown_carries_the_same_numbers(home: Path, tmp_path: Path) -> None:
+    for kind, expected in (("cost", expected_cost(home, D0, D1, "main")),
+                           ("reliability", expected_reliability(home, D0, D1, "main"))):
+        (path,) = write_report(home, kind, date_from=D0, date_to=D1, account="main", fmt="md",
+                               out_dir=tmp_path, now=NOW)
+        assert path.name == f"{kind}_2026-11-16_2026-11-20_main.md"
+        text = path.read_text()
+        report = build_report(home, kind, date_from=D0, date_to=D1, account="main", now=NOW)
+        for key, value in expected.items():
+            assert f"| **{fmt(value, report.metric(key).unit)}** |" in text, (kind, key)
+    per_instance = query(home, "SELECT instance_id, sum(total_cost) FROM cost_daily WHERE day "
+                               "BETWEEN ? AND ? AND account = 'main' GROUP BY ALL", [D0, D1])
+    cost_md = (tmp_path / "cost_2026-11-16_2026-11-20_main.md").read_text()
+    for iid, total in per_instance:
+        assert re.search(rf"\| {iid} \|.*\| {re.escape(fmt(total, 'usd'))} \|", cost_md), iid
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_csv_carries_the_same_numbers(home: Path, tmp_path: Path) -> None:
+    paths = write_report(home, "cost", date_from=D0, date_to=D1, fmt="csv", out_dir=tmp_path,
+                         now=NOW)
+    names = {p.name for p in paths}
+    assert {"cost_2026-11-16_2026-11-20_summary.csv",
+            "cost_2026-11-16_2026-11-20_instances.csv"} <= names
+    summary = {r["metric"]: r["value"]
+               for r in _read_csv(tmp_path / "cost_2026-11-16_2026-11-20_summary.csv")}
+    for key, value in expected_cost(home, D0, D1, None).items():
+        assert _close(float(summary[key]), value), key
+    rows = _read_csv(tmp_path / "cost_2026-11-16_2026-11-20_instances.csv")
+    expected = dict(query(home, "SELECT instance_id, sum(total_cost) FROM cost_daily "
+                                "WHERE day BETWEEN ? AND ? GROUP BY ALL", [D0, D1]))
+    assert {int(r["instance_id"]): float(r["total_cost"]) for r in rows} == pytest.approx(expected)
+
+    paths = write_report(home, "reliability", date_from=D0, date_to=D1, fmt="csv",
+                         out_dir=tmp_path, now=NOW)
+    summary = {r["metric"]: r["value"]
+               for r in _read_csv(tmp_path / "reliability_2026-11-16_2026-11-20_summary.csv")}
+    for key, value in expected_reliability(home, D0, D1, None).items():
+        assert _close(float(summary[key]), value), key
+    incidents = _read_csv(tmp_path / "reliability_2026-11-16_2026-11-20_incidents.csv")
+    assert len(incidents) == int(summary["incidents"])
+
+
+# --- windows and errors ---------------------------------------------------------------------
+
+
+def test_parse_window_defaults_and_errors() -> None:
+    today = date(2026, 11, 25)
+    assert parse_window(None, None, today=today) == (date(2026, 11, 19), today)
+    assert parse_window("2026-11-01", "2026-11-03", today=today) == (date(2026, 11, 1),
+                                                                      date(2026, 11, 3))
+    assert parse_window(None, "2026-11-10", today=today) == (date(2026, 11, 4), date(2026, 11, 10))
+    with pytest.raises(ReportError) as err:
+        parse_window("2026-13-01", None, today=today)
+    assert str(err.value) == "--from 2026-13-01 is not a date; use YYYY-MM-DD."
+    with pytest.raises(ReportError, match=r"^--to 20261101 is not a date; use YYYY-MM-DD\.$"):
+        parse_window(None, "20261101", today=today)
+    with pytest.raises(ReportError, match="is after --to"):
+        parse_window("2026-11-20", "2026-11-10", today=today)
+    assert month_to_date_window(today) == (date(2026, 11, 1), today)
+
+
+def test_missing_warehouse_says_to_build(tmp_path: Path) -> None:
+    for kind in ("cost", "reliability"):
+        with pytest.raises(ReportError, match=r"run `vast-pipeline build` first\.$"):
+            write_report(tmp_path, kind, date_from=D0, date_to=D1, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["cost", "reliability"])
+def test_empty_window_names_what_the_warehouse_covers(home: Path, tmp_path: Path,
+                                                      kind: str) -> None:
+    with pytest.raises(ReportError) as err:
+        write_report(home, kind, date_from=date(2027, 1, 1), date_to=date(2027, 1, 7),
+                     out_dir=tmp_path)
+    assert str(err.value) == ("No data between 2027-01-01 and 2027-01-07; the warehouse covers "
+                              "2026-11-16 to 2026-11-20.")
+    with pytest.raises(ReportError, match="no data for account nobody"):
+        write_report(home, kind, date_from=D0, date_to=D1, account="nobody", out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
