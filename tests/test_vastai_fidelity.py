@@ -1,0 +1,113 @@
+"""The official `vastai` client is the judge: pointed at the simulator, it lists exactly the
+simulated fleet. Runs the installed CLI as a subprocess (HOME in a temp dir, update check
+off, loopback URL only), with the server's clock fixed so both sides agree on the moment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.fleet import FleetModel
+from pipeline.simulator import SimulatorServer
+
+VASTAI = Path(sys.executable).with_name("vastai")
+T = datetime(2026, 4, 2, 15, 45, tzinfo=UTC)
+KEY = "fidelity-key-5f0c1e"
+# Fields the CLI passes through untouched (it rewrites `duration` and `extra_env`, strips strings).
+KEY_FIELDS = ("id", "actual_status", "intended_status", "cur_state", "label", "gpu_name",
+              "num_gpus", "dph_base", "dph_total", "storage_total_cost", "search", "instance",
+              "machine_id", "host_id", "reliability2", "jupyter_token", "start_date", "is_bid",
+              "geolocation", "gpu_util")
+
+pytestmark = pytest.mark.skipif(not VASTAI.exists(), reason="the vastai dev dependency is missing")
+
+
+@pytest.fixture(scope="module")
+def fleet() -> FleetModel:
+    return FleetModel(seed=17, size=60)
+
+
+@pytest.fixture(scope="module")
+def server(fleet: FleetModel) -> Iterator[SimulatorServer]:
+    with SimulatorServer({KEY: fleet}, clock=lambda: T) as sim:
+        yield sim
+
+
+def _start(server: SimulatorServer, home: Path, *args: str) -> subprocess.Popen:
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_CACHE_HOME": str(home / ".cache"), "VASTAI_NO_UPDATE_CHECK": "1", "CI": "1",
+           "PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    return subprocess.Popen([str(VASTAI), "--url", server.url, "--api-key", KEY, *args, "--raw"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run_all(server: SimulatorServer, home: Path, commands: dict[str, list[str]]) -> dict:
+    """Run the CLI invocations concurrently (each takes ~2 s of interpreter start-up)."""
+    procs = {name: _start(server, home, *args) for name, args in commands.items()}
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, f"{name}: {stderr[-2000:]}"
+        out[name] = json.loads(stdout)
+    return out
+
+
+def _same(cli_row: dict, record: dict, *, stripped: bool) -> None:
+    """`show instances` strips string values; `show instance` passes them through."""
+    for name in KEY_FIELDS:
+        a, b = cli_row[name], record[name]
+        if isinstance(b, float):
+            assert math.isclose(a, b, rel_tol=1e-12), name
+        else:
+            assert a == b, name
+    assert cli_row["extra_env"] == {k: v for k, v in record["extra_env"]}
+    ips = record["local_ipaddrs"]
+    assert cli_row["local_ipaddrs"] == (ips.strip() if stripped else ips)
+    assert set(cli_row) == set(record)
+
+
+def test_official_client_lists_exactly_the_simulated_fleet(server: SimulatorServer,
+                                                          fleet: FleetModel,
+                                                          tmp_path: Path) -> None:
+    records = fleet.records_at(T)
+    assert len(records) > 50, "the listing must span several pages"
+    running = [r for r in records if r["actual_status"] == "running"]
+    live, gone = records[7]["id"], fleet.ids_at(T - timedelta(days=35))[0]
+    assert fleet.record(gone, T) is None
+    results = _run_all(server, tmp_path, {
+        "all": ["show", "instances"],
+        "running_by_price": ["show", "instances", "--status", "running",
+                             "--order-by", "dph_base desc"],
+        "one_page": ["show", "instances", "--limit", "10"],
+        "live": ["show", "instance", str(live)],
+        "gone": ["show", "instance", str(gone)],
+    })
+
+    listed = results["all"]
+    assert [r["id"] for r in listed] == [r["id"] for r in records]
+    for cli_row, record in zip(listed, records, strict=True):
+        _same(cli_row, record, stripped=True)
+
+    expected = sorted(running, key=lambda r: (-r["dph_base"], r["id"]))
+    assert [r["id"] for r in results["running_by_price"]] == [r["id"] for r in expected]
+
+    page = results["one_page"]
+    assert [r["id"] for r in page["instances"]] == [r["id"] for r in records[:10]]
+    assert page["total_instances"] == len(records) and page["next_token"]
+
+    _same(results["live"], fleet.record(live, T), stripped=False)
+    assert results["gone"] == {"instances": None}
+
+    v1_calls = [e for e in server.request_log if e[1] == "/api/v1/instances/"]
+    assert all(status == 200 for _, _, status in server.request_log), server.request_log
+    pages = math.ceil(len(records) / 25) + math.ceil(len(running) / 25) + 1
+    assert len(v1_calls) == pages, "the client pages with limit 25 until next_token is empty"
