@@ -1,0 +1,59 @@
+-- fleet_now: the newest snapshot of each account, one row per instance listed in it.
+-- Grain: (account, instance_id). burn_rate_per_hour is what the instance costs per hour now
+-- under the billing rules (GPU rate while running or frozen, storage rate unless offline);
+-- burn_per_day = x24, burn_per_month = x730.
+-- materialized: table
+with newest as (
+    select account, max(snapshot_at) as snapshot_at
+    from snapshots
+    group by account
+),
+
+listed as (
+    select
+        s.*,
+        coalesce(
+            s.storage_total_cost, s.search__disk_hour, s.storage_cost * s.disk_space / 720.0
+        ) as storage_rate
+    from instance_snapshots as s
+    inner join newest as n on s.account = n.account and s.snapshot_at = n.snapshot_at
+    where s.snapshot_date in (select cast(snapshot_at as date) from newest)
+),
+
+rated as (
+    select
+        *,
+        case
+            when coalesce(actual_status in ('running', 'frozen'), false)
+                then coalesce(dph_base, 0)
+            else 0.0
+        end
+        + case
+            when actual_status is distinct from 'offline' then coalesce(storage_rate, 0)
+            else 0.0
+        end as burn_rate_per_hour
+    from listed
+)
+
+select
+    account,
+    snapshot_at,
+    instance_id,
+    label,
+    gpu_name,
+    num_gpus,
+    machine_id,
+    host_id,
+    country,
+    is_bid,
+    actual_status,
+    intended_status,
+    gpu_util_fraction,
+    dph_base,
+    dph_total,
+    storage_rate,
+    burn_rate_per_hour,
+    burn_rate_per_hour * 24 as burn_per_day,
+    burn_rate_per_hour * 730 as burn_per_month,
+    credit_balance
+from rated

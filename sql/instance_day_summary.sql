@@ -1,0 +1,45 @@
+-- instance_day_summary: what was seen of one instance on one UTC day of snapshots.
+-- Grain: (account, day, instance_id). A small helper: the lifecycle (first snapshot,
+-- first time running, end of the starting phase) and the whole-history reliability
+-- tables aggregate it instead of rescanning every snapshot.
+-- `first_settled_at` is the first snapshot whose actual_status is not null, `created` or
+-- `loading`: the starting phase of an instance ends there (for good). The price columns
+-- let price_changes look at snapshots only on days where a price moved.
+-- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
+select
+    account,
+    snapshot_date as day,
+    instance_id,
+    count(*) as snapshots_seen,
+    min(snapshot_at) as first_seen_at,
+    max(snapshot_at) as last_seen_at,
+    min(case when actual_status = 'running' then snapshot_at end) as first_running_at,
+    min(
+        case
+            when actual_status is not null and actual_status not in ('created', 'loading')
+                then snapshot_at
+        end
+    ) as first_settled_at,
+    max_by(actual_status, snapshot_at) as last_actual_status,
+    max_by(intended_status, snapshot_at) as last_intended_status,
+    min_by(reliability2, snapshot_at) as reliability2_first,
+    max_by(reliability2, snapshot_at) as reliability2_last,
+    min(reliability2) as reliability2_min,
+    min(dph_base) as dph_base_min,
+    max(dph_base) as dph_base_max,
+    min(dph_total) as dph_total_min,
+    max(dph_total) as dph_total_max,
+    min_by(dph_base, snapshot_at) as dph_base_first,
+    max_by(dph_base, snapshot_at) as dph_base_last,
+    min_by(dph_total, snapshot_at) as dph_total_first,
+    max_by(dph_total, snapshot_at) as dph_total_last,
+    max_by(label, snapshot_at) as label,
+    max_by(gpu_name, snapshot_at) as gpu_name,
+    max_by(num_gpus, snapshot_at) as num_gpus,
+    max_by(machine_id, snapshot_at) as machine_id,
+    max_by(host_id, snapshot_at) as host_id,
+    max_by(country, snapshot_at) as country,
+    max_by(is_bid, snapshot_at) as is_bid
+from instance_snapshots
+where snapshot_date between getvariable('build_from') and getvariable('build_to')
+group by account, snapshot_date, instance_id

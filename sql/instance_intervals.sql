@@ -1,0 +1,101 @@
+-- instance_intervals: one row per instance per snapshot that has a next account snapshot.
+-- Grain: (account, instance_id, interval_start); `day` is the UTC day the interval starts.
+-- The interval runs from the snapshot to the account's next successful snapshot (whether
+-- or not the instance is still listed there), capped at twice the cadence; time past the
+-- cap is unobserved. The state seen at the start holds for the whole interval.
+-- Rates are $/hour: GPU = dph_base; storage = storage_total_cost, else search__disk_hour,
+-- else storage_cost * disk_space / 720. GPU cost accrues while running or frozen, storage
+-- in every state except offline. Reliability flags count only while intended 'running':
+-- starting (before the instance's first status other than null/created/loading), up
+-- (running), down (any other status after starting). Join `snapshots` on (account,
+-- interval_start = snapshot_at) for the snapshot's id.
+-- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
+with account_timeline as (
+    select account, snapshot_at
+    from snapshots
+    union
+    select account, snapshot_at
+    from instance_snapshots
+    where snapshot_date between getvariable('build_from')
+        and getvariable('build_to') + getvariable('context_days')
+),
+
+next_account_snapshot as (
+    select
+        account,
+        snapshot_at,
+        lead(snapshot_at) over (partition by account order by snapshot_at) as next_snapshot_at
+    from account_timeline
+),
+
+lifecycle as (
+    select account, instance_id, min(first_settled_at) as settled_at
+    from instance_day_summary
+    group by account, instance_id
+),
+
+observed as (
+    select
+        s.*,
+        n.next_snapshot_at,
+        least(
+            n.next_snapshot_at, s.snapshot_at + to_minutes(getvariable('cap_minutes'))
+        ) as interval_end,
+        coalesce(s.intended_status = 'running', false) as intended_running,
+        (l.settled_at is null or s.snapshot_at < l.settled_at) as before_settled,
+        coalesce(
+            s.storage_total_cost, s.search__disk_hour, s.storage_cost * s.disk_space / 720.0
+        ) as storage_rate,
+        coalesce(s.actual_status in ('running', 'frozen'), false) as gpu_billed,
+        s.actual_status is distinct from 'offline' as storage_billed
+    from instance_snapshots as s
+    inner join next_account_snapshot as n
+        on s.account = n.account and s.snapshot_at = n.snapshot_at
+    left join lifecycle as l
+        on s.account = l.account and s.instance_id = l.instance_id
+    where s.snapshot_date between getvariable('build_from') and getvariable('build_to')
+        and n.next_snapshot_at is not null
+),
+
+timed as (
+    select
+        *,
+        (epoch(interval_end) - epoch(snapshot_at)) / 3600.0 as hours
+    from observed
+)
+
+select
+    account,
+    snapshot_date as day,
+    instance_id,
+    snapshot_at as interval_start,
+    interval_end,
+    next_snapshot_at,
+    hours,
+    next_snapshot_at > interval_end as is_capped,
+    actual_status,
+    intended_status,
+    label,
+    gpu_name,
+    num_gpus,
+    machine_id,
+    host_id,
+    country,
+    is_bid,
+    gpu_util_fraction,
+    reliability2,
+    dph_base,
+    dph_total,
+    dph_base as gpu_rate,
+    storage_rate,
+    gpu_billed,
+    storage_billed,
+    case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end as gpu_cost,
+    case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as storage_cost,
+    case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end
+    + case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as total_cost,
+    intended_running and before_settled as is_starting,
+    intended_running and coalesce(actual_status = 'running', false) as is_up,
+    intended_running and not before_settled
+    and actual_status is distinct from 'running' as is_down
+from timed
