@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from pipeline.errors import WarehouseError
+from pipeline.quality import CheckOutcome
 from pipeline.schema import SCHEMA_VERSION, SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -294,6 +295,23 @@ class BuildResult:
     models: list[str]
     rows_written: dict[str, int] = field(default_factory=dict)  # daily models only
     seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for the CLI and logs."""
+        scope = "full build" if self.full else "incremental build"
+        window = f" of {self.window[0]} .. {self.window[1]}" if self.window else ""
+        rows = sum(self.rows_written.values())
+        return (f"Warehouse {self.db_path}: {scope}{window}, {len(self.models)} models, "
+                f"{self.days_recomputed} days recomputed, {rows:,} rows written, "
+                f"{self.seconds:.1f} s.")
+
+    def model_metadata(self, name: str) -> dict[str, object]:
+        """Dagster materialization metadata of one model."""
+        meta: dict[str, object] = {"build_id": self.build_id, "full": self.full,
+                                   "days_recomputed": self.days_recomputed}
+        if name in self.rows_written:
+            meta["rows_written"] = self.rows_written[name]
+        return meta
 
 
 def _days_between(start: date, end: date) -> list[date]:
@@ -759,28 +777,23 @@ def format_result(result: QueryResult, fmt: str = "table") -> str:
 # --------------------------------------------------------------------------- checks
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One data-quality check on the marts (the lead turns these into Dagster asset checks)."""
-
-    name: str
-    passed: bool
-    detail: str
-
-
-_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("costs_non_negative",
+# (check name, the table it guards, SQL counting offending rows, what those rows are)
+_CHECKS: tuple[tuple[str, str, str, str], ...] = (
+    ("costs_non_negative", "cost_daily",
      "SELECT count(*) FROM cost_daily WHERE gpu_cost < 0 OR storage_cost < 0 OR total_cost < 0",
      "cost_daily rows with a negative cost"),
-    ("interval_costs_non_negative",
+    ("interval_costs_non_negative", "instance_intervals",
      "SELECT count(*) FROM instance_intervals WHERE gpu_cost < 0 OR storage_cost < 0 "
      "OR hours <= 0",
      "instance_intervals rows with a negative cost or non-positive hours"),
-    ("availability_in_range",
+    ("availability_in_range", "reliability_by_instance",
      "SELECT (SELECT count(*) FROM reliability_by_instance WHERE availability NOT BETWEEN 0 AND 1)"
      " + (SELECT count(*) FROM reliability_daily WHERE availability NOT BETWEEN 0 AND 1)",
      "rows with availability outside [0, 1]"),
 )
+# Which table each mart check guards (Dagster attaches the check to that asset).
+MART_CHECKS: dict[str, str] = {name: table for name, table, _sql, _what in _CHECKS}
+MART_CHECKS["cost_daily_equals_intervals"] = "cost_daily"
 
 
 def check_marts(home: Path | str) -> list[CheckOutcome]:
@@ -789,7 +802,7 @@ def check_marts(home: Path | str) -> list[CheckOutcome]:
     con = _open_read_only(home)
     try:
         out = []
-        for name, sql, what in _CHECKS:
+        for name, _table, sql, what in _CHECKS:
             bad = con.execute(sql).fetchone()[0]
             out.append(CheckOutcome(name, bad == 0, f"{bad} {what}"))
         daily, intervals = con.execute(
