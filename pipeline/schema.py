@@ -130,3 +130,15 @@ QUARANTINE_SCHEMA: pa.Schema = pa.schema([
 
 # Hive partition columns, in directory order.
 PARTITION_COLUMNS: tuple[str, ...] = ("account", "snapshot_date")
+
+# The snapshot log: one row per successful snapshot, even one that listed zero instances.
+SNAPSHOT_LOG_SCHEMA: pa.Schema = pa.schema([
+    pa.field("snapshot_id", pa.string(), nullable=False),
+    pa.field("snapshot_at", TIMESTAMP, nullable=False),
+    pa.field("instances", pa.int64(), nullable=False),          # rows landed
+    pa.field("quarantined_records", pa.int64(), nullable=False),
+    pa.field("quarantined_values", pa.int64(), nullable=False),
+    pa.field("pages", pa.int64()),
+    pa.field("new_fields", pa.list_(pa.string())),              # unknown keys seen, sorted
+    pa.field("schema_version", pa.int32(), nullable=False),
+]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})

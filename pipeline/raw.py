@@ -1,0 +1,229 @@
+"""The raw landing zone: each snapshot's API records, scrubbed, as one zstd NDJSON file.
+
+The raw zone is the source of truth: every Parquet file can be re-derived from it
+(`pipeline.history.rebuild`). One file per snapshot:
+
+    raw/account=<a>/snapshot_date=<YYYY-MM-DD>/<20261126T171500.123456Z>_<snapshot_id>.ndjson.zst
+
+The first line is a header `{"_snapshot": {...}}` (id, time, account, pages, requests,
+retries, source, schema_version, client_version); every further line is one record after
+`pipeline.secrets.scrub`. zstd because it decompresses several times faster than gzip and
+DuckDB reads `.ndjson.zst` directly. File names sort chronologically and carry the
+snapshot id, so a day's snapshot ids are known from a directory listing alone.
+Files are written atomically: a snapshot is complete or absent, never partial.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+import orjson
+
+from pipeline import __version__
+from pipeline.errors import DataError
+from pipeline.schema import SCHEMA_VERSION
+from pipeline.secrets import scrub
+from pipeline.storage import RAW, Store, check_account
+
+SUFFIX = ".ndjson.zst"
+COMPRESSION = "zstd"
+_STAMP = "%Y%m%dT%H%M%S.%fZ"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+_NAME_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)_(?P<id>[A-Za-z0-9.-]+)\.ndjson\.zst$")
+SOURCES = ("simulator", "vast")
+
+
+@dataclass(frozen=True)
+class RawSnapshot:
+    """One snapshot of one account; `records` may be a lazy, re-iterable view of a file."""
+
+    snapshot_id: str
+    snapshot_at: datetime
+    account: str
+    records: Iterable[object] = ()
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    source: str = "simulator"
+    schema_version: int = SCHEMA_VERSION
+    client_version: str = __version__
+    path: str | None = field(default=None, compare=False)
+
+    @property
+    def day(self) -> date:
+        """The UTC date that partitions this snapshot."""
+        return self.snapshot_at.astimezone(UTC).date()
+
+    def header(self) -> dict[str, object]:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "snapshot_at": format_time(self.snapshot_at),
+            "account": self.account,
+            "pages": self.pages,
+            "requests": self.requests,
+            "retries": self.retries,
+            "source": self.source,
+            "schema_version": self.schema_version,
+            "client_version": self.client_version,
+        }
+
+
+def new_snapshot_id() -> str:
+    """A fresh, file-name-safe snapshot id."""
+    return uuid.uuid4().hex
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 UTC with microseconds and 'Z' (the header's form)."""
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("snapshot_at must be timezone-aware (UTC)")
+    return moment.astimezone(UTC)
+
+
+def snapshot_path(store: Store, snapshot: RawSnapshot) -> str:
+    """Where `snapshot` lives in the raw zone."""
+    if not _ID_RE.match(snapshot.snapshot_id):
+        raise ValueError(f"snapshot_id {snapshot.snapshot_id!r} is not file-name safe")
+    name = f"{_utc(snapshot.snapshot_at).strftime(_STAMP)}_{snapshot.snapshot_id}{SUFFIX}"
+    return f"{store.partition_dir(RAW, snapshot.account, snapshot.day)}/{name}"
+
+
+def write_snapshot(store: Store, snapshot: RawSnapshot) -> str:
+    """Scrub and write `snapshot` atomically; returns its path. Rewriting the same id replaces."""
+    check_account(snapshot.account)
+    if snapshot.source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}")
+    path = snapshot_path(store, snapshot)
+    lines = [orjson.dumps({"_snapshot": snapshot.header()})]
+    lines += [_dumps(scrub(r)) for r in snapshot.records]
+    lines.append(b"")
+    store.write_bytes_atomic(path, b"\n".join(lines), compression=COMPRESSION)
+    return path
+
+
+def _dumps(record: object) -> bytes:
+    try:
+        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # integers beyond 64 bits: the standard library copes
+        return json.dumps(record, separators=(",", ":")).encode()
+
+
+def snapshot_files(store: Store, account: str, day: date) -> dict[str, str]:
+    """snapshot_id -> path of every raw file of one account and day (from names alone)."""
+    found: dict[str, str] = {}
+    for path in store.list_files(store.partition_dir(RAW, account, day), SUFFIX):
+        m = _NAME_RE.match(path.rsplit("/", 1)[-1])
+        if m:
+            found[m["id"]] = path
+    return found
+
+
+def read_snapshot(store: Store, path: str) -> RawSnapshot:
+    """The snapshot stored at `path`, its records streamed lazily; DataError if unreadable."""
+    try:
+        with store.open_input(path, COMPRESSION) as stream:
+            head = _first_line(stream)
+        meta = orjson.loads(head)["_snapshot"]
+        snapshot = RawSnapshot(
+            snapshot_id=str(meta["snapshot_id"]),
+            snapshot_at=datetime.strptime(meta["snapshot_at"], "%Y-%m-%dT%H:%M:%S.%f%z"),
+            account=str(meta["account"]),
+            pages=int(meta.get("pages", 0)),
+            requests=int(meta.get("requests", 0)),
+            retries=int(meta.get("retries", 0)),
+            source=str(meta.get("source", "vast")),
+            schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+            client_version=str(meta.get("client_version", "")),
+            path=path,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"Raw snapshot file {path} is unreadable ({_why(exc)}).") from None
+    return replace(snapshot, records=_FileRecords(store, path))
+
+
+def _first_line(stream: object) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = stream.read(1 << 16)  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if b"\n" in chunk:
+            break
+    return b"".join(chunks).split(b"\n", 1)[0]
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+class _FileRecords:
+    """Re-iterable records of one raw file; each iteration decompresses the file once."""
+
+    def __init__(self, store: Store, path: str) -> None:
+        self.store = store
+        self.path = path
+
+    def __iter__(self) -> Iterator[object]:
+        try:
+            data = self.store.read_bytes(self.path, COMPRESSION)
+        except OSError as exc:
+            raise DataError(f"Raw snapshot file {self.path} is unreadable ({_why(exc)}).") from None
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        loads = orjson.loads
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                yield loads(line)
+            except orjson.JSONDecodeError:
+                raise DataError(
+                    f"Raw snapshot file {self.path} is unreadable (line {number} is not JSON)."
+                ) from None
+
+
+def iter_snapshots(
+    store: Store,
+    account: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    errors: list[DataError] | None = None,
+) -> Iterator[RawSnapshot]:
+    """Raw snapshots in (account, time) order, filtered by account and inclusive UTC dates.
+
+    An unreadable file raises DataError, or, when `errors` is given, is appended there
+    and skipped so one bad file cannot stop a rebuild.
+    """
+    for acc, day in raw_partitions(store, account, date_from, date_to):
+        for path in snapshot_files(store, acc, day).values():
+            try:
+                yield read_snapshot(store, path)
+            except DataError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+
+
+def raw_partitions(
+    store: Store,
+    account: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> list[tuple[str, date]]:
+    """(account, day) partitions of the raw zone within the filters."""
+    return [
+        (acc, day) for acc, day in store.list_partitions(RAW)
+        if (account is None or acc == account)
+        and (date_from is None or day >= date_from)
+        and (date_to is None or day <= date_to)
+    ]

@@ -1,0 +1,227 @@
+"""The Parquet history: layout, idempotence, rebuild, healing, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.fleet import FleetModel
+from pipeline.history import day_path, land_snapshot, rebuild, rebuild_day
+from pipeline.raw import RawSnapshot, write_snapshot
+from pipeline.storage import Store
+
+T0 = datetime(2026, 2, 10, 23, 0, tzinfo=UTC)  # a day boundary inside the first hours
+ACCOUNT = "acct"
+
+
+@pytest.fixture(scope="module")
+def fleet() -> FleetModel:
+    return FleetModel(seed=5, size=40, drift_rate=0.05, new_field_rate=0.05, broken_rate=0.02)
+
+
+def collect(store: Store, fleet: FleetModel, i: int, records: list | None = None) -> str:
+    at = T0 + timedelta(minutes=15 * i)
+    return write_snapshot(store, RawSnapshot(
+        snapshot_id=f"snap{i:03d}", snapshot_at=at, account=ACCOUNT,
+        records=fleet.records_at(at) if records is None else records, pages=2))
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "parquet").rglob("*")) if p.is_file()}
+
+
+def query(root: Path, dataset: str, sql: str) -> list[tuple]:
+    rel = (f"read_parquet('{root}/parquet/{dataset}/*/*/*.parquet', hive_partitioning = true, "
+           "hive_types = {'account': VARCHAR, 'snapshot_date': DATE})")
+    with duckdb.connect() as con:
+        return con.execute(sql.replace("{rel}", rel)).fetchall()
+
+
+def expected_rows(store: Store, fleet: FleetModel, n: int) -> dict[str, int]:
+    """snapshot_id -> usable records served (objects with an integer id)."""
+    out = {}
+    for i in range(n):
+        recs = fleet.records_at(T0 + timedelta(minutes=15 * i))
+        out[f"snap{i:03d}"] = sum(1 for r in recs if isinstance(r, dict)
+                                  and type(r.get("id")) is int)
+    return out
+
+
+def test_land_layout_counts_and_duckdb(tmp_path: Path, fleet: FleetModel) -> None:
+    store = Store(tmp_path)
+    for i in range(6):
+        result = land_snapshot(store, collect(store, fleet, i))
+        assert result.snapshot_id == f"snap{i:03d}"
+    want = expected_rows(store, fleet, 6)
+    got = dict(query(tmp_path, "instance_snapshots",
+                     "select snapshot_id, count(*) from {rel} group by 1"))
+    assert got == want
+    days = query(tmp_path, "snapshots", "select snapshot_date, count(*) from {rel} group by 1 "
+                                        "order by 1")
+    assert days == [(date(2026, 2, 10), 4), (date(2026, 2, 11), 2)]  # 23:00..23:45, then 00:xx
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.parquet"))
+    assert len(files) == 6  # one file per dataset per day, not one per snapshot
+    log = query(tmp_path, "snapshots", "select snapshot_id, instances, quarantined_records, "
+                                       "pages, schema_version from {rel} order by snapshot_at")
+    assert [(r[0], r[1]) for r in log] == sorted(want.items())
+    assert all(r[3] == 2 and r[4] == 1 for r in log)
+    served = sum(len(fleet.records_at(T0 + timedelta(minutes=15 * i))) for i in range(6))
+    assert sum(r[1] + r[2] for r in log) == served
+    quarantined = query(tmp_path, "quarantine", "select count(*) from {rel} where field is null")
+    assert quarantined == [(sum(r[2] for r in log),)]
+    table = pq.read_table(day_path(store, "instance_snapshots", ACCOUNT, date(2026, 2, 10)))
+    keys = list(zip(table.column("id").to_pylist(), table.column("snapshot_at").to_pylist(),
+                    strict=True))
+    assert keys == sorted(keys)  # sorted by (id, snapshot_at): repeated values compress
+
+
+def test_reland_is_idempotent_and_rebuild_is_byte_identical(
+    tmp_path: Path, fleet: FleetModel
+) -> None:
+    store = Store(tmp_path)
+    paths = [collect(store, fleet, i) for i in range(5)]
+    for p in paths:
+        land_snapshot(store, p)
+    landed = digest(tmp_path)
+    land_snapshot(store, paths[2])
+    land_snapshot(store, paths[0])
+    assert digest(tmp_path) == landed
+    first = rebuild(store)
+    assert digest(tmp_path) == landed  # landing one by one == deriving from raw at once
+    assert first.snapshots == 5 and first.errors == [] and first.orphan_days == []
+    rebuild(store)
+    assert digest(tmp_path) == landed
+
+
+def test_zero_instance_snapshot_is_in_the_log(tmp_path: Path, fleet: FleetModel) -> None:
+    store = Store(tmp_path)
+    land_snapshot(store, collect(store, fleet, 0))
+    result = land_snapshot(store, collect(store, fleet, 1, records=[]))
+    assert result.rows == 0
+    log = query(tmp_path, "snapshots", "select snapshot_id, instances from {rel} order by 1")
+    assert log[1] == ("snap001", 0)
+    rows = query(tmp_path, "instance_snapshots",
+                 "select count(*) from {rel} where snapshot_id = 'snap001'")
+    assert rows == [(0,)]
+
+
+def test_next_landing_heals_raw_snapshots_missing_from_parquet(
+    tmp_path: Path, fleet: FleetModel
+) -> None:
+    store = Store(tmp_path)
+    land_snapshot(store, collect(store, fleet, 0))
+    collect(store, fleet, 1)  # raw written, landing "crashed"
+    result = land_snapshot(store, collect(store, fleet, 2))
+    assert result.healed == ["snap001"]
+    got = dict(query(tmp_path, "instance_snapshots",
+                     "select snapshot_id, count(*) from {rel} group by 1"))
+    assert got == expected_rows(store, fleet, 3)
+
+
+def test_stale_or_corrupt_day_file_is_rederived(tmp_path: Path, fleet: FleetModel) -> None:
+    store = Store(tmp_path)
+    for i in range(3):
+        land_snapshot(store, collect(store, fleet, i))
+    good = digest(tmp_path)
+    day = date(2026, 2, 10)
+    old = pq.read_table(day_path(store, "snapshots", ACCOUNT, day))
+    pq.write_table(old.replace_schema_metadata({"vast_pipeline.schema_version": "0"}),
+                   day_path(store, "snapshots", ACCOUNT, day))
+    Path(day_path(store, "instance_snapshots", ACCOUNT, day)).write_bytes(b"garbage")
+    result = land_snapshot(store, collect(store, fleet, 2))
+    assert result.rebuilt
+    assert digest(tmp_path) == good
+
+
+def test_rebuild_reports_orphans_and_unreadable_raw(tmp_path: Path, fleet: FleetModel) -> None:
+    store = Store(tmp_path)
+    paths = [collect(store, fleet, i) for i in range(6)]
+    for p in paths:
+        land_snapshot(store, p)
+    before = digest(tmp_path)
+    Path(paths[5]).write_bytes(b"not zstd")  # 2026-02-11 00:15
+    for p in paths[:4]:  # the whole first day's raw is gone (e.g. retention)
+        Path(p).unlink()
+    result = rebuild(store)
+    assert result.orphan_days == [(ACCOUNT, date(2026, 2, 10))]
+    assert len(result.errors) == 1 and Path(paths[5]).name in result.errors[0]
+    assert "Left alone 1 days" in result.summary()
+    after = digest(tmp_path)
+    first_day = [k for k in before if "2026-02-10" in k]
+    assert all(after[k] == before[k] for k in first_day)  # left alone
+    assert query(tmp_path, "snapshots", "select count(*) from {rel} "
+                                        "where snapshot_date = DATE '2026-02-11'") == [(1,)]
+    assert rebuild_day(store, ACCOUNT, date(2030, 1, 1)).snapshots == 0
+
+
+def test_two_processes_landing_the_same_day_both_land(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys, time
+        from datetime import datetime, timedelta, UTC
+        from pathlib import Path
+        from pipeline.fleet import FleetModel
+        from pipeline.history import land_snapshot
+        from pipeline.raw import RawSnapshot, write_snapshot
+        from pipeline.storage import Store
+        worker = int(sys.argv[1])
+        store = Store({str(tmp_path)!r})
+        fleet = FleetModel(seed=9, size=150)
+        t0 = datetime(2026, 2, 11, 1, tzinfo=UTC)
+        records = fleet.records_at(t0)
+        go = Path({str(tmp_path / "go")!r})
+        while not go.exists():
+            time.sleep(0.01)
+        for i in range(5):
+            at = t0 + timedelta(minutes=10 * i + worker)
+            snap = RawSnapshot(snapshot_id=f"w{{worker}}-{{i}}", snapshot_at=at,
+                               account="acct", records=records)
+            land_snapshot(store, write_snapshot(store, snap))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)], cwd=Path.cwd())
+             for w in (1, 2)]
+    (tmp_path / "go").touch()
+    assert [p.wait(timeout=240) for p in procs] == [0, 0]
+    n = len(FleetModel(seed=9, size=150).records_at(datetime(2026, 2, 11, 1, tzinfo=UTC)))
+    log = query(tmp_path, "snapshots", "select snapshot_id, instances from {rel} order by 1")
+    assert log == [(f"w{w}-{i}", n) for w in (1, 2) for i in range(5)]
+    rows = query(tmp_path, "instance_snapshots", "select count(*), count(distinct "
+                                                 "(id, snapshot_at)) from {rel}")
+    assert rows == [(10 * n, 10 * n)]
+
+
+def test_parquet_types_follow_the_contract(tmp_path: Path, fleet: FleetModel) -> None:
+    store = Store(tmp_path)
+    land_snapshot(store, collect(store, fleet, 0))
+    types = dict(query(tmp_path, "instance_snapshots",
+                       "select column_name, column_type from (describe select * from {rel})"))
+    assert types["snapshot_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["search__disk_hour"] == "DOUBLE" and types["id"] == "BIGINT"
+    assert types["ports"] == "BIGINT[]" and types["account"] == "VARCHAR"
+    assert types["snapshot_date"] == "DATE"
+    meta = pq.read_metadata(day_path(store, "instance_snapshots", ACCOUNT, date(2026, 2, 10)))
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert pa.types.is_timestamp(pq.read_schema(
+        day_path(store, "instance_snapshots", ACCOUNT, date(2026, 2, 10))).field("start_date").type)
+
+
+def test_parallel_rebuild_writes_the_same_files(tmp_path: Path, fleet: FleetModel) -> None:
+    store = Store(tmp_path)
+    for i in range(0, 4 * 96 * 15, 12 * 60):  # every 12 hours over 4 days: 3+ day partitions
+        collect(store, fleet, i // 15)
+    sequential = rebuild(store, workers=1)
+    files = digest(tmp_path)
+    assert len(sequential.days) >= 3 and sequential.snapshots == 8
+    seen: list[int] = []
+    parallel = rebuild(store, workers=2, progress=seen.append)
+    assert digest(tmp_path) == files
+    assert sum(seen) == 8 and parallel.rows == sequential.rows
