@@ -1,4 +1,4 @@
-"""vast-pipeline: keep the history of Vast.ai GPU instances and answer cost and reliability questions.
+"""vast-pipeline: keep the history of Vast.ai GPU instances; answer cost and reliability questions.
 
 Framework-free modules (Dagster lives in `assets/`):
 - config: settings from the environment and an optional config file

@@ -14,7 +14,7 @@ Environment (names match the official `vastai` client where one exists):
 Config file (all keys optional):
     home = "/var/lib/vast-pipeline"
     cadence_minutes = 15
-    min_interval_seconds = 1.0
+    min_interval_seconds = 1.1
     [[accounts]]
     name = "research"          # letters, digits, - and _
     key_env = "VAST_KEY_RESEARCH"   # the key itself never goes in a file
@@ -37,6 +37,9 @@ from pipeline.errors import ConfigError
 DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_HOME = "./data"
 DEFAULT_CADENCE_MINUTES = 15
+# Vast.ai enforces about one call a second per endpoint, measured on arrival; keeping a
+# little more than that between our calls avoids 429s caused by network jitter.
+DEFAULT_MIN_INTERVAL_SECONDS = 1.1
 DEFAULT_CONFIG_FILE = "vast-pipeline.toml"
 SIMULATOR_SEED = 7
 SIMULATOR_FLEET_SIZE = 40
@@ -65,7 +68,7 @@ class Settings:
     home: str
     accounts: tuple[Account, ...]
     cadence_minutes: int = DEFAULT_CADENCE_MINUTES
-    min_interval_seconds: float = 1.0
+    min_interval_seconds: float = DEFAULT_MIN_INTERVAL_SECONDS
     config_file: str | None = None
 
     def account(self, name: str | None) -> Account:
@@ -89,7 +92,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     config_path, config = _read_config_file(env)
     home = env.get("VAST_PIPELINE_HOME") or str(config.get("home") or DEFAULT_HOME)
     cadence = _cadence(env.get("VAST_PIPELINE_CADENCE_MINUTES", config.get("cadence_minutes")))
-    min_interval = _positive_float(config.get("min_interval_seconds", 1.0), "min_interval_seconds")
+    min_interval = _positive_float(config.get("min_interval_seconds", DEFAULT_MIN_INTERVAL_SECONDS),
+                                   "min_interval_seconds")
     accounts = _accounts(env, config.get("accounts", []))
     return Settings(
         home=_normalise_home(home),

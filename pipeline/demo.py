@@ -26,8 +26,10 @@ from pipeline.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.storage import Store
 
 STEP = timedelta(minutes=15)
-# Polite even to the simulator: it answers 429 below this interval, the client waits it out.
-DEMO_MIN_INTERVAL = 0.01
+# Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
+# the client keeps a little more than that between calls, as it should with the real API.
+SIMULATOR_MIN_INTERVAL = 0.01
+CLIENT_MIN_INTERVAL = 0.015
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,9 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     moments = window.moments()
     existing = _existing_ids(store, account.name, moments)
     todo = [m for m in moments if demo_snapshot_id(m) not in existing]
-    with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL) as server, \
+    with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
             progress_bar(len(todo), "collecting snapshots") as bar:
-        client = VastClient(DEMO_API_KEY, server.url, min_interval=DEMO_MIN_INTERVAL)
+        client = VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL)
         for day in sorted({m.date() for m in todo}):
             for moment in (m for m in todo if m.date() == day):
                 client.simulated_time = moment

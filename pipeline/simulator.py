@@ -341,6 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     sim: SimulatorServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm
+    # meets the client's delayed ACK and every response stalls about 40 ms on keep-alive.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "vast-simulator"

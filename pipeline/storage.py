@@ -24,6 +24,7 @@ refuses rather than pretending.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -106,8 +107,9 @@ class Store:
         )
 
     def parquet_glob(self, dataset: str) -> str:
-        """The hive glob DuckDB reads a Parquet dataset with (temp files never match it)."""
-        return f"{self.dataset_dir(dataset)}/*/*/*.parquet"
+        """The hive glob DuckDB reads a Parquet dataset with (only real partition folders;
+        temp files never match it)."""
+        return f"{self.dataset_dir(dataset)}/account=*/snapshot_date=*/*.parquet"
 
     def local_path(self, path: str) -> Path:
         """A pathlib path for a store path (local stores only: tools like DuckDB want one)."""
@@ -152,6 +154,24 @@ class Store:
                 if d:
                     found.append((m["account"], date.fromisoformat(d["day"])))
         return sorted(found)
+
+    def partition_fingerprints(self, dataset: str) -> dict[str, dict[str, str]]:
+        """{account: {day: fingerprint}} of every partition of a Parquet dataset.
+
+        A fingerprint digests the visible files' names, sizes and modification times, so a
+        caller (the warehouse build) can tell which days changed without reading any data.
+        """
+        out: dict[str, dict[str, str]] = {}
+        for account, day in self.list_partitions(dataset):
+            directory = self.partition_dir(dataset, account, day)
+            infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+            parts = sorted(f"{i.base_name}:{i.size}:{i.mtime_ns}" for i in infos
+                           if i.type == pafs.FileType.File and not is_hidden(i.base_name)
+                           and i.base_name.endswith(".parquet"))
+            if parts:
+                digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+                out.setdefault(account, {})[day.isoformat()] = digest
+        return out
 
     def _subdirs(self, directory: str) -> list[str]:
         infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))

@@ -42,7 +42,20 @@ from filelock import FileLock, Timeout
 
 from pipeline.errors import WarehouseError
 from pipeline.quality import CheckOutcome
-from pipeline.schema import SCHEMA_VERSION, SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from pipeline.schema import (
+    QUARANTINE_SCHEMA,
+    SCHEMA_VERSION,
+    SNAPSHOT_LOG_SCHEMA,
+    SNAPSHOT_SCHEMA,
+)
+from pipeline.storage import Store
+
+# The history datasets (written by pipeline.history) that the models read.
+SOURCE_SCHEMAS: dict[str, pa.Schema] = {
+    "snapshots": SNAPSHOT_LOG_SCHEMA,
+    "instance_snapshots": SNAPSHOT_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA,
+}
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DB_NAME = "warehouse.duckdb"
@@ -225,36 +238,9 @@ class Paths:
     def models(self) -> Path:
         return self.home / MODELS_SUBDIR
 
-    def source(self, table: str) -> Path:
-        return self.parquet / table
-
 
 def _paths(home: Path | str) -> Paths:
     return Paths(Path(home).expanduser().resolve())
-
-
-def _scan_source(root: Path) -> dict[str, dict[str, str]]:
-    """{account: {day: fingerprint}} of a hive-partitioned source (real partitions only).
-
-    Why fingerprints: comparing them with the last build's tells which days changed, also
-    when an old day was rewritten (a rebuild from the raw zone), without reading any data.
-    """
-    out: dict[str, dict[str, str]] = {}
-    if not root.is_dir():
-        return out
-    for acc_dir in root.glob("account=*"):
-        account = acc_dir.name.split("=", 1)[1]
-        for day_dir in acc_dir.glob("snapshot_date=*"):
-            files = sorted(day_dir.glob("*.parquet"))
-            if not files:
-                continue
-            parts = []
-            for f in files:
-                st = f.stat()
-                parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-            digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
-            out.setdefault(account, {})[day_dir.name.split("=", 1)[1]] = digest
-    return out
 
 
 def _load_state(paths: Paths) -> dict[str, Any]:
@@ -375,12 +361,12 @@ def _empty_source(paths: Paths, table: str, schema: pa.Schema) -> str:
 
 
 def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -> dict[str, str]:
+    """`{{ <table>_glob }}` of each history dataset the models read."""
+    store = Store(paths.home)
     out = {}
-    for table, schema in (("snapshots", SNAPSHOT_LOG_SCHEMA),
-                          ("instance_snapshots", SNAPSHOT_SCHEMA)):
+    for table, schema in SOURCE_SCHEMAS.items():
         if sources[table]:
-            glob = paths.source(table) / "account=*" / "snapshot_date=*" / "*.parquet"
-            out[f"{table}_glob"] = str(glob)
+            out[f"{table}_glob"] = store.parquet_glob(table)
         else:
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
     return out
@@ -602,7 +588,8 @@ def _build_locked(
     def say(msg: str) -> None:
         outer(f"[{time.monotonic() - started:6.1f} s] {msg}")
 
-    sources = {t: _scan_source(paths.source(t)) for t in ("snapshots", "instance_snapshots")}
+    store = Store(paths.home)
+    sources = {table: store.partition_fingerprints(table) for table in SOURCE_SCHEMAS}
     if not sources["snapshots"] and not sources["instance_snapshots"]:
         raise WarehouseError(
             f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."

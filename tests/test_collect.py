@@ -120,6 +120,13 @@ def test_drift_and_broken_records_are_kept_or_quarantined(home: Path) -> None:
     reasons = duckdb.execute(f"select count(*), count(reason) from read_parquet('{q_glob}') "
                          "where field is null").fetchone()
     assert reasons == (len(broken), len(broken))
+    # Analysts see the same quarantine in the warehouse, values and records apart.
+    from pipeline.warehouse import build, query
+
+    build(str(home))
+    kinds = dict(query(str(home), "select kind, count(*) from quarantine group by kind").rows)
+    assert kinds.get("record") == len(broken)
+    assert kinds.get("value", 0) == result.quarantined_values
 
 
 def test_refused_key_writes_nothing(home: Path) -> None:
