@@ -5,7 +5,7 @@ subtly wrong in several places, and the history must later move to object storag
 `Store` speaks `pyarrow.fs`, so a local directory today and an `s3://bucket/prefix` URI
 later (`pyarrow.fs.FileSystem.from_uri`) use the same code.
 
-Layout under the root (see docs/tables.md):
+Layout under the root (see "Analyst tables" in README.md):
 - `raw/account=<a>/snapshot_date=<YYYY-MM-DD>/<file>`: the landing zone (dataset `raw`).
 - `parquet/<dataset>/account=<a>/snapshot_date=<YYYY-MM-DD>/part-0.parquet` for the datasets
   `instance_snapshots`, `snapshots` (the snapshot log) and `quarantine`.

@@ -67,6 +67,7 @@ RETAIN_SUPERSEDED_SECONDS = 3600
 DEFAULT_CHUNK_DAYS = 31
 DEFAULT_MEMORY_LIMIT = "2GB"
 STATE_VERSION = 1
+STORAGE_COMPAT = "v1.4.0"
 
 Progress = Callable[[str], None]
 
@@ -385,7 +386,9 @@ def render_sql(model: Model, placeholders: dict[str, str]) -> str:
 
 
 def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | None) -> Any:
-    con = duckdb.connect(str(path))
+    # The file is written in an older storage format so that the `duckdb` CLI analysts use
+    # (PyPI's duckdb-cli, a release behind the Python package) can open it.
+    con = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPAT})
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")

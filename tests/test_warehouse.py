@@ -287,6 +287,23 @@ def test_works_from_any_working_directory(built: Path, tmp_path: Path,
         con.close()
 
 
+def test_plain_duckdb_cli_opens_the_warehouse(built: Path, tmp_path: Path) -> None:
+    """Analysts use the `duckdb` command, a release behind the Python package on PyPI."""
+    cli = Path(sys.executable).with_name("duckdb")
+    if not cli.exists():
+        pytest.skip("the duckdb CLI (PyPI duckdb-cli) is not installed")
+    result = subprocess.run(
+        [str(cli), "-readonly", "-csv", str(built / warehouse.DB_NAME), "-c",
+         "select count(*) as n from instance_intervals; "
+         "select round(sum(total_cost), 6) as usd from cost_daily"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = warehouse.query(built, "select round(sum(total_cost), 6) from cost_daily").rows
+    lines = result.stdout.split()
+    assert lines[:3] == ["n", "2", "usd"]
+    assert float(lines[3]) == pytest.approx(expected[0][0])
+
+
 # --------------------------------------------------------------------------- concurrency
 
 
