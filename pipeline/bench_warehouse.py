@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import warehouse
+from pipeline.progress import is_interactive
 from pipeline.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
 
 ACCOUNT = "bench"
@@ -405,8 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.instances < 1 or args.days < 2:
         parser.error("need at least 1 instance and 2 days")
 
-    def say(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    def say(msg: str) -> None:  # progress on a terminal; quiet when piped
+        if is_interactive():
+            print(msg, file=sys.stderr, flush=True)
 
     res = run(args.instances, args.days, args.dir.resolve(), args.repeat, args.seed,
               args.memory_limit, say)

@@ -120,16 +120,20 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
     from pipeline.history import rebuild
     from pipeline.progress import progress_bar
+    from pipeline.raw import raw_partitions, snapshot_files
     from pipeline.storage import Store
 
     date_from, date_to = parse_day(args.date_from, "--from"), parse_day(args.date_to, "--to")
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}; swap them.")
     settings = load_settings()
+    store = Store(settings.home)
     accounts = [args.account] if args.account else None
-    with progress_bar(None, "rebuilding Parquet from raw") as bar:
-        result = rebuild(Store(settings.home), date_from=date_from, date_to=date_to,
-                         accounts=accounts, progress=bar)
+    total = sum(len(snapshot_files(store, account, day))
+                for account, day in raw_partitions(store, args.account, date_from, date_to))
+    with progress_bar(total, "rebuilding Parquet from raw") as bar:
+        result = rebuild(store, date_from=date_from, date_to=date_to, accounts=accounts,
+                         progress=bar)
     print(result.summary())
     return 0
 

@@ -23,9 +23,14 @@ class _Bar:
         if self._progress is not None and self._task_id is not None:
             self._progress.advance(self._task_id, n)
 
-    def __call__(self, n: int = 1) -> None:
-        """Lets a bar be passed wherever a `progress(n)` callback is expected."""
-        self.advance(n)
+    def __call__(self, step: int | str = 1) -> None:
+        """Lets a bar be passed as a `progress` callback: a count advances the bar, a
+        message (a build naming the model it works on) becomes its description."""
+        if isinstance(step, str):
+            if self._progress is not None and self._task_id is not None:
+                self._progress.update(self._task_id, description=step.strip()[:60])
+            return
+        self.advance(step)
 
 
 def is_interactive() -> bool:

@@ -1,25 +1,10 @@
 -- reliability_by_machine: observed reliability summed over the instances of each machine (with its host).
--- Grain: (account, machine_id, host_id). Hours and incidents are sums over member instances;
--- availability = up / (up + down); coverage = observed / window hours; mttr_hours =
--- incident hours / incidents; mtbf_hours = up hours / incidents (NULL without incidents).
--- reliability2 (the host score): first of the earliest member, last of the latest, min.
+-- Grain: (account, machine_id, host_id). Measures as defined in reliability_rollup: instances,
+-- window/observed/starting/up/down hours, coverage, availability, incidents,
+-- incident_hours, mttr_hours, mtbf_hours, reliability2_first/_last/_min.
 -- materialized: view
 select
     account, machine_id, host_id,
-    count(*) as instances,
-    sum(window_hours) as window_hours,
-    sum(observed_hours) as observed_hours,
-    sum(observed_hours) / nullif(sum(window_hours), 0) as coverage,
-    sum(starting_hours) as starting_hours,
-    sum(up_hours) as up_hours,
-    sum(down_hours) as down_hours,
-    sum(up_hours) / nullif(sum(up_hours) + sum(down_hours), 0) as availability,
-    sum(incidents) as incidents,
-    sum(incident_hours) as incident_hours,
-    sum(incident_hours) / nullif(sum(incidents), 0) as mttr_hours,
-    sum(up_hours) / nullif(sum(incidents), 0) as mtbf_hours,
-    min_by(reliability2_first, first_seen) as reliability2_first,
-    max_by(reliability2_last, last_seen) as reliability2_last,
-    min(reliability2_min) as reliability2_min
-from reliability_by_instance
-group by account, machine_id, host_id
+    * exclude (grouped_by, account, machine_id, host_id, gpu_name, country)
+from reliability_rollup
+where grouped_by = 'machine'
