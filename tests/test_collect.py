@@ -147,3 +147,25 @@ def test_dead_url_fails_fast_and_writes_nothing(home: Path) -> None:
         collect(settings)
     assert datetime.now(UTC) - started < timedelta(seconds=45)
     assert not any(p.is_file() for p in home.rglob("*"))
+
+
+def test_several_accounts_each_land_their_own_fleet(home: Path, tmp_path: Path) -> None:
+    fleets = {"key-research": FleetModel(seed=21, size=30),
+              "key-ops": FleetModel(seed=22, size=12)}
+    clock = Clock(START)
+    with SimulatorServer(fleets, clock=clock) as server:
+        config = tmp_path / "accounts.toml"
+        config.write_text("".join(
+            f'[[accounts]]\nname = "{name}"\nkey_env = "{env}"\nurl = "{server.url}"\n'
+            for name, env in (("research", "KEY_R"), ("ops", "KEY_O"))))
+        settings = load_settings({"VAST_PIPELINE_HOME": str(home), "KEY_R": "key-research",
+                                  "KEY_O": "key-ops", "VAST_PIPELINE_CONFIG": str(config)})
+        results = collect(settings, now=START)
+        only_ops = collect(settings, "ops", now=START + timedelta(minutes=15))
+    assert [r.account for r in results] == ["research", "ops"]
+    assert [r.account for r in only_ops] == ["ops"]
+    rows = _rows(home)
+    for account, key in (("research", "key-research"), ("ops", "key-ops")):
+        ids = sorted(i for _, i, a in rows if a == account and _ == START)
+        assert ids == sorted(r["id"] for r in fleets[key].records_at(START))
+    assert {a for t, _, a in rows if t > START} == {"ops"}
