@@ -33,7 +33,7 @@ bench-warehouse: $(STAMP)
 	$(VENV)/bin/vast-pipeline bench warehouse
 
 dagster: $(STAMP)  ## the Dagster UI on the same data
-	DAGSTER_HOME=$${DAGSTER_HOME:-$$(pwd)/data/dagster} $(VENV)/bin/dagster dev -w workspace.yaml
+	export DAGSTER_HOME=$$($(PY) -c "from pipeline.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,22 +8,14 @@ $VAST_PIPELINE_HOME/dagster, which `make dagster` also uses), so the UI shows ev
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 
 from assets.collection import CLI_RUN_TAG, DAILY, instance_snapshots, raw_snapshots
 from assets.resources import default_resource
-from pipeline.config import Settings
+from pipeline.config import Settings, prepare_dagster_home
 from pipeline.errors import PipelineError
 
-# Written once into a new DAGSTER_HOME: no telemetry from a data pipeline, and run-level
-# retries switched on so the `dagster/max_retries` tag works for scheduled runs.
-DAGSTER_YAML = """telemetry:
-  enabled: false
-run_retries:
-  enabled: true
-"""
 # The run's own log lines would bury the one sentence a CLI user needs; they stay in the
 # run's record (Dagster UI) and show with --debug.
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -31,12 +23,7 @@ QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent instance at $DAGSTER_HOME, defaulting to <home>/dagster."""
-    if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(Path(settings.home) / "dagster")
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(prepare_dagster_home(settings))
     return dg.DagsterInstance.get()
 
 

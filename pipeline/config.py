@@ -188,3 +188,27 @@ def _normalise_home(home: str) -> str:
     if "://" in home:
         return home.rstrip("/")
     return str(Path(home).expanduser().resolve())
+
+
+# Written once into a new DAGSTER_HOME: no telemetry from a data pipeline, and run-level
+# retries switched on so the `dagster/max_retries` tag works for scheduled runs.
+DAGSTER_YAML = """telemetry:
+  enabled: false
+run_retries:
+  enabled: true
+"""
+
+
+def prepare_dagster_home(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
+    """$DAGSTER_HOME, else <home>/dagster: created with a dagster.yaml if missing.
+
+    Dagster refuses a DAGSTER_HOME that does not exist, so the CLI, the demo and
+    `make dagster` all prepare it the same way before pointing Dagster at it.
+    """
+    env = os.environ if env is None else env
+    path = Path(env.get("DAGSTER_HOME") or Path(settings.home) / "dagster")
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    return path

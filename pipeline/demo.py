@@ -10,13 +10,14 @@ duplicates nothing.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipeline.client import VastClient
 from pipeline.collect import fetch_snapshot
-from pipeline.config import DEFAULT_HOME, Account
+from pipeline.config import DEFAULT_HOME, Account, load_settings, prepare_dagster_home
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
 from pipeline.history import rebuild_day
@@ -26,6 +27,7 @@ from pipeline.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.storage import Store
 
 STEP = timedelta(minutes=15)
+WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 # Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
 # the client keeps a little more than that between calls, as it should with the real API.
 SIMULATOR_MIN_INTERVAL = 0.01
@@ -97,10 +99,12 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
          f"about {size} instances, into {home_dir}")
     collected, skipped = backfill(store, fleet, window)
     _say(f"snapshots: {collected} collected, {skipped} already there")
-    return _finish(home_dir, window.last.date(), days)
+    settings = load_settings({**os.environ, "VAST_PIPELINE_HOME": str(home_dir)})
+    dagster_home = prepare_dagster_home(settings)
+    return _finish(home_dir, dagster_home, window.last.date(), days)
 
 
-def _finish(home_dir: Path, today: date, days: int) -> int:
+def _finish(home_dir: Path, dagster_home: Path, today: date, days: int) -> int:
     from pipeline.focus import export_focus
     from pipeline.reports import write_report
     from pipeline.warehouse import build, query
@@ -116,7 +120,7 @@ def _finish(home_dir: Path, today: date, days: int) -> int:
     focus = export_focus(str(home_dir), date_from=date_from, date_to=today,
                          out=home_dir / "exports" / f"focus_{date_from}_{today}.parquet")
     answers = _headline_answers(str(home_dir), query, date_from, today)
-    _print_summary(home_dir, paths, focus.path, answers)
+    _print_summary(home_dir, dagster_home, paths, focus.path, answers)
     return 0
 
 
@@ -137,20 +141,24 @@ def _headline_answers(home: str, query, date_from: date, date_to: date) -> list[
     ]
 
 
-def _print_summary(home_dir: Path, reports: list[Path], focus: Path, answers: list[str]) -> None:
+def _print_summary(home_dir: Path, dagster_home: Path, reports: list[Path], focus: Path,
+                   answers: list[str]) -> None:
+    bin_dir = Path(sys.executable).parent  # the tools installed beside this interpreter
     print("\nAnswers:")
     for line in answers:
         print(f"  - {line}")
-    print("\nReports:")
+    print("\nReports (open the .html files in a browser):")
     for path in reports:
         print(f"  {path}")
     print(f"FOCUS export: {focus}")
-    print(f"\nQuery the warehouse:\n  duckdb {home_dir / 'warehouse.duckdb'} "
+    print(f"\nQuery the warehouse:\n  {bin_dir / 'duckdb'} -readonly "
+          f"{home_dir / 'warehouse.duckdb'} "
           "-c 'select * from cost_daily order by total_cost desc limit 10'\n"
-          f"  .venv/bin/vast-pipeline sql \"select * from fleet_now\"   "
-          f"(with VAST_PIPELINE_HOME={home_dir})")
-    print(f"Dagster UI on the same data:\n  VAST_PIPELINE_HOME={home_dir} "
-          f"DAGSTER_HOME={home_dir / 'dagster'} .venv/bin/dagster dev -w workspace.yaml")
+          f"  VAST_PIPELINE_HOME={home_dir} {bin_dir / 'vast-pipeline'} sql "
+          "\"select * from fleet_now\"")
+    print(f"Dagster UI on the same data (then open http://127.0.0.1:3000):\n"
+          f"  VAST_PIPELINE_HOME={home_dir} DAGSTER_HOME={dagster_home} "
+          f"{bin_dir / 'dagster'} dev -w {WORKSPACE}")
 
 
 def _say(message: str) -> None:
