@@ -101,6 +101,9 @@ def _run_collect(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.account:
         settings.account(args.account)  # a mistyped name fails before Dagster loads
+    if settings.uses_simulator:
+        print("note: VAST_API_KEY is not set, so this collects from the embedded simulator; "
+              "export VAST_API_KEY to collect your Vast.ai account.", file=sys.stderr)
     from assets.inprocess import collect_in_dagster
 
     for line in collect_in_dagster(settings, account=args.account, verbose=args.debug):
