@@ -14,7 +14,7 @@ import dagster as dg
 from assets.resources import VastPipelineResource
 from pipeline.collect import client_for, fetch_snapshot
 from pipeline.errors import PipelineError, RetriesExhaustedError
-from pipeline.history import rebuild_day
+from pipeline.history import land_pending, rebuild_day
 from pipeline.quality import HISTORY_CHECKS, run_history_checks
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
@@ -80,12 +80,17 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
           check_specs=[dg.AssetCheckSpec(name, asset="instance_snapshots", blocking=False)
                        for name in HISTORY_CHECKS])
 def instance_snapshots(context: dg.AssetExecutionContext, vast: VastPipelineResource):
-    """One row per instance per snapshot, typed, as hive-partitioned Parquet (one file a day)."""
+    """One row per instance per snapshot, typed, as hive-partitioned Parquet (one file a day).
+
+    Today's partition lands only the raw snapshots it lacks (a scheduled run's cost is the
+    new snapshot plus rewriting one day's file); a past day is re-derived whole from raw.
+    """
     day = date.fromisoformat(context.partition_key)
     settings = vast.settings()
     store = vast.store()
+    derive = land_pending if day == datetime.now(UTC).date() else rebuild_day
     try:
-        results = [rebuild_day(store, account.name, day) for account in settings.accounts]
+        results = [derive(store, account.name, day) for account in settings.accounts]
     except PipelineError as exc:
         raise _failure(exc, context) from None
     yield dg.MaterializeResult(metadata=_landing_metadata(results))

@@ -238,34 +238,58 @@ def land_snapshot(store: Store, snapshot: RawSnapshot | str) -> LandResult:
     """
     if isinstance(snapshot, str):
         snapshot = read_snapshot(store, snapshot)
-    account, day = snapshot.account, snapshot.day
-    result = LandResult(account=account, day=day, snapshot_id=snapshot.snapshot_id)
-    with store.lock(account, day):
-        try:
-            existing = _read_day(store, account, day)
-        except _Stale:
-            existing = None
-        if existing is None:
-            others = _day_snapshots(store, account, day, result.errors)
-            parts: dict[str, list[pa.Table]] = {dataset: [] for dataset in SCHEMAS}
-            result.rebuilt = True
-        else:
-            logged = set(existing["snapshots"].column("snapshot_id").to_pylist())
-            others = [s for s in _day_snapshots(store, account, day, result.errors)
-                      if s.snapshot_id not in logged]
-            parts = _keep_committed(existing, {snapshot.snapshot_id})
-        _add_snapshot(parts, snapshot, result)
-        for other in others:
-            if other.snapshot_id == snapshot.snapshot_id:
-                continue
-            try:
-                _add_snapshot(parts, other, None)
-            except DataError as exc:
-                result.errors.append(str(exc))
-                continue
-            result.healed.append(other.snapshot_id)
-        _write_day(store, account, day, parts)
+    result = LandResult(account=snapshot.account, day=snapshot.day,
+                        snapshot_id=snapshot.snapshot_id)
+    with store.lock(snapshot.account, snapshot.day):
+        _land_missing(store, result, primary=snapshot)
     return result
+
+
+def land_pending(store: Store, account: str, day: date) -> DayResult:
+    """Land the day's raw snapshots that its Parquet does not hold yet (the scheduled path).
+
+    Only the new snapshots are flattened; the day's committed rows are kept as they are,
+    and a day with nothing new is not rewritten. A stale or unreadable day file is
+    re-derived whole from raw.
+    """
+    result = DayResult(account=account, day=day)
+    with store.lock(account, day):
+        _land_missing(store, result)
+    return result
+
+
+def _land_missing(store: Store, result: DayResult, primary: RawSnapshot | None = None) -> None:
+    """Under the day's lock: land `primary` (replacing an earlier landing of it) and every
+    raw snapshot of the day missing from the log. With a primary, the others count as
+    healed; without one, they are what `result` counts."""
+    account, day = result.account, result.day
+    redo = {primary.snapshot_id} if primary is not None else set()
+    try:
+        existing = _read_day(store, account, day)
+    except _Stale:
+        existing = None
+    if existing is None:
+        parts: dict[str, list[pa.Table]] = {dataset: [] for dataset in SCHEMAS}
+        logged: set[str] = set()
+        result.rebuilt = True
+    else:
+        parts = _keep_committed(existing, redo)
+        logged = set(existing["snapshots"].column("snapshot_id").to_pylist()) - redo
+    missing = [s for s in _day_snapshots(store, account, day, result.errors)
+               if s.snapshot_id not in logged and s.snapshot_id not in redo]
+    if primary is None and not missing:  # nothing new; a stale day without raw stays as is
+        return
+    if primary is not None:
+        _add_snapshot(parts, primary, result)
+    for snapshot in missing:
+        try:
+            _add_snapshot(parts, snapshot, None if primary is not None else result)
+        except DataError as exc:
+            result.errors.append(str(exc))
+            continue
+        if isinstance(result, LandResult) and primary is not None:
+            result.healed.append(snapshot.snapshot_id)
+    _write_day(store, account, day, parts)
 
 
 def _add_snapshot(

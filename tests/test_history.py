@@ -225,3 +225,38 @@ def test_parallel_rebuild_writes_the_same_files(tmp_path: Path, fleet: FleetMode
     parallel = rebuild(store, workers=2, progress=seen.append)
     assert digest(tmp_path) == files
     assert sum(seen) == 8 and parallel.rows == sequential.rows
+
+
+def test_land_pending_flattens_only_what_the_day_lacks(tmp_path) -> None:
+    """The scheduled path: raw snapshots written since the last landing, and nothing else."""
+    from datetime import UTC, datetime, timedelta
+
+    import duckdb
+
+    from pipeline.fleet import FleetModel
+    from pipeline.history import land_pending
+    from pipeline.raw import RawSnapshot, write_snapshot
+    from pipeline.storage import Store
+
+    store = Store(tmp_path)
+    fleet = FleetModel(seed=4, size=20)
+    start = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+
+    def write(i: int) -> None:
+        at = start + timedelta(minutes=15 * i)
+        write_snapshot(store, RawSnapshot(snapshot_id=f"s{i}", snapshot_at=at, account="a",
+                                          records=fleet.records_at(at)))
+
+    for i in range(3):
+        write(i)
+    first = land_pending(store, "a", start.date())
+    assert first.snapshots == 3
+    assert land_pending(store, "a", start.date()).snapshots == 0  # nothing new: no work
+    write(3)
+    fourth = land_pending(store, "a", start.date())
+    assert fourth.snapshots == 1
+    expected = sum(len(fleet.records_at(start + timedelta(minutes=15 * i))) for i in range(4))
+    glob = store.parquet_glob("instance_snapshots")
+    rows = duckdb.execute(f"select count(*), count(distinct (snapshot_id, id)) "
+                          f"from read_parquet('{glob}')").fetchone()
+    assert rows == (expected, expected)
