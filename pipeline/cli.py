@@ -265,14 +265,23 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 def _run_status(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
+    from pipeline.history import newest_snapshots
+    from pipeline.storage import Store
 
     settings = load_settings()
     print(f"home: {settings.home}")
     print(f"config file: {settings.config_file or '(none)'}")
     print(f"cadence: every {settings.cadence_minutes} minutes")
+    newest = newest_snapshots(Store(settings.home))
     for account in settings.accounts:
-        where = "embedded simulator" if account.is_simulated else account.url
-        print(f"account {account.name}: {where} (key from ${account.key_env})")
+        where = ("embedded simulator (set VAST_API_KEY to collect your account)"
+                 if account.is_simulated else f"{account.url} (key from ${account.key_env})")
+        print(f"account {account.name}: {where}")
+        if account.name in newest:
+            at, instances = newest[account.name]
+            print(f"  newest snapshot: {at:%Y-%m-%d %H:%M:%S}Z, {instances} instances")
+        else:
+            print("  no snapshot yet: run `vast-pipeline collect`")
     return 0
 
 

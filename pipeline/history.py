@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from itertools import repeat
 
 import pyarrow as pa
@@ -389,3 +389,23 @@ def rebuild(
     }
     result.orphan_days = sorted(parquet_days - rewritten)
     return result
+
+
+def newest_snapshots(store: Store) -> dict[str, tuple[datetime, int]]:
+    """account -> (snapshot_at, instances) of its newest landed snapshot (for `status`).
+
+    Reads only each account's newest day of the snapshot log, whatever the history's size.
+    """
+    newest_day: dict[str, date] = {}
+    for account, day in store.list_partitions("snapshots"):
+        newest_day[account] = max(day, newest_day.get(account, day))
+    out: dict[str, tuple[datetime, int]] = {}
+    for account, day in sorted(newest_day.items()):
+        path = day_path(store, "snapshots", account, day)
+        if not store.exists(path):
+            continue
+        log = store.read_parquet(path).to_pylist()
+        if log:
+            row = max(log, key=lambda r: r["snapshot_at"])
+            out[account] = (row["snapshot_at"], row["instances"])
+    return out

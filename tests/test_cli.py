@@ -55,6 +55,12 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
     runs = list((home / "dagster").rglob("*"))
     assert runs, "the run was recorded under $VAST_PIPELINE_HOME/dagster"
+    status = run_cli("status", home=home)
+    assert status.returncode == 0
+    served = next(line for line in result.stdout.splitlines()
+                  if line.startswith("raw_snapshots:"))
+    records = served.split("records=")[1].split(",")[0]
+    assert "newest snapshot: " in status.stdout and f", {records} instances" in status.stdout
 
 
 @pytest.mark.parametrize(("args", "words"), [
