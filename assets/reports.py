@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import VastPipelineResource
-from assets.warehouse import MODELS, _key
+from assets.warehouse import FOLLOW_COLLECTION, MODELS, _key
 from pipeline.errors import PipelineError
 from pipeline.reports import month_to_date_window, write_report
 
@@ -41,14 +41,14 @@ def _last_7_days():
 
 
 @dg.asset(deps=REPORT_DEPS, group_name="reports", kinds={"html"},
-          automation_condition=dg.AutomationCondition.eager())
+          automation_condition=FOLLOW_COLLECTION)
 def cost_report(vast: VastPipelineResource) -> dg.MaterializeResult:
     """Cost of the last 7 days: spend, burn rate, idle spend, price changes."""
     return _write(vast, "cost", "cost_last_7_days", _last_7_days())
 
 
 @dg.asset(deps=REPORT_DEPS, group_name="reports", kinds={"html"},
-          automation_condition=dg.AutomationCondition.eager())
+          automation_condition=FOLLOW_COLLECTION)
 def cost_report_month_to_date(vast: VastPipelineResource) -> dg.MaterializeResult:
     """Cost of the current month so far, with the projected month."""
     return _write(vast, "cost", "cost_month_to_date",
@@ -56,7 +56,7 @@ def cost_report_month_to_date(vast: VastPipelineResource) -> dg.MaterializeResul
 
 
 @dg.asset(deps=REPORT_DEPS, group_name="reports", kinds={"html"},
-          automation_condition=dg.AutomationCondition.eager())
+          automation_condition=FOLLOW_COLLECTION)
 def reliability_report(vast: VastPipelineResource) -> dg.MaterializeResult:
     """Availability, incidents, MTTR and host reliability of the last 7 days."""
     return _write(vast, "reliability", "reliability_last_7_days", _last_7_days())

@@ -14,8 +14,12 @@ from pipeline.errors import PipelineError
 from pipeline.warehouse import MART_CHECKS, build, check_marts, discover_models
 
 PREFIX = "warehouse"
+# Eager, except that it must not wait for every upstream partition: instance_snapshots is
+# partitioned by day since 2025-01-01 and most of those days were never collected, so
+# plain eager() (which skips an asset while any dependency is missing) would never build.
+FOLLOW_COLLECTION = dg.AutomationCondition.eager().without(
+    ~dg.AutomationCondition.any_deps_missing())
 MODELS = discover_models()
-MODEL_NAMES = {model.name for model in MODELS}
 
 
 def _key(name: str) -> dg.AssetKey:
@@ -23,12 +27,12 @@ def _key(name: str) -> dg.AssetKey:
 
 
 def _spec(model) -> dg.AssetSpec:
-    deps = [_key(dep) for dep in model.deps if dep in MODEL_NAMES]
+    deps = [_key(dep) for dep in model.deps]
     if not deps:  # staging models read the Parquet history
         deps = [instance_snapshots.key]
     return dg.AssetSpec(_key(model.name), deps=deps, description=model.header,
                         group_name="warehouse", kinds={"duckdb", "sql"},
-                        automation_condition=dg.AutomationCondition.eager(),
+                        automation_condition=FOLLOW_COLLECTION,
                         metadata={"sql_file": str(model.path)})
 
 

@@ -416,7 +416,9 @@ class VastClient:
         if not 200 <= status < 300:
             raise self._status_error(response, path)
         try:
-            body = json.loads(response.content)
+            # NaN and Infinity are not JSON; kept as their text, flattening quarantines them
+            # with the original value instead of a float that no Parquet reader agrees on.
+            body = json.loads(response.content, parse_constant=str)
         except ValueError:
             raise _Transient(_body_kind(response), reached_server=True, bad_body=True,
                              status=status) from None

@@ -151,6 +151,9 @@ def _to_int(v: Any) -> int:
     return result
 
 
+_EXACT_FLOAT_INT = 2**53  # the largest range of integers float64 holds exactly
+
+
 def _parse_number(text: str) -> int | float:
     s = text.strip()
     try:
@@ -161,20 +164,24 @@ def _parse_number(text: str) -> int | float:
         number = float(s)
     except ValueError:
         raise _Reject from None
-    if not math.isfinite(number):
-        raise _Reject
+    if not math.isfinite(number) or abs(number) >= _EXACT_FLOAT_INT:
+        raise _Reject  # "9007199254740993.0" already lost its last digit as a float
     return number
 
 
 def _to_float(v: Any) -> float:
     if isinstance(v, bool):
         raise _Reject
-    if isinstance(v, int | float):
-        if isinstance(v, float) and not math.isfinite(v):
+    if isinstance(v, str):
+        v = _parse_number(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise _Reject
+        return v
+    if isinstance(v, int):
+        if abs(v) > _EXACT_FLOAT_INT:  # float64 would round it: not a lossless coercion
             raise _Reject
         return float(v)
-    if isinstance(v, str):
-        return float(_parse_number(v))
     raise _Reject
 
 

@@ -15,7 +15,6 @@ Files are written atomically: a snapshot is complete or absent, never partial.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -113,8 +112,20 @@ def write_snapshot(store: Store, snapshot: RawSnapshot) -> str:
 def _dumps(record: object) -> bytes:
     try:
         return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # integers beyond 64 bits: the standard library copes
-        return json.dumps(record, separators=(",", ":")).encode()
+    except TypeError:  # an integer beyond 64 bits, which orjson neither writes nor reads back
+        return orjson.dumps(_wide_ints_as_text(record), option=orjson.OPT_NON_STR_KEYS)
+
+
+def _wide_ints_as_text(value: object) -> object:
+    """Integers outside 64 bits as their decimal text: exact in the raw zone, and flattening
+    quarantines them (with that text) rather than reading back a rounded float."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, dict):
+        return {k: _wide_ints_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wide_ints_as_text(v) for v in value]
+    return value
 
 
 def snapshot_files(store: Store, account: str, day: date) -> dict[str, str]:

@@ -128,8 +128,6 @@ QUARANTINE_SCHEMA: pa.Schema = pa.schema([
     pa.field("reason", pa.string(), nullable=False),
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
 
-# Hive partition columns, in directory order.
-PARTITION_COLUMNS: tuple[str, ...] = ("account", "snapshot_date")
 
 # The snapshot log: one row per successful snapshot, even one that listed zero instances.
 SNAPSHOT_LOG_SCHEMA: pa.Schema = pa.schema([

@@ -111,12 +111,6 @@ class Store:
         temp files never match it)."""
         return f"{self.dataset_dir(dataset)}/account=*/snapshot_date=*/*.parquet"
 
-    def local_path(self, path: str) -> Path:
-        """A pathlib path for a store path (local stores only: tools like DuckDB want one)."""
-        if not self.is_local:
-            raise DataError(f"{path} is not on a local filesystem.")
-        return Path(path)
-
     # -- reading -----------------------------------------------------------------------
     def exists(self, path: str) -> bool:
         return self.fs.get_file_info(path).type != pafs.FileType.NotFound
@@ -188,12 +182,20 @@ class Store:
         """Yield a stream; on clean exit its content appears at `path` at once, else nowhere."""
         directory, name = path.rsplit("/", 1)
         self.fs.create_dir(directory, recursive=True)
-        target = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}-{name}.tmp" if self.is_local else path
+        if not self.is_local:
+            # Object stores have no rename, but an object appears whole when its upload
+            # completes: buffer, then upload once, so a failure never touches `path`.
+            buffer = pa.BufferOutputStream()
+            with pa.CompressedOutputStream(buffer, compression) if compression else buffer as out:
+                yield out
+            with self.fs.open_output_stream(path, compression=None) as stream:
+                stream.write(buffer.getvalue())
+            return
+        target = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}-{name}.tmp"
         try:
             with self.fs.open_output_stream(target, compression=compression) as stream:
                 yield stream
-            if target != path:
-                self.fs.move(target, path)  # rename(2): atomic replace on POSIX
+            self.fs.move(target, path)  # rename(2): atomic replace on POSIX
         except BaseException:
             self._delete_quietly(target)
             raise
@@ -206,9 +208,6 @@ class Store:
         """Write `table` as one Parquet file at `path`, atomically; `options` go to pyarrow."""
         with self.open_output_atomic(path) as stream:
             pq.write_table(table, stream, **options)
-
-    def delete(self, path: str) -> None:
-        self._delete_quietly(path)
 
     def remove_stray_temps(self, directory: str, older_than_s: float = 0.0) -> int:
         """Delete temp files left by killed writers; returns how many were removed.

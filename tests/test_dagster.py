@@ -84,3 +84,20 @@ def test_collect_build_and_report_in_process(defs: dg.Definitions, home: Path) -
     assert mart_checks and all(c.passed for c in mart_checks)
     assert list((home / "reports" / "cost_last_7_days").glob("*.html"))
     assert (home / "warehouse.duckdb").exists()
+
+
+def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None:
+    """The automation sensor's conditions: a new collection requests the models and reports,
+    although most daily partitions of instance_snapshots were never collected."""
+    instance = dg.DagsterInstance.ephemeral()
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert quiet.total_requested == 0
+    today = datetime.now(UTC).date().isoformat()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="instance_snapshots", partition=today))
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
+    for key in (["warehouse", "instance_intervals"], ["warehouse", "cost_daily"],
+                ["cost_report"], ["reliability_report"]):
+        assert after.get_num_requested(dg.AssetKey(key)) == 1, key
+    assert after.get_num_requested(dg.AssetKey("raw_snapshots")) == 0

@@ -1,0 +1,24 @@
+"""Store: atomic writes on a local disk and on stores without rename (object stores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.storage import Store
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_failed_write_leaves_the_previous_file_whole(tmp_path: Path, local: bool) -> None:
+    store = Store(tmp_path)
+    store.is_local = local  # False takes the object-store path: buffer, then one upload
+    path = store.path("raw", "x.ndjson.zst")
+    store.write_bytes_atomic(path, b"first version", compression="zstd")
+    with pytest.raises(RuntimeError), store.open_output_atomic(path, "zstd") as out:
+        out.write(b"half of a second")
+        raise RuntimeError("killed mid-write")
+    assert store.read_bytes(path, "zstd") == b"first version"
+    store.write_bytes_atomic(path, b"second version", compression="zstd")
+    assert store.read_bytes(path, "zstd") == b"second version"
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["x.ndjson.zst"]
