@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from assets.resources import VastPipelineResource
-from pipeline.collect import client_for, fetch_snapshot
+from pipeline.collect import collect
 from pipeline.errors import PipelineError, RetriesExhaustedError
 from pipeline.history import land_pending, rebuild_day
 from pipeline.quality import HISTORY_CHECKS, run_history_checks
@@ -54,17 +54,11 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
                          "from raw snapshots collected then."),
             allow_retries=False)
     try:
-        settings = vast.settings()
-        accounts = [settings.account(config.account)] if config.account else settings.accounts
-        results = []
-        for account in accounts:
-            with client_for(account, settings) as client:
-                results.append(fetch_snapshot(vast.store(), account, client,
-                                              snapshot_at=datetime.now(UTC),
-                                              source=account.source))
-            context.log.info(results[-1].summary())
+        results = collect(vast.settings(), config.account, land=False)
     except PipelineError as exc:
         raise _failure(exc, context) from None
+    for result in results:
+        context.log.info(result.summary())
     return dg.MaterializeResult(metadata={
         "records": sum(r.records for r in results),
         "pages": sum(r.pages for r in results),

@@ -15,7 +15,7 @@ from assets.collection import DAILY, instance_snapshots, raw_snapshots
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
 from assets.warehouse import warehouse_models
-from pipeline.config import load_settings
+from pipeline.config import cadence_cron, load_settings
 
 collect_job = dg.define_asset_job(
     "collect_job", selection=dg.AssetSelection.assets(raw_snapshots, instance_snapshots),
@@ -26,20 +26,12 @@ build_job = dg.define_asset_job(
     description="Build the warehouse models and write the reports.")
 
 
-def _cron(cadence_minutes: int) -> str:
-    if cadence_minutes < 60 and 60 % cadence_minutes == 0:
-        return f"*/{cadence_minutes} * * * *"
-    if cadence_minutes % 60 == 0 and 24 % (cadence_minutes // 60) == 0:
-        return f"0 */{cadence_minutes // 60} * * *"
-    return "*/15 * * * *"  # an uneven cadence falls back to the default
-
-
 def _today_partition(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     key = DAILY.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
     return dg.RunRequest(partition_key=key)
 
 
-@dg.schedule(job=collect_job, cron_schedule=_cron(load_settings().cadence_minutes),
+@dg.schedule(job=collect_job, cron_schedule=cadence_cron(load_settings().cadence_minutes),
              execution_timezone="UTC", name="collect_schedule",
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def collect_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:

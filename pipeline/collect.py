@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from pipeline.client import VastClient
 from pipeline.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED, Account, Settings
+from pipeline.errors import PipelineError
 from pipeline.history import land_snapshot
 from pipeline.raw import RawSnapshot, new_snapshot_id, write_snapshot
 from pipeline.storage import Store
@@ -89,28 +90,52 @@ def client_for(account: Account, settings: Settings, *,
                simulated_time: datetime | None = None) -> Iterator[VastClient]:
     """A client for the account; for the simulator source, an embedded server on loopback."""
     if not account.is_simulated:
-        yield VastClient(account.api_key, account.url,
-                         min_interval=settings.min_interval_seconds)
+        with VastClient(account.api_key, account.url,
+                        min_interval=settings.min_interval_seconds) as client:
+            yield client
         return
     from pipeline.fleet import FleetModel
     from pipeline.simulator import DEMO_API_KEY, SimulatorServer
 
     fleet = FleetModel(seed=SIMULATOR_SEED, size=SIMULATOR_FLEET_SIZE, drift_rate=0.01,
                        new_field_rate=0.01)
-    with SimulatorServer(fleet) as server:
-        yield VastClient(DEMO_API_KEY, server.url, min_interval=SIMULATOR_MIN_INTERVAL,
-                         simulated_time=simulated_time)
+    with SimulatorServer(fleet) as server, \
+            VastClient(DEMO_API_KEY, server.url, min_interval=SIMULATOR_MIN_INTERVAL,
+                       simulated_time=simulated_time) as client:
+        yield client
 
 
 def collect(settings: Settings, account_name: str | None = None, *,
-            now: datetime | None = None) -> list[SnapshotResult]:
-    """Take one snapshot of each configured account (or only `account_name`), now."""
+            now: datetime | None = None, land: bool = True) -> list[SnapshotResult]:
+    """Take one snapshot of each configured account (or only `account_name`), now.
+
+    With `land=False` only the raw zone is written (Dagster's `raw_snapshots`; the
+    `instance_snapshots` step lands it). One account's failure does not cost the others
+    their snapshot (the API cannot be asked about the past later): every account is
+    tried, then the failures are raised together.
+    """
+    step = take_snapshot if land else fetch_snapshot
     accounts = [settings.account(account_name)] if account_name else list(settings.accounts)
     store = Store(settings.home)
-    results = []
+    results: list[SnapshotResult] = []
+    failures: list[tuple[str, PipelineError]] = []
     for account in accounts:
         snapshot_at = now or datetime.now(UTC)
-        with client_for(account, settings) as client:
-            results.append(take_snapshot(store, account, client, snapshot_at=snapshot_at,
-                                         source=account.source))
+        try:
+            with client_for(account, settings) as client:
+                results.append(step(store, account, client, snapshot_at=snapshot_at,
+                                    source=account.source))
+        except PipelineError as exc:
+            failures.append((account.name, exc))
+    raise_for_failures(failures, len(accounts))
     return results
+
+
+def raise_for_failures(failures: list[tuple[str, PipelineError]], accounts: int) -> None:
+    """Re-raise one account's error as is; several as one error naming each account."""
+    if not failures:
+        return
+    if accounts == 1:
+        raise failures[0][1]
+    text = " ".join(f"Account {name}: {exc}" for name, exc in failures)
+    raise type(failures[0][1])(f"{len(failures)} of {accounts} accounts failed. {text}")

@@ -16,15 +16,15 @@ Config file (all keys optional):
     cadence_minutes = 15
     min_interval_seconds = 1.1
     [[accounts]]
-    name = "research"          # letters, digits, - and _
+    name = "research"          # letters, digits, '_', '.' and '-'; names the partitions
     key_env = "VAST_KEY_RESEARCH"   # the key itself never goes in a file
     url = "https://console.vast.ai"
 """
 
 from __future__ import annotations
 
+import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from pipeline.errors import ConfigError
+from pipeline.storage import check_account
 
 DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_HOME = "./data"
@@ -45,7 +46,6 @@ SIMULATOR_SEED = 7
 SIMULATOR_FLEET_SIZE = 40
 
 Source = Literal["vast", "simulator"]
-_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,7 @@ def _configured_account(entry: object, env: Mapping[str, str]) -> Account:
 
 
 def _account(name: str, key_env: str, url: str, key: str) -> Account:
-    if not _ACCOUNT_NAME.match(name):
-        raise ConfigError(f"Account name {name!r} is invalid: use letters, digits, - and _.")
+    check_account(name)  # the same rule as the partition folders it names
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"URL {url!r} of account {name!r} is not an http(s) URL: fix VAST_URL "
@@ -162,15 +161,34 @@ def _account(name: str, key_env: str, url: str, key: str) -> Account:
 
 
 def _cadence(value: object) -> int:
+    """Minutes between snapshots; only cadences a cron schedule can keep exactly.
+
+    The warehouse caps intervals at twice the cadence, so a schedule that fired at another
+    rhythm would silently cut (or pad) observed time.
+    """
     if value is None:
         return DEFAULT_CADENCE_MINUTES
     try:
         minutes = int(str(value))
     except ValueError:
         minutes = 0
-    if not 1 <= minutes <= 1440:
-        raise ConfigError(f"Cadence {value!r} is not a whole number of minutes between 1 and 1440.")
+    fits_hour = 1 <= minutes <= 60 and 60 % minutes == 0
+    fits_day = minutes % 60 == 0 and 0 < minutes <= 1440 and 1440 % minutes == 0
+    if not (fits_hour or fits_day):
+        raise ConfigError(
+            f"Cadence {value!r} is not usable: use minutes that divide an hour (1, 2, 3, 4, 5, "
+            "6, 10, 12, 15, 20, 30, 60) or whole hours that divide a day (120, 180, 240, 360, "
+            "480, 720, 1440).")
     return minutes
+
+
+def cadence_cron(minutes: int) -> str:
+    """The cron expression of a cadence accepted by `load_settings`."""
+    if minutes < 60:
+        return f"*/{minutes} * * * *"
+    if minutes == 60:
+        return "0 * * * *"
+    return f"0 */{minutes // 60} * * *"
 
 
 def _positive_float(value: object, name: str) -> float:
@@ -178,8 +196,8 @@ def _positive_float(value: object, name: str) -> float:
         number = float(str(value))
     except ValueError:
         number = -1.0
-    if number < 0:
-        raise ConfigError(f"{name} must be a number of seconds >= 0, not {value!r}.")
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{name} must be a finite number of seconds >= 0, not {value!r}.")
     return number
 
 

@@ -169,3 +169,19 @@ def test_several_accounts_each_land_their_own_fleet(home: Path, tmp_path: Path) 
         ids = sorted(i for _, i, a in rows if a == account and _ == START)
         assert ids == sorted(r["id"] for r in fleets[key].records_at(START))
     assert {a for t, _, a in rows if t > START} == {"ops"}
+
+
+def test_one_failing_account_does_not_cost_the_others_their_snapshot(
+        home: Path, tmp_path: Path) -> None:
+    fleet = FleetModel(seed=23, size=10)
+    with SimulatorServer({"good-key": fleet}, clock=Clock(START)) as server:
+        config = tmp_path / "accounts.toml"
+        config.write_text("".join(
+            f'[[accounts]]\nname = "{name}"\nkey_env = "{env}"\nurl = "{server.url}"\n'
+            for name, env in (("broken", "KEY_B"), ("fine", "KEY_F"))))
+        settings = load_settings({"VAST_PIPELINE_HOME": str(home), "KEY_B": "revoked-key",
+                                  "KEY_F": "good-key", "VAST_PIPELINE_CONFIG": str(config)})
+        with pytest.raises(AuthError, match=r"1 of 2 accounts failed\. Account broken: "):
+            collect(settings, now=START)
+    assert {a for _, _, a in _rows(home)} == {"fine"}
+    assert "revoked-key" not in _all_text_under(home)

@@ -51,10 +51,34 @@ def test_configured_account_with_missing_key_names_the_variable(tmp_path: Path) 
         load_settings({"VAST_PIPELINE_CONFIG": str(config)})
 
 
-@pytest.mark.parametrize("value", ["0", "abc", "100000"])
-def test_bad_cadence_is_rejected(value: str) -> None:
+@pytest.mark.parametrize("value", ["0", "abc", "100000", "7", "45", "90", "1500"])
+def test_cadence_a_schedule_cannot_keep_is_rejected(value: str) -> None:
     with pytest.raises(ConfigError, match="Cadence"):
         load_settings({"VAST_PIPELINE_CADENCE_MINUTES": value})
+
+
+@pytest.mark.parametrize(("value", "cron"), [("15", "*/15 * * * *"), ("60", "0 * * * *"),
+                                             ("120", "0 */2 * * *"), ("1440", "0 */24 * * *")])
+def test_cadence_and_its_cron(value: str, cron: str) -> None:
+    from pipeline.config import cadence_cron
+
+    settings = load_settings({"VAST_PIPELINE_CADENCE_MINUTES": value})
+    assert cadence_cron(settings.cadence_minutes) == cron
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_min_interval_must_be_finite(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"min_interval_seconds = {value}\n")
+    with pytest.raises(ConfigError, match="min_interval_seconds"):
+        load_settings({"VAST_PIPELINE_CONFIG": str(config)})
+
+
+def test_account_names_follow_the_partition_rule(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[accounts]]\nname = "../etc"\nkey_env = "K"\n')
+    with pytest.raises(ConfigError, match="Account name '../etc'"):
+        load_settings({"VAST_PIPELINE_CONFIG": str(config), "K": "k"})
 
 
 def test_bad_toml_and_bad_url(tmp_path: Path) -> None:
