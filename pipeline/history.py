@@ -275,8 +275,7 @@ def _land_missing(store: Store, result: DayResult, primary: RawSnapshot | None =
     else:
         parts = _keep_committed(existing, redo)
         logged = set(existing["snapshots"].column("snapshot_id").to_pylist()) - redo
-    missing = [s for s in _day_snapshots(store, account, day, result.errors)
-               if s.snapshot_id not in logged and s.snapshot_id not in redo]
+    missing = _day_snapshots(store, account, day, result.errors, skip=logged | redo)
     if primary is None and not missing:  # nothing new; a stale day without raw stays as is
         return
     if primary is not None:
@@ -305,10 +304,11 @@ def _add_snapshot(
         result.add(flat)
 
 
-def rebuild_day(store: Store, account: str, day: date) -> DayResult:
+def rebuild_day(store: Store, account: str, day: date,
+                progress: Callable[[int], None] | None = None) -> DayResult:
     """Re-derive one account's day from its raw files only; a day without raw is left alone."""
     with store.lock(account, day):
-        return _rebuild_day_locked(store, account, day)
+        return _rebuild_day_locked(store, account, day, progress)
 
 
 def _rebuild_day_locked(
@@ -328,9 +328,14 @@ def _rebuild_day_locked(
     return result
 
 
-def _day_snapshots(store: Store, account: str, day: date, errors: list[str]) -> list[RawSnapshot]:
+def _day_snapshots(store: Store, account: str, day: date, errors: list[str],
+                   skip: set[str] | frozenset[str] = frozenset()) -> list[RawSnapshot]:
+    """The day's raw snapshots (records read lazily), but for the ids in `skip`, which are
+    left unopened: file names carry the ids, so a landing reads only what it needs."""
     snapshots = []
-    for path in snapshot_files(store, account, day).values():
+    for snapshot_id, path in snapshot_files(store, account, day).items():
+        if snapshot_id in skip:
+            continue
         try:
             snapshot = read_snapshot(store, path)
         except DataError as exc:
@@ -369,9 +374,7 @@ def rebuild(
     result = RebuildResult()
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if count <= 1 or len(days) <= 2:
-        for account, day in days:
-            with store.lock(account, day):
-                result.days.append(_rebuild_day_locked(store, account, day, progress=progress))
+        result.days = [rebuild_day(store, account, day, progress) for account, day in days]
     else:
         # spawn, not fork: the caller may be a threaded Dagster process.
         context = multiprocessing.get_context("spawn")
