@@ -369,7 +369,8 @@ class VastClient:
                     bad_bodies += 1
                     if bad_bodies > BAD_BODY_RETRIES:
                         raise _bad_body(path, last)
-                delay = self._delay(attempt, last.retry_after)
+                # The next attempt also waits out the endpoint's pacing: budget for both.
+                delay = max(self._delay(attempt, last.retry_after), self._pace_wait(route))
                 spent = time.monotonic() - started
                 if attempt == self.max_attempts or spent + delay > self.max_retry_seconds:
                     break
@@ -478,13 +479,16 @@ class VastClient:
 
     # -- small helpers ----------------------------------------------------------------------
 
+    def _pace_wait(self, route: str) -> float:
+        """Seconds until min_interval has passed since the last call to this endpoint."""
+        last = self._last_call.get(route)
+        return 0.0 if last is None else max(0.0, last + self.min_interval - time.monotonic())
+
     def _pace(self, route: str) -> None:
         """Wait until min_interval has passed since the last call to this endpoint."""
-        last = self._last_call.get(route)
-        if last is not None:
-            wait = last + self.min_interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+        wait = self._pace_wait(route)
+        if wait > 0:
+            time.sleep(wait)
         self._last_call[route] = time.monotonic()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

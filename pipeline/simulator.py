@@ -19,6 +19,7 @@ import base64
 import binascii
 import functools
 import json
+import math
 import random
 import re
 import threading
@@ -40,6 +41,7 @@ V1_PAGE_MAX = 25
 V1_PAGE_NONPOSITIVE = 5
 CHARGES_PAGE_DEFAULT = 100
 CHARGES_PAGE_MAX = 500
+_LISTING_CACHE_MAX = 8
 THROTTLE_TEXT = "API requests too frequent: endpoint threshold=1.0"
 FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "notin")
 _NESTED_KEYS = frozenset({"search", "instance", "extra_env", "ports", "image_args",
@@ -82,6 +84,15 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """One filtered, sorted listing: ((sort values, served record), ...) plus envelope counts."""
+
+    keyed: tuple[tuple[dict[str, Any], Any], ...]
+    total: int
+    label_counts: dict[str, int]
+
+
 class _ApiError(Exception):
     """An error answer: status plus the JSON body the real service sends."""
 
@@ -98,6 +109,10 @@ def _bad_request(msg: str, error: str = "invalid_request") -> _ApiError:
     return _ApiError(400, error, msg)
 
 
+def _server_error() -> _Reply:
+    return _ApiError(500, "server_error", "Internal error.").reply
+
+
 class SimulatorServer:
     """A real ThreadingHTTPServer on loopback answering like the Vast.ai API.
 
@@ -108,7 +123,7 @@ class SimulatorServer:
     def __init__(self, fleets: Mapping[str, FleetModel] | FleetModel, *,
                  host: str = "127.0.0.1", port: int = 0, min_interval: float = 0.0,
                  faults: FaultConfig = FaultConfig(),
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, keep_log: bool = True) -> None:
         self._fleets: dict[str, FleetModel] = (
             {DEMO_API_KEY: fleets} if isinstance(fleets, FleetModel) else dict(fleets))
         self.host = host
@@ -117,11 +132,14 @@ class SimulatorServer:
         self.faults = faults
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.requests_served = 0
+        # (method, path, status) per request, for tests; off in the long-running `serve()`.
+        self.keep_log = keep_log
         self.request_log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._last_call: dict[tuple[str, str], float] = {}
         self._fault_rng = random.Random(faults.seed)
         self._charges_cache: dict[tuple[int, float, float], list[Charge]] = {}
+        self._listing_cache: dict[tuple[Any, ...], _Listing] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -175,10 +193,17 @@ class SimulatorServer:
                                    headers)
         except _ApiError as err:
             reply = err.reply
+        except Exception:  # a bug or an input nobody foresaw: answer, never drop the line
+            reply = _server_error()
+        self.log_request(method, path, reply.status)
+        return reply
+
+    def log_request(self, method: str, path: str, status: int) -> None:
+        """Count one answered request and, when `keep_log`, remember (method, path, status)."""
         with self._lock:
             self.requests_served += 1
-            self.request_log.append((method, path, reply.status))
-        return reply
+            if self.keep_log:
+                self.request_log.append((method, path, status))
 
     def _dispatch(self, method: str, path: str, query: dict[str, list[str]],
                   headers: Mapping[str, str]) -> _Reply:
@@ -263,10 +288,39 @@ class SimulatorServer:
     def _list_v1(self, fleet: FleetModel, query: dict[str, list[str]], now: datetime) -> _Reply:
         limit = _limit(query, default=V1_PAGE_MAX)
         limit = V1_PAGE_NONPOSITIVE if limit <= 0 else min(limit, V1_PAGE_MAX)
-        filters = _json_param(query, "select_filters", {})
+        predicate = _compile_filters(_json_param(query, "select_filters", {}))
         order = _order_by(_json_param(query, "order_by", [{"col": "id", "dir": "asc"}]))
         cols = _select_cols(_json_param(query, "select_cols", ["*"]))
-        predicate = _compile_filters(filters)
+        listing = self._sorted_listing(fleet, query, predicate, order, now)
+        keyed = listing.keyed
+        start = 0
+        token = _single(query, "after_token")
+        if token:
+            cursor = _decode_cursor(token, [col for col, _ in order])
+            start = _first_after(keyed, cursor, order)
+        page = keyed[start:start + limit]
+        next_token = _encode_cursor(order, page[-1][0]) if len(keyed) - start > limit else None
+        body = {
+            "success": True, "instances_found": len(page), "total_instances": listing.total,
+            "label_counts": listing.label_counts, "next_token": next_token,
+            "instances": [_project(served, cols) for _, served in page],
+        }
+        return _Reply(200, orjson.dumps(body))
+
+    def _sorted_listing(self, fleet: FleetModel, query: dict[str, list[str]],
+                        predicate: Callable[[dict[str, Any]], bool],
+                        order: list[tuple[str, str]], now: datetime) -> _Listing:
+        """The filtered, sorted fleet at `now`, shared by every page of one listing.
+
+        Building it costs a pass over the whole fleet plus a sort, so it is cached per
+        (fleet, moment, filters, order); entries are never mutated once stored, which lets
+        concurrent handler threads share them.
+        """
+        key = (id(fleet), to_epoch(now), _single(query, "select_filters"), tuple(order))
+        with self._lock:
+            cached = self._listing_cache.get(key)
+        if cached is not None:
+            return cached
         rows = [(clean, served) for _, clean, served in fleet.entries_at(now) if predicate(clean)]
         label_counts: dict[str, int] = {}
         for clean, _ in rows:
@@ -274,18 +328,12 @@ class SimulatorServer:
             label_counts[label] = label_counts.get(label, 0) + 1
         keyed = [(_sort_values(clean, order), served) for clean, served in rows]
         keyed.sort(key=functools.cmp_to_key(lambda a, b: _compare_rows(a[0], b[0], order)))
-        token = _single(query, "after_token")
-        if token:
-            cursor = _decode_cursor(token, [col for col, _ in order])
-            keyed = [pair for pair in keyed if _compare_rows(pair[0], cursor, order) > 0]
-        page = keyed[:limit]
-        next_token = _encode_cursor(order, page[-1][0]) if len(keyed) > limit else None
-        body = {
-            "success": True, "instances_found": len(page), "total_instances": len(rows),
-            "label_counts": label_counts, "next_token": next_token,
-            "instances": [_project(served, cols) for _, served in page],
-        }
-        return _Reply(200, orjson.dumps(body))
+        listing = _Listing(tuple(keyed), len(rows), label_counts)
+        with self._lock:
+            if len(self._listing_cache) >= _LISTING_CACHE_MAX:
+                self._listing_cache.pop(next(iter(self._listing_cache)))
+            self._listing_cache[key] = listing
+        return listing
 
     def _show_instance(self, fleet: FleetModel, raw_id: str, now: datetime) -> _Reply:
         if not raw_id.isdigit():
@@ -301,6 +349,10 @@ class SimulatorServer:
                             "Must provide both 'day' gte and lte filters for instance charges")
         types = filters.get("type", {}).get("in") if isinstance(filters.get("type"), dict) \
             else None
+        if types is not None and not isinstance(types, list):
+            raise _bad_request("Operator in needs a JSON array.")
+        if not all(_is_finite(day[op]) for op in ("gte", "lte")):
+            raise _bad_request("'day' gte and lte must be finite epoch seconds.")
         limit = _limit(query, default=CHARGES_PAGE_DEFAULT)
         limit = min(max(limit, 1), CHARGES_PAGE_MAX)
         latest_first = _json_param(query, "latest_first", True) not in (False, "false", 0)
@@ -361,10 +413,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        reply = self.sim.handle(self.command, self.path, self.headers)
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if raw_length.isascii() and raw_length.isdigit():
+            length = int(raw_length)
+            if length:
+                self.rfile.read(length)
+            reply = self.sim.handle(self.command, self.path, self.headers)
+        else:  # negative or garbage: the body cannot be framed, so answer and hang up
+            reply = _bad_request("Content-Length must be a non-negative integer.").reply
+            reply.headers["Connection"] = "close"
+            self.sim.log_request(self.command, urlsplit(self.path).path, reply.status)
+            self.close_connection = True
         body = reply.body
         if reply.truncate:
             body = body[: max(1, len(body) // 2)]
@@ -458,12 +517,19 @@ def _limit(query: dict[str, list[str]], default: int) -> int:
     value = _json_param(query, "limit", default)
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _bad_request("limit must be an integer.") from None
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _order_by(spec: Any) -> list[tuple[str, str]]:
@@ -474,7 +540,7 @@ def _order_by(spec: Any) -> list[tuple[str, str]]:
     order: list[tuple[str, str]] = []
     for item in spec:
         col = item.get("col") if isinstance(item, dict) else None
-        if col not in ORDERABLE_KEYS:
+        if not isinstance(col, str) or col not in ORDERABLE_KEYS:
             raise _bad_request(f"Invalid order_by column: {str(col)[:60]}")
         order.append((col, "desc" if item.get("dir") == "desc" else "asc"))
     if all(col != "id" for col, _ in order):
@@ -567,6 +633,19 @@ def _compare_rows(a: Mapping[str, Any], b: Mapping[str, Any],
     return 0
 
 
+def _first_after(keyed: tuple[tuple[dict[str, Any], Any], ...], cursor: Mapping[str, Any],
+                 order: list[tuple[str, str]]) -> int:
+    """Index of the first row sorting after `cursor` (rows are sorted by `order`)."""
+    lo, hi = 0, len(keyed)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _compare_rows(keyed[mid][0], cursor, order) > 0:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _encode_cursor(order: list[tuple[str, str]], values: Mapping[str, Any]) -> str:
     payload = {"values": {col: values.get(col) for col, _ in order}}
     return base64.b64encode(json.dumps(payload).encode()).decode()
@@ -588,7 +667,8 @@ def serve(port: int, seed: int, size: int, *, min_interval: float = 1.0,
           drift_rate: float = 0.0) -> None:
     """Serve one simulated account until Ctrl-C (`vast-pipeline simulator`)."""
     fleet = FleetModel(seed=seed, size=size, drift_rate=drift_rate)
-    server = SimulatorServer(fleet, port=port, min_interval=min_interval).start()
+    server = SimulatorServer(fleet, port=port, min_interval=min_interval,
+                             keep_log=False).start()
     print(f"Vast.ai API simulator listening on {server.url}", flush=True)
     print(f"  VAST_URL={server.url}  VAST_API_KEY={DEMO_API_KEY}  (demo key, not a secret)",
           flush=True)

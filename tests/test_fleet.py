@@ -17,7 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.fleet import FleetModel
+from pipeline.fleet import (
+    ACTUAL_STATUSES,
+    CUR_STATES,
+    INTENDED_STATUSES,
+    MEAN_LIFETIME_SECONDS,
+    PHASES,
+    FleetModel,
+    _mean_lifetime,
+)
 
 ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -49,10 +57,9 @@ internet_up_cost_per_tb internet_down_cost_per_tb gpu_util gpu_temp cuda_max_goo
 driver_version compute_cap has_avx gpu_display_active bundle_id volume_info country_code
 template_name uptime_mins
 """)
-ACTUAL = {None, "created", "loading", "running", "stopped", "frozen", "exited", "rebooting",
-          "unknown", "offline"}
-INTENDED = {"running", "stopped", "frozen"}
-CUR = {"running", "stopped", "unloaded"}
+ACTUAL = set(ACTUAL_STATUSES)
+INTENDED = set(INTENDED_STATUSES)
+CUR = set(CUR_STATES)
 PRICING_KEYS = {"gpuCostPerHour", "diskHour", "totalHour", "discountTotalHour",
                 "discountedTotalPerHour"}
 
@@ -96,6 +103,16 @@ def test_money_fields_are_consistent(seed: int, t: datetime) -> None:
             assert 0 <= p["discountTotalHour"] <= p["totalHour"]
         assert r["dph_base"] > 0 and r["min_bid"] <= r["dph_base"] * 1.34
         assert 0 <= r["reliability2"] <= 1
+
+
+def test_phases_use_the_documented_statuses() -> None:
+    assert len(ACTUAL) == 10 and {"offline", "unknown", None} <= ACTUAL
+    for actual, intended, cur, nxt in PHASES.values():
+        assert actual in ACTUAL and intended in INTENDED and cur in CUR and nxt in CUR
+
+
+def test_mean_lifetime_constant_matches_its_definition() -> None:
+    assert math.isclose(MEAN_LIFETIME_SECONDS, _mean_lifetime(), rel_tol=1e-12)
 
 
 @fast
@@ -282,3 +299,58 @@ def test_records_at_is_fast_for_a_thousand_instances() -> None:
         timings.append(time.perf_counter() - start)
     assert len(records) > 500
     assert statistics.median(timings) < 0.25, timings
+
+
+def _overlapping_outages(model: FleetModel, days: int) -> list[tuple[int, float, float]]:
+    """(host, from, to) around each pair of host outages that overlap (day d-1 into day d)."""
+    first = math.floor(ORIGIN.timestamp() / 86400)
+    found = []
+    for hi in range(len(model.hosts)):
+        for day in range(first, first + days):
+            before, today = model._outage(hi, day - 1), model._outage(hi, day)
+            if before and today and today[0] < before[1]:
+                found.append((hi, before[0] - 1800, max(before[1], today[1]) + 1800))
+    return found
+
+
+def test_charges_agree_with_records_when_outages_overlap() -> None:
+    model = FleetModel(seed=0, size=200)
+    windows = [w for w in _overlapping_outages(model, 366) if w[0] == 17]
+    assert len(windows) == 2, "seed 0 has two overlapping outage pairs on host 17"
+    step = 10.0
+    checked = 0
+    for hi, a, b in windows:
+        charges = {c.instance_id: c for c in model.charges(a, b)}
+        for lc in model._overlapping(a, b):
+            if lc.machine.host_index != hi:
+                continue
+            gpu = disk = 0.0
+            t = a + step / 2
+            while t < b:
+                r = model.record(lc.id, t)
+                if r is not None:
+                    gpu += r["instance"]["gpuCostPerHour"] * step / 3600
+                    disk += r["instance"]["diskHour"] * step / 3600
+                t += step
+            c = charges[lc.id]
+            # Each status change costs at most one step of error at the highest rate.
+            assert math.isclose(c.gpu_amount, gpu, abs_tol=12 * step / 3600 * lc.base_price)
+            assert math.isclose(c.disk_amount, disk,
+                                abs_tol=12 * step / 3600 * lc.storage_total_cost)
+            assert c.disk_hours <= (b - a) / 3600 + 1e-9 and c.gpu_hours >= 0
+            checked += 1
+    assert checked >= 3
+
+
+@fast
+@given(st.integers(min_value=0, max_value=50))
+def test_overlay_pieces_run_forward_and_match_outage_at(seed: int) -> None:
+    model = FleetModel(seed=seed, size=60)
+    for hi, a, b in _overlapping_outages(model, 120):
+        pieces = list(model._overlay(hi, a, b, "running"))
+        assert pieces[0][0] == a and pieces[-1][1] == b
+        for (s, e, status), nxt in zip(pieces, [*pieces[1:], None], strict=True):
+            assert s < e, pieces
+            assert nxt is None or nxt[0] == e
+            assert status == (model.outage_at(hi, (s + e) / 2) or "running")
+            assert status == (model.outage_at(hi, s) or "running")

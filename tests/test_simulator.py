@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,6 +110,11 @@ def test_filters_and_select_cols(sim: SimulatorServer, fleet: FleetModel) -> Non
     {"select_filters": {"label": {"like": "x"}}},
     {"order_by": [{"col": "no_such_column", "dir": "asc"}]},
     {"limit": "many"},
+    {"limit": "1e400"},
+    {"limit": "NaN"},
+    {"order_by": [{"col": ["id"], "dir": "asc"}]},
+    {"order_by": [{"col": {"id": 1}}]},
+    {"select_filters": {"label": {"in": "dev-box"}}},
 ])
 def test_invalid_requests_answer_400(sim: SimulatorServer, params: dict) -> None:
     r = v1(sim.url, **params)
@@ -325,8 +331,11 @@ def test_request_log_never_holds_the_key(fleet: FleetModel, capfd: pytest.Captur
     with SimulatorServer({KEY: fleet}, clock=lambda: T) as server:
         v1(server.url)
         v1(server.url, headers={"Authorization": "Bearer wrong-secret-key"})
-        assert server.requests_served == 2
+        # Old clients put the key in the query string: the log keeps the path only.
+        v1(server.url, api_key=KEY)
+        assert server.requests_served == 3 and len(server.request_log) == 3
         assert KEY not in repr(server) and KEY not in repr(server.request_log)
+        assert "wrong-secret-key" not in repr(server.request_log)
     out, err = capfd.readouterr()
     assert KEY not in out + err and "wrong-secret-key" not in out + err
 
@@ -354,3 +363,72 @@ def test_serve_runs_until_interrupted() -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert DEMO_API_KEY in second
+
+
+def test_keep_log_false_counts_without_logging(fleet: FleetModel) -> None:
+    with SimulatorServer({KEY: fleet}, clock=lambda: T, keep_log=False) as server:
+        assert v1(server.url).status_code == 200
+        assert v1(server.url, headers={}).status_code == 403
+        assert server.requests_served == 2 and server.request_log == []
+
+
+def test_full_listing_builds_the_fleet_once() -> None:
+    class Counting(FleetModel):
+        calls = 0
+
+        def entries_at(self, t):  # type: ignore[no-untyped-def]
+            Counting.calls += 1
+            return super().entries_at(t)
+
+    model = Counting(seed=5, size=120)
+    with SimulatorServer({KEY: model}, clock=lambda: T) as server:
+        for order in ([{"col": "id", "dir": "asc"}], [{"col": "gpu_temp", "dir": "desc"}]):
+            rows = all_pages(server.url, order_by=order)
+            assert len(rows) > 50 and len({r["id"] for r in rows}) == len(rows)
+        filtered = all_pages(server.url, select_filters={"actual_status": "running"})
+        assert filtered and all(r["actual_status"] == "running" for r in filtered)
+    assert Counting.calls == 3, "each listing is built once and sliced per page"
+
+
+def test_unexpected_error_answers_json_500(fleet: FleetModel,
+                                           capfd: pytest.CaptureFixture) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    with SimulatorServer({KEY: fleet}, clock=lambda: T) as server:
+        server._list_v1 = explode  # type: ignore[method-assign]
+        r = v1(server.url)
+        assert r.status_code == 500
+        assert r.json() == {"success": False, "error": "server_error", "msg": "Internal error."}
+        assert server.request_log[-1] == ("GET", "/api/v1/instances/", 500)
+        assert v1(server.url, headers={}).status_code == 403, "the server keeps serving"
+    out, err = capfd.readouterr()
+    assert "boom" not in out + err and "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("filters", [
+    {"day": {"gte": 0, "lte": 1}, "type": {"in": 5}},
+    {"day": {"gte": 0, "lte": 1}, "type": {"in": "instance"}},
+    {"day": {"gte": -1e400, "lte": 1}},
+    {"day": {"gte": 0, "lte": 10**400}},
+])
+def test_bad_charges_filters_answer_400(sim: SimulatorServer, filters: dict) -> None:
+    r = requests.get(f"{sim.url}/api/v0/charges/", headers=AUTH, timeout=10,
+                     params={"select_filters": json.dumps(filters)})
+    assert r.status_code == 400 and r.json()["success"] is False
+
+
+@pytest.mark.parametrize("length", ["-5", "abc", "1e3", "+7"])
+def test_bad_content_length_answers_400_without_blocking(sim: SimulatorServer,
+                                                        length: str) -> None:
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(f"GET /api/v1/instances/ HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: Bearer {KEY}\r\nContent-Length: {length}\r\n\r\n"
+                     .encode())
+        data = b""
+        while chunk := conn.recv(65536):  # the server hangs up after answering
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert json.loads(body)["error"] == "invalid_request"
