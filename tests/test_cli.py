@@ -74,6 +74,21 @@ def test_mistakes_get_one_clear_sentence(home: Path, args: tuple[str, ...],
     assert_one_sentence_error(run_cli(*args, home=home), *words)
 
 
+def test_unusable_output_path_is_one_sentence(home: Path) -> None:
+    from test_sql_fixtures import RUN, every, instance_rows, write_history
+
+    from pipeline.warehouse import build
+
+    write_history(home, instance_rows("default", 1, every("2026-03-02 10:00", 4), [RUN] * 4,
+                                      dph_base=1.0, storage_total_cost=0.1))
+    build(home)
+    blocker = home / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    result = run_cli("export", "focus", "--from", "2026-03-02", "--to", "2026-03-02",
+                     "--out", str(blocker / "focus.csv"), home=home)
+    assert_one_sentence_error(result, str(blocker))
+
+
 def test_url_without_key(home: Path) -> None:
     result = run_cli("status", home=home, env={"VAST_URL": "http://127.0.0.1:9"})
     assert_one_sentence_error(result, "VAST_API_KEY")
