@@ -5,7 +5,7 @@ files always sit at a predictable place for people (and a web server) to pick up
 """
 
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -13,19 +13,17 @@ import dagster as dg
 from assets.resources import VastPipelineResource
 from assets.warehouse import FOLLOW_COLLECTION, MODELS, _key
 from pipeline.errors import PipelineError
-from pipeline.reports import month_to_date_window, write_report
+from pipeline.reports import FORMATS, month_to_date_window, parse_window, write_reports
 
 REPORT_DEPS = [_key(model.name) for model in MODELS]
-FORMATS = ("html", "md", "csv")
 
 
 def _write(vast: VastPipelineResource, kind: str, name: str, window) -> dg.MaterializeResult:
     settings = vast.settings()
     out_dir = Path(settings.home) / "reports" / name
     try:
-        paths = [path for fmt in FORMATS
-                 for path in write_report(settings.home, kind, date_from=window[0],
-                                          date_to=window[1], fmt=fmt, out_dir=out_dir)]
+        paths = write_reports(settings.home, kind, date_from=window[0], date_to=window[1],
+                              formats=FORMATS, out_dir=out_dir)
     except PipelineError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     return dg.MaterializeResult(metadata={
@@ -36,8 +34,7 @@ def _write(vast: VastPipelineResource, kind: str, name: str, window) -> dg.Mater
 
 
 def _last_7_days():
-    today = datetime.now(UTC).date()
-    return today - timedelta(days=6), today
+    return parse_window(None, None, today=datetime.now(UTC).date())
 
 
 @dg.asset(deps=REPORT_DEPS, group_name="reports", kinds={"html"},

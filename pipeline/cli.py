@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import PipelineError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,16 +62,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # --- argument helpers -----------------------------------------------------------------
-
-
-def parse_day(text: str | None, flag: str) -> date | None:
-    """`2026-11-20` -> date; anything else is a one-sentence ConfigError naming the flag."""
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r} is not a date; use YYYY-MM-DD (UTC).") from None
 
 
 def _today() -> date:
@@ -131,11 +121,13 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     from pipeline.history import rebuild
     from pipeline.progress import progress_bar
     from pipeline.raw import raw_partitions, snapshot_files
+    from pipeline.reports.window import check_order, parse_day
     from pipeline.storage import Store
 
-    date_from, date_to = parse_day(args.date_from, "--from"), parse_day(args.date_to, "--to")
-    if date_from and date_to and date_from > date_to:
-        raise ConfigError(f"--from {date_from} is after --to {date_to}; swap them.")
+    date_from = parse_day(args.date_from, "--from") if args.date_from else None
+    date_to = parse_day(args.date_to, "--to") if args.date_to else None
+    if date_from and date_to:
+        check_order(date_from, date_to)
     settings = load_settings()
     store = Store(settings.home)
     accounts = [args.account] if args.account else None
@@ -189,20 +181,22 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="date_from", help="first UTC day (default: 7 days ago)")
     p.add_argument("--to", dest="date_to", help="last UTC day, inclusive (default: today)")
     p.add_argument("--account", help="only this account")
-    p.add_argument("--format", choices=("html", "md", "csv"), default="html")
+    p.add_argument("--format", choices=("html", "md", "csv"), action="append",
+                   help="html (default), md or csv; repeat for several")
     p.add_argument("--out", help="output folder (default $VAST_PIPELINE_HOME/reports)")
     p.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
-    from pipeline.reports import parse_window, write_report
+    from pipeline.reports import parse_window, write_reports
 
     settings = load_settings()
     date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
     out_dir = Path(args.out) if args.out else Path(settings.home) / "reports"
-    paths = write_report(settings.home, args.kind, date_from=date_from, date_to=date_to,
-                         account=args.account, fmt=args.format, out_dir=out_dir)
+    paths = write_reports(settings.home, args.kind, date_from=date_from, date_to=date_to,
+                          account=args.account, formats=args.format or ["html"],
+                          out_dir=out_dir)
     for path in paths:
         print(path)
     return 0

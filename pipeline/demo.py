@@ -106,7 +106,7 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
 
 def _finish(home_dir: Path, dagster_home: Path, today: date, days: int) -> int:
     from pipeline.focus import export_focus
-    from pipeline.reports import write_report
+    from pipeline.reports import write_reports
     from pipeline.warehouse import build, query
 
     with progress_bar(None, "building warehouse") as bar:
@@ -114,9 +114,9 @@ def _finish(home_dir: Path, dagster_home: Path, today: date, days: int) -> int:
     _say(result.summary())
     date_from = today - timedelta(days=min(days, 7) - 1)
     reports_dir = home_dir / "reports" / "demo"
-    paths = [p for kind in ("cost", "reliability") for fmt in ("html", "md", "csv")
-             for p in write_report(str(home_dir), kind, date_from=date_from, date_to=today,
-                                   fmt=fmt, out_dir=reports_dir)]
+    paths = [p for kind in ("cost", "reliability")
+             for p in write_reports(str(home_dir), kind, date_from=date_from, date_to=today,
+                                    out_dir=reports_dir)]
     focus = export_focus(str(home_dir), date_from=date_from, date_to=today,
                          out=home_dir / "exports" / f"focus_{date_from}_{today}.parquet")
     answers = _headline_answers(str(home_dir), query, date_from, today)

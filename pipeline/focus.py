@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.errors import ReportError
-from pipeline.reports.source import ACCOUNT_FILTER, open_warehouse, require_data
+from pipeline.reports.source import ACCOUNT_FILTER, fetch_arrow, open_warehouse, require_data
 from pipeline.reports.window import Window
 
 MONEY = pa.decimal128(38, 12)
@@ -124,14 +124,14 @@ FOCUS_SQL = f"""
         description="'GPU compute: ' || coalesce(num_gpus, 0) || 'x ' "
                     "|| coalesce(gpu_name, 'unknown GPU') || ', instance ' || instance_id",
         gpu_hours="piece_hours * coalesce(num_gpus, 0)",
-        billed="(gpu_billed OR gpu_cost <> 0)")}
+        billed="gpu_billed")}
     UNION ALL
     {_COMPONENT.format(
         cost="storage_cost", rate="storage_rate", provider=PROVIDER, category="Storage",
         service="Instance Storage", subcategory="Block Storage",
         sku="'storage/disk'",
         description="'Instance storage: instance ' || instance_id",
-        gpu_hours="0", billed="(storage_billed OR storage_cost <> 0)")}
+        gpu_hours="0", billed="storage_billed")}
     ORDER BY ChargePeriodStart, ResourceId, ServiceCategory"""
 
 
@@ -145,15 +145,11 @@ class FocusResult:
 def focus_table(home: Path | str, *, date_from: date, date_to: date,
                 account: str | None = None) -> pa.Table:
     """The FOCUS rows of a window as an Arrow table with `FOCUS_SCHEMA`."""
-    window = Window(date_from, date_to)
-    if date_from > date_to:
-        raise ReportError(
-            f"--from {date_from} is after --to {date_to}; give the earlier day first."
-        )
+    window = Window(date_from, date_to)  # raises ReportError if date_from > date_to
     params = {"t0": window.start, "t1": window.end, "account": account}
     with open_warehouse(home) as con:
         require_data(con, "cost_daily", "day", window, account)
-        table = con.sql(FOCUS_SQL, params=params).to_arrow_table()
+        table = fetch_arrow(con, FOCUS_SQL, params)
     return table.cast(FOCUS_SCHEMA)
 
 

@@ -612,7 +612,6 @@ def _build_locked(
     placeholders = _placeholders(paths, sources)
     con = _connect_build(tmp_db, paths, memory_limit, threads)
     try:
-        con.execute("SET VARIABLE cadence_minutes = ?::INTEGER", [cadence])
         con.execute("SET VARIABLE cap_minutes = ?::INTEGER", [cap])
         con.execute("SET VARIABLE context_days = ?::INTEGER", [_context_days(cap)])
         for model in models:
@@ -622,7 +621,7 @@ def _build_locked(
                     con, model, sql, store, window, build_id, chunk_days, say)
             except duckdb.Error as exc:
                 raise WarehouseError(
-                    f"Model {model.name} ({model.path.name}) failed: {_first_line(exc)}"
+                    f"Model {model.name} ({model.path.name}) failed: {first_line(exc)}."
                 ) from exc
         _write_build_info(con, result, cadence, cap)
         con.execute("CHECKPOINT")
@@ -659,19 +658,29 @@ class QueryResult:
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, without a final period (DuckDB puts hints and
+    context on later lines), for embedding in a one-sentence message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip().rstrip(".") if lines else type(exc).__name__
 
 
-def _open_read_only(home: Path | str) -> Any:
+def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to `$home/warehouse.duckdb` in UTC; the caller closes it.
+
+    Read-only, so analysts' sessions and running builds are never disturbed. Raises
+    WarehouseError (one sentence) when there is no warehouse yet or it cannot be opened.
+    """
     paths = _paths(home)
     if not paths.db.is_file():
         raise WarehouseError(f"No warehouse at {paths.db}: run `vast-pipeline build` first.")
     try:
         con = duckdb.connect(str(paths.db), read_only=True)
     except duckdb.Error as exc:
-        raise WarehouseError(f"Cannot open {paths.db}: {_first_line(exc)}") from exc
+        raise WarehouseError(
+            f"Cannot open {paths.db} read-only ({first_line(exc)}); if another program has "
+            "it open for writing, close that and try again."
+        ) from exc
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -685,14 +694,14 @@ def _known_tables(con: Any) -> list[str]:
 
 
 def _explain_error(con: Any, exc: duckdb.Error) -> str:
-    message = _first_line(exc)
+    message = first_line(exc)
     missing = re.search(r"Table with name (\S+) does not exist", message)
     if missing:
         known = ", ".join(_known_tables(con))
         return f"Table '{missing.group(1)}' does not exist; known tables: {known}."
     if isinstance(exc, duckdb.ParserException):
-        return f"The SQL could not be parsed: {message}"
-    return f"The query failed: {message}"
+        return f"The SQL could not be parsed: {message}."
+    return f"The query failed: {message}."
 
 
 def _check_read_only(con: Any, sql: str) -> None:
@@ -718,7 +727,7 @@ def query(home: Path | str, sql: str, *, params: Sequence[Any] | dict[str, Any] 
     Why two guards: read-only mode stops DDL/DML on the warehouse, and the statement check
     also stops COPY/ATTACH/SET, which could write files or reach other databases.
     """
-    con = _open_read_only(home)
+    con = open_read_only(home)
     try:
         _check_read_only(con, sql)
         try:
@@ -789,7 +798,7 @@ MART_CHECKS["cost_daily_equals_intervals"] = "cost_daily"
 def check_marts(home: Path | str) -> list[CheckOutcome]:
     """Invariants of the marts: non-negative costs, availability in [0, 1], and the sum of
     cost_daily equal to the sum of instance_intervals (the midnight split loses nothing)."""
-    con = _open_read_only(home)
+    con = open_read_only(home)
     try:
         out = []
         for name, _table, sql, what in _CHECKS:

@@ -1,7 +1,7 @@
 -- fleet_now: the newest snapshot of each account, one row per instance listed in it.
 -- Grain: (account, instance_id). burn_rate_per_hour is what the instance costs per hour now
--- under the billing rules (GPU rate while running or frozen, storage rate unless offline);
--- burn_per_day = x24, burn_per_month = x730.
+-- under the billing rules of instance_snapshots (dph_base while gpu_billed, plus
+-- storage_rate while storage_billed); burn_per_day = x24, burn_per_month = x730.
 -- materialized: table
 with newest as (
     select account, max(snapshot_at) as snapshot_at
@@ -9,30 +9,15 @@ with newest as (
     group by account
 ),
 
-listed as (
+rated as (
     select
         s.*,
-        coalesce(
-            s.storage_total_cost, s.search__disk_hour, s.storage_cost * s.disk_space / 720.0
-        ) as storage_rate
+        case when s.gpu_billed then coalesce(s.dph_base, 0) else 0.0 end
+        + case when s.storage_billed then coalesce(s.storage_rate, 0) else 0.0 end
+            as burn_rate_per_hour
     from instance_snapshots as s
     inner join newest as n on s.account = n.account and s.snapshot_at = n.snapshot_at
     where s.snapshot_date in (select cast(snapshot_at as date) from newest)
-),
-
-rated as (
-    select
-        *,
-        case
-            when coalesce(actual_status in ('running', 'frozen'), false)
-                then coalesce(dph_base, 0)
-            else 0.0
-        end
-        + case
-            when actual_status is distinct from 'offline' then coalesce(storage_rate, 0)
-            else 0.0
-        end as burn_rate_per_hour
-    from listed
 )
 
 select

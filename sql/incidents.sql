@@ -4,7 +4,8 @@
 -- snapshot. Grain: (account, instance_id, started_at). `hours` is the observed down time
 -- (sum of the run's interval hours, so capped gaps are not counted); `ended_at` is the end
 -- of the run's last interval. `is_ongoing`: the instance is still listed in its account's
--- newest snapshot and still down there, right after the run.
+-- newest snapshot and still down there (a NULL actual status there is down), right after
+-- the run.
 -- materialized: table
 with down as (
     select
@@ -71,8 +72,8 @@ newest_instance_state as (
         account,
         instance_id,
         max(last_seen_at) as last_seen_at,
-        max_by(last_actual_status, day) as last_actual_status,
-        max_by(last_intended_status, day) as last_intended_status
+        arg_max_null(last_actual_status, day) as last_actual_status,
+        arg_max_null(last_intended_status, day) as last_intended_status
     from instance_day_summary
     group by account, instance_id
 )

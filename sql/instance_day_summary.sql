@@ -5,6 +5,10 @@
 -- `first_settled_at` is the first snapshot whose actual_status is not null, `created` or
 -- `loading`: the starting phase of an instance ends there (for good). The price columns
 -- let price_changes look at snapshots only on days where a price moved.
+-- `last_actual_status`/`last_intended_status` are the statuses of the day's last snapshot,
+-- NULL included (a NULL status is a real state, counted as down). The other `*_last`
+-- columns and the descriptive ones (label .. is_bid) are the day's last non-NULL value:
+-- there NULL means not reported or quarantined, not a new value.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
 select
     account,
@@ -20,8 +24,8 @@ select
                 then snapshot_at
         end
     ) as first_settled_at,
-    max_by(actual_status, snapshot_at) as last_actual_status,
-    max_by(intended_status, snapshot_at) as last_intended_status,
+    arg_max_null(actual_status, snapshot_at) as last_actual_status,
+    arg_max_null(intended_status, snapshot_at) as last_intended_status,
     min_by(reliability2, snapshot_at) as reliability2_first,
     max_by(reliability2, snapshot_at) as reliability2_last,
     min(reliability2) as reliability2_min,

@@ -3,9 +3,9 @@
 -- The interval runs from the snapshot to the account's next successful snapshot (whether
 -- or not the instance is still listed there), capped at twice the cadence; time past the
 -- cap is unobserved. The state seen at the start holds for the whole interval.
--- Rates are $/hour: GPU = dph_base; storage = storage_total_cost, else search__disk_hour,
--- else storage_cost * disk_space / 720. GPU cost accrues while running or frozen, storage
--- in every state except offline. Reliability flags count only while intended 'running':
+-- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules are
+-- written there): GPU cost = dph_base while gpu_billed, storage cost = storage_rate while
+-- storage_billed. Reliability flags count only while intended 'running':
 -- starting (before the instance's first status other than null/created/loading), up
 -- (running), down (any other status after starting). Join `snapshots` on (account,
 -- interval_start = snapshot_at) for the snapshot's id.
@@ -42,12 +42,7 @@ observed as (
             n.next_snapshot_at, s.snapshot_at + to_minutes(getvariable('cap_minutes'))
         ) as interval_end,
         coalesce(s.intended_status = 'running', false) as intended_running,
-        (l.settled_at is null or s.snapshot_at < l.settled_at) as before_settled,
-        coalesce(
-            s.storage_total_cost, s.search__disk_hour, s.storage_cost * s.disk_space / 720.0
-        ) as storage_rate,
-        coalesce(s.actual_status in ('running', 'frozen'), false) as gpu_billed,
-        s.actual_status is distinct from 'offline' as storage_billed
+        (l.settled_at is null or s.snapshot_at < l.settled_at) as before_settled
     from instance_snapshots as s
     inner join next_account_snapshot as n
         on s.account = n.account and s.snapshot_at = n.snapshot_at

@@ -5,7 +5,8 @@
 -- the measures are defined once: hours and incidents are sums over member instances;
 -- availability = up / (up + down); coverage = observed / window hours; mttr_hours =
 -- incident hours / incidents; mtbf_hours = up hours / incidents (NULL without incidents);
--- reliability2 (the host score): first of the earliest member, last of the latest, min.
+-- reliability2 (the host score): first of the earliest member, last of the latest (the
+-- lowest score when members tie, so the answer does not depend on row order), min.
 -- materialized: table
 select
     case
@@ -27,8 +28,8 @@ select
     sum(incident_hours) as incident_hours,
     sum(incident_hours) / nullif(sum(incidents), 0) as mttr_hours,
     sum(up_hours) / nullif(sum(incidents), 0) as mtbf_hours,
-    min_by(reliability2_first, first_seen) as reliability2_first,
-    max_by(reliability2_last, last_seen) as reliability2_last,
+    min_by(reliability2_first, (first_seen, reliability2_first)) as reliability2_first,
+    max_by(reliability2_last, (last_seen, -reliability2_last)) as reliability2_last,
     min(reliability2_min) as reliability2_min
 from reliability_by_instance
 group by grouping sets (

@@ -222,6 +222,15 @@ def build_warehouse(home: Path) -> Path:
     return Path(home) / "warehouse.duckdb"
 
 
+def delete_model_files(home: Path, model: str) -> int:
+    """Delete a daily model's Parquet files (a damaged or half-cleaned home); returns how
+    many were deleted."""
+    files = sorted((Path(home) / "parquet" / "models" / model).rglob("*.parquet"))
+    for file in files:
+        file.unlink()
+    return len(files)
+
+
 def query(home: Path, sql: str, params: list | dict | None = None) -> list[tuple]:
     """The warehouse's own answer, through a separate read-only connection."""
     import duckdb

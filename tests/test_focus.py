@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from report_fixtures import build_warehouse, query, scenario_history
+from report_fixtures import build_warehouse, delete_model_files, query, scenario_history
 
 from pipeline.errors import ReportError
 from pipeline.focus import export_focus
@@ -158,4 +158,23 @@ def test_errors(home: Path, tmp_path: Path) -> None:
                      out=tmp_path / "f.parquet")
     with pytest.raises(ReportError, match=r"run `vast-pipeline build` first\.$"):
         export_focus(tmp_path, date_from=D0, date_to=D1, out=tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()
+    with pytest.raises(ReportError, match=r"^--from 2026-11-20 is after --to 2026-11-16; "):
+        export_focus(home, date_from=D1, date_to=D0, out=tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_missing_interval_files_are_one_sentence(tmp_path: Path) -> None:
+    # cost_daily (the window check) still reads; the FOCUS query over instance_intervals fails
+    damaged = tmp_path / "home"
+    damaged.mkdir()
+    scenario_history(damaged)
+    build_warehouse(damaged)
+    assert delete_model_files(damaged, "instance_intervals") > 0
+    with pytest.raises(ReportError) as err:
+        export_focus(damaged, date_from=D0, date_to=D1, out=tmp_path / "f.parquet")
+    message = str(err.value)
+    assert message.startswith("Reading the warehouse failed (IO Error: ")
+    assert message.endswith("run `vast-pipeline build` to rebuild it.")
+    assert "\n" not in message and err.value.__cause__ is None
     assert not (tmp_path / "f.parquet").exists()

@@ -12,18 +12,29 @@ import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from report_fixtures import (
     build_warehouse,
+    delete_model_files,
     expected_cost,
     expected_reliability,
     query,
     scenario_history,
 )
 
+from pipeline import reports
 from pipeline.errors import ReportError
-from pipeline.reports import build_report, month_to_date_window, parse_window, write_report
+from pipeline.reports import (
+    build_report,
+    month_to_date_window,
+    parse_day,
+    parse_window,
+    write_report,
+    write_reports,
+)
 from pipeline.reports.model import fmt
+from pipeline.reports.window import Window
 
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
@@ -182,6 +193,104 @@ def test_parse_window_defaults_and_errors() -> None:
     with pytest.raises(ReportError, match="is after --to"):
         parse_window("2026-11-20", "2026-11-10", today=today)
     assert month_to_date_window(today) == (date(2026, 11, 1), today)
+
+
+def test_reliability_scans_instance_intervals_once(home: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    real = reports.reliability.fetch
+
+    def spy(con: object, sql: str, params: dict) -> list[dict]:
+        sent.append(sql)
+        return real(con, sql, params)
+
+    monkeypatch.setattr(reports.reliability, "fetch", spy)
+    report = build_report(home, "reliability", date_from=D0, date_to=D1, now=NOW)
+    assert sum("instance_intervals" in sql for sql in sent) == 1
+    assert {m.key: m.value for m in report.metrics}["instances"] > 0
+
+
+def test_parse_day_is_strict_and_names_the_flag() -> None:
+    assert parse_day(" 2026-11-05 ", "--from") == date(2026, 11, 5)
+    for text in ("20261105", "2026-11-31", "2026-1-5", "yesterday"):
+        with pytest.raises(ReportError) as err:
+            parse_day(text, "--to")
+        assert str(err.value) == f"--to {text} is not a date; use YYYY-MM-DD."
+
+
+def test_reversed_window_is_refused_by_every_entry_point(home: Path, tmp_path: Path) -> None:
+    message = r"^--from 2026-11-20 is after --to 2026-11-16; give the earlier day first\.$"
+    with pytest.raises(ReportError, match=message):
+        Window(D1, D0)
+    with pytest.raises(ReportError, match=message):
+        build_report(home, "cost", date_from=D1, date_to=D0)
+    with pytest.raises(ReportError, match=message):
+        write_reports(home, "reliability", date_from=D1, date_to=D0, out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_reports_builds_once_and_writes_every_format(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built = []
+    real = reports.build_report
+
+    def counting(*args: object, **kwargs: object) -> object:
+        built.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "build_report", counting)
+    paths = write_reports(home, "cost", date_from=D0, date_to=D1, out_dir=tmp_path, now=NOW,
+                          formats=("md", "html", "csv", "md"))
+    assert built == ["cost"]
+    stem = "cost_2026-11-16_2026-11-20"
+    assert [p.name for p in paths[:2]] == [f"{stem}.md", f"{stem}.html"]
+    assert f"{stem}_summary.csv" in {p.name for p in paths[2:]} and len(paths) > 3
+    assert sorted(paths) == sorted(tmp_path.iterdir())
+    # the same files as one write_report call per format (Markdown byte for byte; CSV
+    # carries full float precision, whose last digit DuckDB's parallel sums may change)
+    (md,) = write_report(home, "cost", date_from=D0, date_to=D1, fmt="md",
+                         out_dir=tmp_path / "one", now=NOW)
+    assert md.read_bytes() == (tmp_path / md.name).read_bytes()
+    csvs = write_report(home, "cost", date_from=D0, date_to=D1, fmt="csv",
+                        out_dir=tmp_path / "one", now=NOW)
+    assert [p.name for p in csvs] == [p.name for p in paths[2:]]
+    assert built == ["cost", "cost", "cost"]
+
+
+def test_write_reports_refuses_a_bad_format_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"^Unknown format 'pdf'; choose html, md or csv\.$"):
+        write_reports(tmp_path, "cost", date_from=D0, date_to=D1, formats=("html", "pdf"),
+                      out_dir=tmp_path / "out")
+    with pytest.raises(ReportError, match="No report format"):
+        write_reports(tmp_path, "cost", date_from=D0, date_to=D1, formats=(),
+                      out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("kind", "model"), [("cost", "instance_daily"),
+                                             ("reliability", "instance_intervals")])
+def test_missing_model_file_is_one_sentence(tmp_path: Path, kind: str, model: str) -> None:
+    damaged = tmp_path / "home"
+    damaged.mkdir()
+    scenario_history(damaged)
+    build_warehouse(damaged)
+    assert delete_model_files(damaged, model) > 0
+    with pytest.raises(ReportError) as err:
+        write_report(damaged, kind, date_from=D0, date_to=D1, out_dir=tmp_path / "out")
+    message = str(err.value)
+    assert message.startswith("Reading the warehouse failed (IO Error: ")
+    assert message.endswith("; run `vast-pipeline build` to rebuild it.")
+    assert "\n" not in message and err.value.__cause__ is None
+    assert not (tmp_path / "out").exists()
+
+
+def test_warehouse_open_for_writing_is_a_report_error(tmp_path: Path) -> None:
+    writer = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    try:
+        with pytest.raises(ReportError, match=r"^Cannot open .* read-only \(.*try again\.$"):
+            write_report(tmp_path, "cost", date_from=D0, date_to=D1, out_dir=tmp_path / "out")
+    finally:
+        writer.close()
 
 
 def test_missing_warehouse_says_to_build(tmp_path: Path) -> None:

@@ -92,6 +92,26 @@ def _scenarios() -> tuple[list[dict], list[tuple[str, object]]]:
                           num_gpus=4, credit_balance=100.0, label="idle-gpu")
     rows += instance_rows("idle", 802, t, [STOPPED] * 4, dph_base=1.0, dph_total=1.6,
                           storage_total_cost=0.6, num_gpus=1, credit_balance=100.0)
+
+    # NULL status at the end: 901 runs 23:45 and 00:00, then its status is NULL at 00:15 and
+    # at 00:30, the account's newest snapshot. The day's last status is NULL, not 'running'.
+    t = every("2024-03-01 23:45", 4)
+    gone = {"actual_status": None, "intended_status": "running"}
+    rows += instance_rows("nullstatus", 901, t, [RUN, RUN, gone, gone], dph_base=1.0,
+                          storage_total_cost=0.1, label="null-end")
+
+    # billing rules, one instance per case, the same state at 10:00 and 10:15 (newest)
+    t = every("2024-03-01 10:00", 2)
+    rows += instance_rows("billing", 1001, t, [{}] * 2, actual_status="frozen",
+                          intended_status="running", dph_base=2.0, storage_total_cost=0.1)
+    rows += instance_rows("billing", 1002, t, [{}] * 2, actual_status="offline",
+                          intended_status="running", dph_base=2.0, search__disk_hour=0.3)
+    rows += instance_rows("billing", 1003, t, [{}] * 2, actual_status=None,
+                          intended_status="stopped", dph_base=2.0, storage_cost=0.2,
+                          disk_space=36.0)
+    rows += instance_rows("billing", 1004, t, [{}] * 2, actual_status="exited",
+                          intended_status="stopped", dph_base=2.0, storage_total_cost=0.5,
+                          search__disk_hour=9.0, storage_cost=9.0, disk_space=9.0)
     return rows, log
 
 
@@ -187,6 +207,8 @@ def test_outage_incidents_rows(home: Path) -> None:
     assert host["mttr_hours"] == pytest.approx(1.0 / 3, **APPROX)
     assert host["mtbf_hours"] == pytest.approx(1.5 / 3, **APPROX)
     assert host["reliability2_min"] == 0.90
+    # both members are first and last seen at the same snapshots: the tie takes the lowest
+    assert (host["reliability2_first"], host["reliability2_last"]) == (0.90, 0.90)
     gpu = one(home, "SELECT * FROM reliability_by_gpu WHERE account = 'outage'")
     assert gpu["gpu_name"] == "A100" and gpu["incidents"] == 3
     country = one(home, "SELECT * FROM reliability_by_country WHERE account = 'outage'")
@@ -339,6 +361,46 @@ def test_fleet_now_burn_rate(home: Path) -> None:
     assert running["credit_balance"] == 100.0
 
 
+def test_null_status_in_the_newest_snapshot_is_an_ongoing_incident(home: Path) -> None:
+    # the status columns keep a NULL last value (max_by would skip it and say 'running')
+    days = rows_of(home, "SELECT day, last_actual_status, last_intended_status "
+                   "FROM instance_day_summary WHERE account = 'nullstatus' ORDER BY day")
+    assert [(d["day"], d["last_actual_status"], d["last_intended_status"]) for d in days] == [
+        (date(2024, 3, 1), "running", "running"),
+        (date(2024, 3, 2), None, "running"),  # running 00:00, then NULL 00:15 and 00:30
+    ]
+    inc = rows_of(home, "SELECT * FROM incidents WHERE account = 'nullstatus'")
+    # down from 00:15 (NULL after running) to 00:30, still NULL in the newest snapshot
+    assert [(i["instance_id"], i["started_at"], i["ended_at"], i["hours"], i["statuses"],
+             i["is_ongoing"]) for i in inc] == [
+        (901, at("2024-03-02 00:15"), at("2024-03-02 00:30"), 0.25, ["(none)"], True)]
+    assert reliability(home, "nullstatus", 901)["label"] == "null-end"
+
+
+@pytest.mark.parametrize(("instance_id", "gpu", "storage"), [
+    (1001, 2.0, 0.1),   # frozen: GPU and storage billed, storage_total_cost
+    (1002, 0.0, 0.0),   # offline: nothing billed (storage would be search__disk_hour .3)
+    (1003, 0.0, 0.01),  # NULL status: storage billed, 0.2 $/GB/month x 36 GB / 720
+    (1004, 0.0, 0.5),   # exited: storage_total_cost wins over the other two sources
+])
+def test_billing_rules_agree_in_intervals_and_fleet_now(home: Path, instance_id: int,
+                                                        gpu: float, storage: float) -> None:
+    # one interval of .25 h at 10:00; the 10:15 snapshot (same state) is fleet_now
+    c = costs(home, "billing", instance_id)
+    assert c["n"] == 1 and c["hours"] == pytest.approx(0.25, **APPROX)
+    assert c["gpu"] == pytest.approx(gpu * 0.25, **APPROX)
+    assert c["storage"] == pytest.approx(storage * 0.25, **APPROX)
+    now = one(home, "SELECT * FROM fleet_now WHERE account = 'billing' AND instance_id = ?",
+              [instance_id])
+    assert now["burn_rate_per_hour"] == pytest.approx(gpu + storage, **APPROX)
+    assert now["snapshot_at"] == at("2024-03-01 10:15")
+    rules = one(home, "SELECT storage_rate, gpu_billed, storage_billed FROM instance_snapshots "
+                "WHERE account = 'billing' AND instance_id = ? AND snapshot_at = ?",
+                [instance_id, at("2024-03-01 10:15")])
+    assert rules["gpu_billed"] is (gpu > 0)
+    assert rules["storage_billed"] is (instance_id != 1002)
+
+
 def test_marts_checks_pass(home: Path) -> None:
     outcomes = warehouse.check_marts(home)
     assert {o.name for o in outcomes} >= {"costs_non_negative", "availability_in_range",
@@ -351,6 +413,6 @@ def test_cost_daily_sums_to_intervals_per_account(home: Path) -> None:
                   "(SELECT account, sum(total_cost) AS total FROM instance_intervals GROUP BY 1) i "
                   "JOIN (SELECT account, sum(total_cost) AS total FROM cost_daily GROUP BY 1) d "
                   "USING (account)")
-    assert len(per) == 9
+    assert len(per) == 11
     for p in per:
         assert p["daily"] == pytest.approx(p["total"], **APPROX)

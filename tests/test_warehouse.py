@@ -217,6 +217,37 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_missing_warehouse(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match=r"No warehouse at .*run `vast-pipeline build`"):
         warehouse.query(tmp_path, "SELECT 1")
+    with pytest.raises(WarehouseError, match=r"^No warehouse at .*run `vast-pipeline build`"):
+        warehouse.open_read_only(tmp_path)
+
+
+def test_open_read_only_is_read_only_and_utc(built: Path) -> None:
+    con = warehouse.open_read_only(built)
+    try:
+        assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+        assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+        with pytest.raises(duckdb.Error, match=r"read.only"):
+            con.execute("CREATE TABLE t AS SELECT 1")
+    finally:
+        con.close()
+
+
+def test_warehouse_open_for_writing_is_one_sentence(tmp_path: Path) -> None:
+    writer = duckdb.connect(str(tmp_path / warehouse.DB_NAME))  # an analyst's session
+    try:
+        with pytest.raises(WarehouseError) as err:
+            warehouse.open_read_only(tmp_path)
+    finally:
+        writer.close()
+    message = str(err.value)
+    assert message.startswith(f"Cannot open {tmp_path.resolve() / warehouse.DB_NAME} read-only (")
+    assert message.endswith("close that and try again.") and "\n" not in message
+
+
+def test_first_line_drops_hints_and_the_final_period() -> None:
+    assert warehouse.first_line(ValueError("Binder Error: no such column.\nLINE 1: x")) == (
+        "Binder Error: no such column")
+    assert warehouse.first_line(ValueError("")) == "ValueError"
 
 
 @pytest.mark.parametrize("sql", [

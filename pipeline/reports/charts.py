@@ -143,8 +143,8 @@ def split_donut(parts: dict[str, float | None]) -> str:
     return _render("split", (5.2, 2.8), draw)
 
 
-def top_bars(items: list[tuple[str, float]], *, unit: str = "usd") -> str:
-    """Horizontal bars, largest on top, each with its value written at its end."""
+def top_bars(items: list[tuple[str, float]]) -> str:
+    """Horizontal bars (dollars), largest on top, each with its value written at its end."""
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
         if not items:

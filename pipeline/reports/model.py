@@ -16,10 +16,6 @@ from typing import Any
 
 from pipeline.reports.window import Window
 
-# Units a value can have; each has one display format.
-UNITS = ("usd", "usd_per_hour", "usd_per_gpu_hour", "pct", "percent", "hours", "minutes", "count",
-         "ratio", "datetime", "date", "text")
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -94,7 +90,8 @@ def charts() -> ModuleType:
 
 
 def fmt(value: Any, unit: str) -> str:
-    """Display text of a value (the same in HTML and Markdown)."""
+    """Display text of a value (the same in HTML and Markdown); `unit` is one of the names
+    tested below, anything else (e.g. "text") is shown as is."""
     if value is None:
         return "—"
     if unit == "usd":

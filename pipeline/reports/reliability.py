@@ -3,7 +3,7 @@
 Availability always comes with coverage beside it (gaps in collection would otherwise
 inflate it, the Prometheus `avg_over_time` trap), and the host's `reliability2` is shown
 next to what we observed, because it is a prior about the host, not a measurement of the
-user's instance. All SQL for these figures is in `QUERIES`.
+user's instance. All SQL for these figures is in `PREPARE` and `QUERIES`.
 """
 
 from __future__ import annotations
@@ -53,19 +53,22 @@ _INSTANCES = f"""
 _INCIDENTS = f"""
     SELECT account, instance_id, label, gpu_name, machine_id, host_id, started_at, ended_at,
            hours, statuses, is_ongoing,
-           epoch(least(coalesce(ended_at, $t1), $t1) - greatest(started_at, $t0)) / 3600.0
-               AS hours_in_window
+           epoch(least(ended_at, $t1) - greatest(started_at, $t0)) / 3600.0 AS hours_in_window
     FROM incidents
-    WHERE started_at < $t1 AND coalesce(ended_at, $t1) > $t0 AND {ACCOUNT_FILTER}"""
+    WHERE started_at < $t1 AND ended_at > $t0 AND {ACCOUNT_FILTER}"""
 
 _STARTS = f"""
     SELECT account, instance_id, label, gpu_name, host_id, first_seen, starting_hours
     FROM reliability_by_instance
     WHERE first_seen >= $t0 AND first_seen < $t1 AND starting_hours > 0 AND {ACCOUNT_FILTER}"""
 
+# `_INSTANCES` scans instance_intervals: it runs once, into a temporary table of the
+# report's own (read-only) connection, and the totals, instances and hosts queries read that.
+INSTANCES_TABLE = "_report_instances"
+PREPARE = f"CREATE OR REPLACE TEMP TABLE {INSTANCES_TABLE} AS {_INSTANCES}"
+
 QUERIES: dict[str, str] = {
     "totals": f"""
-        WITH inst AS ({_INSTANCES})
         SELECT coalesce(sum(observed_hours), 0) AS observed_hours,
                coalesce(sum(up_hours), 0) AS up_hours,
                coalesce(sum(down_hours), 0) AS down_hours,
@@ -73,7 +76,7 @@ QUERIES: dict[str, str] = {
                sum(up_hours) / nullif(sum(up_hours) + sum(down_hours), 0) AS availability,
                sum(covered_hours) / nullif(sum(span_hours), 0) AS coverage,
                count(*) AS instances, count(DISTINCT host_id) AS hosts
-        FROM inst""",
+        FROM {INSTANCES_TABLE}""",
     "incident_totals": f"""
         SELECT count(*) AS incidents, avg(hours) AS mttr_hours,
                coalesce(sum(hours_in_window), 0) AS hours_in_window,
@@ -84,10 +87,9 @@ QUERIES: dict[str, str] = {
                avg(starting_hours) AS mean_hours, max(starting_hours) AS max_hours
         FROM ({_STARTS})""",
     "instances": f"""
-        {_INSTANCES}
+        SELECT * FROM {INSTANCES_TABLE}
         ORDER BY availability ASC NULLS LAST, down_hours DESC, instance_id""",
     "hosts": f"""
-        WITH inst AS ({_INSTANCES})
         SELECT host_id, count(*) AS instances, count(DISTINCT machine_id) AS machines,
                sum(up_hours) AS up_hours, sum(down_hours) AS down_hours,
                sum(up_hours) / nullif(sum(up_hours) + sum(down_hours), 0) AS availability,
@@ -95,7 +97,7 @@ QUERIES: dict[str, str] = {
                sum(incidents_started) AS incidents_started,
                min(reliability2_last) AS reliability2_last,
                min(reliability2_min) AS reliability2_min
-        FROM inst GROUP BY host_id
+        FROM {INSTANCES_TABLE} GROUP BY host_id
         ORDER BY availability ASC NULLS LAST, down_hours DESC, host_id""",
     "incidents": f"{_INCIDENTS} ORDER BY started_at, instance_id",
     "starts": f"{_STARTS} ORDER BY starting_hours DESC, instance_id",
@@ -120,6 +122,7 @@ def build(con: duckdb.DuckDBPyConnection, window: Window, account: str | None,
     """Query every figure, then arrange headlines, charts and tables."""
     require_data(con, "reliability_daily", "day", window, account)
     params = window_params(window, account)
+    fetch(con, PREPARE, params)
     q = {name: fetch(con, sql, params) for name, sql in QUERIES.items()}
     metrics = _metrics(q)
     return Report(

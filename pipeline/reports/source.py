@@ -1,8 +1,9 @@
 """Read-only access to the warehouse for reports and exports.
 
-Reports never write to `warehouse.duckdb`: they open it read-only (an analyst's session or
-a running build keeps working) and turn every failure a user can cause (no warehouse yet,
-a build holding the lock, a warehouse from before a table existed) into one sentence.
+Reports never write to `warehouse.duckdb`: they open it with `warehouse.open_read_only`
+(an analyst's session or a running build keeps working) and turn every failure a user can
+cause (no warehouse yet, a file held open for writing, a table or Parquet file missing from
+an old or damaged build) into one sentence.
 """
 
 from __future__ import annotations
@@ -15,36 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from pipeline.errors import ReportError
+from pipeline import warehouse
+from pipeline.errors import ReportError, WarehouseError
 from pipeline.reports.window import Window
 
-WAREHOUSE_FILE = "warehouse.duckdb"
 _PARAM_RE = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 # Every report query filters on the account the same way; NULL means all accounts.
 ACCOUNT_FILTER = "($account::VARCHAR IS NULL OR account = $account::VARCHAR)"
 
 
-def warehouse_path(home: Path | str) -> Path:
-    return Path(home) / WAREHOUSE_FILE
-
-
 @contextmanager
 def open_warehouse(home: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection in UTC (day boundaries and timestamps are UTC everywhere)."""
-    path = warehouse_path(home)
-    if not path.is_file():
-        raise ReportError(f"No warehouse at {path}; run `vast-pipeline build` first.")
+    """`warehouse.open_read_only` as a context manager raising ReportError."""
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise ReportError(
-            f"Cannot open the warehouse at {path} ({_first_line(exc)}); "
-            "if a build is running, try again when it ends."
-        ) from None
+        con = warehouse.open_read_only(home)
+    except WarehouseError as exc:
+        raise ReportError(str(exc)) from None
     try:
-        con.execute("SET TimeZone = 'UTC'")
         yield con
     finally:
         con.close()
@@ -60,18 +51,41 @@ def window_params(window: Window, account: str | None) -> dict[str, Any]:
     }
 
 
-def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict]:
-    """Rows as dicts; passes only the parameters the query names (DuckDB rejects extras)."""
-    used = {name: params[name] for name in set(_PARAM_RE.findall(sql))}
+@contextmanager
+def _read_errors() -> Iterator[None]:
+    """Any DuckDB error while reading becomes one sentence that says to rebuild."""
     try:
-        cur = con.execute(sql, used)
+        yield
     except duckdb.CatalogException as exc:
         raise ReportError(
-            f"The warehouse lacks a table this report reads ({_first_line(exc)}); "
+            f"The warehouse lacks a table this report reads ({warehouse.first_line(exc)}); "
             "run `vast-pipeline build` first."
         ) from None
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    except duckdb.Error as exc:
+        raise ReportError(
+            f"Reading the warehouse failed ({warehouse.first_line(exc)}); "
+            "run `vast-pipeline build` to rebuild it."
+        ) from None
+
+
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Only the parameters the query names (DuckDB rejects extras)."""
+    return {name: params[name] for name in set(_PARAM_RE.findall(sql))}
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict]:
+    """Rows as dicts; a DuckDB error is a ReportError (one sentence)."""
+    with _read_errors():
+        cur = con.execute(sql, _used(sql, params))
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pa.Table:
+    """The result as an Arrow table; errors as in `fetch`."""
+    with _read_errors():
+        return con.sql(sql, params=_used(sql, params)).to_arrow_table()
 
 
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> dict:
@@ -101,7 +115,3 @@ def require_data(con: duckdb.DuckDBPyConnection, table: str, day_column: str,
 
 def _day(value: date | datetime) -> str:
     return (value.date() if isinstance(value, datetime) else value).isoformat()
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__

@@ -24,6 +24,9 @@ class Window:
     date_from: date
     date_to: date
 
+    def __post_init__(self) -> None:
+        check_order(self.date_from, self.date_to)
+
     @property
     def start(self) -> datetime:
         return day_start(self.date_from)
@@ -31,10 +34,6 @@ class Window:
     @property
     def end(self) -> datetime:
         return day_start(self.date_to + timedelta(days=1))
-
-    @property
-    def hours(self) -> float:
-        return (self.end - self.start).total_seconds() / 3600.0
 
     @property
     def days(self) -> list[date]:
@@ -61,7 +60,7 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def _parse_day(text: str, flag: str) -> date:
+def parse_day(text: str, flag: str) -> date:
     """Strict YYYY-MM-DD: `date.fromisoformat` alone would also accept `20261119`."""
     text = text.strip()
     if _DAY_RE.match(text):
@@ -74,18 +73,23 @@ def _parse_day(text: str, flag: str) -> date:
 
 def parse_window(date_from: str | None, date_to: str | None, *, today: date) -> tuple[date, date]:
     """Turn `--from`/`--to` into inclusive UTC days; default: the last 7 days, today included."""
-    end = _parse_day(date_to, "--to") if date_to else None
-    start = _parse_day(date_from, "--from") if date_from else None
+    end = parse_day(date_to, "--to") if date_to else None
+    start = parse_day(date_from, "--from") if date_from else None
     if end is None:
         end = today if start is None or start <= today else start + timedelta(days=DEFAULT_DAYS - 1)
     if start is None:
         start = end - timedelta(days=DEFAULT_DAYS - 1)
-    if start > end:
+    check_order(start, end)
+    return start, end
+
+
+def check_order(date_from: date, date_to: date) -> None:
+    """The one check that a window's first day is not after its last (ReportError)."""
+    if date_from > date_to:
         raise ReportError(
-            f"--from {start.isoformat()} is after --to {end.isoformat()}; "
+            f"--from {date_from.isoformat()} is after --to {date_to.isoformat()}; "
             "give the earlier day first."
         )
-    return start, end
 
 
 def month_to_date_window(today: date) -> tuple[date, date]:
