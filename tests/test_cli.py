@@ -75,7 +75,7 @@ def test_mistakes_get_one_clear_sentence(home: Path, args: tuple[str, ...],
 
 
 def test_unusable_output_path_is_one_sentence(home: Path) -> None:
-    from test_sql_fixtures import RUN, every, instance_rows, write_history
+    from sql_fixtures import RUN, every, instance_rows, write_history
 
     from pipeline.warehouse import build
 

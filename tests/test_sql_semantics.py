@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from test_sql_fixtures import RUN, STOPPED, at, every, instance_rows, write_history
+from sql_fixtures import RUN, STOPPED, at, every, instance_rows, write_history
 
 from pipeline import warehouse
 

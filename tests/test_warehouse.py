@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
+from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
 from pipeline import warehouse
 from pipeline.errors import WarehouseError
