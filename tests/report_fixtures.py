@@ -317,3 +317,12 @@ def _median(values: list[float]) -> float | None:
         return None
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def scenario_home(tmp_path_factory, name: str) -> Path:
+    """A data home holding the scenario history and a warehouse built from it."""
+    path = tmp_path_factory.mktemp(name) / "home"
+    path.mkdir()
+    scenario_history(path)
+    build_warehouse(path)
+    return path

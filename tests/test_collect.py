@@ -41,6 +41,14 @@ def _settings(home: Path, url: str, key: str = KEY):
                           "VAST_URL": url})
 
 
+def _accounts_config(path: Path, url: str, accounts: tuple[tuple[str, str], ...]) -> Path:
+    """A config file naming each (account, key variable), all served by `url`."""
+    path.write_text("".join(
+        f'[[accounts]]\nname = "{name}"\nkey_env = "{env}"\nurl = "{url}"\n'
+        for name, env in accounts))
+    return path
+
+
 def _collect_at(settings, clock: Clock, moments: list[datetime]):
     results = []
     for moment in moments:
@@ -154,10 +162,8 @@ def test_several_accounts_each_land_their_own_fleet(home: Path, tmp_path: Path) 
               "key-ops": FleetModel(seed=22, size=12)}
     clock = Clock(START)
     with SimulatorServer(fleets, clock=clock) as server:
-        config = tmp_path / "accounts.toml"
-        config.write_text("".join(
-            f'[[accounts]]\nname = "{name}"\nkey_env = "{env}"\nurl = "{server.url}"\n'
-            for name, env in (("research", "KEY_R"), ("ops", "KEY_O"))))
+        config = _accounts_config(tmp_path / "accounts.toml", server.url,
+                                  (("research", "KEY_R"), ("ops", "KEY_O")))
         settings = load_settings({"VAST_PIPELINE_HOME": str(home), "KEY_R": "key-research",
                                   "KEY_O": "key-ops", "VAST_PIPELINE_CONFIG": str(config)})
         results = collect(settings, now=START)
@@ -175,10 +181,8 @@ def test_one_failing_account_does_not_cost_the_others_their_snapshot(
         home: Path, tmp_path: Path) -> None:
     fleet = FleetModel(seed=23, size=10)
     with SimulatorServer({"good-key": fleet}, clock=Clock(START)) as server:
-        config = tmp_path / "accounts.toml"
-        config.write_text("".join(
-            f'[[accounts]]\nname = "{name}"\nkey_env = "{env}"\nurl = "{server.url}"\n'
-            for name, env in (("broken", "KEY_B"), ("fine", "KEY_F"))))
+        config = _accounts_config(tmp_path / "accounts.toml", server.url,
+                                  (("broken", "KEY_B"), ("fine", "KEY_F")))
         settings = load_settings({"VAST_PIPELINE_HOME": str(home), "KEY_B": "revoked-key",
                                   "KEY_F": "good-key", "VAST_PIPELINE_CONFIG": str(config)})
         with pytest.raises(AuthError, match=r"1 of 2 accounts failed\. Account broken: "):

@@ -15,7 +15,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from report_fixtures import build_warehouse, delete_model_files, query, scenario_history
+from report_fixtures import (
+    build_warehouse,
+    delete_model_files,
+    query,
+    scenario_history,
+    scenario_home,
+)
 
 from pipeline.errors import ReportError
 from pipeline.focus import export_focus
@@ -38,11 +44,7 @@ TIMES = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargeP
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("focus") / "home"
-    path.mkdir()
-    scenario_history(path)
-    build_warehouse(path)
-    return path
+    return scenario_home(tmp_path_factory, "focus")
 
 
 @pytest.fixture(scope="module")

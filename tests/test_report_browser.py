@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import build_warehouse, expected_cost, expected_reliability, scenario_history
+from report_fixtures import (
+    expected_cost,
+    expected_reliability,
+    scenario_home,
+)
 
 from pipeline.reports import write_report
 
@@ -36,11 +40,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("browser") / "home"
-    path.mkdir()
-    scenario_history(path)
-    build_warehouse(path)
-    return path
+    return scenario_home(tmp_path_factory, "browser")
 
 
 @pytest.fixture(scope="module")

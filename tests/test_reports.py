@@ -21,6 +21,7 @@ from report_fixtures import (
     expected_reliability,
     query,
     scenario_history,
+    scenario_home,
 )
 
 from pipeline import reports
@@ -44,11 +45,7 @@ WINDOWS = [(D0, D1, None), (date(2026, 11, 17), date(2026, 11, 18), None),
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("reports") / "home"
-    path.mkdir()
-    scenario_history(path)
-    build_warehouse(path)
-    return path
+    return scenario_home(tmp_path_factory, "reports")
 
 
 def _close(a: float | None, b: float | None) -> bool:
