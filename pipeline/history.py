@@ -32,29 +32,23 @@ from itertools import repeat
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.datasets import SNAPSHOT_FAMILY, family
 from pipeline.errors import DataError
 from pipeline.flatten import FlattenResult, flatten
 from pipeline.raw import RawSnapshot, raw_partitions, read_snapshot, snapshot_files
 from pipeline.schema import (
-    QUARANTINE_SCHEMA,
     SCHEMA_VERSION,
     SNAPSHOT_LOG_SCHEMA,
-    SNAPSHOT_SCHEMA,
     TIMESTAMP,
 )
-from pipeline.storage import PARQUET_DATASETS, Store
+from pipeline.storage import Store
 
 PART_FILE = "part-0.parquet"
-SCHEMAS: dict[str, pa.Schema] = {
-    "instance_snapshots": SNAPSHOT_SCHEMA,
-    "quarantine": QUARANTINE_SCHEMA,
-    "snapshots": SNAPSHOT_LOG_SCHEMA,  # last: the commit record of a day
-}
+# The snapshot family in write order: instance_snapshots, quarantine, then the snapshot
+# log, the commit record of a day.
+SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMILY)}
 SORT_KEYS: dict[str, list[tuple[str, str]]] = {
-    "instance_snapshots": [("id", "ascending"), ("snapshot_at", "ascending"),
-                           ("snapshot_id", "ascending")],
-    "quarantine": [("snapshot_at", "ascending"), ("snapshot_id", "ascending")],
-    "snapshots": [("snapshot_at", "ascending"), ("snapshot_id", "ascending")],
+    d.name: list(d.sort_keys) for d in family(SNAPSHOT_FAMILY)
 }
 # One row group per day file; zstd; dictionary pages for the many repeated values.
 WRITE_OPTIONS: dict[str, object] = {
@@ -386,7 +380,7 @@ def rebuild(
                     progress(day_result.snapshots + len(day_result.errors))
     rewritten = {(d.account, d.day) for d in result.days if d.snapshots}
     parquet_days = {
-        (a, d) for dataset in PARQUET_DATASETS for a, d in store.list_partitions(dataset)
+        (a, d) for dataset in SCHEMAS for a, d in store.list_partitions(dataset)
         if (wanted is None or a in wanted)
         and (date_from is None or d >= date_from) and (date_to is None or d <= date_to)
     }

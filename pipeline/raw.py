@@ -24,10 +24,11 @@ from datetime import UTC, date, datetime
 import orjson
 
 from pipeline import __version__
+from pipeline.datasets import RAW
 from pipeline.errors import DataError
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.secrets import scrub
-from pipeline.storage import RAW, Store, check_account
+from pipeline.storage import Store, check_account
 
 SUFFIX = ".ndjson.zst"
 COMPRESSION = "zstd"

@@ -140,3 +140,61 @@ SNAPSHOT_LOG_SCHEMA: pa.Schema = pa.schema([
     pa.field("new_fields", pa.list_(pa.string())),              # unknown keys seen, sorted
     pa.field("schema_version", pa.int32(), nullable=False),
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
+
+
+# -- billed charges (GET /api/v0/charges/, one request window per UTC day) ----------------
+# Why a separate contract: bills are historical and settle late, so a day's bill is
+# replaced whole whenever it is fetched again; the day log below is its commit record.
+
+# One row per contract (instance, volume, serverless...) per UTC day per item type.
+# Items are kept as sent (gpu, disk, bwd, bwu, or any new type); when the items do not add
+# up to the contract's amount the remainder is one more row of item_type `other`, so the
+# rows of a day always sum to the bill.
+BILLED_CHARGE_SCHEMA: pa.Schema = pa.schema([
+    pa.field("fetch_id", pa.string(), nullable=False),     # = billed_days.fetch_id
+    pa.field("fetched_at", TIMESTAMP, nullable=False),
+    pa.field("contract_type", pa.string(), nullable=False),  # instance, volume, serverless
+    pa.field("source", pa.string()),                         # as sent: "instance-123"
+    pa.field("contract_id", pa.int64()),                     # the number in `source`
+    pa.field("instance_id", pa.int64()),                     # contract_id of instances only
+    pa.field("label", pa.string()),                          # metadata.label
+    pa.field("template_id", pa.int64()),                     # metadata.template_id
+    pa.field("contract_description", pa.string()),           # "Instance 123 Charges - 1 days"
+    pa.field("contract_start", TIMESTAMP),
+    pa.field("contract_end", TIMESTAMP),
+    pa.field("contract_amount", pa.float64()),               # rounded to 3 decimals by Vast
+    pa.field("item_type", pa.string(), nullable=False),      # gpu, disk, bwd, bwu, other, ...
+    pa.field("item_start", TIMESTAMP),
+    pa.field("item_end", TIMESTAMP),
+    pa.field("item_description", pa.string()),               # "96.000 hours at $0.389/hour"
+    pa.field("amount", pa.float64(), nullable=False),        # $ of this item on this day
+    pa.field("quantity", pa.float64()),                      # parsed from the description
+    pa.field("quantity_unit", pa.string()),                  # "hours", "GB"; NULL unparsed
+    pa.field("unit_price", pa.float64()),                    # $ per unit, NULL unparsed
+    pa.field("metadata", pa.string()),                       # the contract's metadata, JSON
+]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
+
+# The bill log: one row per fetched (account, day), even a day with no charges. Written
+# last; charges rows whose fetch_id is not the logged one are left-overs of a killed fetch.
+BILLED_DAY_SCHEMA: pa.Schema = pa.schema([
+    pa.field("fetch_id", pa.string(), nullable=False),
+    pa.field("fetched_at", TIMESTAMP, nullable=False),
+    pa.field("window_start", TIMESTAMP, nullable=False),     # the day's midnight (gte)
+    pa.field("window_end", TIMESTAMP, nullable=False),       # midnight + 86399 s (lte)
+    pa.field("contracts", pa.int64(), nullable=False),
+    pa.field("items", pa.int64(), nullable=False),
+    pa.field("total_amount", pa.float64(), nullable=False),  # sum of the contracts' amounts
+    pa.field("pages", pa.int64()),
+    pa.field("quarantined", pa.int64(), nullable=False),     # results that could not be typed
+    pa.field("schema_version", pa.int32(), nullable=False),
+]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
+
+# Charge results (or values) that could not be typed, with the reason.
+BILLED_QUARANTINE_SCHEMA: pa.Schema = pa.schema([
+    pa.field("fetch_id", pa.string(), nullable=False),
+    pa.field("fetched_at", TIMESTAMP, nullable=False),
+    pa.field("source", pa.string()),
+    pa.field("field", pa.string()),               # NULL when the whole result was rejected
+    pa.field("original_value", pa.string()),      # JSON text of what the API sent
+    pa.field("reason", pa.string(), nullable=False),
+]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})

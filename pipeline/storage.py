@@ -5,10 +5,10 @@ subtly wrong in several places, and the history must later move to object storag
 `Store` speaks `pyarrow.fs`, so a local directory today and an `s3://bucket/prefix` URI
 later (`pyarrow.fs.FileSystem.from_uri`) use the same code.
 
-Layout under the root (see "Analyst tables" in README.md):
-- `raw/account=<a>/snapshot_date=<YYYY-MM-DD>/<file>`: the landing zone (dataset `raw`).
-- `parquet/<dataset>/account=<a>/snapshot_date=<YYYY-MM-DD>/part-0.parquet` for the datasets
-  `instance_snapshots`, `snapshots` (the snapshot log) and `quarantine`.
+Layout under the root (see "Analyst tables" in README.md), declared once in
+`pipeline.datasets`:
+- `<folder>/account=<a>/<partition key>=<YYYY-MM-DD>/<file>` for every dataset: the raw
+  zones (`raw`, `raw_charges`) and the Parquet datasets (`parquet/<name>`).
 - `_locks/`: one lock file per account and day (local filesystems only).
 
 Atomic writes: a file is written under a temporary name in the *same* directory and then
@@ -38,13 +38,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.datasets import dataset as registered
 from pipeline.errors import ConfigError, DataError
 
 TMP_PREFIX = "_tmp-"
-RAW = "raw"
-PARQUET_DATASETS: tuple[str, ...] = ("instance_snapshots", "snapshots", "quarantine")
 _PARTITION_RE = re.compile(r"^account=(?P<account>[^/]+)$")
-_DATE_RE = re.compile(r"^snapshot_date=(?P<day>\d{4}-\d{2}-\d{2})$")
+_DAY_RE = r"^{key}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})$"
 # Account names end up in directory names: keep them to a safe alphabet.
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -93,23 +92,20 @@ class Store:
 
     def dataset_dir(self, dataset: str) -> str:
         """`raw` -> `<root>/raw`; a Parquet dataset name -> `<root>/parquet/<name>`."""
-        if dataset == RAW:
-            return self.path(RAW)
-        if dataset not in PARQUET_DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}")
-        return self.path("parquet", dataset)
+        return self.path(registered(dataset).folder)
 
     def partition_dir(self, dataset: str, account: str, day: date) -> str:
-        """`<dataset dir>/account=<a>/snapshot_date=<YYYY-MM-DD>`."""
+        """`<dataset dir>/account=<a>/<partition key>=<YYYY-MM-DD>`."""
         check_account(account)
-        return "/".join(
-            [self.dataset_dir(dataset), f"account={account}", f"snapshot_date={day.isoformat()}"]
-        )
+        key = registered(dataset).partition_key
+        return "/".join([self.dataset_dir(dataset), f"account={account}",
+                         f"{key}={day.isoformat()}"])
 
     def parquet_glob(self, dataset: str) -> str:
         """The hive glob DuckDB reads a Parquet dataset with (only real partition folders;
         temp files never match it)."""
-        return f"{self.dataset_dir(dataset)}/account=*/snapshot_date=*/*.parquet"
+        key = registered(dataset).partition_key
+        return f"{self.dataset_dir(dataset)}/account=*/{key}=*/*.parquet"
 
     # -- reading -----------------------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -137,14 +133,15 @@ class Store:
         )
 
     def list_partitions(self, dataset: str) -> list[tuple[str, date]]:
-        """(account, day) of every `account=/snapshot_date=` directory of `dataset`, sorted."""
+        """(account, day) of every `account=/<partition key>=` directory of `dataset`, sorted."""
+        day_re = re.compile(_DAY_RE.format(key=re.escape(registered(dataset).partition_key)))
         found: list[tuple[str, date]] = []
         for account_dir in self._subdirs(self.dataset_dir(dataset)):
             m = _PARTITION_RE.match(account_dir.rsplit("/", 1)[-1])
             if not m:
                 continue
             for day_dir in self._subdirs(account_dir):
-                d = _DATE_RE.match(day_dir.rsplit("/", 1)[-1])
+                d = day_re.match(day_dir.rsplit("/", 1)[-1])
                 if d:
                     found.append((m["account"], date.fromisoformat(d["day"])))
         return sorted(found)

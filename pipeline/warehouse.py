@@ -40,22 +40,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.datasets import SNAPSHOT_FAMILY, family
 from pipeline.errors import WarehouseError
 from pipeline.quality import CheckOutcome
-from pipeline.schema import (
-    QUARANTINE_SCHEMA,
-    SCHEMA_VERSION,
-    SNAPSHOT_LOG_SCHEMA,
-    SNAPSHOT_SCHEMA,
-)
+from pipeline.schema import SCHEMA_VERSION
 from pipeline.storage import Store
 
 # The history datasets (written by pipeline.history) that the models read.
-SOURCE_SCHEMAS: dict[str, pa.Schema] = {
-    "snapshots": SNAPSHOT_LOG_SCHEMA,
-    "instance_snapshots": SNAPSHOT_SCHEMA,
-    "quarantine": QUARANTINE_SCHEMA,
-}
+SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMILY)}
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DB_NAME = "warehouse.duckdb"
