@@ -7,7 +7,13 @@ Environment (names match the official `vastai` client where one exists):
 - `VAST_API_KEY`: key of the account named `default`. Unset (and no accounts in the config
   file): the embedded simulator is the source, so the demo runs with no account at all.
 - `VAST_URL`: base URL of that account (default https://console.vast.ai).
-- `VAST_PIPELINE_HOME`: where all data lives (default ./data).
+- `VAST_PIPELINE_HOME`: where all data lives (default ./data): a folder, or
+  `s3://bucket/prefix` on S3-compatible storage (configured by the AWS_* variables, see
+  `pipeline.objectstore`).
+- `VAST_PIPELINE_WAREHOUSE`: the DuckDB warehouse file (default `<home>/warehouse.duckdb`,
+  or under the local cache when the home is remote: a DuckDB file is always local).
+- `VAST_PIPELINE_CACHE`: machine-local folder of a remote home (default
+  `$XDG_CACHE_HOME/vast-pipeline/<bucket>-<hash>`): warehouse, reports, Dagster instance.
 - `VAST_PIPELINE_CONFIG`: path of the TOML config file (default ./vast-pipeline.toml if present).
 - `VAST_PIPELINE_CADENCE_MINUTES`: minutes between scheduled snapshots (default 15).
 
@@ -23,6 +29,7 @@ Config file (all keys optional):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tomllib
@@ -33,6 +40,7 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from pipeline.errors import ConfigError
+from pipeline.objectstore import is_remote, parse_home
 from pipeline.storage import check_account
 
 DEFAULT_URL = "https://console.vast.ai"
@@ -202,10 +210,36 @@ def _positive_float(value: object, name: str) -> float:
 
 
 def _normalise_home(home: str) -> str:
-    """Local homes become absolute paths, so views and runs work from any directory."""
+    """Local homes become absolute paths, so views and runs work from any directory; a
+    remote home is checked now (s3:// only, no credentials in it)."""
     if "://" in home:
+        if is_remote(home):
+            parse_home(home)
         return home.rstrip("/")
     return str(Path(home).expanduser().resolve())
+
+
+def local_dir(home: str, env: Mapping[str, str] | None = None) -> Path:
+    """Where this machine keeps the files of `home` that cannot live on an object store
+    (the warehouse, reports, the Dagster instance): the home itself when it is local."""
+    env = os.environ if env is None else env
+    if not is_remote(home):
+        return Path(home.removeprefix("file://")).expanduser().resolve()
+    if env.get("VAST_PIPELINE_CACHE"):
+        return Path(env["VAST_PIPELINE_CACHE"]).expanduser().resolve()
+    config = parse_home(home, env)
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vast-pipeline"
+    digest = hashlib.sha1(config.uri.encode()).hexdigest()[:8]
+    return (base / f"{config.bucket}-{digest}").resolve()
+
+
+def warehouse_file(home: str, env: Mapping[str, str] | None = None) -> Path:
+    """The DuckDB warehouse of `home`: $VAST_PIPELINE_WAREHOUSE, else in `local_dir`."""
+    env = os.environ if env is None else env
+    explicit = env.get("VAST_PIPELINE_WAREHOUSE")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    return local_dir(home, env) / "warehouse.duckdb"
 
 
 # Written once into a new DAGSTER_HOME: no telemetry from a data pipeline, and run-level
@@ -218,13 +252,14 @@ run_retries:
 
 
 def prepare_dagster_home(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
-    """$DAGSTER_HOME, else <home>/dagster: created with a dagster.yaml if missing.
+    """$DAGSTER_HOME, else <local dir of the home>/dagster: created with a dagster.yaml if
+    missing.
 
     Dagster refuses a DAGSTER_HOME that does not exist, so the CLI, the demo and
     `make dagster` all prepare it the same way before pointing Dagster at it.
     """
     env = os.environ if env is None else env
-    path = Path(env.get("DAGSTER_HOME") or Path(settings.home) / "dagster")
+    path = Path(env.get("DAGSTER_HOME") or local_dir(settings.home, env) / "dagster")
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():

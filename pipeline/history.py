@@ -9,12 +9,13 @@ problem, no compaction job), rows sorted by (id, snapshot_at) compress to a few 
 and landing a snapshot costs one day's rewrite whatever the size of the history.
 
 Every write of an (account, day) happens under that day's lock and is atomic per file
-(temp file + rename, see `pipeline.storage`). The snapshot log is written last and is the
-commit record: rows of a snapshot missing from the log are left-overs of a killed writer
-and are dropped; raw snapshots of the day missing from the log are (re)landed by the next
-write of that day. So a kill -9 at any moment leaves readable files, and the next landing
-or a `rebuild` heals the day. Output is deterministic (sorted rows, sorted JSON keys,
-fixed writer options): rebuilding twice writes byte-identical files.
+(temp file + rename, or one conditional PUT on an object store, see `pipeline.storage`).
+The snapshot log is written last and is the commit record: rows of a snapshot missing
+from the log are left-overs of a killed writer and are dropped; raw snapshots of the day
+missing from the log are (re)landed by the next write of that day. So a kill -9 at any
+moment leaves readable files, and the next landing or a `rebuild` heals the day. Output
+is deterministic (sorted rows, sorted JSON keys, fixed writer options): rebuilding twice
+writes byte-identical files.
 """
 
 from __future__ import annotations
@@ -232,11 +233,15 @@ def land_snapshot(store: Store, snapshot: RawSnapshot | str) -> LandResult:
     """
     if isinstance(snapshot, str):
         snapshot = read_snapshot(store, snapshot)
-    result = LandResult(account=snapshot.account, day=snapshot.day,
-                        snapshot_id=snapshot.snapshot_id)
-    with store.lock(snapshot.account, snapshot.day):
-        _land_missing(store, result, primary=snapshot)
-    return result
+    primary = snapshot
+
+    def work() -> LandResult:
+        result = LandResult(account=primary.account, day=primary.day,
+                            snapshot_id=primary.snapshot_id)
+        _land_missing(store, result, primary=primary)
+        return result
+
+    return store.run_locked(primary.account, primary.day, work)
 
 
 def land_pending(store: Store, account: str, day: date) -> DayResult:
@@ -246,10 +251,12 @@ def land_pending(store: Store, account: str, day: date) -> DayResult:
     and a day with nothing new is not rewritten. A stale or unreadable day file is
     re-derived whole from raw.
     """
-    result = DayResult(account=account, day=day)
-    with store.lock(account, day):
+    def work() -> DayResult:
+        result = DayResult(account=account, day=day)
         _land_missing(store, result)
-    return result
+        return result
+
+    return store.run_locked(account, day, work)
 
 
 def _land_missing(store: Store, result: DayResult, primary: RawSnapshot | None = None) -> None:
@@ -301,8 +308,8 @@ def _add_snapshot(
 def rebuild_day(store: Store, account: str, day: date,
                 progress: Callable[[int], None] | None = None) -> DayResult:
     """Re-derive one account's day from its raw files only; a day without raw is left alone."""
-    with store.lock(account, day):
-        return _rebuild_day_locked(store, account, day, progress)
+    return store.run_locked(account, day,
+                            lambda: _rebuild_day_locked(store, account, day, progress))
 
 
 def _rebuild_day_locked(

@@ -16,22 +16,31 @@ renamed over its final name, so a reader (or a process killed with -9 mid-write)
 sees half a file. Temporary names start with `_tmp-` and carry no data extension, so hive
 globs such as `*/*/*.parquet` and pyarrow datasets never pick them up.
 
-Locks: `filelock.FileLock` works between processes on one machine (local disk). An object
-store has no rename and no shared lock file: there, writes are single PUTs (atomic by
-themselves) and a different lock (e.g. a conditional-write lease) is needed; `lock()`
-refuses rather than pretending.
+Locks: `filelock.FileLock` works between processes on one machine (local disk).
+
+Object stores (`s3://bucket/prefix`, see `pipeline.objectstore`) have no rename and no
+shared lock file. There every write is one PUT of the whole object (buffered first), so a
+killed writer leaves nothing visible. The day's lock is a lease object under `_locks/`,
+created with `If-None-Match: *` (an expired one is taken over with `If-Match`), and while
+it is held every write of a day file is itself conditional on the version read under the
+lease (`If-Match: <etag>`, or `If-None-Match: *` for a new file). A writer whose lease
+expired and was taken over therefore fails with `WriteConflict` instead of overwriting
+silently, and `run_locked` retries the whole read-modify-write.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -40,7 +49,16 @@ from filelock import FileLock, Timeout
 
 from pipeline.datasets import dataset as registered
 from pipeline.errors import ConfigError, DataError
+from pipeline.objectstore import (
+    DEFAULT_LEASE_SECONDS,
+    ObjectStore,
+    WriteConflict,
+    arrow_filesystem,
+    is_remote,
+    parse_home,
+)
 
+T = TypeVar("T")
 TMP_PREFIX = "_tmp-"
 _PARTITION_RE = re.compile(r"^account=(?P<account>[^/]+)$")
 _DAY_RE = r"^{key}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})$"
@@ -65,11 +83,22 @@ def is_hidden(name: str) -> bool:
 class Store:
     """A history root (local directory or filesystem URI) and the only way to touch its files."""
 
-    def __init__(self, root: str | Path, *, lock_dir: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path, *, lock_dir: str | Path | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         root_text = str(root)
-        if "://" in root_text:
+        self.remote: ObjectStore | None = None
+        self.lease_seconds = lease_seconds
+        self._fences = threading.local()
+        if is_remote(root_text):
+            config = parse_home(root_text)
+            self.remote = ObjectStore(config)
+            self.remote.check_access()
+            self.fs = arrow_filesystem(config)
+            self.root = f"{config.bucket}/{config.prefix}"
+            self.is_local = False
+        elif root_text.startswith("file://"):
             self.fs, self.root = pafs.FileSystem.from_uri(root_text)
-            self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+            self.is_local = True
         else:
             self.fs = pafs.LocalFileSystem()
             self.root = str(Path(root_text).expanduser().resolve())
@@ -83,12 +112,23 @@ class Store:
             self.lock_dir = None
 
     def __repr__(self) -> str:
-        return f"Store({self.root!r})"
+        return f"Store({self.uri(self.root)!r})"
+
+    def __getstate__(self) -> dict[str, object]:  # thread-locals do not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "_fences"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._fences = threading.local()
 
     # -- paths -------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
         """Join `parts` under the root with '/' (pyarrow.fs paths are always '/'-separated)."""
         return "/".join([self.root, *(p.strip("/") for p in parts if p)])
+
+    def uri(self, path: str) -> str:
+        """`path` as other programs (DuckDB, Spark) name it: `s3://...` on an object store."""
+        return path if self.remote is None else f"s3://{path}"
 
     def dataset_dir(self, dataset: str) -> str:
         """`raw` -> `<root>/raw`; a Parquet dataset name -> `<root>/parquet/<name>`."""
@@ -105,10 +145,13 @@ class Store:
         """The hive glob DuckDB reads a Parquet dataset with (only real partition folders;
         temp files never match it)."""
         key = registered(dataset).partition_key
-        return f"{self.dataset_dir(dataset)}/account=*/{key}=*/*.parquet"
+        return self.uri(f"{self.dataset_dir(dataset)}/account=*/{key}=*/*.parquet")
 
     # -- reading -----------------------------------------------------------------------
     def exists(self, path: str) -> bool:
+        fence = self._fence()
+        if fence is not None:  # under a lease: remember the version the decision is based on
+            return self._fenced_etag(fence, path) is not None
         return self.fs.get_file_info(path).type != pafs.FileType.NotFound
 
     def open_input(self, path: str, compression: str | None = None) -> pa.NativeFile:
@@ -121,6 +164,9 @@ class Store:
 
     def read_parquet(self, path: str) -> pa.Table:
         """Read one Parquet file whole (hive columns are not in our files)."""
+        fence = self._fence()
+        if fence is not None:
+            self._fenced_etag(fence, path)
         return pq.read_table(path, filesystem=self.fs, partitioning=None)
 
     def list_files(self, directory: str, suffix: str = "") -> list[str]:
@@ -178,16 +224,15 @@ class Store:
     ) -> Iterator[pa.NativeFile]:
         """Yield a stream; on clean exit its content appears at `path` at once, else nowhere."""
         directory, name = path.rsplit("/", 1)
-        self.fs.create_dir(directory, recursive=True)
-        if not self.is_local:
-            # Object stores have no rename, but an object appears whole when its upload
-            # completes: buffer, then upload once, so a failure never touches `path`.
+        if self.remote is not None:
+            # Object stores have no rename, but an object appears whole when its PUT
+            # completes: buffer, then PUT once, so a failure never touches `path`.
             buffer = pa.BufferOutputStream()
             with pa.CompressedOutputStream(buffer, compression) if compression else buffer as out:
                 yield out
-            with self.fs.open_output_stream(path, compression=None) as stream:
-                stream.write(buffer.getvalue())
+            self._put(path, buffer.getvalue().to_pybytes())
             return
+        self.fs.create_dir(directory, recursive=True)
         target = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}-{name}.tmp"
         try:
             with self.fs.open_output_stream(target, compression=compression) as stream:
@@ -205,6 +250,53 @@ class Store:
         """Write `table` as one Parquet file at `path`, atomically; `options` go to pyarrow."""
         with self.open_output_atomic(path) as stream:
             pq.write_table(table, stream, **options)
+
+    def publish_file(self, local_file: Path, path: str) -> None:
+        """Move a finished local file to `path` atomically (rename, or one PUT)."""
+        if self.remote is None:
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            try:
+                os.replace(local_file, path)
+                return
+            except OSError:  # another device: copy under a temp name, then rename
+                pass
+        with open(local_file, "rb") as source, self.open_output_atomic(path) as stream:
+            while chunk := source.read(1 << 22):
+                stream.write(chunk)
+        local_file.unlink(missing_ok=True)
+
+    def delete(self, path: str) -> None:
+        """Delete one file; a missing file is not an error."""
+        if self.remote is not None:
+            self.remote.delete(path)
+        else:
+            self._delete_quietly(path)
+
+    def walk_files(self, directory: str) -> list[str]:
+        """Every file under `directory`, recursively (full paths, sorted)."""
+        infos = self.fs.get_file_info(
+            pafs.FileSelector(directory, allow_not_found=True, recursive=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File)
+
+    def _put(self, path: str, data: bytes) -> None:
+        """One PUT; under a lease, conditional on the version this holder last saw."""
+        assert self.remote is not None
+        fence = self._fence()
+        if fence is None:
+            self.remote.put(path, data)
+            return
+        expected = self._fenced_etag(fence, path)
+        fence[path] = self.remote.put(path, data, if_match=expected,
+                                      if_none_match=expected is None)
+
+    def _fence(self) -> dict[str, str | None] | None:
+        return getattr(self._fences, "current", None)
+
+    def _fenced_etag(self, fence: dict[str, str | None], path: str) -> str | None:
+        if path not in fence:
+            assert self.remote is not None
+            fence[path] = self.remote.etag(path)
+        return fence[path]
 
     def remove_stray_temps(self, directory: str, older_than_s: float = 0.0) -> int:
         """Delete temp files left by killed writers; returns how many were removed.
@@ -231,7 +323,17 @@ class Store:
     # -- locking -----------------------------------------------------------------------
     @contextmanager
     def lock(self, account: str, day: date, timeout: float = 300.0) -> Iterator[None]:
-        """Hold the inter-process lock guarding every write of one account's day partitions."""
+        """Hold the inter-process lock guarding every write of one account's day partitions.
+
+        On an object store: a lease object (see the module docstring); a lost race shows
+        up as WriteConflict from a write, which `run_locked` retries.
+        """
+        if self.remote is not None and self.lock_dir is None:
+            check_account(account)
+            with self.object_lease(f"{account}/{day.isoformat()}", timeout,
+                                   f"The history of account {account} on {day}"):
+                yield
+            return
         if self.lock_dir is None:
             raise ConfigError(
                 "Locking is only available for a local history; pass lock_dir for object storage."
@@ -251,3 +353,31 @@ class Store:
             yield
         finally:
             lock.release()
+
+    @contextmanager
+    def object_lease(self, name: str, timeout: float, what: str) -> Iterator[None]:
+        """Hold the lease `_locks/<name>.lease` of an object-store home; writes made while
+        it is held are fenced (conditional on what this holder read)."""
+        assert self.remote is not None
+        locks = self.path("_locks")
+        self.remote.require_conditional_writes(locks)
+        with self.remote.lease(f"{locks}/{name}.lease", timeout=timeout,
+                               seconds=self.lease_seconds, what=what):
+            self._fences.current = {}
+            try:
+                yield
+            finally:
+                self._fences.current = None
+
+    def run_locked(self, account: str, day: date, work: Callable[[], T],
+                   attempts: int = 5) -> T:
+        """`work()` under the day's lock; retried from scratch when a conditional write lost
+        a race (only possible on an object store), so nothing is overwritten silently."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.lock(account, day):
+                    return work()
+            except WriteConflict:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")

@@ -37,11 +37,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.config import warehouse_file
 from pipeline.datasets import SNAPSHOT_FAMILY, family
 from pipeline.errors import WarehouseError
+from pipeline.objectstore import is_remote, register_on
 from pipeline.quality import CheckOutcome
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.storage import Store
@@ -207,33 +208,40 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
 
 @dataclass(frozen=True)
 class Paths:
-    """Where everything of one home lives (absolute, so views work from any cwd)."""
+    """Where everything of one home lives (absolute, so views work from any cwd).
 
-    home: Path
+    The history and the model Parquet live in the home (a folder or `s3://`, through
+    `store`); the DuckDB file, its state and its lock are always local (`db`, see
+    `pipeline.config.warehouse_file`): DuckDB writes a file in place.
+    """
 
-    @property
-    def db(self) -> Path:
-        return self.home / DB_NAME
+    home: str
+    db: Path
+    store: Store
 
     @property
     def state(self) -> Path:
-        return self.home / STATE_NAME
+        return self.db.with_name(f"{self.db.stem}_state.json")
 
     @property
     def lock(self) -> Path:
-        return self.home / ".warehouse.lock"
+        return self.db.with_name(f".{self.db.stem}.lock")
 
     @property
-    def parquet(self) -> Path:
-        return self.home / "parquet"
+    def parquet(self) -> str:
+        return self.store.uri(self.store.path("parquet"))
 
     @property
-    def models(self) -> Path:
-        return self.home / MODELS_SUBDIR
+    def models(self) -> str:
+        return self.store.path(MODELS_SUBDIR.as_posix())
+
+    def model_uri(self, rel: str) -> str:
+        return self.store.uri(f"{self.models}/{rel}")
 
 
 def _paths(home: Path | str) -> Paths:
-    return Paths(Path(home).expanduser().resolve())
+    text = str(home) if is_remote(str(home)) else str(Path(home).expanduser().resolve())
+    return Paths(text, warehouse_file(text), Store(text))
 
 
 def _load_state(paths: Paths) -> dict[str, Any]:
@@ -345,17 +353,15 @@ def _sql_literal(text: str) -> str:
 
 def _empty_source(paths: Paths, table: str, schema: pa.Schema) -> str:
     """A zero-row partition file standing in for a source that has no files yet."""
-    folder = paths.models / "_empty" / table / "account=_none_" / "snapshot_date=1970-01-01"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "part-0.parquet"
-    if not target.exists():
-        pq.write_table(schema.empty_table(), target)
-    return str(target)
+    target = f"{paths.models}/_empty/{table}/account=_none_/snapshot_date=1970-01-01/part-0.parquet"
+    if not paths.store.exists(target):
+        paths.store.write_parquet_atomic(target, schema.empty_table())
+    return paths.store.uri(target)
 
 
 def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -> dict[str, str]:
     """`{{ <table>_glob }}` of each history dataset the models read."""
-    store = Store(paths.home)
+    store = paths.store
     out = {}
     for table, schema in SOURCE_SCHEMAS.items():
         if sources[table]:
@@ -384,7 +390,8 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
-    tmp = paths.home / ".duckdb_tmp"
+    register_on(con, paths.home)
+    tmp = paths.db.parent / ".duckdb_tmp"
     con.execute(f"SET temp_directory = '{_sql_literal(str(tmp))}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -423,35 +430,51 @@ class _DailyStore:
         for file in sorted(staging.glob("account=*/day=*/*.parquet")):
             account = file.parent.parent.name.split("=", 1)[1]
             day = file.parent.name.split("=", 1)[1]
-            rel_dir = Path(model) / file.parent.parent.name / file.parent.name
-            (self.paths.models / rel_dir).mkdir(parents=True, exist_ok=True)
-            rel = str(rel_dir / f"part-{build_id}-{moved}.parquet")
-            os.replace(file, self.paths.models / rel)
+            rel = (f"{model}/{file.parent.parent.name}/{file.parent.name}/"
+                   f"part-{build_id}-{moved}.parquet")
+            self.paths.store.publish_file(file, f"{self.paths.models}/{rel}")
             parts.setdefault(f"{account}|{day}", []).append(rel)
             moved += 1
         return moved
 
     def files(self, model: str) -> list[str]:
         parts = self.manifest.get(model, {})
-        return [str(self.paths.models / rel) for key in sorted(parts) for rel in parts[key]]
+        return [self.paths.model_uri(rel) for key in sorted(parts) for rel in parts[key]]
 
     def sweep(self, retain_seconds: float) -> None:
-        """Delete superseded files past retention, and orphans no state knows about."""
+        """Delete superseded files past retention, and orphans no state knows about.
+
+        On an object store superseded files go at once (`_retention`): Spark or Trino read
+        `parquet/models/...` by globbing, and a retained old file would count twice.
+        """
         now = time.time()
+        retain_seconds = _retention(self.paths, retain_seconds)
+        store, models = self.paths.store, self.paths.models
         for rel, when in list(self.superseded.items()):
             if now - when >= retain_seconds:
-                (self.paths.models / rel).unlink(missing_ok=True)
+                store.delete(f"{models}/{rel}")
                 del self.superseded[rel]
         known = {rel for parts in self.manifest.values() for rels in parts.values() for rel in rels}
         known |= set(self.superseded)
-        if not self.paths.models.is_dir():
-            return
-        for file in self.paths.models.glob("*/account=*/day=*/*.parquet"):
-            rel = str(file.relative_to(self.paths.models))
-            if rel not in known:
-                file.unlink(missing_ok=True)
-        for folder in self.paths.models.glob("_staging-*"):
+        for path in store.walk_files(models):
+            rel = path[len(models) + 1:]
+            if _MODEL_FILE_RE.match(rel) and rel not in known:
+                store.delete(path)
+        for folder in self.paths.db.parent.glob(f".{self.paths.db.stem}.staging-*"):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+_MODEL_FILE_RE = re.compile(r"^[A-Za-z0-9][\w]*/account=[^/]+/day=[^/]+/[^/]+\.parquet$")
+
+
+def _retention(paths: Paths, retain_seconds: float) -> float:
+    """How long superseded model files stay: none on an object store (see `sweep`)."""
+    return retain_seconds if paths.store.remote is None else 0.0
+
+
+def _staging(paths: Paths, build_id: str) -> Path:
+    """The local folder a build writes model Parquet into before publishing it."""
+    return paths.db.parent / f".{paths.db.stem}.staging-{build_id}"
 
 
 def _daily_view_sql(name: str, files: list[str]) -> str:
@@ -499,7 +522,7 @@ def _build_daily(
     if window is not None:
         for start, end in _chunks(window, chunk_days):
             say(f"{model.name}: {start} .. {end}")
-            staging = store.paths.models / f"_staging-{build_id}" / model.name / start.isoformat()
+            staging = _staging(store.paths, build_id) / model.name / start.isoformat()
             staging.mkdir(parents=True, exist_ok=True)
             _set_window(con, start, end)
             written += _write_partitions(con, sql, staging)
@@ -559,9 +582,10 @@ def build(
         raise WarehouseError("The cadence must be a positive number of minutes.")
     say = progress or (lambda _msg: None)
     paths = _paths(home)
-    if not paths.home.is_dir():
+    if paths.store.remote is None and not Path(paths.home).is_dir():
         raise WarehouseError(f"No data home at {paths.home}: run `vast-pipeline collect` first.")
     models = discover_models(sql_dir)
+    paths.db.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(paths.lock), timeout=lock_timeout):
             return _build_locked(paths, models, cadence_minutes, full, say,
@@ -583,8 +607,7 @@ def _build_locked(
     def say(msg: str) -> None:
         outer(f"[{time.monotonic() - started:6.1f} s] {msg}")
 
-    store = Store(paths.home)
-    sources = {table: store.partition_fingerprints(table) for table in SOURCE_SCHEMAS}
+    sources = {table: paths.store.partition_fingerprints(table) for table in SOURCE_SCHEMAS}
     if not sources["snapshots"] and not sources["instance_snapshots"]:
         raise WarehouseError(
             f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
@@ -600,7 +623,7 @@ def _build_locked(
     result = BuildResult(paths.db, build_id, full, window,
                          len(_days_between(*window)) if window else 0, [m.name for m in models])
     cap = 2 * cadence
-    tmp_db = paths.home / f".{DB_NAME}.{build_id}.building"
+    tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
     placeholders = _placeholders(paths, sources)
     con = _connect_build(tmp_db, paths, memory_limit, threads)
     try:
@@ -620,10 +643,10 @@ def _build_locked(
     except BaseException:
         con.close()
         tmp_db.unlink(missing_ok=True)
-        shutil.rmtree(paths.models / f"_staging-{build_id}", ignore_errors=True)
+        shutil.rmtree(_staging(paths, build_id), ignore_errors=True)
         raise
     con.close()
-    shutil.rmtree(paths.models / f"_staging-{build_id}", ignore_errors=True)
+    shutil.rmtree(_staging(paths, build_id), ignore_errors=True)
     # State first: the files the live (old) warehouse reads are in `superseded` from here.
     _write_json_atomic(paths.state, {
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
@@ -674,6 +697,7 @@ def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
             "it open for writing, close that and try again."
         ) from exc
     con.execute("SET TimeZone = 'UTC'")
+    register_on(con, paths.home)
     return con
 
 
