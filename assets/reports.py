@@ -6,12 +6,12 @@ files always sit at a predictable place for people (and a web server) to pick up
 
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 
 from assets.resources import VastPipelineResource
 from assets.warehouse import FOLLOW_COLLECTION, MODELS, _key
+from pipeline.config import local_dir
 from pipeline.errors import PipelineError
 from pipeline.reports import FORMATS, month_to_date_window, parse_window, write_reports
 
@@ -20,7 +20,7 @@ REPORT_DEPS = [_key(model.name) for model in MODELS]
 
 def _write(vast: VastPipelineResource, kind: str, name: str, window) -> dg.MaterializeResult:
     settings = vast.settings()
-    out_dir = Path(settings.home) / "reports" / name
+    out_dir = local_dir(settings.home) / "reports" / name
     try:
         paths = write_reports(settings.home, kind, date_from=window[0], date_to=window[1],
                               formats=FORMATS, out_dir=out_dir)

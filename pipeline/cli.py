@@ -94,10 +94,12 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
 
 def _run_collect(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
+    from pipeline.storage import Store
 
     settings = load_settings()
     if args.account:
         settings.account(args.account)  # a mistyped name fails before Dagster loads
+    Store(settings.home)  # an unreachable or refused object store fails here too
     if settings.uses_simulator:
         print("note: VAST_API_KEY is not set, so this collects from the embedded simulator; "
               "export VAST_API_KEY to collect your Vast.ai account.", file=sys.stderr)
@@ -183,17 +185,18 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--account", help="only this account")
     p.add_argument("--format", choices=("html", "md", "csv"), action="append",
                    help="html (default), md or csv; repeat for several")
-    p.add_argument("--out", help="output folder (default $VAST_PIPELINE_HOME/reports)")
+    p.add_argument("--out", help="output folder (default $VAST_PIPELINE_HOME/reports, or the "
+                   "local cache of an s3:// home)")
     p.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from pipeline.config import load_settings
+    from pipeline.config import load_settings, local_dir
     from pipeline.reports import parse_window, write_reports
 
     settings = load_settings()
     date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
-    out_dir = Path(args.out) if args.out else Path(settings.home) / "reports"
+    out_dir = Path(args.out) if args.out else local_dir(settings.home) / "reports"
     paths = write_reports(settings.home, args.kind, date_from=date_from, date_to=date_to,
                           account=args.account, formats=args.format or ["html"],
                           out_dir=out_dir)

@@ -186,7 +186,9 @@ class ObjectStore:
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            if code in _CONFLICT or status in _CONFLICT:
+            # If-Match on an object deleted meanwhile answers 404: a lost race as well.
+            gone = action == "write" and (code == "NoSuchKey" or status == "404")
+            if code in _CONFLICT or status in _CONFLICT or gone:
                 return WriteConflict(f"Another writer changed {key} first; the write was not "
                                      "applied.")
             if code in _DENIED or status == "403":

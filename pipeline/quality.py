@@ -106,7 +106,7 @@ def run_history_checks(store: Store, *, cadence_minutes: int,
     if not _history_exists(store):
         return [CheckOutcome(name, False, "no instance_snapshots yet: run a collection first")
                 for name in HISTORY_CHECKS]
-    with duckdb.connect() as con:
+    with store.duckdb() as con:
         return [check_unique_rows(con, store), check_ids_not_null(con, store),
                 check_prices_non_negative(con, store), check_schema_drift(con, store),
                 check_freshness(con, store, cadence_minutes=cadence_minutes, now=now)]

@@ -42,6 +42,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -54,6 +55,7 @@ from pipeline.objectstore import (
     ObjectStore,
     WriteConflict,
     arrow_filesystem,
+    fsspec_filesystem,
     is_remote,
     parse_home,
 )
@@ -129,6 +131,14 @@ class Store:
     def uri(self, path: str) -> str:
         """`path` as other programs (DuckDB, Spark) name it: `s3://...` on an object store."""
         return path if self.remote is None else f"s3://{path}"
+
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection that can read this store's paths (`parquet_glob`):
+        on an object store, through the fsspec filesystem registered on it."""
+        con = duckdb.connect()
+        if self.remote is not None:
+            con.register_filesystem(fsspec_filesystem(self.remote.config))
+        return con
 
     def dataset_dir(self, dataset: str) -> str:
         """`raw` -> `<root>/raw`; a Parquet dataset name -> `<root>/parquet/<name>`."""
