@@ -90,7 +90,11 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
         raise ConfigError(f"--days {days} is out of range; use 1 to 366.")
     if not 1 <= size <= 5000:
         raise ConfigError(f"--size {size} is out of range; use 1 to 5000.")
-    home_dir = Path(home or os.environ.get("VAST_PIPELINE_HOME") or DEFAULT_HOME).resolve()
+    home_text = home or os.environ.get("VAST_PIPELINE_HOME") or DEFAULT_HOME
+    if "://" in home_text:
+        raise ConfigError("The demo writes to a local folder: give --home a local path (the "
+                          "other commands work on an s3:// home).")
+    home_dir = Path(home_text).resolve()
     store = Store(str(home_dir))
     fleet = FleetModel(seed=seed, size=size, drift_rate=0.01, new_field_rate=0.002,
                        broken_rate=0.0005)

@@ -696,8 +696,9 @@ def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
             f"Cannot open {paths.db} read-only ({first_line(exc)}); if another program has "
             "it open for writing, close that and try again."
         ) from exc
-    con.execute("SET TimeZone = 'UTC'")
+    # Before any further restriction of the connection: views over s3:// read through it.
     register_on(con, paths.home)
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 

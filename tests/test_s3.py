@@ -362,3 +362,21 @@ def test_the_readme_portable_query_runs_unchanged_over_the_hive_layout_on_s3(
                          pc.min(at).as_py(), pc.max(at).as_py()))
     assert got == expected
     assert got[0][4].utcoffset() == timedelta(0)  # UTC timestamps, whatever the engine
+
+
+def test_unsupported_home_schemes_are_one_sentence(tmp_path: Path) -> None:
+    result = run_cli("status", env={"VAST_PIPELINE_HOME": "gs://bucket/prefix"}, cwd=tmp_path)
+    assert_one_sentence_error(result, "s3://bucket/prefix")
+
+
+def test_the_warehouse_file_can_live_apart_from_a_local_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import warehouse
+
+    home, db = tmp_path / "home", tmp_path / "elsewhere" / "wh.duckdb"
+    backfill(Store(home), FleetModel(seed=3, size=3), WINDOW)
+    monkeypatch.setenv("VAST_PIPELINE_WAREHOUSE", str(db))
+    warehouse.build(home, cadence_minutes=15)
+    assert db.is_file() and (tmp_path / "elsewhere" / "wh_state.json").is_file()
+    assert not (home / "warehouse.duckdb").exists()
+    assert warehouse.query(home, "select count(*) from instance_intervals").rows[0][0] > 0
