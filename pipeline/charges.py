@@ -599,8 +599,7 @@ def rebuild_charges(store: Store, *, date_from: date | None = None, date_to: dat
     """
     wanted = set(accounts) if accounts is not None else None
     outcome = ChargesRebuild()
-    days = [(a, d) for a, d in store.list_partitions(RAW_CHARGES)
-            if _in_window(a, d, wanted, date_from, date_to)]
+    days = raw_bill_days(store, accounts, date_from, date_to)
     for account, day in days:
         files = raw_bill_files(store, account, day)
         if files:
@@ -619,6 +618,15 @@ def rebuild_charges(store: Store, *, date_from: date | None = None, date_to: dat
               if _in_window(a, d, wanted, date_from, date_to)}
     outcome.orphan_days = sorted(billed - rebuilt - {(a, d) for a, d in days})
     return outcome
+
+
+def raw_bill_days(store: Store, accounts: list[str] | None = None,
+                  date_from: date | None = None,
+                  date_to: date | None = None) -> list[tuple[str, date]]:
+    """(account, day) of every raw-charges day within the filters (dates inclusive)."""
+    wanted = set(accounts) if accounts is not None else None
+    return [(a, d) for a, d in store.list_partitions(RAW_CHARGES)
+            if _in_window(a, d, wanted, date_from, date_to)]
 
 
 def rebuild_bill_day(store: Store, raw: RawBill) -> BillDayResult:
