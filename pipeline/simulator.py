@@ -162,6 +162,7 @@ class SimulatorServer:
         self._adjustments: dict[tuple[str, int, int, str], float] = {}
         # Charges pages still answered before every further one fails (None: no fault).
         self._charges_pages_left: int | None = None
+        self._charges_fault_status = 503
         self._lock = threading.Lock()
         self._last_call: dict[tuple[str, str], float] = {}
         self._fault_rng = random.Random(faults.seed)
@@ -224,13 +225,14 @@ class SimulatorServer:
         with self._lock:
             self._adjustments[slot] = self._adjustments.get(slot, 0.0) + delta
 
-    def fail_charges_after(self, pages: int | None) -> None:
-        """Answer 503 to every charges request after `pages` more good ones (None: heal).
+    def fail_charges_after(self, pages: int | None, status: int = 503) -> None:
+        """Answer `status` to every charges request after `pages` more good ones (None: heal).
 
         Lets tests break a listing in its middle, after some pages were served.
         """
         with self._lock:
             self._charges_pages_left = pages
+            self._charges_fault_status = status
 
     # ---- request handling -------------------------------------------------------------
 
@@ -411,7 +413,8 @@ class SimulatorServer:
         with self._lock:
             if self._charges_pages_left is not None:
                 if self._charges_pages_left <= 0:
-                    return _Reply(503, orjson.dumps({"detail": "upstream unavailable"}))
+                    return _Reply(self._charges_fault_status,
+                                  orjson.dumps({"detail": "upstream unavailable"}))
                 self._charges_pages_left -= 1
         limit = min(max(_limit(query, default=CHARGES_PAGE_DEFAULT), 1), CHARGES_PAGE_MAX,
                     self.charges_page_size)
