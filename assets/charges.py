@@ -64,7 +64,7 @@ def _metadata(results: list[BillDayResult]) -> dict[str, object]:
 
 
 charges_job = dg.define_asset_job(
-    "charges_job", selection=dg.AssetSelection.assets(billed_charges), partitions_def=BILL_DAYS,
+    "charges_job", selection=dg.AssetSelection.assets(billed_charges),
     description="Fetch Vast.ai's bill of the chosen days for every account.")
 
 
