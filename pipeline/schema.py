@@ -182,10 +182,10 @@ BILLED_DAY_SCHEMA: pa.Schema = pa.schema([
     pa.field("window_start", TIMESTAMP, nullable=False),     # the day's midnight (gte)
     pa.field("window_end", TIMESTAMP, nullable=False),       # midnight + 86399 s (lte)
     pa.field("contracts", pa.int64(), nullable=False),
-    pa.field("items", pa.int64(), nullable=False),
+    pa.field("items", pa.int64(), nullable=False),           # rows in billed_charges
     pa.field("total_amount", pa.float64(), nullable=False),  # sum of the contracts' amounts
     pa.field("pages", pa.int64()),
-    pa.field("quarantined", pa.int64(), nullable=False),     # results that could not be typed
+    pa.field("quarantined", pa.int64(), nullable=False),     # rows in billed_quarantine
     pa.field("schema_version", pa.int32(), nullable=False),
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
 
