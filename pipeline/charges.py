@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from pipeline import __version__
 from pipeline.client import DAY_LAST_SECOND, ChargesListing, VastClient
+from pipeline.collect import client_for, raise_for_failures
 from pipeline.config import Account, Settings
 from pipeline.datasets import CHARGE_FAMILY, RAW_CHARGES, family
 from pipeline.errors import ConfigError, DataError, PipelineError
@@ -242,7 +243,7 @@ def collect_charges(settings: Settings, days: list[date], account: str | None = 
     """
     check_days(days)
     accounts = [settings.account(account)] if account else list(settings.accounts)
-    open_client = clients or _default_client
+    open_client = clients or client_for
     store = Store(settings.home)
     results: list[BillDayResult] = []
     failures: list[tuple[str, PipelineError]] = []
@@ -256,16 +257,8 @@ def collect_charges(settings: Settings, days: list[date], account: str | None = 
                         progress(result)
         except PipelineError as exc:
             failures.append((acc.name, exc))
-    from pipeline.collect import raise_for_failures
-
     raise_for_failures(failures, len(accounts))
     return results
-
-
-def _default_client(account: Account, settings: Settings) -> AbstractContextManager[VastClient]:
-    from pipeline.collect import client_for
-
-    return client_for(account, settings)
 
 
 def check_days(days: list[date], today: date | None = None) -> None:
