@@ -581,6 +581,19 @@ def stored_bill(store: Store, account: str, day: date) -> pa.Table:
     return table.filter(pc.equal(table["fetch_id"], log["fetch_id"]))
 
 
+def newest_bills(store: Store) -> dict[str, dict[str, Any]]:
+    """account -> its newest stored day's `billed_days` row plus `day` (for `status`)."""
+    newest: dict[str, date] = {}
+    for account, day in store.list_partitions("billed_days"):
+        newest[account] = max(day, newest.get(account, day))
+    out = {}
+    for account, day in sorted(newest.items()):
+        log = stored_day_log(store, account, day)
+        if log is not None:
+            out[account] = {**log, "day": day}
+    return out
+
+
 # -- rebuilding from raw -----------------------------------------------------------------
 def rebuild_charges(store: Store, *, date_from: date | None = None, date_to: date | None = None,
                     accounts: list[str] | None = None,

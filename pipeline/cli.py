@@ -322,6 +322,7 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
+    from pipeline.charges import newest_bills
     from pipeline.config import load_settings
     from pipeline.history import newest_snapshots
     from pipeline.storage import Store
@@ -330,7 +331,9 @@ def _run_status(args: argparse.Namespace) -> int:
     print(f"home: {settings.home}")
     print(f"config file: {settings.config_file or '(none)'}")
     print(f"cadence: every {settings.cadence_minutes} minutes")
-    newest = newest_snapshots(Store(settings.home))
+    store = Store(settings.home)
+    newest = newest_snapshots(store)
+    bills = newest_bills(store)
     for account in settings.accounts:
         where = ("embedded simulator (set VAST_API_KEY to collect your account)"
                  if account.is_simulated else f"{account.url} (key from ${account.key_env})")
@@ -340,6 +343,12 @@ def _run_status(args: argparse.Namespace) -> int:
             print(f"  newest snapshot: {at:%Y-%m-%d %H:%M:%S}Z, {instances} instances")
         else:
             print("  no snapshot yet: run `vast-pipeline collect`")
+        if account.name in bills:
+            bill = bills[account.name]
+            print(f"  newest bill: {bill['day']}, ${bill['total_amount']:,.2f} "
+                  f"(fetched {bill['fetched_at']:%Y-%m-%d %H:%M}Z)")
+        else:
+            print("  no bill yet: run `vast-pipeline charges`")
     return 0
 
 

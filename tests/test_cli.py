@@ -124,6 +124,8 @@ def test_charges_lands_each_day_and_a_failure_keeps_that_days_bill(home: Path) -
         assert landed.stdout.splitlines() == [f"{first}: new ${totals[0]:,.2f}",
                                               f"{second}: new ${totals[1]:,.2f}"]
         assert landed.stderr == "", "no note and no bar when piped with a key"
+        status = run_cli("status", home=home, env=env)
+        assert f"newest bill: {second}, ${totals[1]:,.2f}" in status.stdout
         kept = _billed_files(home, second)
         refused = run_cli("charges", "--from", str(second), "--to", str(second), home=home,
                           env={**env, "VAST_API_KEY": KEY})
