@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from assets.collection import COLLECT_RETRY, _failure
+from assets.collection import COLLECT_RETRY, pipeline_failure
 from assets.resources import VastPipelineResource
 from pipeline.charges import DEFAULT_DAYS_BACK, BillDayResult, collect_charges
 from pipeline.errors import PipelineError
@@ -41,7 +41,7 @@ def billed_charges(context: dg.AssetExecutionContext,
     try:
         results = collect_charges(vast.settings(), days, progress=landed)
     except PipelineError as exc:
-        raise _failure(exc, context) from None
+        raise pipeline_failure(exc, context) from None
     return dg.MaterializeResult(metadata=_metadata(results))
 
 

@@ -8,6 +8,11 @@ CLI asks for), 403/404 auth failures, 429 below
 the minimum interval with no Retry-After) from a `FleetModel`, and can inject faults
 (429, 5xx, slow, truncated and HTML responses) at configurable rates.
 
+Billed charges follow the reference: one row per contract (instances and a few volumes)
+over the requested window, pages of a size the server chooses (`charges_page_size`, fewer
+than asked), cursors valid only with the filters that issued them; tests can settle a day
+late (`adjust_charge`) or break a listing after some pages (`fail_charges_after`).
+
 Simulator-only extension: a request carrying `X-Vast-Sim-Time` is answered for that
 moment, so the demo can build days of history in seconds. The real client never sends it.
 The Authorization header and keys are never logged or echoed.
@@ -46,7 +51,6 @@ CHARGES_PAGE_MAX = 500
 # return fewer rows than asked, so clients must follow next_token. Small enough that a day
 # of the demo fleet takes a few pages.
 CHARGES_PAGE_SERVED = 20
-CONTRACT_TYPES = ("instance", "volume", "serverless")
 _LISTING_CACHE_MAX = 8
 THROTTLE_TEXT = "API requests too frequent: endpoint threshold=1.0"
 FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "notin")
