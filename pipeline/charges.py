@@ -7,10 +7,12 @@ Why it works the way it does:
   again REPLACES what was stored for that (account, day), it never adds to it.
 - A day lands whole or not at all. Every page is listed before anything is written; then,
   under the day's lock, the response goes to the raw zone (scrubbed, atomically) and the
-  three Parquet files of the `charges` family are rewritten atomically, the day log
-  (`billed_days`, the commit record) last. A failure before that leaves the stored bill
-  of the day exactly as it was; a failure between the raw file and the log leaves a raw
-  file that `rebuild_charges` (or the next fetch) lands.
+  Parquet files of the `charges` family are rewritten atomically: the new rows beside the
+  old ones, then the day log (`billed_days`, the commit record naming the fetch_id whose
+  rows count), then without the old rows. A reader keeping only the logged fetch's rows
+  sees one whole bill whenever the writer dies. A failed listing leaves the stored bill
+  exactly as it was; a writer killed after the raw file leaves it for `rebuild_charges`
+  (or the next fetch) to land.
 - The raw zone is the source of truth: `rebuild_charges` re-derives the Parquet from the
   newest raw file of each (account, day), byte for byte as the fetch wrote it.
 
@@ -540,14 +542,55 @@ def _json_text(value: Any) -> str:
 
 # -- the Parquet files of a day ----------------------------------------------------------
 def _write_bill(store: Store, account: str, day: date, flat: FlatBill) -> None:
-    """Replace the day's three files (the log last); the caller holds the day's lock."""
-    tables = flat.tables
+    """Replace the day's bill so that a reader joining on the log's fetch_id always sees
+    one whole bill, whenever the writer dies; the caller holds the day's lock.
+
+    1. the new rows are written beside the committed ones (a kill here: the log still
+       names the old fetch, whose rows are all there);
+    2. the log (the commit record) names the new fetch;
+    3. the old rows are dropped (a kill before this leaves rows the log does not name,
+       which readers skip and the next fetch or rebuild removes).
+    A day never fetched before skips step 1.
+    """
+    committed = _committed_tables(store, account, day)
+    if committed is not None:
+        beside = {name: pa.concat_tables([committed[name], flat.tables[name]])
+                  for name in committed}
+        _write_tables(store, account, day, beside)
+    _write_tables(store, account, day, {"billed_days": flat.log})
+    _write_tables(store, account, day, {name: flat.tables[name]
+                                        for name in ("billed_charges", "billed_quarantine")})
+
+
+def _write_tables(store: Store, account: str, day: date, tables: dict[str, pa.Table]) -> None:
+    """Atomically rewrite each given dataset's day file, sorted, in the family's order."""
     for dataset, schema in _SCHEMAS.items():
+        if dataset not in tables:
+            continue
         directory = store.partition_dir(dataset, account, day)
         store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
-        table = tables[dataset].sort_by(_SORT_KEYS[dataset]).combine_chunks()
+        table = tables[dataset].cast(schema).sort_by(_SORT_KEYS[dataset]).combine_chunks()
         table = table.replace_schema_metadata(schema.metadata)
         store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **WRITE_OPTIONS)
+
+
+def _committed_tables(store: Store, account: str, day: date) -> dict[str, pa.Table] | None:
+    """The rows of the day's logged fetch (charges and quarantine), or None if there are
+    none to keep readable (never fetched, or files unreadable: then they are replaced)."""
+    log = stored_day_log(store, account, day)
+    if log is None:
+        return None
+    out = {}
+    for name in ("billed_charges", "billed_quarantine"):
+        path = f"{store.partition_dir(name, account, day)}/{PART_FILE}"
+        try:
+            table = store.read_parquet(path) if store.exists(path) else None
+        except (OSError, pa.ArrowException):
+            return None
+        if table is None or not table.schema.equals(_SCHEMAS[name], check_metadata=False):
+            return None
+        out[name] = table.filter(pc.equal(table["fetch_id"], log["fetch_id"]))
+    return out
 
 
 def stored_day_log(store: Store, account: str, day: date) -> dict[str, Any] | None:
@@ -571,7 +614,8 @@ def stored_day_total(store: Store, account: str, day: date) -> float | None:
 def stored_bill(store: Store, account: str, day: date) -> pa.Table:
     """The committed `billed_charges` rows of a day: those of the logged fetch only.
 
-    Rows of another fetch_id are left-overs of a fetch killed before its log was written.
+    Rows of another fetch_id are those of a fetch killed before or after its log was
+    written (see `_write_bill`); readers must skip them, as this does.
     """
     log = stored_day_log(store, account, day)
     path = f"{store.partition_dir('billed_charges', account, day)}/{PART_FILE}"

@@ -174,8 +174,9 @@ BILLED_CHARGE_SCHEMA: pa.Schema = pa.schema([
     pa.field("metadata", pa.string()),                       # the contract's metadata, JSON
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
 
-# The bill log: one row per fetched (account, day), even a day with no charges. Written
-# last; charges rows whose fetch_id is not the logged one are left-overs of a killed fetch.
+# The bill log: one row per fetched (account, day), even a day with no charges. The commit
+# record: written after the new charges rows, before the old ones are dropped; charges and
+# quarantine rows whose fetch_id is not the logged one are left-overs: skip them.
 BILLED_DAY_SCHEMA: pa.Schema = pa.schema([
     pa.field("fetch_id", pa.string(), nullable=False),
     pa.field("fetched_at", TIMESTAMP, nullable=False),

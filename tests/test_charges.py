@@ -395,3 +395,42 @@ def test_no_key_in_any_written_file(server: SimulatorServer, store: Store,
     text = "\n".join(texts)
     assert "instance-" in text  # we did look inside the files
     assert KEY not in text and "Bearer" not in text
+
+
+class _DiesAfter(Store):
+    """A store whose writer dies after `writes` more Parquet files (a crash between files)."""
+
+    writes = 0
+
+    def write_parquet_atomic(self, path: str, table, **options: object) -> None:
+        if self.writes <= 0:
+            raise KeyboardInterrupt("killed")
+        self.writes -= 1
+        super().write_parquet_atomic(path, table, **options)
+
+
+@pytest.mark.parametrize("writes", range(6))
+def test_a_writer_dying_between_files_leaves_one_whole_bill(
+        server: SimulatorServer, tmp_path: Path, writes: int) -> None:
+    store = _DiesAfter(tmp_path / "home")
+    store.writes = 10
+    with client_of(server) as client:
+        old = fetch_day(client, store, ACCOUNT, DAY)
+        old_rows = stored_bill(store, ACCOUNT, DAY).to_pylist()
+        server.adjust_charge(KEY, old_rows[0]["contract_id"], DAY, "gpu", 2.0)
+        store.writes = writes
+        if writes < 5:
+            with pytest.raises(KeyboardInterrupt):
+                fetch_day(client, store, ACCOUNT, DAY)
+        else:
+            fetch_day(client, store, ACCOUNT, DAY)
+        seen = stored_bill(store, ACCOUNT, DAY)
+        total = stored_day_total(store, ACCOUNT, DAY)
+        assert round(sum(seen["amount"].to_pylist()), 3) == total
+        assert total in (old.total, round(old.total + 2.0, 3))
+        assert len(set(seen["fetch_id"].to_pylist())) == 1
+        store.writes = 10
+        healed = fetch_day(client, store, ACCOUNT, DAY)
+    assert healed.total == round(old.total + 2.0, 3)
+    table = pq.read_table(store.partition_dir("billed_charges", ACCOUNT, DAY), partitioning=None)
+    assert set(table["fetch_id"].to_pylist()) == {healed.fetch_id}
