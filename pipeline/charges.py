@@ -195,14 +195,17 @@ def fetch_day(client: VastClient, store: Store, account: str, day: date, *,
     """
     check_account(account)
     listing = client.charges_of_day(day)
-    with store.lock(account, day):
+
+    def land() -> BillDayResult:  # retried whole if an object-store write lost a race
         # Stamped under the lock, so the newest raw file of a day is the one landed last.
         raw = _raw_bill(account, day, listing, source, datetime.now(UTC))
         previous = stored_day_total(store, account, day)
         flat = flatten_bill(raw)
         path = write_raw_bill(store, raw)
         _write_bill(store, account, day, flat)
-    return _result(raw, flat, previous, path)
+        return _result(raw, flat, previous, path)
+
+    return store.run_locked(account, day, land)
 
 
 def _raw_bill(account: str, day: date, listing: ChargesListing, source: str,
@@ -681,11 +684,13 @@ def raw_bill_days(store: Store, accounts: list[str] | None = None,
 
 def rebuild_bill_day(store: Store, raw: RawBill) -> BillDayResult:
     """Land one raw file as its day's bill (replacing what was stored)."""
-    with store.lock(raw.account, raw.day):
+    def land() -> BillDayResult:  # retried whole if an object-store write lost a race
         previous = stored_day_total(store, raw.account, raw.day)
         flat = flatten_bill(raw)
         _write_bill(store, raw.account, raw.day, flat)
-    return _result(raw, flat, previous, raw_bill_path(store, raw))
+        return _result(raw, flat, previous, raw_bill_path(store, raw))
+
+    return store.run_locked(raw.account, raw.day, land)
 
 
 def _in_window(account: str, day: date, wanted: set[str] | None, date_from: date | None,

@@ -141,11 +141,13 @@ def _run_charges(args: argparse.Namespace) -> int:
     from pipeline.charges import collect_charges
     from pipeline.config import load_settings
     from pipeline.progress import progress_bar
+    from pipeline.storage import Store
 
     days = _charge_days(args.date_from, args.date_to, _today())
     settings = load_settings()
     if args.account:
         settings.account(args.account)  # a mistyped name fails before any call
+    Store(settings.home)  # an unreachable or refused object store fails here too
     if settings.uses_simulator:
         print("note: VAST_API_KEY is not set, so this fetches bills from the embedded "
               "simulator; export VAST_API_KEY to fetch your Vast.ai account's bills.",

@@ -138,7 +138,7 @@ def test_rebuild_build_sql_report_export_on_s3_match_a_local_disk(
     assert not any(s3.secret_key in k or s3.access_key in k for k in keys)
 
 
-def test_collect_lands_a_snapshot_on_s3_and_status_reads_it(
+def test_collect_and_charges_land_on_s3_and_status_reads_them(
         s3: S3Server, s3_env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli("collect", env=s3_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -146,6 +146,14 @@ def test_collect_lands_a_snapshot_on_s3_and_status_reads_it(
     keys = s3.keys(_prefix(s3_env))
     assert sum(k.endswith(".ndjson.zst") for k in keys) == 1
     assert sum(k.endswith("/part-0.parquet") and "/parquet/snapshots/" in k for k in keys) == 1
+    bills = run_cli("charges", env=s3_env, cwd=tmp_path)  # today and the two days before
+    assert bills.returncode == 0, bills.stderr
+    keys = s3.keys(_prefix(s3_env))
+    assert sum("/parquet/billed_days/" in k for k in keys) == 3
+    assert sum(k.startswith(f"{_prefix(s3_env)}/raw_charges/") for k in keys) == 3
+    rebuilt = run_cli("rebuild", env=s3_env, cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert s3.keys(_prefix(s3_env)) == keys  # the same objects, nothing added
     status = run_cli("status", env=s3_env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "newest snapshot: " in status.stdout
@@ -160,7 +168,7 @@ def test_collect_lands_a_snapshot_on_s3_and_status_reads_it(
 ])
 def test_a_refused_credential_is_one_sentence(
         s3_env: dict[str, str], tmp_path: Path, overrides: dict[str, str]) -> None:
-    for args in (("status",), ("rebuild",), ("collect",)):
+    for args in (("status",), ("rebuild",), ("collect",), ("charges",), ("sql", "select 1")):
         result = run_cli(*args, env={**s3_env, **overrides}, cwd=tmp_path)
         assert_one_sentence_error(result, "refused the credentials", "AWS_SECRET_ACCESS_KEY")
         assert "not-the-secret" not in result.stderr + result.stdout
