@@ -77,16 +77,7 @@ def start_server() -> S3Server:
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
     process = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("the moto S3 server did not start") from None
-            time.sleep(0.1)
+    _wait_for(port, process)
     endpoint = f"http://127.0.0.1:{port}"
     iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
@@ -96,3 +87,75 @@ def start_server() -> S3Server:
     server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], process)
     server.client().create_bucket(Bucket=BUCKET)
     return server
+
+
+_NO_CONDITIONS = """
+import http.client, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+UPSTREAM = sys.argv[2]
+
+class Forward(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("if-none-match", "if-match", "host")}
+        upstream = http.client.HTTPConnection(UPSTREAM)
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        head = self.command == "HEAD"  # keeps the object's Content-Length, sends no body
+        for k, v in answer.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection") and (
+                    head or k.lower() != "content-length"):
+                self.send_header(k, v)
+        if not head:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Forward).serve_forever()
+"""
+
+
+def start_store_without_conditional_writes() -> tuple[S3Server, subprocess.Popen]:
+    """An S3 endpoint that ignores `If-None-Match`/`If-Match`, as some S3-compatible
+    services do: a proxy dropping those headers in front of a moto server without
+    authentication (the proxy changes signed headers). Returns the proxy as the server."""
+    import boto3
+
+    moto_port, proxy_port = _free_port(), _free_port()
+    moto = subprocess.Popen([sys.executable, "-c", _SERVE, str(moto_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = subprocess.Popen([sys.executable, "-c", _NO_CONDITIONS, str(proxy_port),
+                              f"127.0.0.1:{moto_port}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for port in (moto_port, proxy_port):
+        _wait_for(port, moto)
+    endpoint = f"http://127.0.0.1:{proxy_port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id="any", aws_secret_access_key="any").create_bucket(
+        Bucket=BUCKET)
+    return S3Server(endpoint, "any", "any", proxy), moto
+
+
+def _wait_for(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.1)

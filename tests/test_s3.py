@@ -21,10 +21,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from s3_server import BUCKET, S3Server, start_server
+from s3_server import BUCKET, S3Server, start_server, start_store_without_conditional_writes
 from test_cli import assert_one_sentence_error
 
 from pipeline.demo import DemoWindow, backfill
+from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
 from pipeline.history import day_path, land_snapshot
 from pipeline.objectstore import WriteConflict
@@ -388,3 +389,23 @@ def test_the_warehouse_file_can_live_apart_from_a_local_home(
     assert db.is_file() and (tmp_path / "elsewhere" / "wh_state.json").is_file()
     assert not (home / "warehouse.duckdb").exists()
     assert warehouse.query(home, "select count(*) from instance_intervals").rows[0][0] > 0
+
+
+def test_a_store_ignoring_conditional_writes_refuses_to_coordinate_collectors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy, moto = start_store_without_conditional_writes()
+    try:
+        env = proxy.env(VAST_PIPELINE_CACHE=str(tmp_path / "cache"))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        store = Store(env["VAST_PIPELINE_HOME"])
+        path = write_snapshot(store, _snapshot(0))  # plain writes still work
+        with pytest.raises(ConfigError, match="ignores conditional writes") as refused:
+            land_snapshot(store, path)
+        assert "VAST_PIPELINE_SINGLE_WRITER=1" in str(refused.value)
+        assert not store.exists(day_path(store, "snapshots", "default", DAY))
+        monkeypatch.setenv("VAST_PIPELINE_SINGLE_WRITER", "1")  # one collector, promised
+        assert land_snapshot(Store(env["VAST_PIPELINE_HOME"]), path).snapshots == 1
+    finally:
+        proxy.process.kill()
+        moto.kill()
