@@ -195,7 +195,7 @@ class ObjectStore:
                 return ConfigError(f"The object store {where} refused the credentials "
                                    f"({code or status}): check AWS_ACCESS_KEY_ID, "
                                    "AWS_SECRET_ACCESS_KEY and the bucket policy.")
-            if code == "NoSuchBucket":
+            if code == "NoSuchBucket" or (action == "open" and status == "404"):
                 return ConfigError(f"Bucket {self.config.bucket} does not exist at "
                                    f"{self.config.endpoint_url or 'AWS'}: create it or fix "
                                    "VAST_PIPELINE_HOME.")

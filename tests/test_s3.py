@@ -175,6 +175,12 @@ def test_a_refused_credential_is_one_sentence(
         assert "not-the-secret" not in result.stderr + result.stdout
 
 
+def test_a_missing_bucket_is_one_sentence(s3_env: dict[str, str], tmp_path: Path) -> None:
+    result = run_cli("status", env={**s3_env, "VAST_PIPELINE_HOME": "s3://no-such-bucket/x"},
+                     cwd=tmp_path)
+    assert_one_sentence_error(result, "Bucket no-such-bucket does not exist")
+
+
 def test_credentials_in_the_home_uri_are_refused(s3_env: dict[str, str], tmp_path: Path) -> None:
     home = s3_env["VAST_PIPELINE_HOME"].replace("s3://", "s3://AKIAX:topsecret@")
     result = run_cli("status", env={**s3_env, "VAST_PIPELINE_HOME": home}, cwd=tmp_path)
