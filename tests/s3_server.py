@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 BUCKET = "vast-pipeline-test"
+# Serves until its parent (the test process) is gone, even if that one was killed.
 _SERVE = (
-    "import sys, time\n"
+    "import os, sys, time\n"
     "from moto.server import ThreadedMotoServer\n"
+    "parent = os.getppid()\n"
     "server = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False)\n"
     "server.start()\n"
-    "while True:\n"
-    "    time.sleep(3600)\n"
+    "while os.getppid() == parent:\n"
+    "    time.sleep(0.5)\n"
 )
 _POLICY = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", '
            '"Resource": "*"}]}')
@@ -123,7 +125,12 @@ class Forward(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Forward).serve_forever()
+import os, threading, time
+parent = os.getppid()
+threading.Thread(target=ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Forward)
+                 .serve_forever, daemon=True).start()
+while os.getppid() == parent:
+    time.sleep(0.5)
 """
 
 
