@@ -158,6 +158,15 @@ def test_collect_and_charges_land_on_s3_and_status_reads_them(
     status = run_cli("status", env=s3_env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "newest snapshot: " in status.stdout
+    # No credential in any object's name, user metadata or in what the commands printed.
+    client = s3.client()
+    for key in s3.keys(_prefix(s3_env)):
+        meta = client.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+        text = key + repr(meta)
+        assert s3.secret_key not in text and s3.access_key not in text
+    for out in (result, bills, rebuilt, status):
+        assert s3.secret_key not in out.stdout + out.stderr
+        assert s3.access_key not in out.stdout + out.stderr
     # Dagster's instance is machine-local (the cache), never on the object store.
     assert (tmp_path / "cache" / "dagster" / "dagster.yaml").is_file()
     assert not any("/dagster/" in k for k in keys)
