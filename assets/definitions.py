@@ -4,6 +4,8 @@ Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports.
 - `collect_schedule` (every cadence minutes, default 15; STOPPED until switched on in the UI
   or with `dagster schedule start collect_schedule`) materializes today's partition of the
   collection assets.
+- `alert_on_run_failure` / `resolve_on_run_success` post failed runs of any job to the
+  alert receivers (pipeline.alerts) and resolve them on the job's next success.
 - The warehouse and reports follow eagerly through the automation sensor (RUNNING by
   default; it acts once the Dagster daemon runs, as `dagster dev` does).
 """
@@ -11,6 +13,7 @@ Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports.
 
 import dagster as dg
 
+from assets.alerts import alert_on_run_failure, resolve_on_run_success
 from assets.collection import DAILY, instance_snapshots, raw_snapshots
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
@@ -48,6 +51,6 @@ defs = dg.Definitions(
             cost_report_month_to_date, reliability_report],
     jobs=[collect_job, build_job],
     schedules=[collect_schedule],
-    sensors=[automation_sensor],
+    sensors=[automation_sensor, alert_on_run_failure, resolve_on_run_success],
     resources={"vast": default_resource()},
 )
