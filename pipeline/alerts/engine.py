@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pyarrow.fs as pafs
 from filelock import FileLock, Timeout
 
 from pipeline.alerts.settings import AlertSettings
@@ -236,10 +237,11 @@ class AlertBook:
                               backoff_seconds=s.retry_backoff_seconds,
                               timeout_seconds=s.timeout_seconds)
             item["attempts"] += tried.attempts
-            self._log.append({"record": "delivery", "transition_id": item["payload"]["id"],
-                              "receiver": item["receiver"], "at": iso(datetime.now(UTC)),
-                              "attempts": tried.attempts, "accepted": tried.accepted,
-                              "status_code": tried.status_code, "error": tried.error})
+            self._log.append({
+                "record": "delivery", "transition_id": item["payload"]["id"],
+                "receiver": item["receiver"], "attempted_at": iso(datetime.now(UTC)),
+                "attempts": tried.attempts, "accepted": tried.accepted,
+                "status_code": tried.status_code, "error": tried.error})
             if tried.accepted:
                 result.accepted += 1
                 continue
@@ -288,6 +290,24 @@ def run(store: Store, settings: AlertSettings,
         delivered = book.deliver()
         result.accepted, result.queued = delivered.accepted, delivered.queued
     return result
+
+
+def alert_log_source(store: Store) -> str:
+    """What the warehouse `alerts` model reads: the log's glob, or an empty stand-in file
+    before the first transition (DuckDB refuses a glob matching nothing)."""
+    if _has_log(store):
+        return store.path(LOG_DIR, "day=*", "*.ndjson")
+    empty = store.path(LOG_DIR, "_empty.ndjson")
+    if not store.exists(empty):
+        store.write_bytes_atomic(empty, b"")
+    return empty
+
+
+def _has_log(store: Store) -> bool:
+    infos = store.fs.get_file_info(pafs.FileSelector(store.path(LOG_DIR), recursive=True,
+                                                     allow_not_found=True))
+    return any(i.base_name.endswith(".ndjson") and not i.base_name.startswith("_")
+               for i in infos)
 
 
 def read_state(store: Store) -> dict[str, Any]:
