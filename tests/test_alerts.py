@@ -8,7 +8,6 @@ pipeline runs; the receiver is a real HTTP server whose answers the tests script
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
@@ -19,11 +18,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.alerts.engine import read_log, read_state
+from pipeline.cli import main
 from pipeline.collect import collect
 from pipeline.config import load_settings
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.fleet import FleetModel
 from pipeline.simulator import SimulatorServer
+from pipeline.storage import Store
 from tests.alert_receiver import SECRET_PATH, Receiver
 
 KEY = "alerts-test-key-0123456789"
@@ -158,7 +159,7 @@ def test_outage_fires_once_and_resolves_once(home: Path, tmp_path: Path) -> None
     assert str(instance) in firing_body["summary"] and "for 30 min" in firing_body["summary"]
     assert firing_body["instance_id"] == instance and firing_body["account"] == "default"
     assert firing_body["started_at"] == first_down.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert read_state(__import__("pipeline.storage").storage.Store(home))["outbox"] == []
+    assert read_state(Store(home))["outbox"] == []
 
 
 def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> None:
@@ -179,6 +180,7 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
             from pipeline.config import load_settings
             from pipeline.fleet import FleetModel
             from pipeline.simulator import SimulatorServer
+from pipeline.storage import Store
             moment = datetime.fromisoformat({later.isoformat()!r})
             with SimulatorServer({{{KEY!r}: FleetModel(seed={SEED}, size={SIZE})}},
                                  clock=lambda: moment) as server:
@@ -193,6 +195,206 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
                               text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
         assert done.returncode == 0, done.stderr
         assert [b["key"] for b in receiver.accepted()] == fired
-    assert f"instance_down/default/{instance}" in read_state(
-        __import__("pipeline.storage").storage.Store(home))["firing"]
+    assert f"instance_down/default/{instance}" in read_state(Store(home))["firing"]
     assert receiver.url not in done.stdout + done.stderr
+
+
+# -- collection_failing, heartbeat, delivery ----------------------------------------------
+
+
+def test_two_failed_collections_fire_and_the_next_success_resolves(home: Path,
+                                                                     tmp_path: Path) -> None:
+    clock = Clock(SEARCH_FROM)
+    config = write_config(tmp_path / "c.toml")
+    with SimulatorServer({KEY: FleetModel(seed=SEED, size=3)}, clock=clock) as server, \
+            Receiver() as receiver:
+        bad = make_settings(home, server.url, receiver, config, key="refused-key-000000000",
+                            heartbeat=True)
+        good = make_settings(home, server.url, receiver, config, heartbeat=True)
+        sent_after = []
+        for i in range(2):
+            clock.now = SEARCH_FROM + i * STEP
+            with pytest.raises(PipelineError):
+                collect(bad, now=clock.now)
+            sent_after.append([(b["state"], b["key"]) for b in receiver.accepted()])
+        clock.now = SEARCH_FROM + 2 * STEP
+        collect(good, now=clock.now)
+    assert sent_after == [[], [("firing", "collection_failing/default")]]
+    bodies = [b for b in receiver.accepted() if b["rule"] == "collection_failing"]
+    assert [(b["state"], b["key"]) for b in bodies] == [
+        ("firing", "collection_failing/default"), ("resolved", "collection_failing/default")]
+    assert "failed 2 times in a row" in bodies[0]["summary"]
+    assert "key" in bodies[0]["summary"].lower()  # the refusal itself, as the CLI says it
+    assert bodies[1]["summary"].startswith("Resolved after 30 min: Collection of account "
+                                           "default succeeded again")
+    assert bodies[0]["instance_id"] is None and bodies[0]["account"] == "default"
+    # the dead-man's switch is pinged after the successful collection only
+    assert receiver.gets() == ["/heartbeat/secret-ping-token"]
+
+
+def failing_collection(settings, moment: datetime) -> None:
+    """One collection that fails (its key is refused), as a transition trigger."""
+    with pytest.raises(PipelineError):
+        collect(settings, now=moment)
+
+
+def test_a_receiver_answering_500_gets_the_message_once_it_accepts(home: Path,
+                                                                   tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", FAST + "collection_failing_runs = 1\n")
+    with SimulatorServer({KEY: FleetModel(seed=SEED, size=3)}) as server, \
+            Receiver(answers=[500]) as receiver:
+        failing_collection(make_settings(home, server.url, receiver, config, key="refused-1234"),
+                           SEARCH_FROM)
+    assert [r["status"] for r in receiver.requests] == [500, 200]
+    assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
+    assert [b["state"] for b in receiver.accepted()] == ["firing"]
+    assert read_state(Store(home))["outbox"] == []
+    deliveries = [r for r in read_log(Store(home), SEARCH_FROM.date())
+                  if r["record"] == "delivery"]
+    assert [(d["attempts"], d["accepted"]) for d in deliveries] == [(2, True)]
+
+
+def test_a_receiver_down_during_a_run_gets_everything_next_run_in_order(
+        home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # urllib3 logs request lines: the URL must not be there
+    config = write_config(tmp_path / "c.toml", FAST + "collection_failing_runs = 1\n")
+    receiver = Receiver().start()
+    receiver.stop()  # down: connection refused on its port
+    clock = Clock(SEARCH_FROM)
+    with SimulatorServer({KEY: FleetModel(seed=SEED, size=3)}, clock=clock) as server:
+        bad = make_settings(home, server.url, receiver, config, key="refused-1234")
+        good = make_settings(home, server.url, receiver, config)
+        failing_collection(bad, SEARCH_FROM)                      # fires, undeliverable
+        clock.now = SEARCH_FROM + STEP
+        collect(good, now=clock.now)                              # resolves, undeliverable
+        queued = read_state(Store(home))["outbox"]
+        assert [(i["payload"]["state"], i["receiver"]) for i in queued] == [
+            ("firing", "default"), ("resolved", "default")]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "pipeline.alerts"]
+        assert len(warnings) == 2 and "connection was refused" in warnings[0]
+        receiver.start()  # back on the same port
+        failing_collection(bad, SEARCH_FROM + 2 * STEP)           # fires again: delivered last
+    receiver.stop()
+    assert [(b["state"], b["observed_at"]) for b in receiver.accepted()] == [
+        ("firing", "2026-03-02T00:00:00Z"), ("resolved", "2026-03-02T00:15:00Z"),
+        ("firing", "2026-03-02T00:30:00Z")]
+    assert read_state(Store(home))["outbox"] == []
+    secrets = (receiver.url.encode(), SECRET_PATH.encode(), b"T0SECRET")
+    everything = all_bytes_under(home) + caplog.text.encode()
+    assert not any(secret in everything for secret in secrets)
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("snippet", "named"), [
+    ("instance_down_minutes = -5", "instance_down_minutes"),
+    ("instance_down_minutes = 0", "instance_down_minutes"),
+    ('idle_gpu_hours = "six"', "idle_gpu_hours"),
+    ("collection_failing_runs = 1.5", "collection_failing_runs"),
+    ("collection_failing_runs = 0", "collection_failing_runs"),
+    ("spend_spike_ratio = 0.5", "spend_spike_ratio"),
+    ("bill_difference_pct = nan", "bill_difference_pct"),
+    ("credit_runway_days = true", "credit_runway_days"),
+    ("stopped_days = inf", "stopped_days"),
+    ("delivery_attempts = 0", "delivery_attempts"),
+    ('disabled = ["instance_dwon"]', "instance_dwon"),
+    ("colection_failing_runs = 3", "colection_failing_runs"),
+    ('receivers = [{ name = "ops", url_env = "OPS_HOOK_UNSET" }]', "OPS_HOOK_UNSET"),
+])
+def test_every_threshold_is_validated_in_one_sentence(tmp_path: Path, snippet: str,
+                                                      named: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[alerts]\n{snippet}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"VAST_PIPELINE_CONFIG": str(config)})
+    message = str(caught.value)
+    assert named in message and "\n" not in message and message.endswith(".")
+
+
+def test_a_webhook_variable_without_a_url_names_the_variable_not_the_value(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"VAST_PIPELINE_ALERT_WEBHOOK": "hooks.example/T0SECRET/xyz"})
+    assert "VAST_PIPELINE_ALERT_WEBHOOK" in str(caught.value)
+    assert "T0SECRET" not in str(caught.value)
+
+
+def test_defaults_and_named_receivers(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[alerts]\ndisabled = ["spend_spike"]\n'
+                      '[[alerts.receivers]]\nname = "oncall"\nurl_env = "ONCALL_URL"\n')
+    settings = load_settings({"VAST_PIPELINE_CONFIG": str(config),
+                              "ONCALL_URL": "https://hooks.example/T0SECRET",
+                              "VAST_PIPELINE_ALERT_WEBHOOK": "https://chat.example/x/SECRET2"})
+    alerts = settings.alerts
+    assert (alerts.instance_down_minutes, alerts.collection_failing_runs, alerts.idle_gpu_hours,
+            alerts.stopped_days, alerts.credit_runway_days, alerts.spend_spike_ratio,
+            alerts.bill_difference_pct) == (30, 2, 6, 3, 3, 2, 10)
+    assert [r.name for r in alerts.receivers] == ["default", "oncall"]
+    assert not alerts.enabled("spend_spike") and alerts.enabled("idle_gpu")
+    assert "SECRET" not in repr(settings)
+
+
+def test_a_rule_switched_off_sends_nothing_and_resolves_what_it_had_fired(
+        home: Path, tmp_path: Path) -> None:
+    on = write_config(tmp_path / "on.toml", FAST + "collection_failing_runs = 1\n")
+    off = write_config(tmp_path / "off.toml", FAST + "collection_failing_runs = 1\n"
+                       'disabled = ["collection_failing"]\n')
+    with SimulatorServer({KEY: FleetModel(seed=SEED, size=3)}) as server, \
+            Receiver() as receiver:
+        failing_collection(make_settings(home, server.url, receiver, off, key="refused-1"),
+                           SEARCH_FROM)
+        assert receiver.accepted() == []
+        failing_collection(make_settings(home, server.url, receiver, on, key="refused-1"),
+                           SEARCH_FROM + STEP)
+        failing_collection(make_settings(home, server.url, receiver, off, key="refused-1"),
+                           SEARCH_FROM + 2 * STEP)
+    states = [(b["state"], b["key"]) for b in receiver.accepted()]
+    assert states == [("firing", "collection_failing/default"),
+                      ("resolved", "collection_failing/default")]
+    assert "switched off" in receiver.accepted()[1]["summary"]
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_alerts_test_says_whether_the_receiver_accepted(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
+    assert main(["alerts", "test"]) == 2  # no receiver: one sentence, config exit code
+    assert "VAST_PIPELINE_ALERT_WEBHOOK" in capsys.readouterr().err
+    with Receiver(default=500) as refusing:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", refusing.url)
+        assert main(["alerts", "test"]) == 1
+        refused = capsys.readouterr()
+    with Receiver() as accepting:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", accepting.url)
+        assert main(["alerts", "test"]) == 0
+        accepted = capsys.readouterr()
+    assert "NOT accepted" in refused.err and "HTTP 500" in refused.err
+    assert "default: accepted (HTTP 200)" in accepted.out
+    assert len(refusing.requests) == 4  # the configured attempts
+    body = accepting.accepted()[0]
+    assert body["rule"] == "test" and body["text"] == body["summary"]
+    for output in (refused.out, refused.err, accepted.out, accepted.err):
+        assert SECRET_PATH not in output and "T0SECRET" not in output
+
+
+def test_alerts_lists_firing_and_recent_transitions_with_delivery_status(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "c.toml", FAST + "collection_failing_runs = 1\n")
+    with SimulatorServer({KEY: FleetModel(seed=SEED, size=3)}) as server, \
+            Receiver(default=503) as receiver:
+        failing_collection(make_settings(home, server.url, receiver, config, key="refused-1"),
+                           SEARCH_FROM)
+        monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(config))
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
+        assert main(["alerts"]) == 0
+    out = capsys.readouterr().out
+    assert "firing: 1" in out and "collection_failing/default" in out
+    assert "queued for delivery: 1" in out
+    assert "default: queued (4 attempts, the receiver answered HTTP 503)" in out
+    assert SECRET_PATH not in out and "T0SECRET" not in out
