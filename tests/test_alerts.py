@@ -398,3 +398,83 @@ def test_alerts_lists_firing_and_recent_transitions_with_delivery_status(
     assert "queued for delivery: 1" in out
     assert "default: queued (4 attempts, the receiver answered HTTP 503)" in out
     assert SECRET_PATH not in out and "T0SECRET" not in out
+
+
+# -- the cost rules after a build, the alerts table, the report ----------------------------
+
+
+def idle_runs(fleet: FleetModel, moments: list[datetime], flag) -> dict[int, float]:
+    """Hours of the run of intervals matching `flag` that reaches the newest snapshot, per
+    instance listed at the moment before it (an interval starts at each listed snapshot)."""
+    grid = [{r["id"]: r for r in fleet.clean_records_at(m)} for m in moments]
+    out = {}
+    for iid in grid[-2]:
+        hours = 0.0
+        for k in range(len(moments) - 2, -1, -1):
+            record = grid[k].get(iid)
+            if record is None or not flag(record):
+                break
+            hours += (moments[k + 1] - moments[k]).total_seconds() / 3600
+        if hours:
+            out[iid] = hours
+    return out
+
+
+def is_idle_gpu(r: dict) -> bool:
+    return r["actual_status"] in ("running", "frozen") and r["gpu_util"] is not None \
+        and r["gpu_util"] < 0.05
+
+
+def is_stopped(r: dict) -> bool:
+    return r["intended_status"] == "stopped" and r["actual_status"] not in ("running", "frozen")
+
+
+def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Path) -> None:
+    from pipeline.alerts.hooks import after_build
+    from pipeline.reports import write_reports
+    from pipeline.warehouse import build, query
+
+    fleet = FleetModel(seed=SEED, size=SIZE)
+    moments = [SEARCH_FROM + timedelta(hours=45) + i * STEP for i in range(13)]  # 3 hours
+    thresholds = "idle_gpu_hours = 1\nstopped_days = 0.05\ncredit_runway_days = 100000\n"
+    config = write_config(tmp_path / "c.toml", FAST + thresholds)
+    clock = Clock(moments[0])
+    with SimulatorServer({KEY: fleet}, clock=clock) as server, Receiver() as receiver:
+        settings = make_settings(home, server.url, receiver, config)
+        collect_at(settings, clock, moments)
+        build(home)
+        after_build(settings)
+        first = list(receiver.accepted())
+        quiet = write_config(tmp_path / "q.toml", FAST + thresholds.replace("100000", "0.001"))
+        after_build(make_settings(home, server.url, receiver, quiet))
+        second = receiver.accepted()[len(first):]
+    by_rule = {rule: {b["instance_id"] for b in first if b["rule"] == rule}
+               for rule in ("idle_gpu", "stopped_storage")}
+    expected_idle = {i for i, h in idle_runs(fleet, moments, is_idle_gpu).items() if h >= 1}
+    before_newest = {r["id"]: r for r in fleet.clean_records_at(moments[-2])}
+    expected_stopped = {i for i, h in idle_runs(fleet, moments, is_stopped).items()
+                        if h >= 0.05 * 24 and before_newest[i]["actual_status"] != "offline"}
+    assert expected_idle and expected_stopped, "the window must hold both for this test"
+    assert by_rule["idle_gpu"] == expected_idle
+    assert by_rule["stopped_storage"] == expected_stopped
+    idle_body = next(b for b in first if b["rule"] == "idle_gpu")
+    assert "under 5 % utilisation" in idle_body["summary"] and "$" in idle_body["summary"]
+    runway = [b for b in first if b["rule"] == "credit_runway"]
+    assert [b["key"] for b in runway] == ["credit_runway/default"]
+    assert f"${fleet.credit_balance:,.2f}" in runway[0]["summary"]
+    assert not [b for b in first if b["rule"] in ("spend_spike", "bill_difference")]
+    assert [(b["state"], b["key"]) for b in second] == [("resolved", "credit_runway/default")]
+
+    build(home)  # the alerts table holds every transition and its delivery
+    table = query(home, "select key, state, delivery_status, delivery_attempts, receivers "
+                        "from alerts order by seq")
+    logged = [r for r in read_log(Store(home), SEARCH_FROM.date()) if r["record"] ==
+              "transition"]
+    assert [(k, s) for k, s, *_ in table.rows] == [(t["key"], t["state"]) for t in logged]
+    assert len(table.rows) == len(receiver.accepted())
+    assert {row[2] for row in table.rows} == {"delivered"}
+    assert all(row[3] == 1 and list(row[4]) == ["default"] for row in table.rows)
+    report = write_reports(home, "reliability", date_from=moments[0].date(),
+                           date_to=moments[-1].date(), formats=["md"], out_dir=tmp_path / "r")
+    text = report[0].read_text()
+    assert "Alerts in the window" in text and "credit_runway/default" in text

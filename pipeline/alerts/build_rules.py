@@ -151,7 +151,8 @@ def _idle_gpu(con: duckdb.DuckDBPyConnection, s: AlertSettings, newest_day: Any
 def _stopped_storage(con: duckdb.DuckDBPyConnection, s: AlertSettings, newest_day: Any
                      ) -> list[Condition]:
     sql = _RUN_SQL.format(flag="intended_status = 'stopped' and not gpu_billed",
-                          money="f.storage_cost", rate="f.storage_rate")
+                          money="f.storage_cost",
+                          rate="case when f.storage_billed then f.storage_rate else 0 end")
     out = []
     for r in _rows(con, sql, {"since": _since(newest_day, s.stopped_days),
                               "hours": s.stopped_days * 24}):
