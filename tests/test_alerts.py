@@ -478,3 +478,77 @@ def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Pat
                            date_to=moments[-1].date(), formats=["md"], out_dir=tmp_path / "r")
     text = report[0].read_text()
     assert "Alerts in the window" in text and "credit_runway/default" in text
+
+
+def test_bill_difference_fires_for_final_days_and_is_inactive_without_billed_charges(
+        tmp_path: Path) -> None:
+    import duckdb
+
+    from pipeline.alerts.build_rules import evaluate_build_rules
+    from pipeline.alerts.settings import BUILD_RULES, parse_alerts
+
+    only_bills = parse_alerts({"disabled": [r for r in BUILD_RULES if r != "bill_difference"]},
+                              {})
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("create table snapshots as select 'default' as account, "
+                "timestamptz '2026-03-05 12:00:00+00' as snapshot_at")
+    without = evaluate_build_rules(con, only_bills)
+    assert "bill_difference" not in without.rules  # no billed charges: not even evaluated
+    con.execute("""create table cost_reconciliation as select * from (values
+        ('default', date '2026-03-01', 1, 10.0, 11.5, true),   -- the day: 14.3 % more
+        ('default', date '2026-03-01', 2, 5.0, 6.0, true),
+        ('default', date '2026-03-02', 1, 10.0, 10.5, true),   -- 4.8 %: quiet
+        ('default', date '2026-03-03', 1, 10.0, 20.0, false)   -- not final: quiet
+        ) t(account, day, instance_id, estimated_cost, billed_cost, is_final)""")
+    with_bills = evaluate_build_rules(con, only_bills)
+    assert "bill_difference" in with_bills.rules
+    assert [c.key for c in with_bills.conditions] == ["bill_difference/default/2026-03-01"]
+    assert "$17.50, 14.3 % more than the estimated $15.00" in with_bills.conditions[0].summary
+    stricter = parse_alerts({"bill_difference_pct": 4, "disabled": list(only_bills.disabled)},
+                            {})
+    assert [c.key for c in evaluate_build_rules(con, stricter).conditions] == [
+        "bill_difference/default/2026-03-01", "bill_difference/default/2026-03-02"]
+    con.close()
+
+
+# -- the Dagster run sensors --------------------------------------------------------------
+
+
+def test_a_failed_dagster_run_is_posted_and_resolved_by_the_next_success(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from assets.alerts import alert_on_run_failure, resolve_on_run_success
+
+    attempts = {"n": 0}
+
+    @dg.op
+    def flaky() -> None:
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise dg.Failure(description="the API refused the key")
+
+    @dg.job
+    def nightly() -> None:
+        flaky()
+
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
+    with Receiver() as receiver, dg.DagsterInstance.ephemeral() as instance:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
+        for sensor, status in ((alert_on_run_failure, "FAILURE"),
+                               (resolve_on_run_success, "SUCCESS")):
+            result = nightly.execute_in_process(instance=instance, raise_on_error=False)
+            event = next(e for e in result.all_events if e.event_type_value == f"PIPELINE_{status}"
+                         or e.event_type_value == f"RUN_{status}")
+            context = dg.build_run_status_sensor_context(
+                sensor_name=sensor.name, dagster_event=event, dagster_instance=instance,
+                dagster_run=result.dagster_run)
+            if status == "FAILURE":
+                context = context.for_run_failure()
+            sensor(context)
+    bodies = receiver.accepted()
+    assert [(b["state"], b["key"]) for b in bodies] == [("firing", "run_failed/nightly"),
+                                                       ("resolved", "run_failed/nightly")]
+    assert "the API refused the key" in bodies[0]["summary"]
+    assert bodies[1]["summary"].startswith("Resolved after")

@@ -85,7 +85,8 @@ order by n.account
 """
 
 _BILL_SQL = """
-select account, day, sum(billed_cost) as billed, sum(coalesce(estimated_cost, 0)) as estimated
+select account, day, sum(billed_cost)::double as billed,
+    sum(coalesce(estimated_cost, 0))::double as estimated
 from cost_reconciliation where is_final
 group by account, day
 having sum(billed_cost) > 0
