@@ -552,3 +552,33 @@ def test_a_failed_dagster_run_is_posted_and_resolved_by_the_next_success(
                                                        ("resolved", "run_failed/nightly")]
     assert "the API refused the key" in bodies[0]["summary"]
     assert bodies[1]["summary"].startswith("Resolved after")
+
+
+def test_spend_spike_compares_the_burn_now_with_the_7_day_average(tmp_path: Path) -> None:
+    import duckdb
+
+    from pipeline.alerts.build_rules import evaluate_build_rules
+    from pipeline.alerts.settings import BUILD_RULES, parse_alerts
+
+    only_spike = parse_alerts({"disabled": [r for r in BUILD_RULES if r != "spend_spike"]}, {})
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    # Two days of hourly snapshots costing $1/h, then a burn of $2.50/h now.
+    con.execute("""create table snapshots as
+        select 'default' as account, ts as snapshot_at
+        from generate_series(timestamptz '2026-03-03 00:00:00+00',
+                             timestamptz '2026-03-05 00:00:00+00', interval 1 hour) t(ts)""")
+    con.execute("""create table instance_intervals as
+        select 'default' as account, cast(snapshot_at as date) as day, 1 as instance_id,
+            snapshot_at as interval_start, 1.0 as total_cost
+        from snapshots where snapshot_at < timestamptz '2026-03-05 00:00:00+00'""")
+    con.execute("create table fleet_now as select 'default' as account, 2.5 as "
+                "burn_rate_per_hour")
+    fired = evaluate_build_rules(con, only_spike).conditions
+    assert [c.key for c in fired] == ["spend_spike/default"]
+    assert "$2.50/h now, 2.5 times its 7-day average of $1.00/h" in fired[0].summary
+    calmer = parse_alerts({"spend_spike_ratio": 3, "disabled": list(only_spike.disabled)}, {})
+    assert evaluate_build_rules(con, calmer).conditions == ()
+    con.execute("delete from snapshots where snapshot_at < timestamptz '2026-03-04 12:00:00+00'")
+    assert evaluate_build_rules(con, only_spike).conditions == ()  # under a day of history
+    con.close()

@@ -57,8 +57,8 @@ order by f.account, f.instance_id
 """
 
 _RUNWAY_SQL = """
-select account, max(snapshot_at) as observed_at, max(credit_balance) as balance,
-    sum(burn_rate_per_hour) as burn
+select account, max(snapshot_at) as observed_at, max(credit_balance)::double as balance,
+    sum(burn_rate_per_hour)::double as burn
 from fleet_now group by account order by account
 """
 
@@ -71,12 +71,14 @@ window_start as (
     group by s.account
 ),
 spent as (
-    select i.account, sum(i.total_cost) as cost
+    select i.account, sum(i.total_cost)::double as cost
     from instance_intervals as i join newest as n using (account)
     where i.day >= $since and i.interval_start >= n.snapshot_at - to_days($days)
     group by i.account
 ),
-burn as (select account, sum(burn_rate_per_hour) as burn from fleet_now group by account)
+burn as (
+    select account, sum(burn_rate_per_hour)::double as burn from fleet_now group by account
+)
 select n.account, n.snapshot_at, b.burn, s.cost,
     (epoch(n.snapshot_at) - epoch(w.first_at)) / 3600.0 as hours
 from newest as n join window_start as w using (account)
