@@ -180,7 +180,6 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
             from pipeline.config import load_settings
             from pipeline.fleet import FleetModel
             from pipeline.simulator import SimulatorServer
-from pipeline.storage import Store
             moment = datetime.fromisoformat({later.isoformat()!r})
             with SimulatorServer({{{KEY!r}: FleetModel(seed={SEED}, size={SIZE})}},
                                  clock=lambda: moment) as server:
