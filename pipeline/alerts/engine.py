@@ -22,7 +22,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -258,25 +258,33 @@ class AlertBook:
 
 
 @contextmanager
-def alert_book(store: Store, settings: AlertSettings) -> Iterator[AlertBook]:
-    """The home's alert state, loaded under its lock and saved on a clean exit."""
-    lock = (FileLock(str(store.lock_dir / "alerts.lock"), timeout=LOCK_TIMEOUT_SECONDS)
-            if store.lock_dir is not None else nullcontext())
-    if store.lock_dir is not None:
-        store.lock_dir.mkdir(parents=True, exist_ok=True)
+def _locked(store: Store) -> Iterator[None]:
+    """The home's alert lock (local homes; an object-store home has one writer)."""
+    if store.lock_dir is None:
+        yield
+        return
+    store.lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(store.lock_dir / "alerts.lock"))
     try:
-        lock.__enter__()
+        lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
     except Timeout:
         raise DataError(f"The alert state stayed locked by another process for "
                         f"{LOCK_TIMEOUT_SECONDS:.0f} s; alerts are evaluated again next "
                         "run.") from None
     try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def alert_book(store: Store, settings: AlertSettings) -> Iterator[AlertBook]:
+    """The home's alert state, loaded under its lock and saved on a clean exit."""
+    with _locked(store):
         book = AlertBook(store, settings)
         book.load()
         yield book
         book.save()
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def run(store: Store, settings: AlertSettings,

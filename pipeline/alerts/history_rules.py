@@ -10,12 +10,16 @@ actual status anything but running (NULL included).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from pipeline.alerts.engine import Condition, Evaluation, human_duration
+from pipeline.datasets import dataset
 from pipeline.storage import Store
 from pipeline.warehouse import discover_models, render_sql
 
@@ -105,15 +109,21 @@ def instance_subject(account: str, instance_id: int, label: str | None, gpu: str
     return f"Instance {instance_id}{name} ({gpus}{host}) of account {account}"
 
 
-def _connect(store: Store) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the staging views over the history's Parquet files."""
+def _connect(store: Store, scratch: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the staging views over the history's Parquet files (an
+    empty file in `scratch` stands in for a dataset with none: no instance ever listed)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     models = {m.name: m for m in discover_models()}
     for name in ("instance_snapshots", "snapshots"):
-        glob = store.parquet_glob(name)
+        source = store.parquet_glob(name)
+        if not store.list_partitions(name):
+            folder = Path(scratch, name, "account=_none_", "snapshot_date=1970-01-01")
+            folder.mkdir(parents=True)
+            source = str(folder / "part-0.parquet")
+            pq.write_table(dataset(name).schema.empty_table(), source)
         con.execute(f"create view {name} as "
-                    + render_sql(models[name], {f"{name}_glob": glob}))
+                    + render_sql(models[name], {f"{name}_glob": source}))
     return con
 
 
@@ -122,12 +132,18 @@ def evaluate_instance_down(store: Store, account: str, minutes: float) -> Evalua
 
     None when the account has no landed history yet (nothing can be said, nothing resolves).
     """
-    if not store.list_partitions("instance_snapshots") or not any(
-            a == account for a, _ in store.list_partitions("snapshots")):
+    days = [d for a, d in store.list_partitions("snapshots") if a == account]
+    if not days:
         return None
-    newest_day = max(d for a, d in store.list_partitions("snapshots") if a == account)
+    newest_day = max(days)
     params = {"account": account, "since": newest_day - timedelta(days=LOOKBACK_DAYS)}
-    con = _connect(store)
+    with tempfile.TemporaryDirectory(prefix="vast-alerts-") as scratch:
+        return _evaluate(store, account, minutes, params, scratch)
+
+
+def _evaluate(store: Store, account: str, minutes: float, params: dict,
+              scratch: str) -> Evaluation | None:
+    con = _connect(store, scratch)
     try:
         rows = [_Down(*r) for r in con.execute(_DOWN_SQL, params).fetchall()]
         newest = {r[0]: r[1:] for r in con.execute(_NEWEST_SQL, params).fetchall()}
