@@ -165,10 +165,10 @@ def _condition(account: str, d: _Down) -> Condition:
     subject = instance_subject(account, d.instance_id, d.label, d.gpu_name, d.num_gpus,
                                d.host_id)
     lasted = human_duration(d.observed_at - d.started_at)
-    money = (f"; it is still billed ${d.burn_per_hour:,.3f}/h" if d.burn_per_hour
+    money = (f"; it still costs ${d.burn_per_hour:,.3f}/h meanwhile" if d.burn_per_hour
              else "; it is not billed meanwhile")
-    summary = (f"{subject} has been {d.status} for {lasted} (since "
-               f"{d.started_at:%Y-%m-%d %H:%M} UTC) while meant to be running{money}.")
+    summary = (f"{subject} has not been running (status {d.status}) for {lasted} since "
+               f"{d.started_at:%Y-%m-%d %H:%M} UTC while meant to run{money}.")
     return Condition(RULE, f"{RULE}/{account}/{d.instance_id}", account, d.instance_id,
                      summary, subject, d.started_at)
 
