@@ -160,6 +160,7 @@ def test_outage_fires_once_and_resolves_once(home: Path, tmp_path: Path) -> None
     assert firing_body["instance_id"] == instance and firing_body["account"] == "default"
     assert firing_body["started_at"] == first_down.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert read_state(Store(home))["outbox"] == []
+    assert SECRET_PATH.encode() not in all_bytes_under(home)
 
 
 def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> None:
@@ -581,3 +582,32 @@ def test_spend_spike_compares_the_burn_now_with_the_7_day_average(tmp_path: Path
     con.execute("delete from snapshots where snapshot_at < timestamptz '2026-03-04 12:00:00+00'")
     assert evaluate_build_rules(con, only_spike).conditions == ()  # under a day of history
     con.close()
+
+
+# -- the same hooks through Dagster (what `vast-pipeline collect` and the schedule run) ----
+
+
+def test_dagster_collections_count_failures_and_ping_the_heartbeat(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from assets.collection import instance_snapshots, raw_snapshots
+    from assets.resources import default_resource
+
+    config = write_config(tmp_path / "c.toml", FAST + "collection_failing_runs = 1\n")
+    today = datetime.now(UTC).date().isoformat()
+    with SimulatorServer({KEY: FleetModel(seed=SEED, size=3)}) as server, \
+            Receiver() as receiver:
+        for variable, value in (("VAST_PIPELINE_CONFIG", str(config)), ("VAST_URL", server.url),
+                                ("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url),
+                                ("VAST_PIPELINE_HEARTBEAT_URL", receiver.heartbeat_url)):
+            monkeypatch.setenv(variable, value)
+        for key, ok in (("refused-key-1", False), (KEY, True)):
+            monkeypatch.setenv("VAST_API_KEY", key)
+            run = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+                                 resources={"vast": default_resource()}, raise_on_error=False)
+            assert run.success is ok
+    assert [(b["state"], b["key"]) for b in receiver.accepted()] == [
+        ("firing", "collection_failing/default"), ("resolved", "collection_failing/default")]
+    assert receiver.gets() == ["/heartbeat/secret-ping-token"]
+    assert b"T0SECRET" not in all_bytes_under(home)
