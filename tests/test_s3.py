@@ -146,6 +146,7 @@ def test_collect_and_charges_land_on_s3_and_status_reads_them(
     assert "check unique_instance_snapshot: passed" in result.stdout
     keys = s3.keys(_prefix(s3_env))
     assert sum(k.endswith(".ndjson.zst") for k in keys) == 1
+    assert f"{_prefix(s3_env)}/alerts/state.json" in keys  # alerts evaluated on S3 too
     assert sum(k.endswith("/part-0.parquet") and "/parquet/snapshots/" in k for k in keys) == 1
     bills = run_cli("charges", env=s3_env, cwd=tmp_path)  # today and the two days before
     assert bills.returncode == 0, bills.stderr
