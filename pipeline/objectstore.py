@@ -218,8 +218,12 @@ class ObjectStore:
             raise self._explain(exc, action, key) from None
 
     def check_access(self) -> None:
-        """Fail early with one sentence when the bucket is missing or the keys are refused."""
-        self._call("head_bucket", "open", self.config.bucket)
+        """Fail early with one sentence when the bucket is missing or the keys are refused.
+
+        A one-key listing of the home's prefix, not HeadBucket: a policy that grants
+        ListBucket on the prefix only (the least privilege) must pass."""
+        prefix = f"{self.config.prefix}/" if self.config.prefix else ""
+        self._call("list_objects_v2", "open", self.config.bucket, Prefix=prefix, MaxKeys=1)
 
     # -- objects (keys are full pyarrow paths: "<bucket>/<key>") -------------------------
     def _key(self, path: str) -> str:
