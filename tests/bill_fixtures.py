@@ -148,8 +148,9 @@ def simulated_week_home(home: Path, *, seed: int = 7, size: int = 40) -> Any:
     """A week of 15-minute snapshots of the seeded FleetModel (account `default`) and the
     simulator's bills of its first six days, fetched an hour after the week; returns the
     model. The caller builds the warehouse."""
-    from pipeline.fleet import FleetModel
     from report_fixtures import fleet_history
+
+    from pipeline.fleet import FleetModel
 
     fleet_history(home, end=WEEK_END, days=7, size=size, seed=seed)
     model = FleetModel(seed=seed, size=size)
