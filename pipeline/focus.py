@@ -159,8 +159,8 @@ _BILLED = f"""
                -- a description without a quantity is one unit of 'Charges'
                CASE WHEN c.quantity IS NOT NULL AND c.quantity > 0 THEN c.quantity ELSE 1 END
                    AS qty,
-               CASE c.quantity_unit WHEN 'hours' THEN 'Hours' WHEN 'GB' THEN 'GB'
-                   ELSE coalesce(c.quantity_unit, 'Charges') END AS unit
+               CASE lower(c.quantity_unit) WHEN 'hours' THEN 'Hours' WHEN 'hour' THEN 'Hours'
+                   WHEN 'gb' THEN 'GB' ELSE coalesce(c.quantity_unit, 'Charges') END AS unit
         FROM billed_charges AS c
         JOIN billed_days AS d ON c.account = d.account AND c.day = d.day
         LEFT JOIN instance_daily AS i

@@ -6,8 +6,9 @@
 -- Costs by item: gpu_cost (gpu), storage_cost (disk), bandwidth_down_cost (bwd),
 -- bandwidth_up_cost (bwu), other_cost (the residual `other` and any new item type);
 -- total_cost is their sum, equal to the contract's amount. gpu_hours and the GB columns are
--- parsed from the items' descriptions (NULL when the description did not say); gpu_hours
--- is the hours the GPU was billed, not multiplied by the GPU count.
+-- parsed from the items' descriptions (unit 'hours'/'hour', 'GB' in any case; NULL when the
+-- description did not say); gpu_hours is the hours the GPU was billed, not multiplied by
+-- the GPU count.
 -- is_final: the day ended more than 48 hours before it was fetched.
 -- materialized: table
 select
@@ -28,11 +29,12 @@ select
         sum(c.amount) filter (where c.item_type not in ('gpu', 'disk', 'bwd', 'bwu')), 0.0
     ) as other_cost,
     sum(c.amount) as total_cost,
-    sum(c.quantity) filter (where c.item_type = 'gpu' and c.quantity_unit = 'hours')
-        as gpu_hours,
-    sum(c.quantity) filter (where c.item_type = 'bwd' and c.quantity_unit = 'GB')
+    sum(c.quantity) filter (
+        where c.item_type = 'gpu' and lower(c.quantity_unit) in ('hours', 'hour')
+    ) as gpu_hours,
+    sum(c.quantity) filter (where c.item_type = 'bwd' and upper(c.quantity_unit) = 'GB')
         as bandwidth_down_gb,
-    sum(c.quantity) filter (where c.item_type = 'bwu' and c.quantity_unit = 'GB')
+    sum(c.quantity) filter (where c.item_type = 'bwu' and upper(c.quantity_unit) = 'GB')
         as bandwidth_up_gb,
     max(d.fetched_at) as fetched_at,
     bool_and(d.is_final) as is_final,
