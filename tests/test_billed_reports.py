@@ -88,6 +88,8 @@ def test_report_leads_with_billed_spend(home: Path) -> None:
     assert phrase in report.summary and phrase in report.metric("window_spend").detail
     assert f"bandwidth {fmt(BANDWIDTH, 'usd')}" in report.summary
     assert NO_BILLS_NOTE not in report.notes
+    split = next(x for x in report.sections if x.title == "GPU, storage and bandwidth")
+    assert f"Bandwidth {fmt(BANDWIDTH, 'usd')}" in split.text
 
 
 def test_account_billed_to_the_end_says_since(home: Path) -> None:

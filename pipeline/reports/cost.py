@@ -287,6 +287,10 @@ def _metrics(q: dict[str, list[dict]], window: Window) -> list[Metric]:
 
 def _sections(q: dict[str, list[dict]], window: Window, metrics: list[Metric]) -> list[Section]:
     by_key = {m.key: m for m in metrics}
+    split = {"GPU": by_key["gpu_cost"].value, "Storage": by_key["storage_cost"].value}
+    split.update({k: by_key[key].value for k, key in (("Bandwidth", "bandwidth_cost"),
+                                                      ("Other", "other_cost"))
+                  if by_key[key].value})
     days = window.days
     instances, labels = q["instances"], q["labels"]
     return [
@@ -294,12 +298,9 @@ def _sections(q: dict[str, list[dict]], window: Window, metrics: list[Metric]) -
                 chart=lambda: charts().stacked_daily(days, q["daily_by_gpu"], "gpu_name",
                                                    "total_cost"),
                 table=_daily_table(q["daily"]), collapsed=True),
-        Section("GPU vs storage",
-                text=f"GPU {fmt(by_key['gpu_cost'].value, 'usd')}, storage "
-                     f"{fmt(by_key['storage_cost'].value, 'usd')}.",
-                chart=lambda: charts().split_donut({"GPU": by_key["gpu_cost"].value,
-                                                "Storage": by_key["storage_cost"].value}),
-                wide=False),
+        Section("GPU vs storage" if len(split) == 2 else "GPU, storage and bandwidth",
+                text=", ".join(f"{k} {fmt(v, 'usd')}" for k, v in split.items()) + ".",
+                chart=lambda: charts().split_donut(split), wide=False),
         Section("Idle spend by day",
                 text="Storage paid while an instance is stopped, and GPUs billed while "
                      "their utilisation stays under 5%.",
