@@ -798,7 +798,7 @@ _CHECKS: tuple[tuple[str, str, str, str], ...] = (
      " + (SELECT count(*) FROM reliability_daily WHERE availability NOT BETWEEN 0 AND 1)",
      "rows with availability outside [0, 1]"),
     ("bill_days_complete", "billed_daily", _BILL_HOLES_SQL,
-     "days without a stored bill between an account's first and last fetched day"),
+     "days missing from a bill log between its first and last fetched day"),
 )
 # Which table each mart check guards (Dagster attaches the check to that asset).
 MART_CHECKS: dict[str, str] = {name: table for name, table, _sql, _what in _CHECKS}

@@ -227,4 +227,4 @@ def test_mart_check_fails_on_a_hole(tmp_path: Path) -> None:
     warehouse.build(tmp_path, cadence_minutes=15, full=True)
     outcome = {o.name: o for o in warehouse.check_marts(tmp_path)}["bill_days_complete"]
     assert not outcome.passed
-    assert outcome.detail.startswith("1 days without a stored bill")
+    assert outcome.detail == "1 days missing from a bill log between its first and last fetched day"
