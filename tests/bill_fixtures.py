@@ -4,11 +4,12 @@ Why by hand and with the contract's schemas: the warehouse side of billed charge
 tested on exactly the files `pipeline.charges` writes (`BILLED_CHARGE_SCHEMA` rows under
 `parquet/billed_charges/account=<a>/day=<d>/`, the day log `BILLED_DAY_SCHEMA` written
 last as the commit record), including what a killed fetch leaves behind.
+`simulated_week_home` instead fetches real bills with the collector (`pipeline.charges`)
+over HTTP from the simulator, for the end-to-end and validator tests.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,49 +96,7 @@ def day_end(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
-# --- bills from the simulator's billing model ------------------------------------------
-
-_QUANTITY = re.compile(r"^\s*([0-9.]+) (hours|GB)\b(?:.* at \$([0-9.]+)/hour)?")
-
-
-def _parsed(description: str) -> tuple[float | None, str | None, float | None]:
-    """'24.000 hours at $0.389/hour' -> (24.0, 'hours', 0.389); '3.2 GB downloaded' ->
-    (3.2, 'GB', None); anything else -> (None, None, None)."""
-    m = _QUANTITY.match(description or "")
-    if not m:
-        return None, None, None
-    return float(m[1]), m[2], float(m[3]) if m[3] else None
-
-
-def simulated_bill_rows(model: Any, day: date) -> list[dict[str, Any]]:
-    """The day's charges as the simulator serves them (`charge_result`, amounts rounded to
-    3 decimals like Vast), as item rows with the `other` residual when items do not add up
-    to the contract's amount."""
-    from pipeline.simulator import charge_result
-
-    start = datetime.combine(day, time(), UTC)
-    out = []
-    for charge in model.charges(start, start + timedelta(days=1)):
-        result = charge_result(charge)
-        iid = int(result["source"].split("-", 1)[1])
-        label = result["metadata"].get("label")
-        for it in result["items"]:
-            q, unit, price = _parsed(it["description"])
-            out.append(item(iid, it["type"], it["amount"], quantity=q, unit=unit,
-                            unit_price=price, label=label, description=it["description"]))
-        residual = round(result["amount"] - sum(it["amount"] for it in result["items"]), 3)
-        if residual:
-            out.append(item(iid, "other", residual, label=label))
-    return out
-
-
-def write_simulated_bills(home: Path, model: Any, account: str, days: list[date],
-                          fetched_at: datetime) -> None:
-    """One committed bill per day of `days`, fetched at `fetched_at`."""
-    for n, day in enumerate(days):
-        write_bill(home, account, day, simulated_bill_rows(model, day),
-                   fetch_id=f"sim-{day}-{n}", fetched_at=fetched_at)
-
+# --- a simulated week, its bills fetched by the real collector over HTTP ---------------
 
 WEEK_END = datetime(2026, 11, 23, tzinfo=UTC)
 WEEK_DAYS = [date(2026, 11, 16) + timedelta(days=i) for i in range(7)]
@@ -146,14 +105,23 @@ BILLED_DAYS = WEEK_DAYS[:-1]  # the last day is not billed yet: estimated
 
 def simulated_week_home(home: Path, *, seed: int = 7, size: int = 40) -> Any:
     """A week of 15-minute snapshots of the seeded FleetModel (account `default`) and the
-    simulator's bills of its first six days, fetched an hour after the week; returns the
+    bills of its first six days, fetched by `pipeline.charges.fetch_day` through the real
+    client from the simulator on 127.0.0.1 (its clock an hour after the week); returns the
     model. The caller builds the warehouse."""
     from report_fixtures import fleet_history
 
+    from pipeline.charges import fetch_day
+    from pipeline.client import VastClient
     from pipeline.fleet import FleetModel
+    from pipeline.simulator import SimulatorServer
+    from pipeline.storage import Store
 
     fleet_history(home, end=WEEK_END, days=7, size=size, seed=seed)
     model = FleetModel(seed=seed, size=size)
-    write_simulated_bills(home, model, "default", BILLED_DAYS,
-                          fetched_at=WEEK_END + timedelta(hours=1))
+    key = "bill-fixture-key-0123456789abcdef"
+    clock = lambda: WEEK_END + timedelta(hours=1)  # noqa: E731
+    with (SimulatorServer({key: model}, clock=clock) as sim,
+          VastClient(key, sim.url, min_interval=0.0) as client):
+        for day in BILLED_DAYS:
+            fetch_day(client, Store(home), "default", day, source="simulator")
     return model
