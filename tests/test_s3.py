@@ -76,11 +76,14 @@ def _outputs(env: dict[str, str], out: Path) -> dict[str, str]:
     out.mkdir()
     texts: dict[str, str] = {}
     for name, args in {
+        "charges": ("charges", "--from", "2026-11-20", "--to", "2026-11-21"),
         "rebuild": ("rebuild",),
         "build": ("build", "--full"),
         "sql": ("sql", "--format", "csv",
                 "select account, day, round(total_cost, 9) as cost, round(gpu_hours, 9) "
                 "as gpu_hours from cost_daily order by all"),
+        "bills": ("sql", "--format", "csv",
+                  "select * exclude (fetch_id, fetched_at) from billed_daily order by all"),
         "intervals": ("sql", "--format", "csv",
                       "select count(*), round(sum(total_cost), 9) from instance_intervals"),
         "report": ("report", "cost", "--from", "2026-11-20", "--to", "2026-11-21",
@@ -126,6 +129,7 @@ def test_rebuild_build_sql_report_export_on_s3_match_a_local_disk(
         _assert_same(on_s3[name].replace(s3_env["VAST_PIPELINE_HOME"], "HOME"),
                      on_disk[name].replace(str(local), "HOME"), name)
     assert "33 raw snapshots" in on_s3["rebuild"]
+    assert on_s3["bills"].count("\n") >= 3  # a header and both days' bills
     assert {line.split(",")[1] for line in on_s3["sql"].splitlines()[1:] if line} == {
         "2026-11-20", "2026-11-21"}
 
