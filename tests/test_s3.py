@@ -7,6 +7,7 @@ authentication on; the pipeline talks to it over HTTP exactly as to AWS, MinIO o
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import signal
@@ -32,9 +33,17 @@ from pipeline.objectstore import WriteConflict
 from pipeline.raw import RawSnapshot, write_snapshot
 from pipeline.storage import Store
 
+
+def _window(first: datetime, last: datetime) -> DemoWindow:
+    """A 15-minute demo window (the `step` field exists once the demo follows the cadence)."""
+    step = {"step": timedelta(minutes=15)} if "step" in {
+        f.name for f in dataclasses.fields(DemoWindow)} else {}
+    return DemoWindow(first=first, last=last, **step)
+
+
 # Crosses one UTC midnight: two day partitions, 33 snapshots of a small fleet.
-WINDOW = DemoWindow(first=datetime(2026, 11, 20, 20, 0, tzinfo=UTC),
-                    last=datetime(2026, 11, 21, 4, 0, tzinfo=UTC))
+WINDOW = _window(datetime(2026, 11, 20, 20, 0, tzinfo=UTC),
+                 datetime(2026, 11, 21, 4, 0, tzinfo=UTC))
 DAY = date(2026, 11, 21)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -344,7 +353,7 @@ def test_model_parquet_on_s3_reads_as_a_hive_table_from_another_engine(
     store = Store(home)
     backfill(store, FleetModel(seed=3, size=4), WINDOW)
     warehouse.build(home, cadence_minutes=15)
-    backfill(store, FleetModel(seed=3, size=4), DemoWindow(
+    backfill(store, FleetModel(seed=3, size=4), _window(
         WINDOW.last + timedelta(minutes=15), WINDOW.last + timedelta(hours=2)))
     warehouse.build(home, cadence_minutes=15)  # incremental: replaces the newest day
     root = store.path("parquet/models/instance_intervals")
