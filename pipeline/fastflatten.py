@@ -129,8 +129,7 @@ def _columns(table: pa.Table) -> tuple[dict[str, pa.Array], int]:
         struct = cols.pop(parent)
         for key, child in zip(PRICING_KEYS, struct.flatten(), strict=True):
             cols[pricing_column(parent, key)] = child
-    for name in _FLOAT_COLUMNS:
-        _check_exact_floats(cols[name])
+    _check_exact_floats(pa.concat_arrays([cols[name] for name in _FLOAT_COLUMNS]))
     for name in TIMESTAMP_FIELDS:
         stamps = _timestamps(cols[name])
         if stamps is None:  # beyond year 9999: flatten quarantines the value
