@@ -207,17 +207,27 @@ class Store:
 
         A fingerprint digests the visible files' names, sizes and modification times, so a
         caller (the warehouse build) can tell which days changed without reading any data.
+        One recursive listing of the dataset, not one per partition: on an object store a
+        year of days is a few paginated LIST calls instead of hundreds.
         """
+        day_re = re.compile(_DAY_RE.format(key=re.escape(registered(dataset).partition_key)))
+        root = self.dataset_dir(dataset)
+        infos = self.fs.get_file_info(
+            pafs.FileSelector(root, allow_not_found=True, recursive=True))
+        files: dict[tuple[str, str], list[str]] = {}
+        for info in infos:
+            parts = info.path[len(root) + 1:].split("/")
+            if (info.type != pafs.FileType.File or len(parts) != 3
+                    or is_hidden(parts[2]) or not parts[2].endswith(".parquet")):
+                continue
+            account, day = _PARTITION_RE.match(parts[0]), day_re.match(parts[1])
+            if account and day:
+                files.setdefault((account["account"], day["day"]), []).append(
+                    f"{parts[2]}:{info.size}:{info.mtime_ns}")
         out: dict[str, dict[str, str]] = {}
-        for account, day in self.list_partitions(dataset):
-            directory = self.partition_dir(dataset, account, day)
-            infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
-            parts = sorted(f"{i.base_name}:{i.size}:{i.mtime_ns}" for i in infos
-                           if i.type == pafs.FileType.File and not is_hidden(i.base_name)
-                           and i.base_name.endswith(".parquet"))
-            if parts:
-                digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
-                out.setdefault(account, {})[day.isoformat()] = digest
+        for (account, day), names in sorted(files.items()):
+            digest = hashlib.sha1("|".join(sorted(names)).encode()).hexdigest()[:16]
+            out.setdefault(account, {})[day] = digest
         return out
 
     def _subdirs(self, directory: str) -> list[str]:
