@@ -27,13 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import warehouse
+from pipeline import query, warehouse
 from pipeline.progress import is_interactive
 from pipeline.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
 
 ACCOUNT = "bench"
 START = date(2024, 1, 1)
-PER_DAY = 96  # 15-minute cadence
+CADENCE_MINUTES = 15  # of the generated snapshots, so the builds use it too
+PER_DAY = 24 * 60 // CADENCE_MINUTES
 GOALS = {"full_s": 120.0, "incremental_s": 10.0, "memory_gb": 4.0}
 GPUS = [  # name, $/h per GPU (typical market prices)
     ("RTX 4090", 0.40), ("RTX 3090", 0.22), ("A100 SXM4", 1.10), ("H100 SXM", 2.40),
@@ -333,27 +334,30 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
     rows = ensure_cache(cache, instances, days, seed, say)
     home = bench_dir / "run"
     full_times, inc_times, full_cpu, inc_cpu = [], [], [], []
+
+    def build(full: bool) -> warehouse.BuildResult:
+        return warehouse.build(home, cadence_minutes=CADENCE_MINUTES, full=full,
+                               memory_limit=memory_limit, progress=lambda m: say(f"  {m}"))
+
     with PeakRss() as rss:
         for i in range(repeat):
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(parents=True)
             _link_days(cache, home, range(days))
             say(f"full build {i + 1}/{repeat} of {rows:,} snapshot rows ...")
-            t, cpu, _ = _cpu_timed(lambda: warehouse.build(
-                home, full=True, memory_limit=memory_limit, progress=lambda m: say(f"  {m}")))
+            t, cpu, _ = _cpu_timed(lambda: build(full=True))
             full_times.append(t)
             full_cpu.append(cpu)
             say(f"  {t:.1f} s ({cpu:.1f} s CPU)")
             _link_days(cache, home, [days])
             say(f"incremental build {i + 1}/{repeat} after one more day ...")
-            t, cpu, res = _cpu_timed(lambda: warehouse.build(
-                home, memory_limit=memory_limit, progress=lambda m: say(f"  {m}")))
+            t, cpu, res = _cpu_timed(lambda: build(full=False))
             inc_times.append(t)
             inc_cpu.append(cpu)
             say(f"  {t:.1f} s ({cpu:.1f} s CPU, recomputed {res.days_recomputed} days)")
         queries = {}
         for name, sql in REPORT_QUERIES.items():
-            queries[name], _ = _timed(lambda sql=sql: warehouse.query(home, sql), repeat=3)
+            queries[name], _ = _timed(lambda sql=sql: query.query(home, sql), repeat=3)
     model_bytes = sum(f.stat().st_size for f in (home / "parquet" / "models").rglob("*.parquet"))
     return {
         "rows": rows, "instances": instances, "days": days,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.client import VastClient
 from pipeline.collect import fetch_snapshot
-from pipeline.config import DEFAULT_HOME, Account, load_settings, prepare_dagster_home
+from pipeline.config import DEFAULT_HOME, Account, Settings, load_settings, prepare_dagster_home
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
 from pipeline.history import rebuild_day
@@ -101,16 +101,18 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
     _say(f"snapshots: {collected} collected, {skipped} already there")
     settings = load_settings({**os.environ, "VAST_PIPELINE_HOME": str(home_dir)})
     dagster_home = prepare_dagster_home(settings)
-    return _finish(home_dir, dagster_home, window.last.date(), days)
+    return _finish(settings, dagster_home, window.last.date(), days)
 
 
-def _finish(home_dir: Path, dagster_home: Path, today: date, days: int) -> int:
+def _finish(settings: Settings, dagster_home: Path, today: date, days: int) -> int:
     from pipeline.focus import export_focus
+    from pipeline.query import query
     from pipeline.reports import write_reports
-    from pipeline.warehouse import build, query
+    from pipeline.warehouse import build_for
 
+    home_dir = Path(settings.home)
     with progress_bar(None, "building warehouse") as bar:
-        result = build(str(home_dir), progress=bar)
+        result = build_for(settings, progress=bar)
     _say(result.summary())
     date_from = today - timedelta(days=min(days, 7) - 1)
     reports_dir = home_dir / "reports" / "demo"
