@@ -4,10 +4,12 @@ real DuckDB files, real Parquet and real processes."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,9 +17,10 @@ import pytest
 from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
 from pipeline import warehouse
+from pipeline.config import load_settings
 from pipeline.errors import WarehouseError
 from pipeline.models import SQL_DIR, discover_models
-from pipeline.query import query
+from pipeline.query import open_read_only, query
 
 CADENCE = 15
 REPO = Path(__file__).resolve().parents[1]
@@ -70,12 +73,17 @@ def _history(home: Path, days: list[date], seed: int = 3, account: str = "acct",
 
 
 def _snapshot_of_models(home: Path) -> dict[str, list[tuple]]:
+    """Every row of every model, through one read-only connection (one consistent view)."""
     out = {}
-    for model in discover_models():
-        res = query(home, f"SELECT * FROM {model.name}")
-        rows = [tuple(round(v, 9) if isinstance(v, float) else
-                      (tuple(v) if isinstance(v, list) else v) for v in row) for row in res.rows]
-        out[model.name] = sorted(rows, key=repr)
+    con = open_read_only(home)
+    try:
+        for model in discover_models():
+            rows = con.execute(f"SELECT * FROM {model.name}").fetchall()
+            rows = [tuple(round(v, 9) if isinstance(v, float) else
+                          (tuple(v) if isinstance(v, list) else v) for v in row) for row in rows]
+            out[model.name] = sorted(rows, key=repr)
+    finally:
+        con.close()
     return out
 
 
@@ -191,6 +199,13 @@ def test_analyst_holding_the_old_file_keeps_a_consistent_read(tmp_path: Path) ->
         assert ask("SELECT sum(gpu_cost) FROM cost_daily") == "[(0.5,)]"
         assert ask("SELECT count(*) FROM instance_intervals") == "[(2,)]"
         assert ask("SELECT count(*) FROM incidents") == "[(0,)]"
+        # really across a rewrite: the build replaced the day-1 files the analyst's view
+        # lists, and keeps them (superseded) for sessions like this one
+        state = json.loads((tmp_path / warehouse.STATE_NAME).read_text())
+        old_files = [r for r in state["superseded"] if r.startswith("instance_intervals/")]
+        assert old_files
+        assert all((tmp_path / warehouse.MODELS_SUBDIR / r).is_file() for r in old_files)
+        assert not set(old_files) & set(state["manifest"]["instance_intervals"]["a|2024-05-01"])
         # a new session sees the new data: 10:30 now has an interval, capped at 30 min
         new = query(tmp_path, "SELECT count(*), sum(gpu_cost) FROM instance_intervals")
         assert new.rows == [(5, pytest.approx(0.25 * 4 + 0.5))]
@@ -211,3 +226,174 @@ def test_failed_build_leaves_the_previous_warehouse(tmp_path: Path) -> None:
         _build(tmp_path, sql_dir=bad)
     assert query(tmp_path, "SELECT sum(gpu_cost) FROM cost_daily").rows == [(0.5,)]
     assert not list(tmp_path.glob(".warehouse.duckdb.*"))
+
+
+# --------------------------------------------------------------------------- cadence
+
+
+def test_demo_like_build_then_cli_build_with_the_same_settings_is_incremental(
+        tmp_path: Path) -> None:
+    """The demo, the CLI and Dagster all build with the configured cadence (`build_for`),
+    so one never forces the other into a full rebuild."""
+    from test_cli import run_cli
+
+    home = tmp_path / "home"
+    _history(home, DAYS[:2])
+    config = tmp_path / "vast-pipeline.toml"
+    config.write_text("cadence_minutes = 30\n")
+    env = {"VAST_PIPELINE_HOME": str(home), "VAST_PIPELINE_CONFIG": str(config)}
+    first = warehouse.build_for(load_settings(env))  # what the demo does
+    assert first.full
+    result = run_cli("build", home=home, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "incremental build" in result.stdout and "0 days recomputed" in result.stdout
+    assert query(home, "SELECT cadence_minutes, cap_minutes FROM build_info").rows == [(30, 60)]
+    # the old hard-coded default (15) is another cadence: a full rebuild
+    assert warehouse.build(home, cadence_minutes=15).full
+
+
+# --------------------------------------------------------------------------- faults
+
+
+FAULT_DAYS = [date(2024, 5, 1) + timedelta(days=i) for i in range(6)]
+INSTANCES = (1, 2, 3, 4, 5, 6)
+BUILDER = """
+import sys
+from pipeline.warehouse import build
+result = build(sys.argv[1], cadence_minutes=int(sys.argv[2]), chunk_days=int(sys.argv[3]),
+               progress=lambda msg: print(msg, flush=True))
+print("DONE", result.days_recomputed, flush=True)
+"""
+
+
+def _fleet(home: Path, days: list[date], accounts: tuple[str, ...] = ("a", "b", "c")) -> None:
+    for account in accounts:
+        _history(home, days, account=account, instances=INSTANCES)
+
+
+def _reland(home: Path, account: str, day: date) -> None:
+    """The day's raw re-landed with other content: instance 1's GPU price doubled."""
+    rows = _random_day(day, random.Random(f"3-{account}-{day}"), account, INSTANCES)
+    for row in rows:
+        if row["id"] == 1:
+            row["dph_base"] *= 2
+    write_history(home, rows)
+
+
+def _same_sources(home: Path, into: Path) -> Path:
+    """A fresh home holding exactly `home`'s history (not its warehouse)."""
+    shutil.copytree(home / "parquet", into / "parquet", ignore=shutil.ignore_patterns("models"))
+    return into
+
+
+def _spawn_build(home: Path, chunk_days: int = 1) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILDER, str(home), str(CADENCE), str(chunk_days)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def _assert_no_leftovers(home: Path) -> None:
+    """Only the files the state knows: no half-written database, state, staging or orphans."""
+    state = json.loads((home / warehouse.STATE_NAME).read_text())
+    known = {rel for parts in state["manifest"].values() for rels in parts.values()
+             for rel in rels} | set(state["superseded"])
+    models = home / warehouse.MODELS_SUBDIR
+    on_disk = {str(f.relative_to(models)) for f in models.glob("*/account=*/day=*/*.parquet")}
+    assert on_disk == known
+    assert not list(models.glob("_staging-*"))
+    assert not [p.name for p in home.iterdir() if p.name.startswith(".warehouse")
+                and p.name != ".warehouse.lock"]
+
+
+def test_killed_builds_leave_the_old_warehouse_and_the_next_build_heals(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _fleet(home, FAULT_DAYS[:4])
+    _build(home, chunk_days=1)
+    _fleet(home, FAULT_DAYS[4:])        # new days
+    _reland(home, "b", FAULT_DAYS[1])   # and a past day rewritten
+    # what the old warehouse answers now (its staging views read the history as it is)
+    before = _snapshot_of_models(home)
+    expected_home = _same_sources(home, tmp_path / "expected")
+    _build(expected_home)
+    expected = _snapshot_of_models(expected_home)
+    assert expected != before
+    rng = random.Random(2026)
+    killed = 0
+    for _ in range(4):
+        proc = _spawn_build(home)
+        assert proc.stdout
+        for _ in range(rng.randint(1, 40)):  # progress lines: a random point of the build
+            if not proc.stdout.readline():
+                break
+        time.sleep(rng.uniform(0.0, 0.05))
+        proc.kill()
+        proc.wait(timeout=30)
+        killed += proc.returncode == -9
+        # the live warehouse is whole: the old one, or the new one once it was swapped in
+        assert _snapshot_of_models(home) in (before, expected)
+    assert killed >= 3  # the kills really interrupted builds
+    healed = _build(home, chunk_days=1)
+    assert _snapshot_of_models(home) == expected
+    assert healed.window is None or healed.window[1] == FAULT_DAYS[-1]
+    _assert_no_leftovers(home)
+
+
+def test_two_builds_at_once_wait_on_the_lock_and_both_succeed(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    home = tmp_path / "home"
+    _fleet(home, FAULT_DAYS[:3])
+    _build(home)
+    _fleet(home, FAULT_DAYS[3:])
+    state_before = (home / warehouse.STATE_NAME).read_bytes()
+    with FileLock(str(home / ".warehouse.lock")):  # both start while a build holds the lock
+        procs = [_spawn_build(home, chunk_days=2) for _ in range(2)]
+        time.sleep(1.0)
+        assert [p.poll() for p in procs] == [None, None]  # waiting, not failing
+        assert (home / warehouse.STATE_NAME).read_bytes() == state_before
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _out, err in outs]
+    done = sorted(int(line.split()[1]) for out, _err in outs for line in out.splitlines()
+                  if line.startswith("DONE"))
+    # one built days 2..5 (the day before the first new one on), the other found it done
+    assert done == [0, 4]
+    expected_home = _same_sources(home, tmp_path / "expected")
+    _build(expected_home)
+    assert _snapshot_of_models(home) == _snapshot_of_models(expected_home)
+    _assert_no_leftovers(home)
+
+
+def test_a_build_waiting_too_long_for_the_lock_is_one_sentence(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    _history(tmp_path, DAYS[:1])
+    with FileLock(str(tmp_path / ".warehouse.lock")), \
+            pytest.raises(WarehouseError, match=r"^Another build of .* is still running") as err:
+        _build(tmp_path, lock_timeout=0.2)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / warehouse.DB_NAME).exists()
+
+
+def test_incremental_equals_full_across_accounts_rewrites_and_chunks(tmp_path: Path) -> None:
+    inc = tmp_path / "inc"
+    _fleet(inc, FAULT_DAYS[:4], accounts=("a", "b"))
+    first = _build(inc, chunk_days=2)
+    assert first.full
+    cost = "SELECT sum(total_cost) FROM cost_daily WHERE account = 'a' AND day = ?"
+    old_cost = query(inc, cost, params=[FAULT_DAYS[2]]).rows[0][0]
+    _fleet(inc, FAULT_DAYS[4:], accounts=("a", "b"))  # new days of known accounts
+    _fleet(inc, FAULT_DAYS[3:], accounts=("c",))      # a new account
+    _reland(inc, "a", FAULT_DAYS[2])                  # a past day re-landed, other content
+    second = _build(inc, chunk_days=2)
+    # from the day before the rewritten one: 5 days, three chunks of at most 2
+    assert not second.full and second.window == (FAULT_DAYS[1], FAULT_DAYS[5])
+    assert second.days_recomputed == 5
+    assert query(inc, cost, params=[FAULT_DAYS[2]]).rows[0][0] > old_cost
+    full = _same_sources(inc, tmp_path / "full")
+    assert _build(full).full  # one chunk of 31 days
+    got, want = _snapshot_of_models(inc), _snapshot_of_models(full)
+    for name in want:
+        assert got[name] == want[name], name
+    assert {r[0] for r in query(inc, "SELECT DISTINCT account FROM cost_daily").rows} == {
+        "a", "b", "c"}
