@@ -268,7 +268,10 @@ def test_the_connection_itself_refuses_settings_and_extensions(built: Path,
     "-- a comment first\nexplain analyze with t as (select 1) select * from t",
     "DESCRIBE cost_daily",
     "SHOW TABLES",
+    "SUMMARIZE cost_daily",
+    "VALUES (1), (2)",
     "FROM cost_daily",
+    "EXPLAIN DESCRIBE cost_daily",
 ])
 def test_reads_are_allowed(built: Path, sql: str) -> None:
     assert query(built, sql).rows
