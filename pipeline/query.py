@@ -102,7 +102,8 @@ def _explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
         return f"The SQL could not be parsed: {message}."
     if isinstance(exc, duckdb.PermissionException):
         return (f"Refused: `vast-pipeline sql` reads only the warehouse and the Parquet "
-                f"under the data home ({message}).")
+                f"under the data home ({message}); if the data home moved, run "
+                "`vast-pipeline build` once.")
     return f"The query failed: {message}."
 
 

@@ -492,6 +492,7 @@ def _build_locked(
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
     })
+    say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)
     store.sweep(RETAIN_SUPERSEDED_SECONDS)
     result.seconds = time.monotonic() - started

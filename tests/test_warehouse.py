@@ -258,10 +258,16 @@ def test_demo_like_build_then_cli_build_with_the_same_settings_is_incremental(
 FAULT_DAYS = [date(2024, 5, 1) + timedelta(days=i) for i in range(6)]
 INSTANCES = (1, 2, 3, 4, 5, 6)
 BUILDER = """
-import sys
+import os, signal, sys
 from pipeline.warehouse import build
+
+def progress(msg):
+    print(msg, flush=True)
+    if len(sys.argv) > 4 and sys.argv[4] in msg:  # kill -9 itself right at this step
+        os.kill(os.getpid(), signal.SIGKILL)
+
 result = build(sys.argv[1], cadence_minutes=int(sys.argv[2]), chunk_days=int(sys.argv[3]),
-               progress=lambda msg: print(msg, flush=True))
+               progress=progress)
 print("DONE", result.days_recomputed, flush=True)
 """
 
@@ -286,9 +292,11 @@ def _same_sources(home: Path, into: Path) -> Path:
     return into
 
 
-def _spawn_build(home: Path, chunk_days: int = 1) -> subprocess.Popen[str]:
+def _spawn_build(home: Path, chunk_days: int = 1, die_at: str = "") -> subprocess.Popen[str]:
+    """A build in its own process; `die_at`: it kills itself (-9) at that progress step."""
     return subprocess.Popen(
-        [sys.executable, "-c", BUILDER, str(home), str(CADENCE), str(chunk_days)],
+        [sys.executable, "-c", BUILDER, str(home), str(CADENCE), str(chunk_days),
+         *([die_at] if die_at else [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
@@ -305,8 +313,9 @@ def _assert_no_leftovers(home: Path) -> None:
                 and p.name != ".warehouse.lock"]
 
 
-def test_killed_builds_leave_the_old_warehouse_and_the_next_build_heals(
-        tmp_path: Path) -> None:
+def _interrupted_home(tmp_path: Path) -> tuple[Path, dict, dict]:
+    """A built home that then got new days and a re-landed past day; returns it, what its
+    (old) warehouse answers now and what a full build of its data answers."""
     home = tmp_path / "home"
     _fleet(home, FAULT_DAYS[:4])
     _build(home, chunk_days=1)
@@ -318,12 +327,18 @@ def test_killed_builds_leave_the_old_warehouse_and_the_next_build_heals(
     _build(expected_home)
     expected = _snapshot_of_models(expected_home)
     assert expected != before
+    return home, before, expected
+
+
+def test_killed_builds_leave_the_old_warehouse_and_the_next_build_heals(
+        tmp_path: Path) -> None:
+    home, before, expected = _interrupted_home(tmp_path)
     rng = random.Random(2026)
     killed = 0
-    for _ in range(4):
+    for point in sorted(rng.sample(range(1, 41), 3)):  # after this many progress lines
         proc = _spawn_build(home)
         assert proc.stdout
-        for _ in range(rng.randint(1, 40)):  # progress lines: a random point of the build
+        for _ in range(point):
             if not proc.stdout.readline():
                 break
         time.sleep(rng.uniform(0.0, 0.05))
@@ -332,10 +347,28 @@ def test_killed_builds_leave_the_old_warehouse_and_the_next_build_heals(
         killed += proc.returncode == -9
         # the live warehouse is whole: the old one, or the new one once it was swapped in
         assert _snapshot_of_models(home) in (before, expected)
-    assert killed >= 3  # the kills really interrupted builds
+    assert killed >= 2  # the kills really interrupted builds
     healed = _build(home, chunk_days=1)
     assert _snapshot_of_models(home) == expected
     assert healed.window is None or healed.window[1] == FAULT_DAYS[-1]
+    _assert_no_leftovers(home)
+
+
+def test_builds_killed_at_precise_steps(tmp_path: Path) -> None:
+    """The narrowest windows too, in build order: mid daily model, mid tables, and between
+    the new state and the swap (the state already lists the new files, the old database
+    is live); each kill leaves the old warehouse, the next build heals."""
+    home, before, expected = _interrupted_home(tmp_path)
+    for step in ("instance_intervals: 2024-05-03", "incidents (table)",
+                 "state written, swapping in"):
+        proc = _spawn_build(home, die_at=step)
+        out, _err = proc.communicate(timeout=120)
+        assert proc.returncode == -9, out
+        assert out.splitlines()[-1].split("] ", 1)[1].startswith(step)
+        assert _snapshot_of_models(home) == before
+        assert list(home.glob(f".{warehouse.DB_NAME}.*.building"))  # it died mid-build
+    _build(home, chunk_days=1)
+    assert _snapshot_of_models(home) == expected
     _assert_no_leftovers(home)
 
 
