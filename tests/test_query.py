@@ -293,6 +293,7 @@ def test_an_analysts_own_connection_is_unaffected(built: Path, tmp_path: Path) -
         con = open_read_only(built)
         try:
             assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+            # a second confined connection at the same time (a report during a check)
             assert query(built, "SELECT count(*) FROM cost_daily").rows == [(1,)]
             analyst.execute("SET threads = 1")
             got = analyst.execute(f"SELECT content FROM read_text('{secret}')").fetchone()
