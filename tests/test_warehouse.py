@@ -231,25 +231,40 @@ def test_failed_build_leaves_the_previous_warehouse(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- cadence
 
 
-def test_demo_like_build_then_cli_build_with_the_same_settings_is_incremental(
-        tmp_path: Path) -> None:
+def test_demo_then_cli_build_with_the_same_settings_is_incremental(tmp_path: Path) -> None:
     """The demo, the CLI and Dagster all build with the configured cadence (`build_for`),
-    so one never forces the other into a full rebuild."""
+    so one never forces the other into a full rebuild; the demo's snapshots follow it too."""
     from test_cli import run_cli
 
     home = tmp_path / "home"
-    _history(home, DAYS[:2])
+    home.mkdir()
     config = tmp_path / "vast-pipeline.toml"
     config.write_text("cadence_minutes = 30\n")
-    env = {"VAST_PIPELINE_HOME": str(home), "VAST_PIPELINE_CONFIG": str(config)}
-    first = warehouse.build_for(load_settings(env))  # what the demo does
-    assert first.full
+    env = {"VAST_PIPELINE_CONFIG": str(config)}
+    demo = run_cli("demo", "--days", "1", "--size", "20", home=home, env=env)
+    assert demo.returncode == 0, demo.stderr
+    assert "1 days of 30-minute snapshots" in demo.stdout
     result = run_cli("build", home=home, env=env)
     assert result.returncode == 0, result.stderr
     assert "incremental build" in result.stdout and "0 days recomputed" in result.stdout
     assert query(home, "SELECT cadence_minutes, cap_minutes FROM build_info").rows == [(30, 60)]
+    gaps = query(home, "SELECT DISTINCT snapshot_at - lag(snapshot_at) OVER (ORDER BY "
+                       "snapshot_at) AS gap FROM snapshots QUALIFY gap IS NOT NULL").rows
+    assert gaps == [(timedelta(minutes=30),)]
     # the old hard-coded default (15) is another cadence: a full rebuild
     assert warehouse.build(home, cadence_minutes=15).full
+
+
+def test_build_for_uses_the_configured_cadence(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _history(home, DAYS[:1])
+    config = tmp_path / "vast-pipeline.toml"
+    config.write_text("cadence_minutes = 20\n")
+    settings = load_settings({"VAST_PIPELINE_HOME": str(home),
+                              "VAST_PIPELINE_CONFIG": str(config)})
+    assert warehouse.build_for(settings).full
+    assert not warehouse.build_for(settings).full
+    assert query(home, "SELECT cadence_minutes FROM build_info").rows == [(20,)]
 
 
 # --------------------------------------------------------------------------- faults
