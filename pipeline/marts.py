@@ -40,6 +40,12 @@ MART_CHECKS: tuple[MartCheck, ...] = (
              "(SELECT availability FROM reliability_by_instance "
              "UNION ALL SELECT availability FROM reliability_daily)",
              "availability NOT BETWEEN 0 AND 1", "rows with availability outside [0, 1]"),
+    # A hole in a bill log means a day's spend is in no bill (a failed or skipped fetch).
+    _no_rows("bill_days_complete", "billed_daily",
+             "(SELECT account, unnest(generate_series(min(day), max(day), INTERVAL 1 DAY))::DATE"
+             " AS day FROM billed_days GROUP BY account) AS expected "
+             "ANTI JOIN billed_days USING (account, day)", "true",
+             "days missing from a bill log between its first and last fetched day"),
     # The midnight split loses nothing: the days add up to the intervals.
     MartCheck("cost_daily_equals_intervals", "cost_daily", """
         SELECT abs(d - i) <= greatest(1e-9, 1e-6 * greatest(abs(d), abs(i))),

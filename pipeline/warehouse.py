@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.alerts.engine import alert_log_source
 from pipeline.config import Settings
 from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
 from pipeline.errors import WarehouseError, first_line
@@ -44,10 +45,14 @@ from pipeline.models import SQL_DIR, Model, discover_models, render_sql, sql_lit
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.storage import Store
 
-# The history datasets the models read (`{{ <name>_glob }}` in their SQL).
+# The history datasets the models read (`{{ <name>_glob }}` in their SQL), by family.
 SOURCE_SCHEMAS: dict[str, pa.Schema] = {
     d.name: d.schema for fam in (SNAPSHOT_FAMILY, CHARGE_FAMILY) for d in family(fam)
 }
+# Only the snapshot family moves the incremental window: the billed-charges datasets feed
+# only small table and view models, rebuilt on every build, so a bill refetch never
+# recomputes daily models.
+WINDOW_SOURCES: tuple[str, ...] = tuple(d.name for d in family(SNAPSHOT_FAMILY))
 
 DB_NAME = "warehouse.duckdb"
 STATE_NAME = "warehouse_state.json"
@@ -178,13 +183,14 @@ def _plan_window(
     intervals end at the first new snapshot) and runs to the newest day, because the
     starting phase and incidents depend on what came before.
     """
-    days = _all_days(sources.values())
+    days = _all_days(sources.get(name, {}) for name in WINDOW_SOURCES)
     if not days:
         return full, None
     if full:
         return True, (min(days), max(days))
     changed: set[date] = set()
-    for name, fingerprints in sources.items():
+    for name in WINDOW_SOURCES:
+        fingerprints = sources.get(name, {})
         changed |= _changed_days(state.get("sources", {}).get(name, {}), fingerprints)
     if not changed:
         return False, None
@@ -215,10 +221,11 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -
     store = Store(paths.home)
     out = {}
     for table, schema in SOURCE_SCHEMAS.items():
-        if sources[table]:
+        if sources.get(table):
             out[f"{table}_glob"] = store.parquet_glob(table)
         else:
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
+    out["alert_log_glob"] = alert_log_source(store)
     return out
 
 
