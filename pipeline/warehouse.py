@@ -43,13 +43,14 @@ from filelock import FileLock, Timeout
 from pipeline.datasets import SNAPSHOT_FAMILY, family
 from pipeline.errors import WarehouseError
 from pipeline.quality import CheckOutcome
+from pipeline.resources import sql_dir
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.storage import Store
 
 # The history datasets (written by pipeline.history) that the models read.
 SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMILY)}
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = sql_dir()
 DB_NAME = "warehouse.duckdb"
 STATE_NAME = "warehouse_state.json"
 MODELS_SUBDIR = Path("parquet") / "models"
