@@ -20,7 +20,7 @@ from pipeline.collect import fetch_snapshot
 from pipeline.config import DEFAULT_HOME, Account, load_settings, prepare_dagster_home
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
-from pipeline.history import rebuild_day
+from pipeline.history import land_pending
 from pipeline.progress import progress_bar
 from pipeline.raw import snapshot_files
 from pipeline.resources import dagster_dev_command
@@ -59,8 +59,8 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     """Collect every missing moment of the window; returns (collected, skipped).
 
     Each moment is fetched over HTTP into the raw zone as a scheduled run would; each day's
-    Parquet is then derived from raw once (`rebuild_day`) instead of being rewritten after
-    every snapshot, which is the same code path as `vast-pipeline rebuild` and much faster.
+    new snapshots are then landed at once (`land_pending`, the scheduled path) instead of
+    rewriting the day after every snapshot: the same code, and much faster.
     """
     account = Account("default", "embedded simulator", "VAST_API_KEY", "simulator")
     moments = window.moments()
@@ -75,7 +75,7 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
                 fetch_snapshot(store, account, client, snapshot_at=moment, source="simulator",
                                snapshot_id=demo_snapshot_id(moment))
                 bar.advance()
-            rebuild_day(store, account.name, day)
+            land_pending(store, account.name, day)
     return len(todo), len(moments) - len(todo)
 
 
