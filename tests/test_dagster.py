@@ -101,3 +101,37 @@ def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None
                 ["cost_report"], ["reliability_report"]):
         assert after.get_num_requested(dg.AssetKey(key)) == 1, key
     assert after.get_num_requested(dg.AssetKey("raw_snapshots")) == 0
+
+
+def test_reports_are_skipped_not_failed_until_there_is_data(home: Path) -> None:
+    """A fresh deployment's first run: one snapshot makes no interval, so no cost yet."""
+    from assets.collection import instance_snapshots, raw_snapshots
+    from assets.reports import cost_report, cost_report_month_to_date, reliability_report
+    from assets.resources import VastPipelineResource
+    from assets.warehouse import warehouse_models
+
+    reports = [cost_report, cost_report_month_to_date, reliability_report]
+    resources = {"vast": VastPipelineResource(home=str(home))}
+    today = datetime.now(UTC).date().isoformat()
+    instance = dg.DagsterInstance.ephemeral()
+    first = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+                           resources=resources, instance=instance)
+    assert first.success
+    run = dg.materialize([warehouse_models, *reports], resources=resources, instance=instance)
+    assert run.success
+    materialized = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+    assert "warehouse/cost_daily" in materialized
+    assert not materialized & {"cost_report", "cost_report_month_to_date", "reliability_report"}
+    logs = [e.message for e in instance.all_logs(run.run_id)]
+    assert any("cost_last_7_days skipped, not materialized: The warehouse has no data yet"
+               in message for message in logs)
+    assert not (home / "reports").exists()
+
+    dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+                   resources=resources, instance=instance)
+    second = dg.materialize([warehouse_models, *reports], resources=resources,
+                            instance=instance)
+    materialized = {e.asset_key.to_user_string()
+                    for e in second.get_asset_materialization_events()}
+    assert {"cost_report", "cost_report_month_to_date", "reliability_report"} <= materialized
+    assert list((home / "reports" / "cost_last_7_days").glob("*.html"))
