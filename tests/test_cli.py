@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pipeline.fleet import FleetModel
@@ -25,6 +26,12 @@ def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
     clean.update({"VAST_PIPELINE_HOME": str(home), **(env or {})})
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=clean,
                           capture_output=True, text=True, timeout=timeout, cwd=home)
+
+
+def recorded_runs(home: Path) -> list[dg.DagsterRun]:
+    """The runs the Dagster instance at $VAST_PIPELINE_HOME/dagster knows, newest first."""
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        return list(instance.get_runs())
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -43,8 +50,9 @@ def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: P
                          env={"VAST_API_KEY": KEY, "VAST_URL": server.url})
     assert_one_sentence_error(result, "VAST_API_KEY")
     assert KEY not in result.stderr + result.stdout
-    assert not list((home / "raw").rglob("*.zst")) if (home / "raw").exists() else True
-    assert not (home / "parquet").exists()
+    assert not (home / "raw").exists() and not (home / "parquet").exists()
+    [run] = recorded_runs(home)  # what is written: the failed run's record, for the UI
+    assert run.status == dg.DagsterRunStatus.FAILURE
 
 
 def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -> None:
@@ -53,8 +61,9 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
     assert "instance_snapshots" in result.stdout
     assert "check unique_instance_snapshot: passed" in result.stdout
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
-    runs = list((home / "dagster").rglob("*"))
-    assert runs, "the run was recorded under $VAST_PIPELINE_HOME/dagster"
+    [run] = recorded_runs(home)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert f"dagster run {run.run_id} (DAGSTER_HOME={home / 'dagster'})" in result.stdout
     status = run_cli("status", home=home)
     assert status.returncode == 0
     served = next(line for line in result.stdout.splitlines()
