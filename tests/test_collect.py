@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from stored_text import stored_text
 
 from pipeline.collect import collect
 from pipeline.config import load_settings
@@ -63,23 +62,6 @@ def _rows(home: Path) -> list[tuple]:
         hive_partitioning = true) order by snapshot_at, id""").fetchall()
 
 
-def _all_text_under(home: Path) -> str:
-    """Every byte under home as text: zstd files decompressed, Parquet cells read out."""
-    chunks = []
-    for path in home.rglob("*"):
-        if not path.is_file():
-            continue
-        if path.name.endswith(".zst"):
-            with pa.CompressedInputStream(pa.OSFile(str(path)), "zstd") as stream:
-                chunks.append(stream.read().decode("utf-8", "replace"))
-        elif path.suffix == ".parquet":
-            chunks.append(str(pq.read_table(path).to_pylist()))
-            chunks.append(path.read_bytes().decode("latin-1"))
-        else:
-            chunks.append(path.read_bytes().decode("latin-1"))
-    return "\n".join(chunks)
-
-
 def test_snapshots_land_every_served_instance_once(home: Path) -> None:
     fleet = FleetModel(seed=3, size=60)
     clock = Clock(START)
@@ -102,7 +84,7 @@ def test_no_secret_reaches_any_file(home: Path) -> None:
         _collect_at(_settings(home, server.url), clock, moments)
     secrets = set().union(*(fleet.secret_values_at(m) for m in moments))
     assert len(secrets) > 40  # tokens and extra_env values were really served
-    everything = _all_text_under(home)
+    everything = stored_text(home).text
     leaked = sorted(s for s in secrets if s in everything)
     assert leaked == []
     assert KEY not in everything
@@ -188,4 +170,4 @@ def test_one_failing_account_does_not_cost_the_others_their_snapshot(
         with pytest.raises(AuthError, match=r"1 of 2 accounts failed\. Account broken: "):
             collect(settings, now=START)
     assert {a for _, _, a in _rows(home)} == {"fine"}
-    assert "revoked-key" not in _all_text_under(home)
+    assert "revoked-key" not in stored_text(home).text
