@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.alerts.engine import alert_log_source
 from pipeline.datasets import SNAPSHOT_FAMILY, family
 from pipeline.errors import WarehouseError
 from pipeline.quality import CheckOutcome
@@ -369,6 +370,7 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -
             out[f"{table}_glob"] = store.parquet_glob(table)
         else:
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
+    out["alert_log_glob"] = alert_log_source(store)
     return out
 
 

@@ -62,6 +62,13 @@ def _rows(home: Path) -> list[tuple]:
         hive_partitioning = true) order by snapshot_at, id""").fetchall()
 
 
+def _history_files(home: Path) -> list[Path]:
+    """Files under home except the alert state (a failed collection records its failure
+    there for `collection_failing`) and lock files."""
+    return [p for p in home.rglob("*") if p.is_file()
+            and p.relative_to(home).parts[0] not in ("alerts", "_locks")]
+
+
 def test_snapshots_land_every_served_instance_once(home: Path) -> None:
     fleet = FleetModel(seed=3, size=60)
     clock = Clock(START)
@@ -124,7 +131,8 @@ def test_refused_key_writes_nothing(home: Path) -> None:
             pytest.raises(AuthError) as caught:
         collect(_settings(home, server.url, key="wrong-key-secret-value"))
     assert "wrong-key-secret-value" not in str(caught.value)
-    assert not any(p.is_file() for p in home.rglob("*"))
+    assert _history_files(home) == []
+    assert "wrong-key-secret-value" not in stored_text(home).text
 
 
 def test_dead_url_fails_fast_and_writes_nothing(home: Path) -> None:
@@ -136,7 +144,7 @@ def test_dead_url_fails_fast_and_writes_nothing(home: Path) -> None:
     with pytest.raises(ApiUnreachableError):
         collect(settings)
     assert datetime.now(UTC) - started < timedelta(seconds=45)
-    assert not any(p.is_file() for p in home.rglob("*"))
+    assert _history_files(home) == []
 
 
 def test_several_accounts_each_land_their_own_fleet(home: Path, tmp_path: Path) -> None:
