@@ -57,6 +57,8 @@ def visible_files_read(root: Path) -> int:
     files = [p for p in root.rglob("*") if p.is_file() and p.suffix == ".parquet"]
     for path in files:
         pq.read_table(path)  # raises if half-written
+    if not any("instance_snapshots" in p.parts for p in files):
+        return 0  # killed before the first day file appeared: nothing visible, nothing broken
     with duckdb.connect() as con:
         con.execute(f"select count(*) from read_parquet('{root}/parquet/instance_snapshots/"
                     "*/*/*.parquet', hive_partitioning = true)").fetchall()
