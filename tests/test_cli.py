@@ -63,9 +63,13 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
     assert "instance_snapshots" in result.stdout
     assert "check unique_instance_snapshot: passed" in result.stdout
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
-    [run] = recorded_runs(home)
+    [run] = recorded_runs(home)  # one database for all runs, in the home's instance
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert f"dagster run {run.run_id} (DAGSTER_HOME={home / 'dagster'})" in result.stdout
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        materialized = {e.asset_key.to_user_string() for e in (
+            r.asset_materialization for r in instance.all_logs(run.run_id)) if e is not None}
+    assert materialized == {"raw_snapshots", "instance_snapshots"}
     status = run_cli("status", home=home)
     assert status.returncode == 0
     served = next(line for line in result.stdout.splitlines()
