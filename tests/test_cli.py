@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -30,9 +32,19 @@ def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
                           capture_output=True, text=True, timeout=timeout, cwd=home)
 
 
+@contextmanager
+def home_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The Dagster instance at $VAST_PIPELINE_HOME/dagster (its dagster.yaml reads
+    $DAGSTER_HOME, so that is set while the instance is open)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+
+
 def recorded_runs(home: Path) -> list[dg.DagsterRun]:
-    """The runs the Dagster instance at $VAST_PIPELINE_HOME/dagster knows, newest first."""
-    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+    """The runs the home's Dagster instance knows, newest first."""
+    with home_instance(home) as instance:
         return list(instance.get_runs())
 
 
@@ -66,7 +78,7 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
     [run] = recorded_runs(home)  # one database for all runs, in the home's instance
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert f"dagster run {run.run_id} (DAGSTER_HOME={home / 'dagster'})" in result.stdout
-    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+    with home_instance(home) as instance:
         materialized = {e.asset_key.to_user_string() for e in (
             r.asset_materialization for r in instance.all_logs(run.run_id)) if e is not None}
     assert materialized == {"raw_snapshots", "instance_snapshots"}

@@ -156,11 +156,11 @@ def collect_job() -> dg.JobDefinition:
     return defs.resolve_job_def("collect_job")
 
 
-def _run_collect_job(today: str) -> dg.ExecutionResult:
+def _run_collect_job(today: str, monkeypatch: pytest.MonkeyPatch) -> dg.ExecutionResult:
     from pipeline.config import load_settings, prepare_dagster_home
 
-    dagster_home = prepare_dagster_home(load_settings())
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(load_settings())))
+    with dg.DagsterInstance.get() as instance:
         return dg.execute_job(dg.reconstructable(collect_job), instance=instance,
                               run_config=NO_WAITING, tags={"dagster/partition": today},
                               raise_on_error=False)
@@ -189,7 +189,7 @@ def test_transient_trouble_is_retried_and_a_refused_key_is_not(
     today = datetime.now(UTC).date().isoformat()
     with SimulatorServer({server_key: FleetModel(seed=2, size=5)}, faults=faults) as server:
         _point_at(monkeypatch, tmp_path, server.url)
-        result = _run_collect_job(today)
+        result = _run_collect_job(today, monkeypatch)
         requests = len(server.request_log)
     assert not result.success
     [failure] = result.get_step_failure_events()
@@ -218,7 +218,8 @@ def test_cli_collection_runs_are_never_retried(home: Path, tmp_path: Path,
         _point_at(monkeypatch, tmp_path, server.url)
         with pytest.raises(PipelineError, match="Gave up on /api/v1/instances/ after 6"):
             collect_in_dagster(load_settings())
-    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))  # dagster.yaml reads it
+    with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.FAILURE and run.tags[CLI_RUN_TAG] == "true"
         types = _event_types(e.dagster_event for e in instance.all_logs(run.run_id)
