@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import WarehouseError
+from pipeline.resources import sql_dir
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = sql_dir()
 MATERIALIZATIONS = ("view", "table", "daily")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.errors import ReportError, WarehouseError, first_line
+from pipeline.errors import NoDataYetError, ReportError, WarehouseError, first_line
 from pipeline.query import open_read_only
 from pipeline.reports.window import Window
 
@@ -106,7 +106,7 @@ def require_data(con: duckdb.DuckDBPyConnection, table: str, day_column: str,
         return
     who = f" for account {account}" if account else ""
     if span.get("first") is None:
-        raise ReportError(f"The warehouse has no data{who} yet; collect snapshots and run "
+        raise NoDataYetError(f"The warehouse has no data{who} yet; collect snapshots and run "
                           "`vast-pipeline build` first.")
     raise ReportError(
         f"No data{who} between {window.date_from} and {window.date_to}; the warehouse covers "
