@@ -211,12 +211,11 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
     from pipeline.progress import progress_bar
-    from pipeline.warehouse import build
+    from pipeline.warehouse import build_for
 
     settings = load_settings()
     with progress_bar(None, "building warehouse") as bar:
-        result = build(settings.home, cadence_minutes=settings.cadence_minutes, full=args.full,
-                       progress=bar)
+        result = build_for(settings, full=args.full, progress=bar)
     print(result.summary())
     from pipeline.alerts.hooks import after_build
 
@@ -233,7 +232,7 @@ def _add_sql(commands: argparse._SubParsersAction) -> None:
 
 def _run_sql(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
-    from pipeline.warehouse import format_result, query
+    from pipeline.query import format_result, query
 
     result = query(load_settings().home, args.query)
     print(format_result(result, args.format))
@@ -318,7 +317,20 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_bench)
 
 
+# What the benchmarks need beyond the pipeline (the `bench` extra of pyproject.toml).
+BENCH_MODULES = ("pandas", "psutil")
+
+
 def _run_bench(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    from pipeline.errors import ConfigError
+
+    missing = [name for name in BENCH_MODULES if find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"The benchmarks need {' and '.join(missing)}, which "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed; run "
+                          "pip install 'vast-pipeline[bench]'.")
     if args.which == "history":
         from pipeline.bench_history import main as bench_main
     elif args.which == "collect":

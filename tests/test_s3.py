@@ -7,7 +7,6 @@ authentication on; the pipeline talks to it over HTTP exactly as to AWS, MinIO o
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import os
 import signal
@@ -28,17 +27,22 @@ from test_cli import assert_one_sentence_error
 from pipeline.demo import DemoWindow, backfill
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
-from pipeline.history import day_path, land_snapshot
+from pipeline.history import DayResult, day_path, land_pending
 from pipeline.objectstore import WriteConflict
-from pipeline.raw import RawSnapshot, write_snapshot
+from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
 from pipeline.storage import Store
 
 
 def _window(first: datetime, last: datetime) -> DemoWindow:
-    """A 15-minute demo window (the `step` field exists once the demo follows the cadence)."""
-    step = {"step": timedelta(minutes=15)} if "step" in {
-        f.name for f in dataclasses.fields(DemoWindow)} else {}
-    return DemoWindow(first=first, last=last, **step)
+    """A demo window of 15-minute snapshots."""
+    return DemoWindow(first=first, last=last, step=timedelta(minutes=15))
+
+
+def _land(store: Store, snapshot: RawSnapshot | str) -> DayResult:
+    """Write a raw snapshot (unless given its raw file) and land its day, as collect does."""
+    path = snapshot if isinstance(snapshot, str) else write_snapshot(store, snapshot)
+    landed = read_snapshot(store, path)
+    return land_pending(store, landed.account, landed.day)
 
 
 # Crosses one UTC midnight: two day partitions, 33 snapshots of a small fleet.
@@ -270,11 +274,11 @@ def test_a_lost_race_is_detected_not_a_silent_overwrite(s3_env: dict[str, str]) 
     # lease_seconds=0: leases expire at once, so two writers really overlap and only the
     # conditional writes of the day files stand between them.
     first, second = Store(home, lease_seconds=0), Store(home, lease_seconds=0)
-    land_snapshot(first, write_snapshot(first, _snapshot(0)))
+    _land(first, _snapshot(0))
     path = day_path(first, "snapshots", "default", DAY)
     with first.lock("default", DAY):
         before = first.read_parquet(path)
-        land_snapshot(second, write_snapshot(second, _snapshot(1)))  # changes the day file
+        _land(second, _snapshot(1))  # changes the day file
         with pytest.raises(WriteConflict, match="Another writer changed"):
             first.write_parquet_atomic(path, before)
     assert _day_log(first) == ["snap-00", "snap-01"]  # the second writer's landing survived
@@ -295,7 +299,7 @@ def test_concurrent_collectors_of_one_day_land_every_snapshot_once(
         start.wait()
         try:
             for n in (worker, worker + 3):
-                land_snapshot(store, write_snapshot(store, _snapshot(n, instances=2 + n)))
+                _land(store, _snapshot(n, instances=2 + n))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -337,7 +341,7 @@ def test_a_killed_collectors_lease_is_taken_over_when_it_expires(
     child.wait()
     store = Store(home)
     assert store.walk_files(store.path("_locks"))  # the dead holder's lease is still there
-    result = land_snapshot(store, write_snapshot(store, _snapshot(0)))
+    result = _land(store, _snapshot(0))
     assert result.snapshots == 1 and _day_log(store) == ["snap-00"]
 
 
@@ -348,6 +352,7 @@ def test_model_parquet_on_s3_reads_as_a_hive_table_from_another_engine(
     import pyarrow.dataset as ds
 
     from pipeline import warehouse
+    from pipeline.query import query
 
     home = s3_env["VAST_PIPELINE_HOME"]
     store = Store(home)
@@ -359,7 +364,7 @@ def test_model_parquet_on_s3_reads_as_a_hive_table_from_another_engine(
     root = store.path("parquet/models/instance_intervals")
     table = ds.dataset(root, filesystem=store.fs, format="parquet",
                        partitioning="hive").to_table()
-    expected = warehouse.query(home, "select count(*), sum(total_cost) from instance_intervals")
+    expected = query(home, "select count(*), sum(total_cost) from instance_intervals")
     assert table.num_rows == expected.rows[0][0]
     assert pc.sum(table.column("total_cost")).as_py() == pytest.approx(expected.rows[0][1])
     assert table.schema.field("day").type in (pa.date32(), pa.string(), pa.int32(),
@@ -410,6 +415,7 @@ def test_unsupported_home_schemes_are_one_sentence(tmp_path: Path) -> None:
 def test_the_warehouse_file_can_live_apart_from_a_local_home(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline import warehouse
+    from pipeline.query import query
 
     home, db = tmp_path / "home", tmp_path / "elsewhere" / "wh.duckdb"
     backfill(Store(home), FleetModel(seed=3, size=3), WINDOW)
@@ -417,7 +423,7 @@ def test_the_warehouse_file_can_live_apart_from_a_local_home(
     warehouse.build(home, cadence_minutes=15)
     assert db.is_file() and (tmp_path / "elsewhere" / "wh_state.json").is_file()
     assert not (home / "warehouse.duckdb").exists()
-    assert warehouse.query(home, "select count(*) from instance_intervals").rows[0][0] > 0
+    assert query(home, "select count(*) from instance_intervals").rows[0][0] > 0
 
 
 def test_a_store_ignoring_conditional_writes_refuses_to_coordinate_collectors(
@@ -430,11 +436,11 @@ def test_a_store_ignoring_conditional_writes_refuses_to_coordinate_collectors(
         store = Store(env["VAST_PIPELINE_HOME"])
         path = write_snapshot(store, _snapshot(0))  # plain writes still work
         with pytest.raises(ConfigError, match="ignores conditional writes") as refused:
-            land_snapshot(store, path)
+            _land(store, path)
         assert "VAST_PIPELINE_SINGLE_WRITER=1" in str(refused.value)
         assert not store.exists(day_path(store, "snapshots", "default", DAY))
         monkeypatch.setenv("VAST_PIPELINE_SINGLE_WRITER", "1")  # one collector, promised
-        assert land_snapshot(Store(env["VAST_PIPELINE_HOME"]), path).snapshots == 1
+        assert _land(Store(env["VAST_PIPELINE_HOME"]), path).snapshots == 1
     finally:
         proxy.process.kill()
         moto.kill()
