@@ -30,12 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's chromium is not installed (/usr/bin/chromium); "
-                              ".ci/run installs it with apt"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +43,8 @@ def pages(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     """Each report loaded once: what the page showed, requested, logged and looked like."""
     from playwright.sync_api import sync_playwright
 
+    assert CHROMIUM.exists(), ("Debian's chromium is not installed (/usr/bin/chromium): "
+                               "apt-get install chromium (.ci/run does)")
     out = tmp_path_factory.mktemp("html")
     files = {kind: write_report(home, kind, date_from=D0, date_to=D1, fmt="html", out_dir=out,
                                 now=NOW)[0] for kind in ("cost", "reliability")}
