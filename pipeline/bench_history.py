@@ -11,7 +11,9 @@ is that path's own:
   baseline stringifies its object columns and retries, the least it needs to finish);
 - ours on half the records, to show that peak memory follows a day, not the history;
 - `land_snapshot` on an empty history, on a day already holding 95 snapshots, and on a
-  new day of the full history: a collection's cost does not grow with the history.
+  new day of the full history: a collection's cost does not grow with the history;
+- the simulator's `FleetModel.records_at` for the fleet (what one simulated snapshot costs
+  the demo and the tests before any HTTP).
 """
 
 from __future__ import annotations
@@ -194,6 +196,21 @@ def _work_land(raw: Path, scratch: Path) -> dict[str, float]:
             "new_day_big_history": timed(history, new_day)}
 
 
+def fleet_snapshot_seconds(instances: int, seed: int, runs: int = 5) -> list[float]:
+    """Seconds of `FleetModel.records_at` for consecutive 15-minute moments, cache warm."""
+    from pipeline.fleet import FleetModel
+
+    model = FleetModel(seed=seed, size=instances)
+    at = ORIGIN + timedelta(days=40)
+    model.records_at(at)  # warm the lifecycle cache, as a running simulator has it
+    timings = []
+    for i in range(1, runs + 1):
+        started = time.perf_counter()
+        model.records_at(at + i * STEP)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
 def _fresh(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
@@ -272,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                   _row("baseline (pandas)", records, baseline),
                   _row("ours, half the records", half_records, ours_half),
                   _row(f"ours ({args.workers} processes)", records, parallel)], land)
+    fleet = fleet_snapshot_seconds(args.instances, args.seed)
+    print(f"simulator records_at, {args.instances} instances: median "
+          f"{statistics.median(fleet):.3f} s, max {max(fleet):.3f} s over {len(fleet)} moments")
     return 0
 
 
