@@ -170,6 +170,14 @@ class Scenario:
             totals[(p.account, p.instance_id)] += p.gpu_cost + p.storage_cost
         return dict(totals)
 
+    def daily_cost(self, d0: date, d1: date) -> dict[tuple[str, int, date], tuple[float, float]]:
+        """(GPU, storage) money per (account, instance, day) with any money."""
+        out: dict[tuple[str, int, date], tuple[float, float]] = {}
+        for p in self._pieces(d0, d1, None):
+            gpu, storage = out.get((p.account, p.instance_id, p.day), (0.0, 0.0))
+            out[(p.account, p.instance_id, p.day)] = (gpu + p.gpu_cost, storage + p.storage_cost)
+        return {k: v for k, v in out.items() if sum(v) > 0}
+
     def cost(self, d0: date, d1: date, account: str | None = None) -> dict[str, float | None]:
         ps = self._pieces(d0, d1, account)
         gpu, storage = sum(p.gpu_cost for p in ps), sum(p.storage_cost for p in ps)
