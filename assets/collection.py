@@ -34,7 +34,7 @@ class CollectConfig(dg.Config):
     account: str | None = None
 
 
-def _failure(exc: PipelineError, context: dg.AssetExecutionContext) -> dg.Failure:
+def pipeline_failure(exc: PipelineError, context: dg.AssetExecutionContext) -> dg.Failure:
     """Only transient trouble is retried, and never for a person waiting at the CLI."""
     retry = isinstance(exc, RetriesExhaustedError) and CLI_RUN_TAG not in context.run.tags
     return dg.Failure(description=str(exc), allow_retries=retry)
@@ -56,7 +56,7 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
     try:
         results = collect(vast.settings(), config.account, land=False)
     except PipelineError as exc:
-        raise _failure(exc, context) from None
+        raise pipeline_failure(exc, context) from None
     for result in results:
         context.log.info(result.summary())
     return dg.MaterializeResult(metadata={
@@ -86,7 +86,7 @@ def instance_snapshots(context: dg.AssetExecutionContext, vast: VastPipelineReso
     try:
         results = [derive(store, account.name, day) for account in settings.accounts]
     except PipelineError as exc:
-        raise _failure(exc, context) from None
+        raise pipeline_failure(exc, context) from None
     yield dg.MaterializeResult(metadata=_landing_metadata(results))
     for outcome in run_history_checks(store, cadence_minutes=settings.cadence_minutes):
         yield dg.AssetCheckResult(

@@ -1,9 +1,11 @@
 """The Dagster code location: assets, checks, jobs, schedule and the automation sensor.
 
-Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports.
+Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports, and
+billed_charges -> the warehouse models reading bills.
 - `collect_schedule` (every cadence minutes, default 15; STOPPED until switched on in the UI
   or with `dagster schedule start collect_schedule`) materializes today's partition of the
   collection assets.
+- `charges_schedule` (daily, STOPPED by default) refetches the bills of the last 3 days.
 - The warehouse and reports follow eagerly through the automation sensor (RUNNING by
   default; it acts once the Dagster daemon runs, as `dagster dev` does).
 """
@@ -11,6 +13,7 @@ Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports.
 
 import dagster as dg
 
+from assets.charges import billed_charges, charges_job, charges_schedule
 from assets.collection import DAILY, instance_snapshots, raw_snapshots
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
@@ -44,10 +47,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING)
 
 defs = dg.Definitions(
-    assets=[raw_snapshots, instance_snapshots, warehouse_models, cost_report,
+    assets=[raw_snapshots, instance_snapshots, billed_charges, warehouse_models, cost_report,
             cost_report_month_to_date, reliability_report],
-    jobs=[collect_job, build_job],
-    schedules=[collect_schedule],
+    jobs=[collect_job, build_job, charges_job],
+    schedules=[collect_schedule, charges_schedule],
     sensors=[automation_sensor],
     resources={"vast": default_resource()},
 )

@@ -8,8 +8,10 @@ SQL, and all of them materialize together.
 
 import dagster as dg
 
+from assets.charges import billed_charges
 from assets.collection import instance_snapshots
 from assets.resources import VastPipelineResource
+from pipeline.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
 from pipeline.errors import PipelineError
 from pipeline.warehouse import MART_CHECKS, build, check_marts, discover_models
 
@@ -26,10 +28,24 @@ def _key(name: str) -> dg.AssetKey:
     return dg.AssetKey([PREFIX, name])
 
 
+# The collection asset that writes each dataset family the staging models read.
+COLLECTION_ASSETS: dict[str, dg.AssetKey] = {
+    SNAPSHOT_FAMILY: instance_snapshots.key,
+    CHARGE_FAMILY: billed_charges.key,
+}
+
+
+def collection_deps(model) -> list[dg.AssetKey]:
+    """The collection assets whose datasets a staging model reads (from its placeholders)."""
+    families = {DATASETS[name].family for name in model.sources if name in DATASETS}
+    return sorted((COLLECTION_ASSETS[f] for f in families if f in COLLECTION_ASSETS),
+                  key=lambda key: key.to_user_string())
+
+
 def _spec(model) -> dg.AssetSpec:
     deps = [_key(dep) for dep in model.deps]
-    if not deps:  # staging models read the Parquet history
-        deps = [instance_snapshots.key]
+    if not deps:  # staging models read the history: depend on what collects it
+        deps = collection_deps(model)
     return dg.AssetSpec(_key(model.name), deps=deps, description=model.header,
                         group_name="warehouse", kinds={"duckdb", "sql"},
                         automation_condition=FOLLOW_COLLECTION,

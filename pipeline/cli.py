@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipeline.errors import PipelineError
@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_demo, _add_collect, _add_rebuild, _add_build, _add_sql, _add_report,
-                _add_export, _add_simulator, _add_bench, _add_status):
+    for add in (_add_demo, _add_collect, _add_charges, _add_rebuild, _add_build, _add_sql,
+                _add_report, _add_export, _add_simulator, _add_bench, _add_status):
         add(commands)
     return parser
 
@@ -108,6 +108,58 @@ def _run_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_charges(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "charges", help="fetch Vast.ai's bill of each UTC day (replaces what was stored)")
+    p.add_argument("--from", dest="date_from", help="first UTC day, YYYY-MM-DD "
+                   "(default: two days before --to)")
+    p.add_argument("--to", dest="date_to", help="last UTC day, inclusive (default: today)")
+    p.add_argument("--account", help="only this account (default: all configured)")
+    p.set_defaults(handler=_run_charges)
+
+
+def _charge_days(date_from: str | None, date_to: str | None, today: date) -> list[date]:
+    """The inclusive UTC days of `charges`: default today and the two days before."""
+    from pipeline.charges import DEFAULT_DAYS_BACK, check_days, day_range
+    from pipeline.reports.window import check_order, parse_day
+
+    last = parse_day(date_to, "--to") if date_to else None
+    first = parse_day(date_from, "--from") if date_from else None
+    if last is None:
+        last = today if first is None or first <= today else first
+    if first is None:
+        first = last - timedelta(days=DEFAULT_DAYS_BACK - 1)
+    check_order(first, last)
+    days = day_range(first, last)
+    check_days(days, today)
+    return days
+
+
+def _run_charges(args: argparse.Namespace) -> int:
+    from pipeline.charges import collect_charges
+    from pipeline.config import load_settings
+    from pipeline.progress import progress_bar
+
+    days = _charge_days(args.date_from, args.date_to, _today())
+    settings = load_settings()
+    if args.account:
+        settings.account(args.account)  # a mistyped name fails before any call
+    if settings.uses_simulator:
+        print("note: VAST_API_KEY is not set, so this fetches bills from the embedded "
+              "simulator; export VAST_API_KEY to fetch your Vast.ai account's bills.",
+              file=sys.stderr)
+    several = args.account is None and len(settings.accounts) > 1
+    accounts = 1 if args.account else len(settings.accounts)
+    with progress_bar(len(days) * accounts, "fetching bills") as bar:
+        def landed(result) -> None:
+            prefix = f"{result.account} " if several else ""
+            print(f"{prefix}{result.change_line()}", flush=True)
+            bar.advance()
+
+        collect_charges(settings, days, args.account, progress=landed)
+    return 0
+
+
 def _add_rebuild(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("rebuild", help="re-derive all Parquet from the raw zone (no API)")
     p.add_argument("--from", dest="date_from", help="first UTC day, YYYY-MM-DD")
@@ -117,6 +169,7 @@ def _add_rebuild(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_rebuild(args: argparse.Namespace) -> int:
+    from pipeline.charges import raw_bill_days, rebuild_charges
     from pipeline.config import load_settings
     from pipeline.history import rebuild
     from pipeline.progress import progress_bar
@@ -133,10 +186,14 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     accounts = [args.account] if args.account else None
     total = sum(len(snapshot_files(store, account, day))
                 for account, day in raw_partitions(store, args.account, date_from, date_to))
+    total += len(raw_bill_days(store, accounts, date_from, date_to))
     with progress_bar(total, "rebuilding Parquet from raw") as bar:
         result = rebuild(store, date_from=date_from, date_to=date_to, accounts=accounts,
                          progress=bar)
+        bills = rebuild_charges(store, date_from=date_from, date_to=date_to,
+                                accounts=accounts, progress=bar)
     print(result.summary())
+    print(bills.summary())
     return 0
 
 
@@ -265,6 +322,7 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
+    from pipeline.charges import newest_bills
     from pipeline.config import load_settings
     from pipeline.history import newest_snapshots
     from pipeline.storage import Store
@@ -273,7 +331,9 @@ def _run_status(args: argparse.Namespace) -> int:
     print(f"home: {settings.home}")
     print(f"config file: {settings.config_file or '(none)'}")
     print(f"cadence: every {settings.cadence_minutes} minutes")
-    newest = newest_snapshots(Store(settings.home))
+    store = Store(settings.home)
+    newest = newest_snapshots(store)
+    bills = newest_bills(store)
     for account in settings.accounts:
         where = ("embedded simulator (set VAST_API_KEY to collect your account)"
                  if account.is_simulated else f"{account.url} (key from ${account.key_env})")
@@ -283,6 +343,12 @@ def _run_status(args: argparse.Namespace) -> int:
             print(f"  newest snapshot: {at:%Y-%m-%d %H:%M:%S}Z, {instances} instances")
         else:
             print("  no snapshot yet: run `vast-pipeline collect`")
+        if account.name in bills:
+            bill = bills[account.name]
+            print(f"  newest bill: {bill['day']}, ${bill['total_amount']:,.2f} "
+                  f"(fetched {bill['fetched_at']:%Y-%m-%d %H:%M}Z)")
+        else:
+            print("  no bill yet: run `vast-pipeline charges`")
     return 0
 
 

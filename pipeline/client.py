@@ -14,6 +14,8 @@ Why it looks the way it does:
   in clear text.
 - Every failure a user can see is one of the `pipeline.errors` classes, with one sentence
   that says what went wrong and what to do.
+- Billed charges are listed one UTC day per request window (`charges_of_day`): the API
+  answers one row per contract over the whole window, so only day windows give day figures.
 - Pagination is defended against a misbehaving server: ids repeated across pages are dropped
   (and counted), and a cursor that repeats, goes in circles or never ends stops with
   `BadResponseError` instead of looping forever.
@@ -34,7 +36,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -64,7 +66,8 @@ LEGACY_LIST_PATH = "/api/v0/instances/"
 SHOW_PATH = "/api/v0/instances/{id}/"
 CHARGES_PATH = "/api/v0/charges/"
 INSTANCES_PAGE_LIMIT = 25  # the server's cap for the v1 list
-CHARGES_PAGE_LIMIT = 500  # the server's cap for charges
+CHARGES_PAGE_LIMIT = 500  # the documented maximum; the server may send fewer rows a page
+DAY_LAST_SECOND = 86_399  # a day window's lte: the window holds every second of the day
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 BAD_BODY_RETRIES = 2  # extra tries for an unparseable 200 body before BadResponseError
 HARD_PAGE_CAP = 10_000  # no listing ever follows more pages than this
@@ -121,6 +124,20 @@ class InstanceListing:
     requests: int
     retries: int
     duplicates_dropped: int
+    total_reported: int | None
+
+
+@dataclass
+class ChargesListing:
+    """Every billed contract of one UTC day (results as sent), plus how the listing went."""
+
+    day: date
+    window_start: int  # epoch seconds of the day's midnight (the gte sent)
+    window_end: int  # window_start + 86399 (the lte sent)
+    results: list
+    pages: int
+    requests: int
+    retries: int
     total_reported: int | None
 
 
@@ -263,21 +280,33 @@ class VastClient:
             raise _bad_shape(LEGACY_LIST_PATH, "has no 'instances' list")
         return records
 
-    def list_charges(self, day_from: date, day_to: date) -> list[dict]:
-        """Billed charges of the UTC days day_from..day_to (both included), all pages."""
-        if day_from > day_to:
-            raise ConfigError(
-                f"The charges window starts ({day_from}) after it ends ({day_to}): "
-                "swap the dates."
-            )
-        day = {"gte": _day_start(day_from), "lte": _day_start(day_to) + 86_399}
-        charges: list[dict] = []
-        for items, _ in self._pages(
-            CHARGES_PATH, {"select_filters": {"day": day}}, "results", "total",
-            CHARGES_PAGE_LIMIT,
-        ):
-            charges.extend(items)
-        return charges
+    def charges_of_day(self, day: date, types: Sequence[str] | None = None) -> ChargesListing:
+        """The bill of one UTC day: one result per contract, every page.
+
+        One request window per day (gte = midnight, lte = midnight + 86399 s): Vast.ai
+        answers one row per contract over the whole window, so only a one-day window gives
+        that day's figures. The server may send fewer rows than `limit` asks, so the
+        listing follows `next_token` until it is null, sending the same filters on every
+        page (the cursor is only valid with the filters that issued it).
+        """
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise ValueError("day must be a datetime.date")
+        start = _day_start(day)
+        filters: dict[str, object] = {"day": {"gte": start, "lte": start + DAY_LAST_SECOND}}
+        if types is not None:
+            filters["type"] = {"in": list(types)}
+        before = replace(self.stats)
+        results: list = []
+        total: int | None = None
+        for items, body in self._pages(CHARGES_PATH, {"select_filters": filters}, "results",
+                                       "total", CHARGES_PAGE_LIMIT):
+            total = _count(body.get("total")) if total is None else total
+            results.extend(items)
+        return ChargesListing(
+            day=day, window_start=start, window_end=start + DAY_LAST_SECOND, results=results,
+            pages=self.stats.pages - before.pages,
+            requests=self.stats.requests - before.requests,
+            retries=self.stats.retries - before.retries, total_reported=total)
 
     def close(self) -> None:
         """Release connections (only of a session this client created)."""
@@ -335,8 +364,8 @@ class VastClient:
             if not isinstance(items, list):
                 raise _bad_shape(path, f"has no '{items_key}' list")
             self.stats.pages += 1
-            if number == 1:
-                cap = _page_cap(_count(body.get(total_key)), limit)
+            if number == 1:  # pages may hold fewer rows than asked: size the cap by this one
+                cap = _page_cap(_count(body.get(total_key)), min(limit, max(len(items), 1)))
             yield items, body
             token = _next_token(body, path)
             if token is None:

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from pipeline.charges import BillDayResult, collect_charges, day_range
 from pipeline.client import VastClient
 from pipeline.collect import fetch_snapshot
-from pipeline.config import DEFAULT_HOME, Account, load_settings, prepare_dagster_home
+from pipeline.config import (
+    DEFAULT_HOME,
+    Account,
+    Settings,
+    load_settings,
+    prepare_dagster_home,
+)
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
 from pipeline.history import rebuild_day
@@ -32,12 +41,18 @@ WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 # the client keeps a little more than that between calls, as it should with the real API.
 SIMULATOR_MIN_INTERVAL = 0.01
 CLIENT_MIN_INTERVAL = 0.015
+DEMO_ACCOUNT = Account("default", "embedded simulator", "VAST_API_KEY", "simulator")
 
 
 @dataclass(frozen=True)
 class DemoWindow:
     first: datetime
     last: datetime
+
+    @property
+    def days(self) -> int:
+        """How many days the window spans (its moments are STEP apart)."""
+        return round((self.last - self.first + STEP) / timedelta(days=1))
 
     def moments(self) -> list[datetime]:
         count = int((self.last - self.first) / STEP) + 1
@@ -62,7 +77,7 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     Parquet is then derived from raw once (`rebuild_day`) instead of being rewritten after
     every snapshot, which is the same code path as `vast-pipeline rebuild` and much faster.
     """
-    account = Account("default", "embedded simulator", "VAST_API_KEY", "simulator")
+    account = DEMO_ACCOUNT
     moments = window.moments()
     existing = _existing_ids(store, account.name, moments)
     todo = [m for m in moments if demo_snapshot_id(m) not in existing]
@@ -77,6 +92,28 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
                 bar.advance()
             rebuild_day(store, account.name, day)
     return len(todo), len(moments) - len(todo)
+
+
+def fetch_bills(settings: Settings, fleet: FleetModel,
+                window: DemoWindow) -> list[BillDayResult]:
+    """The bill of the window's last `window.days` UTC days, through the same
+    `collect_charges` as the CLI (a second run replaces them, it never adds).
+
+    The simulator answers as of the window's last moment, so the days before it are
+    complete and today's bill runs to the last snapshot, like the estimates beside it.
+    """
+    @contextmanager
+    def demo_client(account: Account, _settings: Settings) -> Iterator[VastClient]:
+        with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
+                VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL,
+                           simulated_time=window.last) as client:
+            yield client
+
+    last = window.last.date()
+    days = day_range(last - timedelta(days=window.days - 1), last)
+    with progress_bar(len(days), "fetching bills") as bar:
+        return collect_charges(settings, days, "default", progress=lambda _r: bar.advance(),
+                               clients=demo_client)
 
 
 def _existing_ids(store: Store, account: str, moments: list[datetime]) -> set[str]:
@@ -99,6 +136,10 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
          f"about {size} instances, into {home_dir}")
     collected, skipped = backfill(store, fleet, window)
     _say(f"snapshots: {collected} collected, {skipped} already there")
+    bills = fetch_bills(Settings(home=str(home_dir), accounts=(DEMO_ACCOUNT,)), fleet, window)
+    _say(f"bills: {len(bills)} days fetched from the charges endpoint, "
+         f"${sum(b.total for b in bills):,.2f} billed ({sum(b.contracts for b in bills)} "
+         f"contract-days, {sum(1 for b in bills if b.previous_total is None)} new days)")
     settings = load_settings({**os.environ, "VAST_PIPELINE_HOME": str(home_dir)})
     dagster_home = prepare_dagster_home(settings)
     return _finish(home_dir, dagster_home, window.last.date(), days)

@@ -36,7 +36,10 @@ _MAX_LOOKUP_SLOTS = 10 * 366 * 24  # ids are looked up within ten years of the o
 _MASK64 = (1 << 64) - 1
 
 # Salts that keep the independent random streams apart.
-_HOSTS, _ARRIVALS, _LIFE, _OUTAGE, _RELIABILITY, _BID, _NOISE, _DRIFT = range(1, 9)
+_HOSTS, _ARRIVALS, _LIFE, _OUTAGE, _RELIABILITY, _BID, _NOISE, _DRIFT, _VOLUME = range(1, 10)
+# Storage volumes (contracts of type `volume`): ids apart from instance ids, a few per fleet.
+VOLUME_BASE_ID = 4_000_000
+DEFAULT_VOLUMES = 2
 
 # The documented status vocabularies (the tests check every record against them).
 ACTUAL_STATUSES = (None, "created", "loading", "running", "stopped", "frozen", "exited",
@@ -263,8 +266,26 @@ class Lifecycle:
 
 
 @dataclass(frozen=True, slots=True)
+class Volume:
+    """A storage volume rented beside the instances: billed for its disk, every second."""
+
+    id: int
+    label: str
+    size_gb: int
+    price_gb_month: float  # $/GB/month, like an instance's storage_cost
+    birth: float
+
+    @property
+    def rate_per_hour(self) -> float:
+        return self.size_gb * self.price_gb_month / 720.0
+
+
+@dataclass(frozen=True, slots=True)
 class Charge:
-    """What one instance was billed over a window, split by kind (amounts in $)."""
+    """What one contract (an instance, or a volume) was billed over a window (amounts in $).
+
+    `instance_id` is the contract's id; a volume has only disk hours.
+    """
 
     instance_id: int
     label: str | None
@@ -279,6 +300,7 @@ class Charge:
     bwd_amount: float
     bwu_gb: float
     bwu_amount: float
+    kind: str = "instance"  # the contract type: instance or volume
 
     @property
     def amount(self) -> float:
@@ -290,9 +312,11 @@ class FleetModel:
 
     def __init__(self, seed: int = 0, size: int = 40, *, drift_rate: float = 0.0,
                  new_field_rate: float = 0.0, broken_rate: float = 0.0,
-                 origin: datetime = DEFAULT_ORIGIN) -> None:
+                 origin: datetime = DEFAULT_ORIGIN, volumes: int = DEFAULT_VOLUMES) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
+        if not 0 <= volumes <= 1000:
+            raise ValueError("volumes must be within 0..1000")
         for name, rate in (("drift_rate", drift_rate), ("new_field_rate", new_field_rate),
                            ("broken_rate", broken_rate)):
             if not 0.0 <= rate <= 1.0:
@@ -314,6 +338,7 @@ class FleetModel:
         self._reliability: dict[tuple[int, int], float] = {}
         self.credit_balance = round(200 + 4800 * unit(seed, 99), 2)
         self.hosts, self.machines = self._build_hosts()
+        self.volumes = tuple(self._new_volume(i) for i in range(volumes))
 
     def __repr__(self) -> str:
         return f"FleetModel(seed={self.seed}, size={self.size}, drift_rate={self.drift_rate})"
@@ -407,6 +432,29 @@ class FleetModel:
             if charge is not None:
                 out.append(charge)
         return out
+
+    def volume_charges(self, start: datetime | float, end: datetime | float) -> list[Charge]:
+        """Per-volume billed charges over [start, end), by id: disk every second it exists."""
+        a, b = to_epoch(start), to_epoch(end)
+        out = []
+        for vol in self.volumes:
+            s = max(a, vol.birth)
+            if s >= b:
+                continue
+            hours = (b - s) / 3600.0
+            out.append(Charge(
+                instance_id=vol.id, label=vol.label, template_id=None, start=s, end=b,
+                gpu_hours=0.0, gpu_amount=0.0, disk_hours=hours,
+                disk_amount=hours * vol.rate_per_hour, bwd_gb=0.0, bwd_amount=0.0,
+                bwu_gb=0.0, bwu_amount=0.0, kind="volume"))
+        return out
+
+    def _new_volume(self, index: int) -> Volume:
+        rng = random.Random(mix(self.seed, _VOLUME, index))
+        return Volume(id=VOLUME_BASE_ID + (self.seed % 10_000) * 100 + index,
+                      label=f"datasets-{index}", size_gb=rng.choice((100, 250, 500, 1000)),
+                      price_gb_month=round(rng.uniform(0.05, 0.2), 4),
+                      birth=self._origin_epoch + index * 3 * DAY_SECONDS)
 
     # ---- arrivals and ids ------------------------------------------------------------
 

@@ -104,13 +104,14 @@ def write_snapshot(store: Store, snapshot: RawSnapshot) -> str:
         raise ValueError(f"source must be one of {SOURCES}")
     path = snapshot_path(store, snapshot)
     lines = [orjson.dumps({"_snapshot": snapshot.header()})]
-    lines += [_dumps(scrub(r)) for r in snapshot.records]
+    lines += [dump_json(scrub(r)) for r in snapshot.records]
     lines.append(b"")
     store.write_bytes_atomic(path, b"\n".join(lines), compression=COMPRESSION)
     return path
 
 
-def _dumps(record: object) -> bytes:
+def dump_json(record: object) -> bytes:
+    """One JSON value as bytes; integers beyond 64 bits kept exact as text."""
     try:
         return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # an integer beyond 64 bits, which orjson neither writes nor reads back

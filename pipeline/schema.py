@@ -174,18 +174,19 @@ BILLED_CHARGE_SCHEMA: pa.Schema = pa.schema([
     pa.field("metadata", pa.string()),                       # the contract's metadata, JSON
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
 
-# The bill log: one row per fetched (account, day), even a day with no charges. Written
-# last; charges rows whose fetch_id is not the logged one are left-overs of a killed fetch.
+# The bill log: one row per fetched (account, day), even a day with no charges. The commit
+# record: written after the new charges rows, before the old ones are dropped; charges and
+# quarantine rows whose fetch_id is not the logged one are left-overs: skip them.
 BILLED_DAY_SCHEMA: pa.Schema = pa.schema([
     pa.field("fetch_id", pa.string(), nullable=False),
     pa.field("fetched_at", TIMESTAMP, nullable=False),
     pa.field("window_start", TIMESTAMP, nullable=False),     # the day's midnight (gte)
     pa.field("window_end", TIMESTAMP, nullable=False),       # midnight + 86399 s (lte)
     pa.field("contracts", pa.int64(), nullable=False),
-    pa.field("items", pa.int64(), nullable=False),
+    pa.field("items", pa.int64(), nullable=False),           # rows in billed_charges
     pa.field("total_amount", pa.float64(), nullable=False),  # sum of the contracts' amounts
     pa.field("pages", pa.int64()),
-    pa.field("quarantined", pa.int64(), nullable=False),     # results that could not be typed
+    pa.field("quarantined", pa.int64(), nullable=False),     # rows in billed_quarantine
     pa.field("schema_version", pa.int32(), nullable=False),
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
 

@@ -8,6 +8,11 @@ CLI asks for), 403/404 auth failures, 429 below
 the minimum interval with no Retry-After) from a `FleetModel`, and can inject faults
 (429, 5xx, slow, truncated and HTML responses) at configurable rates.
 
+Billed charges follow the reference: one row per contract (instances and a few volumes)
+over the requested window, pages of a size the server chooses (`charges_page_size`, fewer
+than asked), cursors valid only with the filters that issued them; tests can settle a day
+late (`adjust_charge`) or break a listing after some pages (`fail_charges_after`).
+
 Simulator-only extension: a request carrying `X-Vast-Sim-Time` is answered for that
 moment, so the demo can build days of history in seconds. The real client never sends it.
 The Authorization header and keys are never logged or echoed.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import json
 import math
 import random
@@ -26,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +47,10 @@ V1_PAGE_MAX = 25
 V1_PAGE_NONPOSITIVE = 5
 CHARGES_PAGE_DEFAULT = 100
 CHARGES_PAGE_MAX = 500
+# The most results one charges page carries, whatever `limit` asks: the real service may
+# return fewer rows than asked, so clients must follow next_token. Small enough that a day
+# of the demo fleet takes a few pages.
+CHARGES_PAGE_SERVED = 20
 _LISTING_CACHE_MAX = 8
 THROTTLE_TEXT = "API requests too frequent: endpoint threshold=1.0"
 FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "notin")
@@ -93,6 +103,18 @@ class _Listing:
     label_counts: dict[str, int]
 
 
+@dataclass(frozen=True)
+class ChargesRequest:
+    """One answered request to /api/v0/charges/, for tests: the window and the page asked."""
+
+    gte: float | None
+    lte: float | None
+    types: tuple[str, ...] | None
+    limit: int | None
+    after_token: str | None
+    status: int
+
+
 class _ApiError(Exception):
     """An error answer: status plus the JSON body the real service sends."""
 
@@ -123,7 +145,8 @@ class SimulatorServer:
     def __init__(self, fleets: Mapping[str, FleetModel] | FleetModel, *,
                  host: str = "127.0.0.1", port: int = 0, min_interval: float = 0.0,
                  faults: FaultConfig = FaultConfig(),
-                 clock: Callable[[], datetime] | None = None, keep_log: bool = True) -> None:
+                 clock: Callable[[], datetime] | None = None, keep_log: bool = True,
+                 charges_page_size: int = CHARGES_PAGE_SERVED) -> None:
         self._fleets: dict[str, FleetModel] = (
             {DEMO_API_KEY: fleets} if isinstance(fleets, FleetModel) else dict(fleets))
         self.host = host
@@ -135,6 +158,15 @@ class SimulatorServer:
         # (method, path, status) per request, for tests; off in the long-running `serve()`.
         self.keep_log = keep_log
         self.request_log: list[tuple[str, str, int]] = []
+        self.charges_log: list[ChargesRequest] = []
+        if charges_page_size < 1:
+            raise ValueError("charges_page_size must be at least 1")
+        self.charges_page_size = charges_page_size
+        # Late settlement: (key, contract id, day start epoch, item type) -> $ added.
+        self._adjustments: dict[tuple[str, int, int, str], float] = {}
+        # Charges pages still answered before every further one fails (None: no fault).
+        self._charges_pages_left: int | None = None
+        self._charges_fault_status = 503
         self._lock = threading.Lock()
         self._last_call: dict[tuple[str, str], float] = {}
         self._fault_rng = random.Random(faults.seed)
@@ -181,6 +213,30 @@ class SimulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def adjust_charge(self, key: str, contract_id: int, day: date, item_type: str,
+                      delta: float) -> None:
+        """Settle a day's bill late: add `delta` $ to one item of one contract on `day`.
+
+        Every later answer for a window holding the whole UTC day shows it (the item is
+        created if the contract had none of that type), as the real bill changes for days
+        after they ended. Adjustments of the same item add up.
+        """
+        if key not in self._fleets:
+            raise KeyError("no account is served under that key")
+        slot = (key, int(contract_id), int(to_epoch(datetime(day.year, day.month, day.day,
+                                                            tzinfo=UTC))), item_type)
+        with self._lock:
+            self._adjustments[slot] = self._adjustments.get(slot, 0.0) + delta
+
+    def fail_charges_after(self, pages: int | None, status: int = 503) -> None:
+        """Answer `status` to every charges request after `pages` more good ones (None: heal).
+
+        Lets tests break a listing in its middle, after some pages were served.
+        """
+        with self._lock:
+            self._charges_pages_left = pages
+            self._charges_fault_status = status
 
     # ---- request handling -------------------------------------------------------------
 
@@ -230,7 +286,7 @@ class SimulatorServer:
         elif endpoint == "user_v0":
             reply = _Reply(200, orjson.dumps(user_blob(fleet)))
         else:
-            reply = self._charges(fleet, query, now)
+            reply = self._charges(fleet, key, query, now)
         if fault is not None:  # a 200-class fault: slow and/or truncated
             reply.delay, reply.truncate = fault.delay, fault.truncate
         return reply
@@ -340,40 +396,92 @@ class SimulatorServer:
             raise _ApiError(400, "invalid_args", f"Instance id {raw_id[:40]!r} is not a number.")
         return _Reply(200, orjson.dumps({"instances": fleet.record(int(raw_id), now)}))
 
-    def _charges(self, fleet: FleetModel, query: dict[str, list[str]], now: datetime) -> _Reply:
-        filters = _json_param(query, "select_filters", None)
-        day = filters.get("day") if isinstance(filters, dict) else None
-        if not (isinstance(day, dict) and _is_number(day.get("gte"))
-                and _is_number(day.get("lte"))):
-            raise _ApiError(400, None,
-                            "Must provide both 'day' gte and lte filters for instance charges")
-        types = filters.get("type", {}).get("in") if isinstance(filters.get("type"), dict) \
-            else None
-        if types is not None and not isinstance(types, list):
-            raise _bad_request("Operator in needs a JSON array.")
-        if not all(_is_finite(day[op]) for op in ("gte", "lte")):
-            raise _bad_request("'day' gte and lte must be finite epoch seconds.")
-        limit = _limit(query, default=CHARGES_PAGE_DEFAULT)
-        limit = min(max(limit, 1), CHARGES_PAGE_MAX)
+    def _charges(self, fleet: FleetModel, key: str, query: dict[str, list[str]],
+                 now: datetime) -> _Reply:
+        """Per-contract charges over the window, keyset-paged, the cursor bound to the filters."""
+        token = _single(query, "after_token")
+        raw_limit = _single(query, "limit")
+        try:
+            gte, lte, types = _charge_filters(_json_param(query, "select_filters", None))
+            reply = self._charges_page(fleet, key, query, now, (gte, lte, types), token)
+        except _ApiError as err:
+            self._log_charges(None, None, None, raw_limit, token, err.reply.status)
+            raise
+        self._log_charges(gte, lte, types, raw_limit, token, reply.status)
+        return reply
+
+    def _charges_page(self, fleet: FleetModel, key: str, query: dict[str, list[str]],
+                      now: datetime, window: tuple[float, float, tuple[str, ...] | None],
+                      token: str | None) -> _Reply:
+        gte, lte, types = window
+        with self._lock:
+            if self._charges_pages_left is not None:
+                if self._charges_pages_left <= 0:
+                    return _Reply(self._charges_fault_status,
+                                  orjson.dumps({"detail": "upstream unavailable"}))
+                self._charges_pages_left -= 1
+        limit = min(max(_limit(query, default=CHARGES_PAGE_DEFAULT), 1), CHARGES_PAGE_MAX,
+                    self.charges_page_size)
         latest_first = _json_param(query, "latest_first", True) not in (False, "false", 0)
-        start, end = float(day["gte"]), min(float(day["lte"]), to_epoch(now))
-        charges = [] if types is not None and "instance" not in types else \
-            self._fleet_charges(fleet, start, end)
+        binding = _filters_digest(_single(query, "select_filters"), latest_first)
+        # lte is inclusive, to the second: the window is [gte, lte + 1), clipped at `now`.
+        start, end = gte, min(lte + 1, to_epoch(now))
+        charges = self._window_charges(fleet, start, end, types)
         order = [("start", "desc" if latest_first else "asc"),
                  ("id", "desc" if latest_first else "asc")]
         keyed = [({"start": int(c.start), "id": c.instance_id}, c) for c in charges]
         keyed.sort(key=functools.cmp_to_key(lambda a, b: _compare_rows(a[0], b[0], order)))
-        token = _single(query, "after_token")
         if token:
-            cursor = _decode_cursor(token, ["start", "id"])
+            cursor = _decode_cursor(token, ["start", "id"], binding)
             keyed = [pair for pair in keyed if _compare_rows(pair[0], cursor, order) > 0]
         page = keyed[:limit]
+        more = len(keyed) > limit
         body = {
             "success": True, "count": len(page), "total": len(charges),
-            "next_token": _encode_cursor(order, page[-1][0]) if len(keyed) > limit else None,
-            "results": [charge_result(c) for _, c in page],
+            "next_token": _encode_cursor(order, page[-1][0], binding) if more else None,
+            "results": [self._adjusted(key, charge_result(c), gte, lte) for _, c in page],
         }
         return _Reply(200, orjson.dumps(body))
+
+    def _window_charges(self, fleet: FleetModel, start: float, end: float,
+                        types: tuple[str, ...] | None) -> list[Charge]:
+        charges: list[Charge] = []
+        if types is None or "instance" in types:
+            charges += self._fleet_charges(fleet, start, end)
+        if types is None or "volume" in types:
+            charges += fleet.volume_charges(start, end)
+        return charges
+
+    def _adjusted(self, key: str, result: dict[str, Any], gte: float, lte: float) -> dict:
+        """`result` with the late adjustments of the whole days inside [gte, lte]."""
+        with self._lock:
+            mine = [(cid, day, kind, delta) for (k, cid, day, kind), delta
+                    in self._adjustments.items() if k == key]
+        contract = int(result["source"].rsplit("-", 1)[1])
+        for cid, day, kind, delta in mine:
+            if cid != contract or not (gte <= day and day + 86_399 <= lte):
+                continue
+            item = next((i for i in result["items"] if i["type"] == kind), None)
+            if item is None:
+                item = {"start": result["start"], "end": result["end"], "type": kind,
+                        "source": None, "description": "late adjustment", "amount": 0.0,
+                        "metadata": {}, "items": []}
+                result["items"].append(item)
+            item["amount"] = round(item["amount"] + delta, 3)
+            result["amount"] = round(result["amount"] + delta, 3)
+        return result
+
+    def _log_charges(self, gte: float | None, lte: float | None,
+                     types: tuple[str, ...] | None, limit: str | None, token: str | None,
+                     status: int) -> None:
+        if not self.keep_log:
+            return
+        try:
+            asked = int(limit) if limit is not None else None
+        except ValueError:
+            asked = None
+        with self._lock:
+            self.charges_log.append(ChargesRequest(gte, lte, types, asked, token, status))
 
     def _fleet_charges(self, fleet: FleetModel, start: float, end: float) -> list[Charge]:
         key = (id(fleet), start, end)
@@ -466,11 +574,13 @@ def charge_result(c: Charge) -> dict[str, Any]:
         ("bwd", f"{c.bwd_gb:.3f} GB downloaded", c.bwd_amount),
         ("bwu", f"{c.bwu_gb:.3f} GB uploaded", c.bwu_amount),
     ]
+    if c.kind != "instance":  # a volume is billed for its disk only
+        items = items[1:2]
     metadata = {k: v for k, v in (("template_id", c.template_id), ("label", c.label))
                 if v is not None}
     return {
-        "start": start, "end": end, "type": "instance", "source": f"instance-{c.instance_id}",
-        "description": f"Instance {c.instance_id} Charges - {days} days",
+        "start": start, "end": end, "type": c.kind, "source": f"{c.kind}-{c.instance_id}",
+        "description": f"{c.kind.capitalize()} {c.instance_id} Charges - {days} days",
         "amount": round(c.amount, 3), "metadata": metadata,
         "items": [{"start": start, "end": end, "type": kind, "source": None,
                    "description": text, "amount": round(amount, 3), "metadata": {},
@@ -635,13 +745,17 @@ def _first_after(keyed: tuple[tuple[dict[str, Any], Any], ...], cursor: Mapping[
     return lo
 
 
-def _encode_cursor(order: list[tuple[str, str]], values: Mapping[str, Any]) -> str:
-    payload = {"values": {col: values.get(col) for col, _ in order}}
+def _encode_cursor(order: list[tuple[str, str]], values: Mapping[str, Any],
+                   binding: str | None = None) -> str:
+    payload: dict[str, Any] = {"values": {col: values.get(col) for col, _ in order}}
+    if binding is not None:
+        payload["filters"] = binding
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
-def _decode_cursor(token: str, cols: list[str]) -> dict[str, Any]:
-    """The keyset position a `next_token` stands for; 400 invalid_token if it is not ours."""
+def _decode_cursor(token: str, cols: list[str], binding: str | None = None) -> dict[str, Any]:
+    """The keyset position a `next_token` stands for; 400 invalid_token if it is not ours,
+    or (when `binding` is given) if it was issued for other filters."""
     try:
         payload = json.loads(base64.b64decode(token.encode(), validate=True))
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -649,7 +763,33 @@ def _decode_cursor(token: str, cols: list[str]) -> dict[str, Any]:
     values = payload.get("values") if isinstance(payload, dict) else None
     if not isinstance(values, dict) or any(col not in values for col in cols):
         raise _bad_request("Invalid pagination token", error="invalid_token")
+    if binding is not None and payload.get("filters") != binding:
+        raise _bad_request("Invalid pagination token: type/date filters must match the "
+                           "request that issued it", error="invalid_token")
     return values
+
+
+def _filters_digest(raw_filters: str | None, latest_first: bool) -> str:
+    """What a charges cursor is bound to: the filters as sent and the sort direction."""
+    text = f"{raw_filters or ''}|{latest_first}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _charge_filters(filters: Any) -> tuple[float, float, tuple[str, ...] | None]:
+    """(gte, lte, types) of a charges request; the documented 400s otherwise."""
+    day = filters.get("day") if isinstance(filters, dict) else None
+    if not (isinstance(day, dict) and _is_number(day.get("gte"))
+            and _is_number(day.get("lte"))):
+        raise _ApiError(400, None,
+                        "Must provide both 'day' gte and lte filters for instance charges")
+    if not all(_is_finite(day[op]) for op in ("gte", "lte")):
+        raise _bad_request("'day' gte and lte must be finite epoch seconds.")
+    kind = filters.get("type")
+    types = kind.get("in") if isinstance(kind, dict) else None
+    if kind is not None and not (isinstance(types, list)
+                                 and all(isinstance(t, str) for t in types)):
+        raise _bad_request("Operator in needs a JSON array.")
+    return float(day["gte"]), float(day["lte"]), tuple(types) if types is not None else None
 
 
 def serve(port: int, seed: int, size: int, *, min_interval: float = 1.0,

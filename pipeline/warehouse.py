@@ -78,6 +78,12 @@ class Model:
     header: str
     materialized: str
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The history datasets it reads: its `{{ <dataset>_glob }}` placeholders."""
+        names = {m.group(1) for m in _PLACEHOLDER_RE.finditer(self.sql)}
+        return tuple(sorted(n.removesuffix("_glob") for n in names if n.endswith("_glob")))
+
 
 _TOKEN_RE = re.compile(
     r"""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
     (("rebuild", "--from", "2026-11-20", "--to", "2026-11-01"), ("after",)),
     (("sql", "select 1"), ("vast-pipeline build",)),
     (("collect", "--account", "nobody"), ("nobody",)),
+    (("charges", "--from", "2026-11-5"), ("--from", "YYYY-MM-DD")),
+    (("charges", "--from", "2026-11-20", "--to", "2026-11-01"), ("after",)),
+    (("charges", "--to", str(datetime.now(UTC).date() + timedelta(days=2))), ("in the future",)),
+    (("charges", "--account", "nobody"), ("nobody",)),
 ])
 def test_mistakes_get_one_clear_sentence(home: Path, args: tuple[str, ...],
                                          words: tuple[str, ...]) -> None:
@@ -92,3 +97,56 @@ def test_unusable_output_path_is_one_sentence(home: Path) -> None:
 def test_url_without_key(home: Path) -> None:
     result = run_cli("status", home=home, env={"VAST_URL": "http://127.0.0.1:9"})
     assert_one_sentence_error(result, "VAST_API_KEY")
+
+
+def _billed_files(home: Path, day: date) -> dict[str, bytes]:
+    """The stored bill of one day, byte for byte (raw and Parquet)."""
+    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*"))
+            if p.is_file() and f"day={day}" in str(p)}
+
+
+def test_charges_lands_each_day_and_a_failure_keeps_that_days_bill(home: Path) -> None:
+    from pipeline.charges import stored_day_total
+    from pipeline.storage import Store
+
+    today = datetime.now(UTC).date()
+    first, second = today - timedelta(days=9), today - timedelta(days=8)
+    config = home / "fast.toml"
+    config.write_text("min_interval_seconds = 0.01\n")
+    with SimulatorServer({"the-right-key": FleetModel(seed=2, size=10)},
+                         charges_page_size=4) as server:
+        env = {"VAST_API_KEY": "the-right-key", "VAST_URL": server.url,
+               "VAST_PIPELINE_CONFIG": str(config)}
+        landed = run_cli("charges", "--from", str(first), "--to", str(second), home=home, env=env)
+        assert landed.returncode == 0, landed.stderr
+        store = Store(home)
+        totals = [stored_day_total(store, "default", d) for d in (first, second)]
+        assert landed.stdout.splitlines() == [f"{first}: new ${totals[0]:,.2f}",
+                                              f"{second}: new ${totals[1]:,.2f}"]
+        assert landed.stderr == "", "no note and no bar when piped with a key"
+        status = run_cli("status", home=home, env=env)
+        assert f"newest bill: {second}, ${totals[1]:,.2f}" in status.stdout
+        kept = _billed_files(home, second)
+        refused = run_cli("charges", "--from", str(second), "--to", str(second), home=home,
+                          env={**env, "VAST_API_KEY": KEY})
+        assert_one_sentence_error(refused, "VAST_API_KEY")
+        assert KEY not in refused.stdout + refused.stderr
+        assert _billed_files(home, second) == kept
+        midnight = datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()
+        first_pages = sum(1 for r in server.charges_log if r.gte == midnight)
+        assert first_pages > 1
+        server.fail_charges_after(first_pages, status=400)  # the second day breaks
+        broken = run_cli("charges", "--from", str(first), "--to", str(second), home=home,
+                         env=env)
+    assert_one_sentence_error(broken, "HTTP 400")
+    assert broken.stdout.splitlines() == [f"{first}: unchanged ${totals[0]:,.2f}"]
+    assert _billed_files(home, second) == kept
+
+
+def test_charges_without_a_key_uses_the_embedded_simulator_and_says_so(home: Path) -> None:
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    result = run_cli("charges", "--from", str(day), "--to", str(day), home=home)
+    assert result.returncode == 0, result.stderr
+    assert "embedded simulator" in result.stderr
+    assert result.stdout.startswith(f"{day}: new $")
+    assert len(list((home / "raw_charges").rglob("*.json.zst"))) == 1

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -194,19 +194,28 @@ def test_show_instance_and_gone_instance(sim: SimulatorServer, fleet: FleetModel
         client.show_instance(0)
 
 
-def test_list_charges_pages_through_every_charge(fleet: FleetModel) -> None:
-    start, end = date(2026, 1, 2), date(2026, 1, 25)
-    billed = fleet.charges(datetime(2026, 1, 2, tzinfo=UTC),
-                           datetime(2026, 1, 25, 23, 59, 59, tzinfo=UTC))
-    assert len(billed) > 0
-    with simulator(fleet) as server:
+def test_charges_of_day_pages_through_every_contract_of_that_day(fleet: FleetModel) -> None:
+    day = date(2026, 1, 20)
+    midnight = datetime(2026, 1, 20, tzinfo=UTC)
+    billed = fleet.charges(midnight, midnight + timedelta(days=1)) + fleet.volume_charges(
+        midnight, midnight + timedelta(days=1))
+    assert len(billed) > 5
+    with simulator(fleet, charges_page_size=3) as server:
         client = fast_client(server.url, simulated_time=datetime(2026, 2, 1, tzinfo=UTC))
-        charges = client.list_charges(start, end)
-        assert sorted(c["source"] for c in charges) == sorted(
-            f"instance-{c.instance_id}" for c in billed)
-        assert client.stats.pages == math.ceil(len(billed) / 500)
-        with pytest.raises(ConfigError, match="swap the dates"):
-            client.list_charges(end, start)
+        listing = client.charges_of_day(day)
+        assert sorted(r["source"] for r in listing.results) == sorted(
+            f"{c.kind}-{c.instance_id}" for c in billed)
+        assert listing.pages == math.ceil(len(billed) / 3) == client.stats.pages
+        assert (listing.window_start, listing.window_end) == (
+            int(midnight.timestamp()), int(midnight.timestamp()) + 86_399)
+        assert listing.total_reported == len(billed)
+        asked = server.charges_log
+        assert {(r.gte, r.lte) for r in asked} == {(listing.window_start, listing.window_end)}
+        assert {r.limit for r in asked} == {500}, "asks the maximum, gets what the server gives"
+        volumes = client.charges_of_day(day, types=["volume"])
+        assert {r["type"] for r in volumes.results} == {"volume"}
+        with pytest.raises(ValueError):
+            client.charges_of_day(midnight)
 
 
 def test_legacy_list_is_retired(sim: SimulatorServer) -> None:

@@ -109,3 +109,66 @@ def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None
                 ["cost_report"], ["reliability_report"]):
         assert after.get_num_requested(dg.AssetKey(key)) == 1, key
     assert after.get_num_requested(dg.AssetKey("raw_snapshots")) == 0
+
+
+def test_a_past_partition_of_billed_charges_fetches_that_days_bill(home: Path) -> None:
+    """Bills are historical: unlike raw_snapshots, a past day can be materialized."""
+    from datetime import date
+
+    from assets.charges import billed_charges
+    from assets.resources import VastPipelineResource
+    from pipeline.charges import stored_bill, stored_day_log
+    from pipeline.storage import Store
+
+    resources = {"vast": VastPipelineResource(home=str(home))}
+    result = dg.materialize([billed_charges], partition_key="2026-06-01", resources=resources)
+    assert result.success
+    store = Store(home)
+    log = stored_day_log(store, "default", date(2026, 6, 1))
+    rows = stored_bill(store, "default", date(2026, 6, 1)).to_pylist()
+    assert log is not None and rows and log["items"] == len(rows)
+    assert {r["contract_type"] for r in rows} == {"instance", "volume"}
+    assert sum(r["amount"] for r in rows) == pytest.approx(log["total_amount"], abs=1e-6)
+    [mat] = result.asset_materializations_for_node("billed_charges")
+    assert mat.metadata["contracts"].value == log["contracts"]
+    assert mat.metadata["total"].value == pytest.approx(log["total_amount"])
+    assert "2026-06-01: new $" in mat.metadata["change"].value
+    # A backfill of a range runs in one process (BackfillPolicy.single_run), day by day.
+    again = dg.materialize([billed_charges], resources=resources, tags={
+        "dagster/asset_partition_range_start": "2026-05-31",
+        "dagster/asset_partition_range_end": "2026-06-01"})
+    mats = again.asset_materializations_for_node("billed_charges")
+    assert sorted(m.partition for m in mats) == ["2026-05-31", "2026-06-01"]
+    change = mats[0].metadata["change"].value
+    assert "2026-05-31: new $" in change and "2026-06-01: unchanged $" in change
+    assert stored_bill(store, "default", date(2026, 6, 1)).num_rows == len(rows)
+
+
+def test_charges_schedule_refetches_the_last_three_days(defs: dg.Definitions) -> None:
+    schedule = defs.resolve_schedule_def("charges_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 6, 5, 2, 30, tzinfo=UTC))
+    requests = schedule(context)
+    assert [r.partition_key for r in requests] == ["2026-06-03", "2026-06-04", "2026-06-05"]
+    assert len({r.run_key for r in requests}) == 3
+
+
+def test_bill_models_follow_billed_charges(defs: dg.Definitions, tmp_path: Path) -> None:
+    """A staging model depends on the collection asset of the datasets it reads."""
+    from assets.warehouse import collection_deps
+    from pipeline.warehouse import discover_models
+
+    (tmp_path / "billed.sql").write_text(
+        "-- billed: one row per item\nselect * from read_parquet('{{ billed_charges_glob }}')"
+        " join read_parquet('{{ billed_days_glob }}') using (fetch_id)\n")
+    (tmp_path / "both.sql").write_text(
+        "-- both\nselect * from read_parquet('{{ billed_days_glob }}'), "
+        "read_parquet('{{ snapshots_glob }}')\n")
+    models = {m.name: m for m in discover_models(tmp_path)}
+    assert collection_deps(models["billed"]) == [dg.AssetKey("billed_charges")]
+    assert collection_deps(models["both"]) == [dg.AssetKey("billed_charges"),
+                                               dg.AssetKey("instance_snapshots")]
+    graph = defs.resolve_asset_graph()
+    staging = graph.get(dg.AssetKey(["warehouse", "instance_snapshots"]))
+    assert staging.parent_keys == {dg.AssetKey("instance_snapshots")}

@@ -275,8 +275,9 @@ def test_faults_are_seeded(fleet: FleetModel) -> None:
 def test_charges_paging_and_filters(fleet: FleetModel) -> None:
     gte = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp())
     lte = int(datetime(2026, 2, 8, tzinfo=UTC).timestamp())
-    billed = fleet.charges(gte, lte)
-    assert len(billed) > 12
+    # lte is inclusive to the second: the window is [gte, lte + 1).
+    billed = fleet.charges(gte, lte + 1) + fleet.volume_charges(gte, lte + 1)
+    assert len(billed) > 12 and any(c.kind == "volume" for c in billed)
     with SimulatorServer({KEY: fleet}, clock=lambda: T) as server:
         url = f"{server.url}/api/v0/charges/"
         filters = json.dumps({"day": {"gte": gte, "lte": lte}})
@@ -295,15 +296,16 @@ def test_charges_paging_and_filters(fleet: FleetModel) -> None:
                 break
         assert pages == -(-len(billed) // 5)
         assert sorted(r["source"] for r in results) == sorted(
-            f"instance-{c.instance_id}" for c in billed)
-        by_source = {f"instance-{c.instance_id}": c for c in billed}
+            f"{c.kind}-{c.instance_id}" for c in billed)
+        by_source = {f"{c.kind}-{c.instance_id}": c for c in billed}
         for r in results:
             c = by_source[r["source"]]
-            assert r["type"] == "instance" and r["amount"] == round(c.amount, 3)
-            assert gte <= r["start"] <= r["end"] <= lte
-            assert {i["type"] for i in r["items"]} == {"gpu", "disk", "bwd", "bwu"}
-            gpu = next(i for i in r["items"] if i["type"] == "gpu")
-            assert gpu["amount"] == round(c.gpu_amount, 3)
+            assert r["type"] == c.kind and r["amount"] == round(c.amount, 3)
+            assert gte <= r["start"] <= r["end"] <= lte + 1
+            kinds = {"gpu", "disk", "bwd", "bwu"} if c.kind == "instance" else {"disk"}
+            assert {i["type"] for i in r["items"]} == kinds
+            disk = next(i for i in r["items"] if i["type"] == "disk")
+            assert disk["amount"] == round(c.disk_amount, 3)
             assert r["metadata"].get("label") == c.label
         starts = [r["start"] for r in results]
         assert starts == sorted(starts, reverse=True), "latest first by default"
@@ -316,7 +318,12 @@ def test_charges_paging_and_filters(fleet: FleetModel) -> None:
         volumes = requests.get(url, params={"select_filters": json.dumps(
             {"day": {"gte": gte, "lte": lte}, "type": {"in": ["volume"]}})}, headers=AUTH,
             timeout=10).json()
-        assert volumes["total"] == 0
+        assert volumes["total"] == len(fleet.volumes) == 2
+        assert {r["type"] for r in volumes["results"]} == {"volume"}
+        serverless = requests.get(url, params={"select_filters": json.dumps(
+            {"day": {"gte": gte, "lte": lte}, "type": {"in": ["serverless"]}})}, headers=AUTH,
+            timeout=10).json()
+        assert serverless["total"] == 0
 
 
 def test_charges_stop_at_the_present(fleet: FleetModel) -> None:

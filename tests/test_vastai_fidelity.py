@@ -115,3 +115,35 @@ def test_official_client_lists_exactly_the_simulated_fleet(server: SimulatorServ
     assert all(status == 200 for _, _, status in server.request_log), server.request_log
     pages = math.ceil(len(records) / 25) + math.ceil(len(running) / 25) + 1
     assert len(v1_calls) == pages, "the client pages with limit 25 until next_token is empty"
+
+
+def test_official_client_pages_through_the_simulated_bill(server: SimulatorServer,
+                                                          fleet: FleetModel,
+                                                          tmp_path: Path) -> None:
+    """`vastai show invoices-v1 --charges` pages with --next-token and the same filters."""
+    day = ["-s", "2026-03-30", "-e", "2026-03-31", "-l", "100"]
+    gte = int(datetime(2026, 3, 30, tzinfo=UTC).timestamp())
+    lte = int(datetime(2026, 3, 31, tzinfo=UTC).timestamp())  # the client sends midnight
+    billed = fleet.charges(gte, lte + 1) + fleet.volume_charges(gte, lte + 1)
+    first = _run_all(server, tmp_path, {
+        "page": ["show", "invoices-v1", "--charges", *day],
+        "volumes": ["show", "invoices-v1", "--charges", *day, "--charge-type", "v"],
+    })
+    assert {r["source"] for r in first["volumes"]["results"]} == {
+        f"volume-{v.id}" for v in fleet.volumes}
+    results, page = list(first["page"]["results"]), first["page"]
+    assert 0 < page["count"] < 100 and page["total"] == len(billed), "fewer rows than asked"
+    while page["next_token"]:
+        page = _run_all(server, tmp_path, {"next": [
+            "show", "invoices-v1", "--charges", *day, "--next-token", page["next_token"]]})["next"]
+        results += page["results"]
+    assert sorted(r["source"] for r in results) == sorted(
+        f"{c.kind}-{c.instance_id}" for c in billed)
+    assert [(r["start"], int(r["source"].rsplit("-", 1)[1])) for r in results] == sorted(
+        (r["start"], int(r["source"].rsplit("-", 1)[1])) for r in results), "latest_first=false"
+    moved = _start(server, tmp_path, "show", "invoices-v1", "--charges", "-s", "2026-03-29",
+                   "-e", "2026-03-31", "--next-token", first["page"]["next_token"])
+    stdout, stderr = moved.communicate(timeout=60)
+    refused = json.loads(stdout + stderr)  # the CLI prints HTTP errors as JSON, exits 0
+    assert (refused["status_code"], refused["error"]) == (400, True), "cursor bound to filters"
+    assert "filters must match" in refused["msg"]
