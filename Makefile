@@ -4,7 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench bench-history bench-warehouse dagster clean
+.PHONY: install focus-validator demo test lint bench bench-history bench-warehouse dagster clean
+
+# The FinOps Foundation's FOCUS validator (2.x needs Python 3.12) in its own venv, pinned
+# by constraints-focus.txt; tests/test_focus_validator.py runs it on an export.
+FOCUS_VENV ?= .venv-focus
+FOCUS_STAMP := $(FOCUS_VENV)/.installed-stamp
+PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	$$p --version >/dev/null 2>&1 && { echo $$p; break; }; done)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vast-pipeline needs Python 3.11 or newer"'
@@ -15,10 +22,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(FOCUS_STAMP): constraints-focus.txt
+	@test -n "$(PYTHON312)" || { echo "focus-validator needs Python 3.12: install it or set PYTHON312=/path/to/python3.12"; exit 1; }
+	rm -rf $(FOCUS_VENV)
+	$(PYTHON312) -m venv $(FOCUS_VENV)
+	$(FOCUS_VENV)/bin/python -m pip install --quiet -c constraints-focus.txt focus-validator pyarrow
+	@touch $(FOCUS_STAMP)
+
+focus-validator: $(FOCUS_STAMP)  ## the FOCUS validator venv the tests use (about 1 min)
+
 demo: $(STAMP)  ## run the end-to-end demo on the embedded simulator
 	$(VENV)/bin/vast-pipeline demo
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP) $(FOCUS_STAMP)  ## run the whole test suite
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -36,4 +52,4 @@ dagster: $(STAMP)  ## the Dagster UI on the same data
 	export DAGSTER_HOME=$$($(PY) -c "from pipeline.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .ruff_cache

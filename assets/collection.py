@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from assets.resources import VastPipelineResource
+from pipeline.alerts.hooks import after_landing
 from pipeline.collect import collect
 from pipeline.errors import PipelineError, RetriesExhaustedError
 from pipeline.history import land_pending, rebuild_day
@@ -87,6 +88,7 @@ def instance_snapshots(context: dg.AssetExecutionContext, vast: VastPipelineReso
         results = [derive(store, account.name, day) for account in settings.accounts]
     except PipelineError as exc:
         raise pipeline_failure(exc, context) from None
+    after_landing(settings, [account.name for account in settings.accounts])
     yield dg.MaterializeResult(metadata=_landing_metadata(results))
     for outcome in run_history_checks(store, cadence_minutes=settings.cadence_minutes):
         yield dg.AssetCheckResult(

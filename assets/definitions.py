@@ -6,6 +6,8 @@ billed_charges -> the warehouse models reading bills.
   or with `dagster schedule start collect_schedule`) materializes today's partition of the
   collection assets.
 - `charges_schedule` (daily, STOPPED by default) refetches the bills of the last 3 days.
+- `alert_on_run_failure` / `resolve_on_run_success` post failed runs of any job to the
+  alert receivers (pipeline.alerts) and resolve them on the job's next success.
 - The warehouse and reports follow eagerly through the automation sensor (RUNNING by
   default; it acts once the Dagster daemon runs, as `dagster dev` does).
 """
@@ -13,6 +15,7 @@ billed_charges -> the warehouse models reading bills.
 
 import dagster as dg
 
+from assets.alerts import alert_on_run_failure, resolve_on_run_success
 from assets.charges import billed_charges, charges_job, charges_schedule
 from assets.collection import DAILY, instance_snapshots, raw_snapshots
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
@@ -51,6 +54,6 @@ defs = dg.Definitions(
             cost_report_month_to_date, reliability_report],
     jobs=[collect_job, build_job, charges_job],
     schedules=[collect_schedule, charges_schedule],
-    sensors=[automation_sensor],
+    sensors=[automation_sensor, alert_on_run_failure, resolve_on_run_success],
     resources={"vast": default_resource()},
 )

@@ -11,6 +11,7 @@ import dagster as dg
 from assets.charges import billed_charges
 from assets.collection import instance_snapshots
 from assets.resources import VastPipelineResource
+from pipeline.alerts.hooks import after_build
 from pipeline.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
 from pipeline.errors import PipelineError
 from pipeline.warehouse import MART_CHECKS, build, check_marts, discover_models
@@ -66,6 +67,7 @@ def warehouse_models(context: dg.AssetExecutionContext, vast: VastPipelineResour
     except PipelineError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     context.log.info(result.summary())
+    after_build(settings)
     for model in MODELS:
         yield dg.MaterializeResult(asset_key=_key(model.name),
                                    metadata=result.model_metadata(model.name))

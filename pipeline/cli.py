@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_demo, _add_collect, _add_charges, _add_rebuild, _add_build, _add_sql,
-                _add_report, _add_export, _add_simulator, _add_bench, _add_status):
+                _add_report, _add_export, _add_simulator, _add_bench, _add_status,
+                _add_alerts):
         add(commands)
     return parser
 
@@ -213,6 +214,9 @@ def _run_build(args: argparse.Namespace) -> int:
         result = build(settings.home, cadence_minutes=settings.cadence_minutes, full=args.full,
                        progress=bar)
     print(result.summary())
+    from pipeline.alerts.hooks import after_build
+
+    after_build(settings)
     return 0
 
 
@@ -350,6 +354,38 @@ def _run_status(args: argparse.Namespace) -> int:
         else:
             print("  no bill yet: run `vast-pipeline charges`")
     return 0
+
+
+def _add_alerts(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("alerts", help="what is firing, recent transitions; `alerts test`")
+    p.add_argument("action", nargs="?", choices=("list", "test"), default="list",
+                   help="list (default) or test: send a test message to the receivers")
+    p.add_argument("--receiver", help="test only this receiver (by name)")
+    p.add_argument("--limit", type=int, default=20, help="recent transitions shown")
+    p.set_defaults(handler=_run_alerts)
+
+
+def _run_alerts(args: argparse.Namespace) -> int:
+    from pipeline.config import load_settings
+
+    settings = load_settings()
+    if args.action == "list":
+        from pipeline.alerts.listing import alert_lines
+
+        for line in alert_lines(settings, args.limit):
+            print(line)
+        return 0
+    from pipeline.alerts.hooks import send_test
+
+    refused = 0
+    for receiver, tried in send_test(settings, args.receiver):
+        if tried.accepted:
+            print(f"{receiver.name}: accepted (HTTP {tried.status_code})")
+        else:
+            refused += 1
+            print(f"{receiver.name}: NOT accepted after {tried.attempts} attempt(s): "
+                  f"{tried.error}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":

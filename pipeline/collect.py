@@ -127,8 +127,21 @@ def collect(settings: Settings, account_name: str | None = None, *,
                                     source=account.source))
         except PipelineError as exc:
             failures.append((account.name, exc))
+    _alert(settings, results, failures, now, landed=land)
     raise_for_failures(failures, len(accounts))
     return results
+
+
+def _alert(settings: Settings, results: list[SnapshotResult],
+           failures: list[tuple[str, PipelineError]], now: datetime | None, *,
+           landed: bool) -> None:
+    """Alerts after every collection, success or failure (never raises)."""
+    from pipeline.alerts.hooks import after_collection
+
+    outcomes: dict[str, str | None] = {r.account: None for r in results}
+    outcomes |= {name: str(exc) for name, exc in failures}
+    observed = max((r.snapshot_at for r in results), default=now or datetime.now(UTC))
+    after_collection(settings, outcomes, observed, landed=landed)
 
 
 def raise_for_failures(failures: list[tuple[str, PipelineError]], accounts: int) -> None:

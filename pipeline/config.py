@@ -19,6 +19,8 @@ Config file (all keys optional):
     name = "research"          # letters, digits, '_', '.' and '-'; names the partitions
     key_env = "VAST_KEY_RESEARCH"   # the key itself never goes in a file
     url = "https://console.vast.ai"
+    [alerts]                   # thresholds and webhook receivers: see pipeline.alerts.settings
+    instance_down_minutes = 30
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from pipeline.alerts.settings import AlertSettings, parse_alerts
 from pipeline.errors import ConfigError
 from pipeline.storage import check_account
 
@@ -70,6 +73,7 @@ class Settings:
     cadence_minutes: int = DEFAULT_CADENCE_MINUTES
     min_interval_seconds: float = DEFAULT_MIN_INTERVAL_SECONDS
     config_file: str | None = None
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def account(self, name: str | None) -> Account:
         """The named account (or the only/`default` one when name is None)."""
@@ -101,6 +105,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cadence_minutes=cadence,
         min_interval_seconds=min_interval,
         config_file=config_path,
+        alerts=parse_alerts(config.get("alerts"), env),
     )
 
 

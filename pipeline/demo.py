@@ -166,8 +166,10 @@ def _finish(home_dir: Path, dagster_home: Path, today: date, days: int) -> int:
 
 
 def _headline_answers(home: str, query, date_from: date, date_to: date) -> list[str]:
-    spend = query(home, "select coalesce(sum(total_cost), 0), coalesce(sum(gpu_hours), 0) "
-                        "from cost_daily where day between ? and ?",
+    # spend_daily: the bill where a day is billed, the estimate only where it is not yet.
+    spend = query(home, "select coalesce(sum(total_cost), 0), coalesce(sum(gpu_hours), 0), "
+                        "coalesce(sum(total_cost) filter (where cost_source = 'billed'), 0) "
+                        "from spend_daily where day between ? and ?",
                   params=[date_from, date_to]).rows[0]
     burn = query(home, "select coalesce(sum(burn_rate_per_hour), 0), count(*) filter "
                        "(where actual_status = 'running') from fleet_now").rows[0]
@@ -175,7 +177,8 @@ def _headline_answers(home: str, query, date_from: date, date_to: date) -> list[
                         "sum(incidents) from reliability_by_instance").rows[0]
     per_gpu_hour = spend[0] / spend[1] if spend[1] else 0.0
     return [
-        f"spend {date_from} .. {date_to}: ${spend[0]:,.2f} (${per_gpu_hour:.3f} per GPU-hour)",
+        f"spend {date_from} .. {date_to}: ${spend[0]:,.2f}, ${spend[2]:,.2f} of it billed "
+        f"(${per_gpu_hour:.3f} per GPU-hour)",
         f"burn rate now: ${burn[0]:,.2f}/h = ${burn[0] * 730:,.0f}/month "
         f"({burn[1]} instances running)",
         f"fleet availability: {100 * (avail[0] or 0):.2f}% with {avail[1] or 0} incidents",

@@ -1,11 +1,18 @@
-"""Estimated costs as a FinOps FOCUS 1.2 cost-and-usage dataset (Parquet or CSV).
+"""Costs as a FinOps FOCUS 1.2 cost-and-usage dataset (Parquet or CSV): billed where a
+bill is stored, estimated where it is not yet.
 
-One row per instance, charge period and component (GPU compute, storage). A charge period
-is one collection interval clipped to UTC day boundaries, split proportionally exactly as
-`cost_daily` splits intervals at midnight, so the export's BilledCost over a window sums to
-`cost_daily.total_cost` over the same days. Columns follow FOCUS 1.2 (plus FOCUS 1.3's
-ServiceProviderName/HostProviderName, harmless for 1.2 readers); custom columns start with
-`x_` and come last. These are estimates from snapshots, not invoices: `x_IsEstimate`.
+Billed rows (`x_CostSource` = 'billed'): one per contract, UTC day and bill item (GPU,
+storage, download, upload, other), with BilledCost/EffectiveCost the bill's amount and
+ListCost/ContractedCost the item's list rate x quantity (from the item's description; the
+amount itself when the description gives no rate). Estimated rows (`x_CostSource` =
+'estimated', `x_IsEstimate`): for account-days with no stored bill only, one per instance,
+collection interval clipped to UTC day boundaries and component (GPU, storage), split
+exactly as `cost_daily` splits intervals at midnight. So BilledCost over a window sums to
+billed_daily.total_cost of the billed account-days plus cost_daily.total_cost of the rest.
+Vast.ai invoices cannot be linked from charges, so every row carries a provisional
+InvoiceId per account and billing month: `VAST-<account>-<YYYY-MM>-PROVISIONAL`.
+Columns follow FOCUS 1.2 (plus FOCUS 1.3's ServiceProviderName/HostProviderName, harmless
+for 1.2 readers); custom columns start with `x_` and come last.
 """
 
 from __future__ import annotations
@@ -57,8 +64,12 @@ FOCUS_SCHEMA = pa.schema([
     ("x_GpuName", pa.string()), ("x_NumGpus", pa.int64()), ("x_GpuHours", QUANTITY),
     ("x_MachineId", pa.int64()), ("x_HostId", pa.int64()), ("x_Reliability2", pa.float64()),
     ("x_ActualStatus", pa.string()), ("x_IntervalCapped", pa.bool_()),
-    ("x_IsEstimate", pa.bool_()),
+    ("x_IsEstimate", pa.bool_()), ("x_CostSource", pa.string()),
+    ("x_BillIsFinal", pa.bool_()),
 ])
+
+# Vast.ai invoices are not linkable from charges: a documented provisional id instead.
+INVOICE_ID = "'VAST-' || account || '-' || strftime({at}, '%Y-%m') || '-PROVISIONAL'"
 
 # Interval pieces: each interval cut at UTC midnight; `share` of its hours in the piece.
 _PIECES = f"""
@@ -74,7 +85,9 @@ _PIECES = f"""
                                           INTERVAL 1 DAY)) AS day_start) AS d)
     SELECT *, epoch(pe - ps) / 3600.0 AS piece_hours,
            epoch(pe - ps) / epoch(interval_end - interval_start) AS share
-    FROM cut WHERE ps >= $t0 AND ps < $t1 AND pe > ps"""
+    FROM cut WHERE ps >= $t0 AND ps < $t1 AND pe > ps
+        AND NOT EXISTS (SELECT 1 FROM billed_days AS b
+                        WHERE b.account = cut.account AND b.day = CAST(cut.ps AS DATE))"""
 
 # One SELECT per component; the columns are the FOCUS schema's, in order.
 _COMPONENT = """
@@ -93,7 +106,7 @@ _COMPONENT = """
         CAST(piece_hours AS DECIMAL(38, 9)) AS ConsumedQuantity, 'Hours' AS ConsumedUnit,
         CAST({rate} AS DECIMAL(38, 12)) AS ContractedUnitPrice,
         CAST({rate} AS DECIMAL(38, 12)) AS ListUnitPrice,
-        CAST(NULL AS VARCHAR) AS InvoiceId, '{provider}' AS InvoiceIssuerName,
+        {invoice} AS InvoiceId, '{provider}' AS InvoiceIssuerName,
         CASE WHEN coalesce(is_bid, false) THEN 'Dynamic' ELSE 'Standard' END
             AS PricingCategory,
         CAST(piece_hours AS DECIMAL(38, 9)) AS PricingQuantity, 'Hours' AS PricingUnit,
@@ -112,8 +125,95 @@ _COMPONENT = """
         gpu_name AS x_GpuName, num_gpus AS x_NumGpus,
         CAST({gpu_hours} AS DECIMAL(38, 9)) AS x_GpuHours,
         machine_id AS x_MachineId, host_id AS x_HostId, reliability2 AS x_Reliability2,
-        actual_status AS x_ActualStatus, is_capped AS x_IntervalCapped, true AS x_IsEstimate
+        actual_status AS x_ActualStatus, is_capped AS x_IntervalCapped, true AS x_IsEstimate,
+        'estimated' AS x_CostSource, CAST(NULL AS BOOLEAN) AS x_BillIsFinal
     FROM pieces WHERE {billed}"""
+
+# Bill items -> (ServiceCategory, ServiceName, ServiceSubcategory, SkuId, description).
+_ITEM_KIND = """
+    CASE
+        WHEN item_type = 'gpu' THEN {'cat': 'Compute', 'svc': 'GPU Instances',
+            'sub': 'Virtual Machines',
+            'sku': 'gpu/' || coalesce(gpu_name, 'unknown') || ' x' || coalesce(num_gpus, 0),
+            'what': 'GPU compute'}
+        WHEN item_type = 'disk' AND contract_type = 'instance' THEN {'cat': 'Storage',
+            'svc': 'Instance Storage', 'sub': 'Block Storage', 'sku': 'storage/disk',
+            'what': 'Instance storage'}
+        WHEN item_type = 'disk' THEN {'cat': 'Storage', 'svc': 'Volumes',
+            'sub': 'Block Storage', 'sku': 'storage/volume', 'what': 'Volume storage'}
+        WHEN item_type = 'bwd' THEN {'cat': 'Networking', 'svc': 'Data Transfer',
+            'sub': 'Network Connectivity', 'sku': 'network/download', 'what': 'Download'}
+        WHEN item_type = 'bwu' THEN {'cat': 'Networking', 'svc': 'Data Transfer',
+            'sub': 'Network Connectivity', 'sku': 'network/upload', 'what': 'Upload'}
+        ELSE {'cat': 'Compute', 'svc': 'GPU Instances', 'sub': 'Virtual Machines',
+            'sku': 'other/' || item_type, 'what': 'Other charges'}
+    END"""
+
+# Billed items of the window with the instance's attributes of that day (when seen).
+_BILLED = f"""
+    WITH items AS (
+        SELECT c.*, d.is_final, i.gpu_name, i.num_gpus, i.machine_id, i.host_id,
+               i.country, i.is_bid, i.reliability2_last,
+               CAST(c.day AS TIMESTAMPTZ) AS ps,
+               CAST(c.day + 1 AS TIMESTAMPTZ) AS pe,
+               -- a description without a quantity is one unit of 'Charges'
+               CASE WHEN c.quantity IS NOT NULL AND c.quantity > 0 THEN c.quantity ELSE 1 END
+                   AS qty,
+               CASE lower(c.quantity_unit) WHEN 'hours' THEN 'Hours' WHEN 'hour' THEN 'Hours'
+                   WHEN 'gb' THEN 'GB' ELSE coalesce(c.quantity_unit, 'Charges') END AS unit
+        FROM billed_charges AS c
+        JOIN billed_days AS d ON c.account = d.account AND c.day = d.day
+        LEFT JOIN instance_daily AS i
+            ON c.account = i.account AND c.day = i.day AND c.instance_id = i.instance_id
+        WHERE c.day >= CAST($t0 AS DATE) AND c.day < CAST($t1 AS DATE)
+            AND ($account::VARCHAR IS NULL OR c.account = $account::VARCHAR)),
+    priced AS (
+        SELECT *, {_ITEM_KIND} AS kind,
+               CASE WHEN quantity > 0 THEN coalesce(unit_price, amount / quantity)
+                    ELSE amount END AS list_rate
+        FROM items)
+    SELECT
+        CAST(amount AS DECIMAL(38, 12)) AS BilledCost,
+        CAST(amount AS DECIMAL(38, 12)) AS EffectiveCost,
+        CAST(list_rate * qty AS DECIMAL(38, 12)) AS ListCost,
+        CAST(list_rate * qty AS DECIMAL(38, 12)) AS ContractedCost,
+        account AS BillingAccountId, account AS BillingAccountName,
+        'USD' AS BillingCurrency,
+        date_trunc('month', ps) AS BillingPeriodStart,
+        date_trunc('month', ps) + INTERVAL 1 MONTH AS BillingPeriodEnd,
+        'Usage' AS ChargeCategory, CAST(NULL AS VARCHAR) AS ChargeClass,
+        kind.what || ': ' || coalesce(source, contract_type)
+            || coalesce(', ' || item_description, '') AS ChargeDescription,
+        'Usage-Based' AS ChargeFrequency,
+        ps AS ChargePeriodStart, pe AS ChargePeriodEnd,
+        CAST(qty AS DECIMAL(38, 9)) AS ConsumedQuantity, unit AS ConsumedUnit,
+        CAST(list_rate AS DECIMAL(38, 12)) AS ContractedUnitPrice,
+        CAST(list_rate AS DECIMAL(38, 12)) AS ListUnitPrice,
+        {INVOICE_ID.format(at="ps")} AS InvoiceId, '{PROVIDER}' AS InvoiceIssuerName,
+        CASE WHEN coalesce(is_bid, false) THEN 'Dynamic' ELSE 'Standard' END
+            AS PricingCategory,
+        CAST(qty AS DECIMAL(38, 9)) AS PricingQuantity, unit AS PricingUnit,
+        '{PROVIDER}' AS ProviderName, '{PROVIDER}' AS PublisherName,
+        '{PROVIDER}' AS ServiceProviderName, '{PROVIDER}' AS HostProviderName,
+        coalesce(country, 'unknown') AS RegionId, coalesce(country, 'unknown') AS RegionName,
+        CAST(coalesce(contract_id, -1) AS VARCHAR) AS ResourceId,
+        coalesce(label, source, contract_type || ' ' || contract_id) AS ResourceName,
+        CASE WHEN contract_type = 'instance' THEN 'GPU Instance'
+             ELSE upper(contract_type[1]) || contract_type[2:] END AS ResourceType,
+        kind.cat AS ServiceCategory, kind.svc AS ServiceName,
+        kind.sub AS ServiceSubcategory,
+        kind.sku AS SkuId, kind.sku || '@' || printf('%.6f', list_rate) || '/' || unit
+            AS SkuPriceId,
+        account AS SubAccountId, account AS SubAccountName,
+        CASE WHEN label IS NULL THEN '{{}}' ELSE CAST(json_object('label', label) AS VARCHAR)
+        END AS Tags,
+        gpu_name AS x_GpuName, num_gpus AS x_NumGpus,
+        CAST(CASE WHEN item_type = 'gpu' AND unit = 'Hours'
+                  THEN qty * coalesce(num_gpus, 0) ELSE 0 END AS DECIMAL(38, 9)) AS x_GpuHours,
+        machine_id AS x_MachineId, host_id AS x_HostId, reliability2_last AS x_Reliability2,
+        CAST(NULL AS VARCHAR) AS x_ActualStatus, CAST(NULL AS BOOLEAN) AS x_IntervalCapped,
+        false AS x_IsEstimate, 'billed' AS x_CostSource, is_final AS x_BillIsFinal
+    FROM priced"""
 
 FOCUS_SQL = f"""
     WITH pieces AS ({_PIECES})
@@ -124,14 +224,16 @@ FOCUS_SQL = f"""
         description="'GPU compute: ' || coalesce(num_gpus, 0) || 'x ' "
                     "|| coalesce(gpu_name, 'unknown GPU') || ', instance ' || instance_id",
         gpu_hours="piece_hours * coalesce(num_gpus, 0)",
-        billed="gpu_billed")}
+        billed="gpu_billed", invoice=INVOICE_ID.format(at="ps"))}
     UNION ALL
     {_COMPONENT.format(
         cost="storage_cost", rate="storage_rate", provider=PROVIDER, category="Storage",
         service="Instance Storage", subcategory="Block Storage",
         sku="'storage/disk'",
         description="'Instance storage: instance ' || instance_id",
-        gpu_hours="0", billed="storage_billed")}
+        gpu_hours="0", billed="storage_billed", invoice=INVOICE_ID.format(at="ps"))}
+    UNION ALL
+    SELECT * FROM ({_BILLED})
     ORDER BY ChargePeriodStart, ResourceId, ServiceCategory"""
 
 

@@ -40,7 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from pipeline.datasets import SNAPSHOT_FAMILY, family
+from pipeline.alerts.engine import alert_log_source
+from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
 from pipeline.errors import WarehouseError
 from pipeline.quality import CheckOutcome
 from pipeline.schema import SCHEMA_VERSION
@@ -48,6 +49,9 @@ from pipeline.storage import Store
 
 # The history datasets (written by pipeline.history) that the models read.
 SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMILY)}
+# The billed-charges datasets (written by pipeline.charges). They feed only small table and
+# view models, rebuilt on every build, so a bill refetch never recomputes daily models.
+BILL_SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(CHARGE_FAMILY)}
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DB_NAME = "warehouse.duckdb"
@@ -324,13 +328,14 @@ def _plan_window(
     intervals end at the first new snapshot) and runs to the newest day, because the
     starting phase and incidents depend on what came before.
     """
-    days = _all_days(sources.values())
+    days = _all_days(sources.get(name, {}) for name in SOURCE_SCHEMAS)
     if not days:
         return full, None
     if full:
         return True, (min(days), max(days))
     changed: set[date] = set()
-    for name, fingerprints in sources.items():
+    for name in SOURCE_SCHEMAS:
+        fingerprints = sources.get(name, {})
         changed |= _changed_days(state.get("sources", {}).get(name, {}), fingerprints)
     if not changed:
         return False, None
@@ -351,7 +356,8 @@ def _sql_literal(text: str) -> str:
 
 def _empty_source(paths: Paths, table: str, schema: pa.Schema) -> str:
     """A zero-row partition file standing in for a source that has no files yet."""
-    folder = paths.models / "_empty" / table / "account=_none_" / "snapshot_date=1970-01-01"
+    key = dataset(table).partition_key
+    folder = paths.models / "_empty" / table / "account=_none_" / f"{key}=1970-01-01"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "part-0.parquet"
     if not target.exists():
@@ -363,11 +369,12 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -
     """`{{ <table>_glob }}` of each history dataset the models read."""
     store = Store(paths.home)
     out = {}
-    for table, schema in SOURCE_SCHEMAS.items():
-        if sources[table]:
+    for table, schema in {**SOURCE_SCHEMAS, **BILL_SOURCE_SCHEMAS}.items():
+        if sources.get(table):
             out[f"{table}_glob"] = store.parquet_glob(table)
         else:
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
+    out["alert_log_glob"] = alert_log_source(store)
     return out
 
 
@@ -590,7 +597,8 @@ def _build_locked(
         outer(f"[{time.monotonic() - started:6.1f} s] {msg}")
 
     store = Store(paths.home)
-    sources = {table: store.partition_fingerprints(table) for table in SOURCE_SCHEMAS}
+    sources = {table: store.partition_fingerprints(table)
+               for table in (*SOURCE_SCHEMAS, *BILL_SOURCE_SCHEMAS)}
     if not sources["snapshots"] and not sources["instance_snapshots"]:
         raise WarehouseError(
             f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
@@ -774,6 +782,16 @@ def format_result(result: QueryResult, fmt: str = "table") -> str:
 # --------------------------------------------------------------------------- checks
 
 
+# Days missing from an account's bill log between its first and last fetched day: a
+# hole means a day's spend is in no bill (a failed or skipped fetch).
+_BILL_HOLES_SQL = """
+    SELECT count(*) FROM (
+        SELECT account, unnest(generate_series(min(day), max(day), INTERVAL 1 DAY))::DATE
+            AS day
+        FROM billed_days GROUP BY account
+    ) AS expected
+    ANTI JOIN billed_days USING (account, day)"""
+
 # (check name, the table it guards, SQL counting offending rows, what those rows are)
 _CHECKS: tuple[tuple[str, str, str, str], ...] = (
     ("costs_non_negative", "cost_daily",
@@ -787,6 +805,8 @@ _CHECKS: tuple[tuple[str, str, str, str], ...] = (
      "SELECT (SELECT count(*) FROM reliability_by_instance WHERE availability NOT BETWEEN 0 AND 1)"
      " + (SELECT count(*) FROM reliability_daily WHERE availability NOT BETWEEN 0 AND 1)",
      "rows with availability outside [0, 1]"),
+    ("bill_days_complete", "billed_daily", _BILL_HOLES_SQL,
+     "days missing from a bill log between its first and last fetched day"),
 )
 # Which table each mart check guards (Dagster attaches the check to that asset).
 MART_CHECKS: dict[str, str] = {name: table for name, table, _sql, _what in _CHECKS}
@@ -794,7 +814,8 @@ MART_CHECKS["cost_daily_equals_intervals"] = "cost_daily"
 
 
 def check_marts(home: Path | str) -> list[CheckOutcome]:
-    """Invariants of the marts: non-negative costs, availability in [0, 1], and the sum of
+    """Invariants of the marts: non-negative costs, availability in [0, 1], no day missing
+    from a bill log between its first and last fetched day, and the sum of
     cost_daily equal to the sum of instance_intervals (the midnight split loses nothing)."""
     con = open_read_only(home)
     try:

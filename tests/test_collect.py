@@ -63,6 +63,13 @@ def _rows(home: Path) -> list[tuple]:
         hive_partitioning = true) order by snapshot_at, id""").fetchall()
 
 
+def _history_files(home: Path) -> list[Path]:
+    """Files under home except the alert state (a failed collection records its failure
+    there for `collection_failing`) and lock files."""
+    return [p for p in home.rglob("*") if p.is_file()
+            and p.relative_to(home).parts[0] not in ("alerts", "_locks")]
+
+
 def _all_text_under(home: Path) -> str:
     """Every byte under home as text: zstd files decompressed, Parquet cells read out."""
     chunks = []
@@ -142,7 +149,8 @@ def test_refused_key_writes_nothing(home: Path) -> None:
             pytest.raises(AuthError) as caught:
         collect(_settings(home, server.url, key="wrong-key-secret-value"))
     assert "wrong-key-secret-value" not in str(caught.value)
-    assert not any(p.is_file() for p in home.rglob("*"))
+    assert _history_files(home) == []
+    assert "wrong-key-secret-value" not in _all_text_under(home)
 
 
 def test_dead_url_is_unreachable_and_writes_nothing(home: Path) -> None:
@@ -152,7 +160,7 @@ def test_dead_url_is_unreachable_and_writes_nothing(home: Path) -> None:
     settings = _settings(home, dead_url)
     with pytest.raises(ApiUnreachableError, match="Could not connect"):
         collect(settings)
-    assert not any(p.is_file() for p in home.rglob("*"))
+    assert _history_files(home) == []
 
 
 def test_several_accounts_each_land_their_own_fleet(home: Path, tmp_path: Path) -> None:

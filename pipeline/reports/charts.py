@@ -250,3 +250,30 @@ def _nines_color(v: float) -> str:
 
 def _short(text: str, n: int = 34) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def paired_daily(days: Sequence[date], rows: list[dict], columns: dict[str, str]) -> str:
+    """Two values per day side by side (billed vs estimated); days without a row are gaps."""
+    index = {d: i for i, d in enumerate(days)}
+    values = {label: [0.0] * len(days) for label in columns.values()}
+    for r in rows:
+        if r["day"] in index:
+            for key, label in columns.items():
+                values[label][index[r["day"]]] = r[key] or 0.0
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        top = max((v for vals in values.values() for v in vals), default=0.0)
+        if top <= 0:
+            _empty(ax, "No bill stored for this window")
+            return
+        width = 0.8 / len(values)
+        for i, (label, vals) in enumerate(values.items()):
+            x = [k - 0.4 + width * (i + 0.5) for k in range(len(days))]
+            ax.bar(x, vals, width=width, color=PALETTE[i % len(PALETTE)], label=label)
+        ax.set_xticks(list(range(len(days))), _day_labels(days))
+        _money_axis(ax.yaxis, top)
+        ax.grid(axis="y", color=GRID, linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return _render("reconciliation", (10.5, 3.0), draw)

@@ -100,6 +100,13 @@ QUERIES: dict[str, str] = {
         FROM {INSTANCES_TABLE} GROUP BY host_id
         ORDER BY availability ASC NULLS LAST, down_hours DESC, host_id""",
     "incidents": f"{_INCIDENTS} ORDER BY started_at, instance_id",
+    # Alerts about no account (a failed Dagster run) show in every account's report.
+    "alerts": """
+        SELECT observed_at, state, rule, key, summary, delivery_status
+        FROM alerts
+        WHERE observed_at >= $t0 AND observed_at < $t1
+            AND ($account::VARCHAR IS NULL OR account IS NULL OR account = $account::VARCHAR)
+        ORDER BY observed_at, seq""",
     "starts": f"{_STARTS} ORDER BY starting_hours DESC, instance_id",
 }
 
@@ -210,6 +217,10 @@ def _sections(q: dict[str, list[dict]], window: Window) -> list[Section]:
                 text="From an instance's first snapshot until it was first seen running.",
                 table=_starts_table(q["starts"]), wide=False),
         Section("Incidents", table=_incidents_table(q["incidents"])),
+        Section("Alerts in the window",
+                text="Transitions sent to the alert receivers (`vast-pipeline alerts`): "
+                     "firing when a problem began, resolved when it cleared.",
+                table=_alerts_table(q["alerts"])),
         Section("Worst hosts", table=_hosts_table(q["hosts"][:TOP])),
         Section("Availability per instance", table=_instances_table(q["instances"]),
                 collapsed=True),
@@ -236,6 +247,14 @@ def _incidents_table(rows: list[dict]) -> Table:
         Column("hours", "Duration", "hours"), Column("status", "Status seen"),
         Column("state", "State"),
     ), shaped, empty_text="No incidents in this window.")
+
+
+def _alerts_table(rows: list[dict]) -> Table:
+    return Table("alerts", (
+        Column("observed_at", "When (UTC)", "datetime"), Column("state", "State"),
+        Column("key", "Alert"), Column("summary", "Summary"),
+        Column("delivery_status", "Delivery"),
+    ), rows, empty_text="No alert fired or resolved in this window.")
 
 
 def _hosts_table(rows: list[dict]) -> Table:

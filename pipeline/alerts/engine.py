@@ -1,0 +1,338 @@
+"""Alert state, transitions and delivery: once per transition, in order, nothing lost.
+
+How it works (the Alertmanager contract, without a server):
+- An evaluation point (after a collection, after a build, a failed Dagster run) says which
+  conditions hold now *within its scope* (rules x accounts). A condition not yet firing
+  becomes a `firing` transition; a firing alert in scope whose condition no longer holds
+  becomes a `resolved` one. A firing alert is never sent again while it keeps firing.
+- The state (firing alerts, collection failure counts, the outbox of messages not yet
+  accepted) is one small JSON file in the data home, rewritten atomically under a lock, so
+  it survives restarts and two processes never both send a transition.
+- Every transition is queued once per receiver (by NAME: the URL is never stored) and the
+  queue is delivered in order; what a receiver still refuses after the retries stays queued
+  for the next run, and later messages to that receiver wait behind it.
+- Every transition and delivery attempt is appended to the alert log (write-once NDJSON
+  files under `alerts/log/`, read by the warehouse `alerts` model and `vast-pipeline
+  alerts`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow.fs as pafs
+from filelock import FileLock, Timeout
+
+from pipeline.alerts.settings import AlertSettings
+from pipeline.alerts.webhook import post_json
+from pipeline.errors import DataError
+from pipeline.storage import Store
+
+log = logging.getLogger("pipeline.alerts")
+
+STATE_VERSION = 1
+ALERTS_DIR = "alerts"
+STATE_FILE = "alerts/state.json"
+LOG_DIR = "alerts/log"
+LOCK_TIMEOUT_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A problem true now; `subject` names what it is about for the resolved message."""
+
+    rule: str
+    key: str
+    account: str | None
+    instance_id: int | None
+    summary: str
+    subject: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation point knows: every condition holding now, within its scope.
+
+    `accounts=None` covers every account (and alerts about no account). `resolutions`
+    maps keys of alerts known to have cleared to why (a clause after the subject);
+    `otherwise` is the reason for the others (else the rule's generic one).
+    """
+
+    rules: tuple[str, ...]
+    accounts: tuple[str, ...] | None
+    conditions: tuple[Condition, ...]
+    observed_at: datetime
+    resolutions: Mapping[str, str] = field(default_factory=dict)
+    otherwise: str = ""
+    keys: frozenset[str] | None = None  # narrower still: only these alert keys
+
+    def covers(self, alert: Mapping[str, Any]) -> bool:
+        return (alert["rule"] in self.rules
+                and (self.accounts is None or alert["account"] in self.accounts)
+                and (self.keys is None or alert["key"] in self.keys))
+
+
+# Why an alert of a rule resolved, when the evaluation has nothing more specific.
+RESOLVED_BECAUSE = {
+    "instance_down": "is running again",
+    "collection_failing": "succeeded again",
+    "idle_gpu": "is no longer a billed idle GPU",
+    "stopped_storage": "is no longer stopped and paying for storage",
+    "credit_runway": "has more runway than the threshold again",
+    "spend_spike": "burns less than the threshold over its 7-day average again",
+    "bill_difference": "now matches the estimate within the threshold",
+    "run_failed": "ran successfully again",
+}
+SWITCHED_OFF = "is no longer watched (the rule was switched off)"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO-8601 with a Z, the form every payload and log record uses."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def human_duration(delta: timedelta) -> str:
+    """'45 min', '3 h 10 min', '2 d 4 h': how long, as a person reads it."""
+    minutes = max(0, round(delta.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _empty_state() -> dict[str, Any]:
+    return {"version": STATE_VERSION, "seq": 0, "firing": {}, "collections": {}, "outbox": []}
+
+
+@dataclass
+class Delivered:
+    """The deliveries of one run, for the caller's metadata and the CLI."""
+
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    accepted: int = 0
+    queued: int = 0
+
+
+class AlertBook:
+    """The alert state of one data home, held under its lock while a run changes it."""
+
+    def __init__(self, store: Store, settings: AlertSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.state = _empty_state()
+        self._log: list[dict[str, Any]] = []
+
+    # -- state -------------------------------------------------------------------------
+    def load(self) -> None:
+        path = self.store.path(STATE_FILE)
+        if self.store.exists(path):
+            self.state = {**_empty_state(), **json.loads(self.store.read_bytes(path))}
+
+    def save(self) -> None:
+        """Atomically rewrite the state, then append this run's new log records."""
+        data = json.dumps(self.state, indent=1, sort_keys=True).encode()
+        self.store.write_bytes_atomic(self.store.path(STATE_FILE), data)
+        if self._log:
+            now = datetime.now(UTC)
+            name = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.ndjson"
+            path = self.store.path(LOG_DIR, f"day={now.date().isoformat()}", name)
+            body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self._log)
+            self.store.write_bytes_atomic(path, body.encode())
+            self._log = []
+
+    @property
+    def firing(self) -> dict[str, dict[str, Any]]:
+        return self.state["firing"]
+
+    def collection(self, account: str) -> dict[str, Any]:
+        return self.state["collections"].setdefault(account, {"failures": 0})
+
+    # -- transitions -------------------------------------------------------------------
+    def record(self, evaluation: Evaluation) -> list[dict[str, Any]]:
+        """Compare an evaluation with what fires; queue and log each transition."""
+        now_keys = {c.key for c in evaluation.conditions}
+        out = []
+        for key, alert in sorted(self.firing.items()):
+            if evaluation.covers(alert) and key not in now_keys:
+                out.append(self._resolve(alert, evaluation))
+        for condition in evaluation.conditions:
+            if condition.rule not in evaluation.rules:
+                raise ValueError(f"{condition.key} is outside the evaluation's rules")
+            alert = self.firing.get(condition.key)
+            if alert is None:
+                out.append(self._fire(condition, evaluation.observed_at))
+            else:  # still firing: keep it current for `vast-pipeline alerts`, send nothing
+                alert.update(summary=condition.summary, observed_at=iso(evaluation.observed_at))
+        return out
+
+    def _fire(self, c: Condition, observed_at: datetime) -> dict[str, Any]:
+        started = min(c.started_at, observed_at)
+        self.firing[c.key] = {
+            "rule": c.rule, "key": c.key, "account": c.account, "instance_id": c.instance_id,
+            "summary": c.summary, "subject": c.subject, "started_at": iso(started),
+            "fired_at": iso(observed_at), "observed_at": iso(observed_at)}
+        return self._transition(self.firing[c.key], "firing", c.summary, observed_at)
+
+    def _resolve(self, alert: dict[str, Any], evaluation: Evaluation) -> dict[str, Any]:
+        del self.firing[alert["key"]]
+        if not self.settings.enabled(alert["rule"]):
+            because = SWITCHED_OFF
+        else:
+            because = (evaluation.resolutions.get(alert["key"]) or evaluation.otherwise
+                       or RESOLVED_BECAUSE.get(alert["rule"], "is back to normal"))
+        lasted = evaluation.observed_at - parse_iso(alert["started_at"])
+        summary = f"Resolved after {human_duration(lasted)}: {alert['subject']} {because}."
+        return self._transition(alert, "resolved", summary, evaluation.observed_at)
+
+    def _transition(self, alert: dict[str, Any], state: str, summary: str,
+                    observed_at: datetime) -> dict[str, Any]:
+        self.state["seq"] += 1
+        payload = {
+            "id": f"{self.state['seq']:08d}-{uuid.uuid4().hex[:8]}",
+            "rule": alert["rule"], "state": state, "key": alert["key"],
+            "account": alert["account"], "instance_id": alert["instance_id"],
+            "summary": summary, "text": summary, "started_at": alert["started_at"],
+            "observed_at": iso(observed_at), "source": "vast-pipeline"}
+        receivers = [r.name for r in self.settings.receivers]
+        for name in receivers:
+            self.state["outbox"].append({"seq": self.state["seq"], "receiver": name,
+                                         "payload": payload, "attempts": 0, "last_error": ""})
+        self._log.append({"record": "transition", "transition_id": payload["id"],
+                          "seq": self.state["seq"], **{k: payload[k] for k in (
+                              "rule", "state", "key", "account", "instance_id", "summary",
+                              "started_at", "observed_at")},
+                          "receivers": receivers})
+        return payload
+
+    # -- delivery ----------------------------------------------------------------------
+    def deliver(self) -> Delivered:
+        """Send the outbox in order; a receiver that refuses keeps the rest of its queue."""
+        result = Delivered()
+        blocked: dict[str, str] = {}
+        waiting: list[dict[str, Any]] = []
+        for item in sorted(self.state["outbox"], key=lambda i: i["seq"]):
+            receiver = self.settings.receiver(item["receiver"])
+            if receiver is None or item["receiver"] in blocked:
+                waiting.append(item)
+                continue
+            s = self.settings
+            tried = post_json(receiver.url, item["payload"], attempts=s.delivery_attempts,
+                              backoff_seconds=s.retry_backoff_seconds,
+                              timeout_seconds=s.timeout_seconds)
+            item["attempts"] += tried.attempts
+            self._log.append({
+                "record": "delivery", "transition_id": item["payload"]["id"],
+                "receiver": item["receiver"], "attempted_at": iso(datetime.now(UTC)),
+                "attempts": tried.attempts, "accepted": tried.accepted,
+                "status_code": tried.status_code, "error": tried.error})
+            if tried.accepted:
+                result.accepted += 1
+                continue
+            item["last_error"] = tried.error
+            blocked[item["receiver"]] = tried.error
+            waiting.append(item)
+        self.state["outbox"] = waiting
+        result.queued = len(waiting)
+        for name, error in blocked.items():
+            queued = sum(1 for i in waiting if i["receiver"] == name)
+            log.warning("alert receiver %s did not accept a message (%s); %d message(s) stay "
+                        "queued for the next run", name, error, queued)
+        return result
+
+
+@contextmanager
+def _locked(store: Store) -> Iterator[None]:
+    """The home's alert lock (local homes; an object-store home has one writer)."""
+    if store.lock_dir is None:
+        yield
+        return
+    store.lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(store.lock_dir / "alerts.lock"))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+    except Timeout:
+        raise DataError(f"The alert state stayed locked by another process for "
+                        f"{LOCK_TIMEOUT_SECONDS:.0f} s; alerts are evaluated again next "
+                        "run.") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def alert_book(store: Store, settings: AlertSettings) -> Iterator[AlertBook]:
+    """The home's alert state, loaded under its lock and saved on a clean exit."""
+    with _locked(store):
+        book = AlertBook(store, settings)
+        book.load()
+        yield book
+        book.save()
+
+
+def run(store: Store, settings: AlertSettings,
+        evaluate: Callable[[AlertBook], list[Evaluation]]) -> Delivered:
+    """Under the lock: evaluate, record the transitions, save, deliver the outbox, save."""
+    result = Delivered()
+    with alert_book(store, settings) as book:
+        for evaluation in evaluate(book):
+            result.transitions += book.record(evaluation)
+        book.save()  # queued and logged before the first byte goes out: nothing lost
+        delivered = book.deliver()
+        result.accepted, result.queued = delivered.accepted, delivered.queued
+    return result
+
+
+def alert_log_source(store: Store) -> str:
+    """What the warehouse `alerts` model reads: the log's glob, or an empty stand-in file
+    before the first transition (DuckDB refuses a glob matching nothing)."""
+    if _has_log(store):
+        return store.path(LOG_DIR, "day=*", "*.ndjson")
+    empty = store.path(LOG_DIR, "_empty.ndjson")
+    if not store.exists(empty):
+        store.write_bytes_atomic(empty, b"")
+    return empty
+
+
+def _has_log(store: Store) -> bool:
+    infos = store.fs.get_file_info(pafs.FileSelector(store.path(LOG_DIR), recursive=True,
+                                                     allow_not_found=True))
+    return any(i.base_name.endswith(".ndjson") and not i.base_name.startswith("_")
+               for i in infos)
+
+
+def read_state(store: Store) -> dict[str, Any]:
+    """The saved state, read without the lock (for display only)."""
+    path = store.path(STATE_FILE)
+    if not store.exists(path):
+        return _empty_state()
+    return {**_empty_state(), **json.loads(store.read_bytes(path))}
+
+
+def read_log(store: Store, since: date) -> list[dict[str, Any]]:
+    """Log records of the days from `since` to today, in write order."""
+    records: list[dict[str, Any]] = []
+    day = since
+    while day <= datetime.now(UTC).date():
+        for path in store.list_files(store.path(LOG_DIR, f"day={day.isoformat()}"), ".ndjson"):
+            text = store.read_bytes(path).decode()
+            records += [json.loads(line) for line in text.splitlines() if line.strip()]
+        day += timedelta(days=1)
+    return records

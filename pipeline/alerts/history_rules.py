@@ -1,0 +1,185 @@
+"""`instance_down`, evaluated right after a collection from the Parquet history itself.
+
+The warehouse may not be built yet (it follows collection), so this reads the account's
+recent snapshots straight from Parquet through the warehouse's own staging models
+(`sql/instance_snapshots.sql`, `sql/snapshots.sql`, rendered over one account's files),
+and judges "down" exactly as `instance_intervals` does: intended status running, past the
+starting phase (the first snapshot whose actual status is not NULL, created or loading),
+actual status anything but running (NULL included).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from pipeline.alerts.engine import Condition, Evaluation, human_duration
+from pipeline.datasets import dataset
+from pipeline.storage import Store
+from pipeline.warehouse import discover_models, render_sql
+
+# Days of history read: an outage longer than this is still reported, from this far back.
+LOOKBACK_DAYS = 7
+RULE = "instance_down"
+NOT_LISTED = "is no longer listed (destroyed or removed from the account)"
+
+_DOWN_SQL = """
+with recent as (
+    select * from instance_snapshots
+    where account = $account and snapshot_date >= $since
+),
+timeline as (
+    select distinct snapshot_at from snapshots
+    where account = $account and snapshot_date >= $since
+    union
+    select distinct snapshot_at from recent
+),
+newest as (select max(snapshot_at) as snapshot_at from timeline),
+settled as (
+    select instance_id, min(snapshot_at) as settled_at
+    from recent
+    where actual_status is not null and actual_status not in ('created', 'loading')
+    group by instance_id
+),
+flagged as (
+    select r.*,
+        coalesce(r.intended_status = 'running', false)
+        and s.settled_at is not null and r.snapshot_at >= s.settled_at
+        and r.actual_status is distinct from 'running' as is_down
+    from recent as r left join settled as s using (instance_id)
+),
+now_down as (
+    select f.* from flagged as f, newest as n
+    where f.snapshot_at = n.snapshot_at and f.is_down
+),
+last_good as (
+    select d.instance_id, max(t.snapshot_at) as last_good_at
+    from now_down as d cross join timeline as t
+    left join flagged as f
+        on f.instance_id = d.instance_id and f.snapshot_at = t.snapshot_at and f.is_down
+    where f.instance_id is null
+    group by d.instance_id
+)
+select
+    d.instance_id, d.label, d.gpu_name, d.num_gpus, d.host_id, d.machine_id,
+    coalesce(d.actual_status, 'no status') as status,
+    (select min(t.snapshot_at) from timeline as t
+     where t.snapshot_at > coalesce(g.last_good_at, '-infinity'::timestamp)) as started_at,
+    d.snapshot_at as observed_at,
+    case when d.gpu_billed then coalesce(d.dph_base, 0) else 0 end
+    + case when d.storage_billed then coalesce(d.storage_rate, 0) else 0 end as burn_per_hour
+from now_down as d left join last_good as g using (instance_id)
+order by d.instance_id
+"""
+
+_NEWEST_SQL = """
+select instance_id, intended_status, actual_status
+from instance_snapshots
+where account = $account and snapshot_date >= $since
+    and snapshot_at = (select max(snapshot_at) from instance_snapshots
+                       where account = $account and snapshot_date >= $since)
+"""
+
+
+@dataclass(frozen=True)
+class _Down:
+    instance_id: int
+    label: str | None
+    gpu_name: str | None
+    num_gpus: int | None
+    host_id: int | None
+    machine_id: int | None
+    status: str
+    started_at: datetime
+    observed_at: datetime
+    burn_per_hour: float
+
+
+def instance_subject(account: str, instance_id: int, label: str | None, gpu: str | None,
+                     num_gpus: int | None, host_id: int | None) -> str:
+    """'Instance 2004 "train-a" (2x RTX 4090, host 77) of account default'."""
+    name = f' "{label}"' if label else ""
+    gpus = f"{num_gpus}x {gpu}" if gpu and num_gpus and num_gpus > 1 else (gpu or "GPU ?")
+    host = f", host {host_id}" if host_id is not None else ""
+    return f"Instance {instance_id}{name} ({gpus}{host}) of account {account}"
+
+
+def _connect(store: Store, scratch: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the staging views over the history's Parquet files (an
+    empty file in `scratch` stands in for a dataset with none: no instance ever listed)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    models = {m.name: m for m in discover_models()}
+    for name in ("instance_snapshots", "snapshots"):
+        source = store.parquet_glob(name)
+        if not store.list_partitions(name):
+            folder = Path(scratch, name, "account=_none_", "snapshot_date=1970-01-01")
+            folder.mkdir(parents=True)
+            source = str(folder / "part-0.parquet")
+            pq.write_table(dataset(name).schema.empty_table(), source)
+        con.execute(f"create view {name} as "
+                    + render_sql(models[name], {f"{name}_glob": source}))
+    return con
+
+
+def evaluate_instance_down(store: Store, account: str, minutes: float) -> Evaluation | None:
+    """The instances of `account` down for at least `minutes` at its newest snapshot.
+
+    None when the account has no landed history yet (nothing can be said, nothing resolves).
+    """
+    days = [d for a, d in store.list_partitions("snapshots") if a == account]
+    if not days:
+        return None
+    newest_day = max(days)
+    params = {"account": account, "since": newest_day - timedelta(days=LOOKBACK_DAYS)}
+    with tempfile.TemporaryDirectory(prefix="vast-alerts-") as scratch:
+        return _evaluate(store, account, minutes, params, scratch)
+
+
+def _evaluate(store: Store, account: str, minutes: float, params: dict,
+              scratch: str) -> Evaluation | None:
+    con = _connect(store, scratch)
+    try:
+        rows = [_Down(*r) for r in con.execute(_DOWN_SQL, params).fetchall()]
+        newest = {r[0]: r[1:] for r in con.execute(_NEWEST_SQL, params).fetchall()}
+        observed = con.execute(
+            "select max(snapshot_at) from snapshots where account = $account and "
+            "snapshot_date >= $since", params).fetchone()[0]
+    finally:
+        con.close()
+    if observed is None:
+        return None
+    conditions = tuple(_condition(account, d) for d in rows
+                       if d.observed_at - d.started_at >= timedelta(minutes=minutes))
+    return Evaluation(rules=(RULE,), accounts=(account,), conditions=conditions,
+                      observed_at=observed, resolutions=_reasons(account, newest),
+                      otherwise=NOT_LISTED)
+
+
+def _condition(account: str, d: _Down) -> Condition:
+    subject = instance_subject(account, d.instance_id, d.label, d.gpu_name, d.num_gpus,
+                               d.host_id)
+    lasted = human_duration(d.observed_at - d.started_at)
+    money = (f"; it still costs ${d.burn_per_hour:,.3f}/h meanwhile" if d.burn_per_hour
+             else "; it is not billed meanwhile")
+    summary = (f"{subject} has not been running (status {d.status}) for {lasted} since "
+               f"{d.started_at:%Y-%m-%d %H:%M} UTC while meant to run{money}.")
+    return Condition(RULE, f"{RULE}/{account}/{d.instance_id}", account, d.instance_id,
+                     summary, subject, d.started_at)
+
+
+def _reasons(account: str, newest: dict[int, tuple]) -> dict[str, str]:
+    """Why each instance listed in the newest snapshot is no longer down (if it is not)."""
+    reasons = {}
+    for instance_id, (intended, actual) in newest.items():
+        key = f"{RULE}/{account}/{instance_id}"
+        if intended != "running":
+            reasons[key] = f"is no longer meant to run (intended status {intended})"
+        elif actual == "running":
+            reasons[key] = "is running again"
+    return reasons

@@ -1,0 +1,184 @@
+"""Where the pipeline calls alerting: after a collection, after landing, after a build,
+from the Dagster run sensors, and for `vast-pipeline alerts test`.
+
+A receiver's failure (or any trouble evaluating alerts) never fails a collection or a
+build: each hook logs one line and returns. What was not delivered stays queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from pipeline.alerts import engine
+from pipeline.alerts.engine import AlertBook, Condition, Delivered, Evaluation, iso
+from pipeline.alerts.settings import AlertSettings, Receiver
+from pipeline.alerts.webhook import Attempted, get, post_json, redact
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.storage import Store
+
+log = logging.getLogger("pipeline.alerts")
+_MAX_RUN_MESSAGE = 300
+
+
+@contextmanager
+def _never_fail(what: str) -> Iterator[None]:
+    """Alerting trouble is one log line, never the caller's failure."""
+    try:
+        yield
+    except Exception as exc:  # by design: alerting must never break the pipeline
+        log.warning("alerts %s were not evaluated: %s", what,
+                    redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+
+
+def after_collection(settings: Settings, outcomes: Mapping[str, str | None],
+                     observed_at: datetime, *, landed: bool) -> Delivered | None:
+    """Count each account's success or failure (`collection_failing`), evaluate
+    `instance_down` for the accounts whose snapshot `landed`, deliver, then ping the
+    heartbeat if every account succeeded. `outcomes` maps account -> error text or None."""
+    result = None
+    with _never_fail("after the collection"):
+        def evaluate(book: AlertBook) -> list[Evaluation]:
+            evaluations = [_collection_failing(book, settings.alerts, account, error,
+                                               observed_at)
+                           for account, error in outcomes.items()]
+            if landed:
+                evaluations += _instance_down(settings, [a for a, e in outcomes.items()
+                                                         if e is None])
+            return evaluations
+
+        result = engine.run(Store(settings.home), settings.alerts, evaluate)
+    if outcomes and all(error is None for error in outcomes.values()):
+        heartbeat(settings.alerts)
+    return result
+
+
+def after_landing(settings: Settings, accounts: list[str]) -> Delivered | None:
+    """`instance_down` once the newest snapshots are in the Parquet history (Dagster's
+    `instance_snapshots` step, which lands what `raw_snapshots` collected)."""
+    with _never_fail("after landing"):
+        return engine.run(Store(settings.home), settings.alerts,
+                          lambda _book: _instance_down(settings, accounts))
+    return None
+
+
+def after_build(settings: Settings) -> Delivered | None:
+    """The cost rules over the freshly built warehouse."""
+    from pipeline.alerts.build_rules import evaluate_build_rules
+    from pipeline.warehouse import open_read_only
+
+    with _never_fail("after the build"):
+        def evaluate(_book: AlertBook) -> list[Evaluation]:
+            con = open_read_only(settings.home)
+            try:
+                evaluation = evaluate_build_rules(con, settings.alerts)
+            finally:
+                con.close()
+            return [evaluation] if evaluation else []
+
+        return engine.run(Store(settings.home), settings.alerts, evaluate)
+    return None
+
+
+def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
+                 message: str = "", at: datetime | None = None) -> Delivered | None:
+    """`run_failed/<job>` fires when a run of `job` fails, resolves when one succeeds."""
+    at = at or datetime.now(UTC)
+    key = f"run_failed/{job}"
+    conditions: tuple[Condition, ...] = ()
+    if failed and settings.alerts.enabled("run_failed"):
+        text = redact(" ".join(message.split()))
+        for secret in settings.alerts.secrets():
+            text = text.replace(secret, "<redacted>")
+        if len(text) > _MAX_RUN_MESSAGE:
+            text = text[:_MAX_RUN_MESSAGE - 3] + "..."
+        subject = f"Dagster job {job}"
+        summary = (f"{subject} failed (run {run_id[:8]} at {at:%Y-%m-%d %H:%M} UTC): "
+                   f"{text or 'no message'}; open the run in the Dagster UI for its logs.")
+        conditions = (Condition("run_failed", key, None, None, summary, subject, at),)
+    evaluation = Evaluation(rules=("run_failed",), accounts=None, conditions=conditions,
+                            observed_at=at, keys=frozenset({key}))
+    with _never_fail(f"for the run of {job}"):
+        return engine.run(Store(settings.home), settings.alerts, lambda _book: [evaluation])
+    return None
+
+
+def heartbeat(alerts: AlertSettings) -> Attempted | None:
+    """GET the dead-man's-switch URL, if one is set; a miss is one log line."""
+    if not alerts.heartbeat_url:
+        return None
+    tried = get(alerts.heartbeat_url, timeout_seconds=alerts.timeout_seconds)
+    if not tried.accepted:
+        log.warning("the heartbeat URL was not reached (%s); the next collection pings again",
+                    tried.error)
+    return tried
+
+
+def send_test(settings: Settings, receiver: str | None = None
+              ) -> list[tuple[Receiver, Attempted]]:
+    """POST a test message to each receiver (or the named one); nothing is queued."""
+    alerts = settings.alerts
+    if not alerts.receivers:
+        raise ConfigError("No alert receiver is configured: export "
+                          "VAST_PIPELINE_ALERT_WEBHOOK or add [[alerts.receivers]] to the "
+                          "config file.")
+    chosen = [r for r in alerts.receivers if receiver is None or r.name == receiver]
+    if not chosen:
+        known = ", ".join(r.name for r in alerts.receivers)
+        raise ConfigError(f"No alert receiver named {receiver!r} (known: {known}).")
+    out = []
+    for r in chosen:
+        now = datetime.now(UTC)
+        text = (f"Test message from vast-pipeline to receiver {r.name}: alerts reach this "
+                "channel.")
+        payload = {"id": f"test-{now:%Y%m%dT%H%M%S}", "rule": "test", "state": "firing",
+                   "key": f"test/{r.name}", "account": None, "instance_id": None,
+                   "summary": text, "text": text, "started_at": iso(now),
+                   "observed_at": iso(now), "source": "vast-pipeline"}
+        out.append((r, post_json(r.url, payload, attempts=alerts.delivery_attempts,
+                                 backoff_seconds=alerts.retry_backoff_seconds,
+                                 timeout_seconds=alerts.timeout_seconds)))
+    return out
+
+
+def _collection_failing(book: AlertBook, alerts: AlertSettings, account: str,
+                        error: str | None, observed_at: datetime) -> Evaluation:
+    counts = book.collection(account)
+    if error is None:
+        counts.clear()
+        counts["failures"] = 0
+    else:
+        counts["failures"] += 1
+        counts.setdefault("since", iso(observed_at))
+        counts["error"] = error
+    conditions: tuple[Condition, ...] = ()
+    if alerts.enabled("collection_failing") and counts["failures"] >= \
+            alerts.collection_failing_runs:
+        since = engine.parse_iso(counts["since"])
+        subject = f"Collection of account {account}"
+        summary = (f"{subject} failed {counts['failures']} times in a row since "
+                   f"{since:%Y-%m-%d %H:%M} UTC, so its history has a gap: {error}")
+        conditions = (Condition("collection_failing", f"collection_failing/{account}", account,
+                                None, summary, subject, since),)
+    return Evaluation(rules=("collection_failing",), accounts=(account,),
+                      conditions=conditions, observed_at=observed_at)
+
+
+def _instance_down(settings: Settings, accounts: list[str]) -> list[Evaluation]:
+    from pipeline.alerts.history_rules import RULE, evaluate_instance_down
+
+    store = Store(settings.home)
+    out = []
+    for account in accounts:
+        evaluation = evaluate_instance_down(store, account,
+                                            settings.alerts.instance_down_minutes)
+        if evaluation is None:
+            continue
+        if not settings.alerts.enabled(RULE):
+            evaluation = Evaluation(rules=(RULE,), accounts=(account,), conditions=(),
+                                    observed_at=evaluation.observed_at)
+        out.append(evaluation)
+    return out

@@ -1,0 +1,132 @@
+"""Posting to webhook receivers and pinging the heartbeat URL, without leaking either URL.
+
+Webhook URLs are bearer secrets (a Slack or Discord incoming-webhook URL is all it takes to
+post to the channel), so they are handled like the API key in `pipeline.client`:
+- error texts are built from the failure's kind and the HTTP status only, never from
+  requests' own messages (which quote the host and path);
+- urllib3 logs each request line at DEBUG (`--debug`): a filter rewrites any registered
+  URL or path in those records before they are emitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+from pipeline import __version__
+
+USER_AGENT = f"vast-pipeline/{__version__} (alerts)"
+REDACTED = "<redacted webhook URL>"
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+class _RedactSecrets(logging.Filter):
+    """Rewrites registered secret URLs (and their paths) out of log records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def add(self, url: str) -> None:
+        path = urlsplit(url).path
+        self.secrets.add(url)
+        if len(path) > 1:
+            self.secrets.add(path)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            record.msg = self.redact(record.getMessage())
+            record.args = None
+        return True
+
+
+_REDACTOR = _RedactSecrets()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
+
+
+def redact(text: str) -> str:
+    """`text` with every URL this process has posted to replaced by a placeholder."""
+    return _REDACTOR.redact(text)
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """How one message fared: accepted or not, after how many tries, and why not."""
+
+    accepted: bool
+    attempts: int
+    status_code: int | None = None
+    error: str = ""
+
+
+def post_json(url: str, payload: dict, *, attempts: int, backoff_seconds: float,
+              timeout_seconds: float, sleep: Callable[[float], None] = time.sleep) -> Attempted:
+    """POST `payload` until a 2xx answer, retrying failures with exponential backoff.
+
+    Everything but a 2xx is retried (a 4xx too: a misconfigured receiver is often fixed
+    while the message waits); what is still refused after `attempts` is the caller's to
+    queue.
+    """
+    _REDACTOR.add(url)
+    last = Attempted(False, 0)
+    for attempt in range(1, attempts + 1):
+        last = _once("POST", url, timeout_seconds, attempt, json=payload)
+        if last.accepted:
+            return last
+        if attempt < attempts:
+            sleep(min(backoff_seconds * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS))
+    return last
+
+
+def get(url: str, *, timeout_seconds: float) -> Attempted:
+    """One GET (the heartbeat); a miss is not retried, the next collection pings again."""
+    _REDACTOR.add(url)
+    return _once("GET", url, timeout_seconds, 1)
+
+
+def _once(method: str, url: str, timeout: float, attempt: int, **kwargs: object) -> Attempted:
+    try:
+        response = requests.request(method, url, timeout=timeout,
+                                    headers={"User-Agent": USER_AGENT}, **kwargs)
+    except requests.RequestException as exc:
+        return Attempted(False, attempt, None, describe(exc, timeout))
+    response.close()
+    if 200 <= response.status_code < 300:
+        return Attempted(True, attempt, response.status_code)
+    return Attempted(False, attempt, response.status_code,
+                     f"the receiver answered HTTP {response.status_code}")
+
+
+def describe(exc: requests.RequestException, timeout: float) -> str:
+    """What went wrong, from the exception's type only (its text quotes the URL)."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed"
+    if isinstance(exc, requests.ConnectionError):
+        reason = _root_cause(exc)
+        if isinstance(reason, ConnectionRefusedError):
+            return "the connection was refused"
+        if "NameResolution" in type(reason).__name__ or "gaierror" in type(reason).__name__:
+            return "the host name did not resolve"
+        return "the connection failed"
+    return f"the request failed ({type(exc).__name__})"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = seen.__cause__ or seen.__context__ or getattr(seen, "reason", None)
+        if not isinstance(nxt, BaseException) or nxt is seen:
+            return seen
+        seen = nxt
