@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install focus-validator demo test lint bench bench-history bench-warehouse dagster clean
+.PHONY: install focus-validator demo test lint bench bench-history bench-warehouse bench-collect dagster clean
 
 # The FinOps Foundation's FOCUS validator (2.x needs Python 3.12) in its own venv, pinned
 # by constraints-focus.txt; tests/test_focus_validator.py runs it on an export.
@@ -40,13 +40,16 @@ test: $(STAMP) $(FOCUS_STAMP)  ## run the whole test suite
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: bench-history bench-warehouse
+bench: bench-history bench-warehouse bench-collect  ## each ratio beside its target
 
 bench-history: $(STAMP)
 	$(VENV)/bin/vast-pipeline bench history
 
-bench-warehouse: $(STAMP)
-	$(VENV)/bin/vast-pipeline bench warehouse
+bench-warehouse: $(STAMP)  ## BENCH_WAREHOUSE_ARGS="--scale 0.25" for a quarter year
+	$(VENV)/bin/vast-pipeline bench warehouse $(BENCH_WAREHOUSE_ARGS)
+
+bench-collect: $(STAMP)
+	$(VENV)/bin/vast-pipeline bench collect
 
 dagster: $(STAMP)  ## the Dagster UI on the same data
 	export DAGSTER_HOME=$$($(PY) -c "from pipeline.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml

@@ -306,8 +306,9 @@ def _run_simulator(args: argparse.Namespace) -> int:
 
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("bench", help="benchmarks: history (flatten+Parquet), warehouse")
-    p.add_argument("which", choices=("history", "warehouse"))
+    p = commands.add_parser("bench",
+                            help="benchmarks: history (flatten+Parquet), warehouse, collect")
+    p.add_argument("which", choices=("history", "warehouse", "collect"))
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark")
     p.set_defaults(handler=_run_bench)
 
@@ -315,6 +316,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     if args.which == "history":
         from pipeline.bench_history import main as bench_main
+    elif args.which == "collect":
+        from pipeline.bench_collect import main as bench_main
     else:
         from pipeline.bench_warehouse import main as bench_main
     return int(bench_main(args.rest) or 0)

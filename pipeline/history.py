@@ -50,11 +50,23 @@ SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMIL
 SORT_KEYS: dict[str, list[tuple[str, str]]] = {
     d.name: list(d.sort_keys) for d in family(SNAPSHOT_FAMILY)
 }
+# Float columns that move a little at every snapshot (counters, usage gauges): sorted by
+# (id, time) their neighbours share sign, exponent and top mantissa bytes, which
+# BYTE_STREAM_SPLIT lays out for zstd; a dictionary cannot help values that never repeat.
+# With zstd level 7, measured on a benchmark day: 41.5 -> 32.9 bytes per row (README).
+SPLIT_FLOAT_COLUMNS: tuple[str, ...] = (
+    "duration", "uptime_mins", "disk_usage", "disk_util", "inet_down_billed", "inet_up_billed",
+)
 # One row group per day file; zstd; dictionary pages for the many repeated values.
 WRITE_OPTIONS: dict[str, object] = {
     "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
+    "compression_level": 7,
+    "use_dictionary": sorted(
+        (f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name)
+        for f in {f for d in family(SNAPSHOT_FAMILY) for f in d.schema}
+        if f.name not in SPLIT_FLOAT_COLUMNS
+    ),
+    "use_byte_stream_split": list(SPLIT_FLOAT_COLUMNS),
     "write_statistics": True,
     "row_group_size": 1 << 20,
     "data_page_size": 1 << 20,
@@ -174,7 +186,7 @@ def _write_day(store: Store, account: str, day: date, parts: dict[str, list[pa.T
         directory = store.partition_dir(dataset, account, day)
         store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
         table = pa.concat_tables(parts[dataset]) if parts[dataset] else schema.empty_table()
-        table = table.sort_by(SORT_KEYS[dataset]).combine_chunks().replace_schema_metadata(
+        table = table.combine_chunks().sort_by(SORT_KEYS[dataset]).replace_schema_metadata(
             schema.metadata
         )
         store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **WRITE_OPTIONS)

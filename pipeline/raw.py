@@ -181,22 +181,36 @@ def _why(exc: BaseException) -> str:
 
 
 class _FileRecords:
-    """Re-iterable records of one raw file; each iteration decompresses the file once."""
+    """Re-iterable records of one raw file; each iteration decompresses the file once.
+
+    `body` and `parse` split that in two, so the columnar fast path
+    (`pipeline.fastflatten`) can read the NDJSON bytes and the value-by-value path can
+    parse the same bytes when the fast path declines, without decompressing twice.
+    """
 
     def __init__(self, store: Store, path: str) -> None:
         self.store = store
         self.path = path
 
     def __iter__(self) -> Iterator[object]:
+        return self.parse(self.body())
+
+    def body(self) -> bytes:
+        """The record lines (NDJSON, header line removed) of the file, decompressed."""
         try:
             data = self.store.read_bytes(self.path, COMPRESSION)
         except OSError as exc:
             raise DataError(f"Raw snapshot file {self.path} is unreadable ({_why(exc)}).") from None
-        lines = data.split(b"\n")
+        _, _, body = data.partition(b"\n")
+        return body
+
+    def parse(self, body: bytes) -> Iterator[object]:
+        """The records of `body` (from `body()`), parsed one line at a time."""
+        lines = body.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
         loads = orjson.loads
-        for number, line in enumerate(lines[1:], start=2):
+        for number, line in enumerate(lines, start=2):
             try:
                 yield loads(line)
             except orjson.JSONDecodeError:

@@ -48,14 +48,25 @@ def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: P
     assert not (home / "parquet").exists()
 
 
-def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -> None:
+def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = run_cli("collect", home=home)
     assert result.returncode == 0, result.stderr
     assert "instance_snapshots" in result.stdout
     assert "check unique_instance_snapshot: passed" in result.stdout
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
-    runs = list((home / "dagster").rglob("*"))
-    assert runs, "the run was recorded under $VAST_PIPELINE_HOME/dagster"
+    # The run and its event log (one database for all runs) are in the home's instance.
+    import dagster as dg
+
+    run_id = result.stdout.split("dagster run ")[1].split()[0]
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.is_success
+        materialized = {e.asset_key.to_user_string() for e in (
+            r.asset_materialization for r in instance.all_logs(run_id)) if e is not None}
+    assert materialized == {"raw_snapshots", "instance_snapshots"}
     status = run_cli("status", home=home)
     assert status.returncode == 0
     served = next(line for line in result.stdout.splitlines()

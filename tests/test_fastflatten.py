@@ -1,0 +1,210 @@
+"""The columnar fast path equals the value-by-value path, down to the Parquet bytes.
+
+Each case writes a real raw file (zstd NDJSON through `pipeline.raw`), then flattens its
+bytes both ways: `fast_flatten` on the NDJSON body, `flatten` on the parsed records
+(a list, so `flatten` takes its value-by-value path). Wherever the fast path accepts, the
+tables, quarantine, counters and the Parquet files written with the history's options
+must be identical; where it declines, `flatten` on the raw file must still give the
+value-by-value result.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from pipeline.fastflatten import fast_flatten
+from pipeline.flatten import FlattenResult, flatten
+from pipeline.fleet import FleetModel
+from pipeline.history import SORT_KEYS, WRITE_OPTIONS
+from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
+from pipeline.schema import (
+    FLOAT_FIELDS,
+    INT_FIELDS,
+    PRICING_KEYS,
+    STRING_FIELDS,
+    TIMESTAMP_FIELDS,
+)
+from pipeline.storage import Store
+
+AT = datetime(2026, 3, 2, 12, 15, tzinfo=UTC)
+BASE = FleetModel(seed=11, size=6).clean_records_at(AT)
+
+
+def _raw_body(records: list[Any]) -> tuple[Any, bytes]:
+    """(the raw file's records object, its NDJSON body) after a real write and read."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp))
+        path = write_snapshot(store, RawSnapshot(snapshot_id="s1", snapshot_at=AT,
+                                                 account="acc", records=records, pages=1))
+        raw = read_snapshot(store, path).records
+        body = raw.body()
+        parsed = list(raw.parse(body))
+    return parsed, body
+
+
+def _parquet(table: pa.Table, dataset: str) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table.combine_chunks().sort_by(SORT_KEYS[dataset]), out, **WRITE_OPTIONS)
+    return out.getvalue()
+
+
+def _assert_same(fast: FlattenResult, slow: FlattenResult) -> None:
+    assert fast.table.equals(slow.table, check_metadata=True)
+    assert fast.quarantine.equals(slow.quarantine)
+    assert (fast.new_fields, fast.coerced_values, fast.quarantined_records,
+            fast.quarantined_values) == (slow.new_fields, slow.coerced_values,
+                                         slow.quarantined_records, slow.quarantined_values)
+    assert _parquet(fast.table, "instance_snapshots") == _parquet(slow.table,
+                                                                  "instance_snapshots")
+    assert _parquet(fast.quarantine, "quarantine") == _parquet(slow.quarantine, "quarantine")
+
+
+def _compare(records: list[Any]) -> bool:
+    """Both paths on `records`; True when the fast path accepted (and agreed)."""
+    parsed, body = _raw_body(records)
+    slow = flatten(parsed, "s1", AT)
+    fast = fast_flatten(body, "s1", AT)
+    if fast is None:
+        return False
+    _assert_same(fast, slow)
+    return True
+
+
+def test_a_clean_fleet_snapshot_takes_the_fast_path_and_matches() -> None:
+    records = FleetModel(seed=5, size=300).records_at(AT)
+    assert _compare(records)
+
+
+def test_a_drifted_snapshot_is_declined_and_flatten_still_lands_it_exactly() -> None:
+    records = FleetModel(seed=5, size=300, drift_rate=0.05, new_field_rate=0.02,
+                         broken_rate=0.01).records_at(AT)
+    parsed, body = _raw_body(records)
+    assert fast_flatten(body, "s1", AT) is None
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp))
+        path = write_snapshot(store, RawSnapshot(snapshot_id="s1", snapshot_at=AT,
+                                                 account="acc", records=records, pages=1))
+        through_file = flatten(read_snapshot(store, path).records, "s1", AT)
+    slow = flatten(parsed, "s1", AT)
+    assert through_file.table.equals(slow.table)
+    assert through_file.quarantine.equals(slow.quarantine)
+    assert slow.quarantined_records > 0  # the drift really reached the fallback
+
+
+# -- generated snapshots ---------------------------------------------------------------------
+_floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**60), 2**60),
+    st.sampled_from([2**53 - 1, 2**53, 2**53 + 1, -(2**54) - 1, 2**56 + 3]),  # float64's edge
+    st.none(),
+)
+_epochs = st.one_of(st.floats(-3e11, 3e11, allow_nan=False), st.integers(-10**12, 10**12),
+                    st.sampled_from([253402300799, 253402300800, -253402300799.5]), st.none())
+_strings = st.one_of(st.text(max_size=12), st.none())
+_ints = st.one_of(st.integers(-(2**63), 2**63 - 1), st.none())
+# Values of any JSON type, for drift: they land in a column of another type.
+_any = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                 st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+                 st.lists(st.integers(-5, 70000), max_size=3),
+                 st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+# Edits that keep a record within the API's usual types (the fast path may accept them,
+# or must decline them on its own checks: float64's edge, year 9999, has_avx 2, ...) and
+# edits that drift (the fast path must decline them all).
+_CLEAN_EDITS = st.sampled_from([
+    "float", "epoch", "string", "int", "null", "drop", "avx", "os_version", "ips", "ports",
+    "image_args", "pricing", "volume",
+])
+_DRIFT_EDITS = st.sampled_from([
+    "drift", "unknown", "pricing_unknown", "not_object", "duplicate", "bad_id",
+])
+
+
+def _clean_edit(draw: st.DrawFn, kind: str, record: dict[str, Any]) -> None:
+    if kind == "float":
+        record[draw(st.sampled_from(FLOAT_FIELDS))] = draw(_floats)
+    elif kind == "epoch":
+        record[draw(st.sampled_from(TIMESTAMP_FIELDS))] = draw(_epochs)
+    elif kind == "string":
+        record[draw(st.sampled_from(STRING_FIELDS))] = draw(_strings)
+    elif kind == "int":
+        record[draw(st.sampled_from([f for f in INT_FIELDS if f != "id"]))] = draw(_ints)
+    elif kind in ("null", "drop"):
+        field = draw(st.sampled_from(sorted(k for k in record if k != "id")))
+        if kind == "null":
+            record[field] = None
+        else:
+            del record[field]
+    elif kind == "avx":
+        record["has_avx"] = draw(st.sampled_from([0, 1, 2, None]))
+    elif kind == "os_version":
+        record["os_version"] = draw(st.one_of(st.floats(0, 100, allow_nan=False),
+                                              st.integers(0, 30)))
+    elif kind == "ips":
+        record["local_ipaddrs"] = draw(st.one_of(
+            st.text(alphabet=" 0123456789.\n\t\u3000", max_size=20), st.none()))
+    elif kind == "ports":
+        record["ports"] = draw(st.one_of(st.lists(st.integers(-5, 70000), max_size=3),
+                                         st.none()))
+    elif kind == "image_args":
+        record["image_args"] = draw(st.one_of(st.lists(st.text(max_size=5), max_size=3),
+                                              st.none()))
+    elif kind == "pricing":
+        parent = draw(st.sampled_from(["search", "instance"]))
+        record[parent] = draw(st.one_of(
+            st.none(), st.fixed_dictionaries({}, optional={k: _floats for k in PRICING_KEYS})))
+    else:
+        record["volume_info"] = draw(st.sampled_from([[], None, [None]]))
+
+
+def _drift_edit(draw: st.DrawFn, kind: str, record: dict[str, Any], records: list[Any]) -> None:
+    if kind == "drift":
+        record[draw(st.sampled_from(sorted(record)))] = draw(_any)
+    elif kind == "unknown":
+        record[draw(st.sampled_from(["new_metric", "zz_flag"]))] = draw(_any)
+    elif kind == "pricing_unknown":
+        record["search"] = {**(record.get("search") or {}), "newKey": draw(_any)}
+    elif kind == "not_object":
+        records.append(draw(_any))
+    elif kind == "duplicate":
+        records.append(dict(record))
+    else:
+        record["id"] = draw(st.one_of(st.none(), st.text(max_size=4), st.just(2**63)))
+
+
+@st.composite
+def _snapshots(draw: st.DrawFn) -> list[Any]:
+    records: list[Any] = [dict(r) for r in BASE]
+    for _ in range(draw(st.integers(0, 3))):
+        _clean_edit(draw, draw(_CLEAN_EDITS), draw(st.sampled_from(records)))
+    if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 2))):
+            record = draw(st.sampled_from([r for r in records if isinstance(r, dict)]))
+            _drift_edit(draw, draw(_DRIFT_EDITS), record, records)
+    return records
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_snapshots())
+def test_fast_path_is_byte_identical_wherever_it_accepts(records: list[Any]) -> None:
+    accepted = _compare(records)
+    event("fast path accepted" if accepted else "fast path declined")
+
+
+def test_generated_clean_values_are_accepted() -> None:
+    """The property above is not vacuous: unusual but clean values take the fast path."""
+    records = [dict(r) for r in BASE]
+    records[0].update(gpu_util=2.0**52 + 0.5, label="é\u3000x",
+                      ports=[], image_args=None, local_ipaddrs=" \n", search=None,
+                      os_version=22.04, has_avx=0, start_date=-5.5, end_date=None)
+    records[1].pop("instance")
+    assert _compare(records)
