@@ -47,6 +47,7 @@ def server(fleet: FleetModel) -> Iterator[SimulatorServer]:
 
 
 def _start(server: SimulatorServer, home: Path, *args: str) -> subprocess.Popen:
+    home.mkdir(parents=True, exist_ok=True)
     env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
            "XDG_CACHE_HOME": str(home / ".cache"), "VASTAI_NO_UPDATE_CHECK": "1", "CI": "1",
            "PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
@@ -55,8 +56,12 @@ def _start(server: SimulatorServer, home: Path, *args: str) -> subprocess.Popen:
 
 
 def _run_all(server: SimulatorServer, home: Path, commands: dict[str, list[str]]) -> dict:
-    """Run the CLI invocations concurrently (each takes ~2 s of interpreter start-up)."""
-    procs = {name: _start(server, home, *args) for name, args in commands.items()}
+    """Run the CLI invocations concurrently (each takes ~2 s of interpreter start-up).
+
+    Each gets a HOME of its own: the client creates its config folder on start, and
+    concurrent creations of one folder race (FileExistsError).
+    """
+    procs = {name: _start(server, home / name, *args) for name, args in commands.items()}
     out = {}
     for name, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=60)
