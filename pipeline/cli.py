@@ -313,7 +313,20 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_bench)
 
 
+# What the benchmarks need beyond the pipeline (the `bench` extra of pyproject.toml).
+BENCH_MODULES = ("pandas", "psutil")
+
+
 def _run_bench(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    from pipeline.errors import ConfigError
+
+    missing = [name for name in BENCH_MODULES if find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"The benchmarks need {' and '.join(missing)}, which "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed; run "
+                          "pip install 'vast-pipeline[bench]'.")
     if args.which == "history":
         from pipeline.bench_history import main as bench_main
     elif args.which == "collect":

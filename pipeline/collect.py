@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pipeline.client import VastClient
 from pipeline.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED, Account, Settings
 from pipeline.errors import PipelineError
-from pipeline.history import land_snapshot
-from pipeline.raw import RawSnapshot, new_snapshot_id, write_snapshot
+from pipeline.history import land_pending
+from pipeline.raw import RawSnapshot, new_snapshot_id, read_snapshot, write_snapshot
 from pipeline.storage import Store
 
 # The embedded simulator is polite-checked like the real service, but much faster.
@@ -75,10 +75,14 @@ def fetch_snapshot(store: Store, account: Account, client: VastClient, *,
 def take_snapshot(store: Store, account: Account, client: VastClient, *,
                   snapshot_at: datetime, source: str,
                   snapshot_id: str | None = None) -> SnapshotResult:
-    """Fetch a snapshot into the raw zone, then land it in the Parquet history."""
+    """Fetch a snapshot into the raw zone, then land its day's new snapshots in Parquet.
+
+    The landing counts cover every raw snapshot of the day not landed yet: normally just
+    this one, plus any whose earlier landing was killed.
+    """
     fetched = fetch_snapshot(store, account, client, snapshot_at=snapshot_at, source=source,
                              snapshot_id=snapshot_id)
-    landed = land_snapshot(store, fetched.raw_path)
+    landed = land_pending(store, account.name, read_snapshot(store, fetched.raw_path).day)
     return replace(fetched, rows_landed=landed.rows,
                    quarantined_records=landed.quarantined_records,
                    quarantined_values=landed.quarantined_values,

@@ -29,14 +29,14 @@ from pipeline.config import (
 )
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
-from pipeline.history import rebuild_day
+from pipeline.history import land_pending
 from pipeline.progress import progress_bar
 from pipeline.raw import snapshot_files
+from pipeline.resources import dagster_dev_command
 from pipeline.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.storage import Store
 
 STEP = timedelta(minutes=15)
-WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 # Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
 # the client keeps a little more than that between calls, as it should with the real API.
 SIMULATOR_MIN_INTERVAL = 0.01
@@ -74,8 +74,8 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     """Collect every missing moment of the window; returns (collected, skipped).
 
     Each moment is fetched over HTTP into the raw zone as a scheduled run would; each day's
-    Parquet is then derived from raw once (`rebuild_day`) instead of being rewritten after
-    every snapshot, which is the same code path as `vast-pipeline rebuild` and much faster.
+    new snapshots are then landed at once (`land_pending`, the scheduled path) instead of
+    rewriting the day after every snapshot: the same code, and much faster.
     """
     account = DEMO_ACCOUNT
     moments = window.moments()
@@ -90,7 +90,7 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
                 fetch_snapshot(store, account, client, snapshot_at=moment, source="simulator",
                                snapshot_id=demo_snapshot_id(moment))
                 bar.advance()
-            rebuild_day(store, account.name, day)
+            land_pending(store, account.name, day)
     return len(todo), len(moments) - len(todo)
 
 
@@ -200,9 +200,8 @@ def _print_summary(home_dir: Path, dagster_home: Path, reports: list[Path], focu
           "-c 'select * from cost_daily order by total_cost desc limit 10'\n"
           f"  VAST_PIPELINE_HOME={home_dir} {bin_dir / 'vast-pipeline'} sql "
           "\"select * from fleet_now\"")
-    print(f"Dagster UI on the same data (then open http://127.0.0.1:3000):\n"
-          f"  VAST_PIPELINE_HOME={home_dir} DAGSTER_HOME={dagster_home} "
-          f"{bin_dir / 'dagster'} dev -w {WORKSPACE}")
+    print("Dagster UI on the same data (then open http://127.0.0.1:3000):\n"
+          f"  {dagster_dev_command(home_dir, dagster_home)}")
 
 
 def _say(message: str) -> None:

@@ -58,3 +58,7 @@ class WarehouseError(PipelineError):
 
 class ReportError(PipelineError):
     """A report or export cannot be produced (bad window, empty window, no warehouse)."""
+
+
+class NoDataYetError(ReportError):
+    """The warehouse holds no data at all yet (a fresh deployment): nothing to report."""

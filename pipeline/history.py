@@ -11,8 +11,8 @@ and landing a snapshot costs one day's rewrite whatever the size of the history.
 Every write of an (account, day) happens under that day's lock and is atomic per file
 (temp file + rename, see `pipeline.storage`). The snapshot log is written last and is the
 commit record: rows of a snapshot missing from the log are left-overs of a killed writer
-and are dropped; raw snapshots of the day missing from the log are (re)landed by the next
-write of that day. So a kill -9 at any moment leaves readable files, and the next landing
+and are dropped; raw snapshots of the day missing from the log are landed by the next
+`land_pending` of that day. So a kill -9 at any moment leaves readable files, and the next landing
 or a `rebuild` heals the day. Output is deterministic (sorted rows, sorted JSON keys,
 fixed writer options): rebuilding twice writes byte-identical files.
 """
@@ -89,10 +89,12 @@ class DayResult:
     new_fields: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)   # unreadable raw files, skipped
     rebuilt: bool = False                             # the whole day re-derived from raw
+    snapshot_ids: list[str] = field(default_factory=list)  # flattened now, in landing order
     preview: list[dict[str, object]] = field(default_factory=list)
 
-    def add(self, flat: FlattenResult) -> None:
+    def add(self, snapshot_id: str, flat: FlattenResult) -> None:
         self.snapshots += 1
+        self.snapshot_ids.append(snapshot_id)
         self.rows += flat.table.num_rows
         self.quarantined_records += flat.quarantined_records
         self.quarantined_values += flat.quarantined_values
@@ -110,14 +112,6 @@ class DayResult:
         body = ["| " + " | ".join(str(r[c]) for c in _PREVIEW_COLUMNS) + " |"
                 for r in self.preview]
         return "\n".join([head, rule, *body])
-
-
-@dataclass
-class LandResult(DayResult):
-    """`land_snapshot`'s outcome: counts of the landed snapshot, plus what was healed."""
-
-    snapshot_id: str = ""
-    healed: list[str] = field(default_factory=list)  # other raw snapshots of the day landed
 
 
 @dataclass
@@ -205,9 +199,9 @@ def _log_row(snapshot: RawSnapshot, flat: FlattenResult) -> pa.Table:
     }, schema=SNAPSHOT_LOG_SCHEMA)
 
 
-def _keep_committed(tables: dict[str, pa.Table], drop: set[str]) -> dict[str, list[pa.Table]]:
-    """Rows of committed snapshots (in the log) other than those about to be re-landed."""
-    committed = set(tables["snapshots"].column("snapshot_id").to_pylist()) - drop
+def _keep_committed(tables: dict[str, pa.Table]) -> dict[str, list[pa.Table]]:
+    """Rows of committed snapshots (in the log); left-overs of a killed writer are dropped."""
+    committed = set(tables["snapshots"].column("snapshot_id").to_pylist())
     keep = pa.array(sorted(committed), pa.string())
     parts: dict[str, list[pa.Table]] = {}
     for dataset, table in tables.items():
@@ -234,29 +228,18 @@ def _gc_paused() -> Iterator[None]:
 
 
 # -- public API -----------------------------------------------------------------------------
-def land_snapshot(store: Store, snapshot: RawSnapshot | str) -> LandResult:
-    """Add one raw snapshot (object or raw file path) to its day's Parquet files.
-
-    Idempotent: the snapshot's rows replace any earlier landing of the same id. Raw
-    snapshots of the same day that are not yet in the log (a killed or failed earlier
-    landing) are landed too; an unreadable or older-schema day file is re-derived whole.
-    Cost: one day's files, whatever the size of the history.
-    """
-    if isinstance(snapshot, str):
-        snapshot = read_snapshot(store, snapshot)
-    result = LandResult(account=snapshot.account, day=snapshot.day,
-                        snapshot_id=snapshot.snapshot_id)
-    with store.lock(snapshot.account, snapshot.day):
-        _land_missing(store, result, primary=snapshot)
-    return result
-
-
+# Two ways in, used by every caller (CLI, Dagster assets, demo, benchmarks):
+# `land_pending` for new snapshots and `rebuild_day` (or `rebuild` over many days) to
+# re-derive a day from raw.
 def land_pending(store: Store, account: str, day: date) -> DayResult:
-    """Land the day's raw snapshots that its Parquet does not hold yet (the scheduled path).
+    """Land the day's raw snapshots that its Parquet does not hold yet.
 
-    Only the new snapshots are flattened; the day's committed rows are kept as they are,
-    and a day with nothing new is not rewritten. A stale or unreadable day file is
-    re-derived whole from raw.
+    Write the raw snapshot first (`pipeline.raw.write_snapshot`), then call this: only
+    the snapshots missing from the day's log are flattened, the committed rows are kept
+    as they are, and the day's files are rewritten once (a day with nothing new is not
+    rewritten). That also heals a killed or failed earlier landing: its raw snapshots are
+    missing from the log, so they land now. A stale or unreadable day file is re-derived
+    whole from raw. Cost: one day's files, whatever the size of the history.
     """
     result = DayResult(account=account, day=day)
     with store.lock(account, day):
@@ -264,12 +247,9 @@ def land_pending(store: Store, account: str, day: date) -> DayResult:
     return result
 
 
-def _land_missing(store: Store, result: DayResult, primary: RawSnapshot | None = None) -> None:
-    """Under the day's lock: land `primary` (replacing an earlier landing of it) and every
-    raw snapshot of the day missing from the log. With a primary, the others count as
-    healed; without one, they are what `result` counts."""
+def _land_missing(store: Store, result: DayResult) -> None:
+    """Under the day's lock: land every raw snapshot of the day missing from the log."""
     account, day = result.account, result.day
-    redo = {primary.snapshot_id} if primary is not None else set()
     try:
         existing = _read_day(store, account, day)
     except _Stale:
@@ -279,26 +259,29 @@ def _land_missing(store: Store, result: DayResult, primary: RawSnapshot | None =
         logged: set[str] = set()
         result.rebuilt = True
     else:
-        parts = _keep_committed(existing, redo)
-        logged = set(existing["snapshots"].column("snapshot_id").to_pylist()) - redo
-    missing = _day_snapshots(store, account, day, result.errors, skip=logged | redo)
-    if primary is None and not missing:  # nothing new; a stale day without raw stays as is
-        return
-    if primary is not None:
-        _add_snapshot(parts, primary, result)
-    for snapshot in missing:
+        parts = _keep_committed(existing)
+        logged = set(existing["snapshots"].column("snapshot_id").to_pylist())
+    _add_snapshots(parts, _day_snapshots(store, account, day, result.errors, skip=logged),
+                   result)
+    if result.snapshots:  # nothing new: the day stays as is (a stale day without raw too)
+        _write_day(store, account, day, parts)
+
+
+def _add_snapshots(parts: dict[str, list[pa.Table]], snapshots: list[RawSnapshot],
+                   result: DayResult, progress: Callable[[int], None] | None = None) -> None:
+    """Flatten each snapshot into `parts`; a raw file broken after its header is skipped
+    whole and listed in `result.errors`, the others still land."""
+    for snapshot in snapshots:
         try:
-            _add_snapshot(parts, snapshot, None if primary is not None else result)
+            _add_snapshot(parts, snapshot, result)
         except DataError as exc:
             result.errors.append(str(exc))
-            continue
-        if isinstance(result, LandResult) and primary is not None:
-            result.healed.append(snapshot.snapshot_id)
-    _write_day(store, account, day, parts)
+        if progress is not None:
+            progress(1)
 
 
 def _add_snapshot(
-    parts: dict[str, list[pa.Table]], snapshot: RawSnapshot, result: DayResult | None
+    parts: dict[str, list[pa.Table]], snapshot: RawSnapshot, result: DayResult
 ) -> None:
     """Flatten `snapshot` and queue its rows for the day's files; count it in `result`."""
     with _gc_paused():
@@ -306,8 +289,7 @@ def _add_snapshot(
     parts["instance_snapshots"].append(flat.table)
     parts["quarantine"].append(flat.quarantine)
     parts["snapshots"].append(_log_row(snapshot, flat))
-    if result is not None:
-        result.add(flat)
+    result.add(snapshot.snapshot_id, flat)
 
 
 def rebuild_day(store: Store, account: str, day: date,
@@ -322,13 +304,8 @@ def _rebuild_day_locked(
 ) -> DayResult:
     result = DayResult(account=account, day=day, rebuilt=True)
     parts: dict[str, list[pa.Table]] = {dataset: [] for dataset in SCHEMAS}
-    for snapshot in _day_snapshots(store, account, day, result.errors):
-        try:
-            _add_snapshot(parts, snapshot, result)
-        except DataError as exc:  # a raw file broken after its header: skip it whole
-            result.errors.append(str(exc))
-        if progress is not None:
-            progress(1)
+    _add_snapshots(parts, _day_snapshots(store, account, day, result.errors), result,
+                   progress)
     if result.snapshots:  # never replace a day with nothing because its raw is unreadable
         _write_day(store, account, day, parts)
     return result

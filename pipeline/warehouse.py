@@ -44,6 +44,7 @@ from pipeline.alerts.engine import alert_log_source
 from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
 from pipeline.errors import WarehouseError
 from pipeline.quality import CheckOutcome
+from pipeline.resources import sql_dir
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.storage import Store
 
@@ -53,7 +54,7 @@ SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHO
 # view models, rebuilt on every build, so a bill refetch never recomputes daily models.
 BILL_SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(CHARGE_FAMILY)}
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = sql_dir()
 DB_NAME = "warehouse.duckdb"
 STATE_NAME = "warehouse_state.json"
 MODELS_SUBDIR = Path("parquet") / "models"

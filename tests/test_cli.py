@@ -6,11 +6,15 @@ Runs the real console entry point in a subprocess, with a clean environment.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pipeline.fleet import FleetModel
@@ -26,6 +30,22 @@ def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
     clean.update({"VAST_PIPELINE_HOME": str(home), **(env or {})})
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=clean,
                           capture_output=True, text=True, timeout=timeout, cwd=home)
+
+
+@contextmanager
+def home_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The Dagster instance at $VAST_PIPELINE_HOME/dagster (its dagster.yaml reads
+    $DAGSTER_HOME, so that is set while the instance is open)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+
+
+def recorded_runs(home: Path) -> list[dg.DagsterRun]:
+    """The runs the home's Dagster instance knows, newest first."""
+    with home_instance(home) as instance:
+        return list(instance.get_runs())
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -44,28 +64,23 @@ def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: P
                          env={"VAST_API_KEY": KEY, "VAST_URL": server.url})
     assert_one_sentence_error(result, "VAST_API_KEY")
     assert KEY not in result.stderr + result.stdout
-    assert not list((home / "raw").rglob("*.zst")) if (home / "raw").exists() else True
-    assert not (home / "parquet").exists()
+    assert not (home / "raw").exists() and not (home / "parquet").exists()
+    [run] = recorded_runs(home)  # what is written: the failed run's record, for the UI
+    assert run.status == dg.DagsterRunStatus.FAILURE
 
 
-def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(
-    home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -> None:
     result = run_cli("collect", home=home)
     assert result.returncode == 0, result.stderr
     assert "instance_snapshots" in result.stdout
     assert "check unique_instance_snapshot: passed" in result.stdout
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
-    # The run and its event log (one database for all runs) are in the home's instance.
-    import dagster as dg
-
-    run_id = result.stdout.split("dagster run ")[1].split()[0]
-    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(run_id)
-        assert run is not None and run.is_success
+    [run] = recorded_runs(home)  # one database for all runs, in the home's instance
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert f"dagster run {run.run_id} (DAGSTER_HOME={home / 'dagster'})" in result.stdout
+    with home_instance(home) as instance:
         materialized = {e.asset_key.to_user_string() for e in (
-            r.asset_materialization for r in instance.all_logs(run_id)) if e is not None}
+            r.asset_materialization for r in instance.all_logs(run.run_id)) if e is not None}
     assert materialized == {"raw_snapshots", "instance_snapshots"}
     status = run_cli("status", home=home)
     assert status.returncode == 0
@@ -108,6 +123,49 @@ def test_unusable_output_path_is_one_sentence(home: Path) -> None:
 def test_url_without_key(home: Path) -> None:
     result = run_cli("status", home=home, env={"VAST_URL": "http://127.0.0.1:9"})
     assert_one_sentence_error(result, "VAST_API_KEY")
+
+
+def _history(home: Path) -> dict[str, int]:
+    """snapshot id -> rows in the Parquet history, from the log joined to the rows."""
+    import duckdb
+
+    base = f"{home}/parquet"
+    with duckdb.connect() as con:
+        rows = con.execute(f"""
+            select log.snapshot_id, count(rows.id)
+            from read_parquet('{base}/snapshots/*/*/*.parquet') log
+            left join read_parquet('{base}/instance_snapshots/*/*/*.parquet') rows
+            using (snapshot_id) group by 1""").fetchall()
+        [(total, distinct)] = con.execute(f"""select count(*), count(distinct (snapshot_id, id))
+            from read_parquet('{base}/instance_snapshots/*/*/*.parquet')""").fetchall()
+    assert total == distinct  # no instance twice in one snapshot
+    return dict(rows)
+
+
+def _collected(stdout: str) -> tuple[int, int]:
+    """(collected, already there) from the demo's 'snapshots:' line."""
+    match = re.search(r"snapshots: (\d+) collected, (\d+) already there", stdout)
+    assert match, stdout
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> None:
+    """`make demo` run again: snapshot ids follow the moment, so what exists is skipped."""
+    args = ("demo", "--days", "2", "--size", "8")
+    first = run_cli(*args, home=home)
+    assert first.returncode == 0, first.stderr
+    before = _history(home)
+    raw_before = len(list((home / "raw").rglob("*.ndjson.zst")))
+    second = run_cli(*args, home=home)
+    assert second.returncode == 0, second.stderr
+    after = _history(home)
+    assert _collected(first.stdout) == (2 * 96, 0) and len(before) == raw_before == 2 * 96
+    new, skipped = _collected(second.stdout)
+    # Nothing new, unless a quarter hour began between the runs: then exactly that moment.
+    assert (new, skipped) in ((0, 2 * 96), (1, 2 * 96 - 1))
+    assert {k: after[k] for k in before} == before  # every snapshot kept, rows unchanged
+    assert len(after) == len(before) + new
+    assert len(list((home / "raw").rglob("*.ndjson.zst"))) == raw_before + new
 
 
 def _billed_files(home: Path, day: date) -> dict[str, bytes]:

@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from stored_text import stored_text
 
 from pipeline.collect import collect
 from pipeline.config import load_settings
@@ -70,23 +69,6 @@ def _history_files(home: Path) -> list[Path]:
             and p.relative_to(home).parts[0] not in ("alerts", "_locks")]
 
 
-def _all_text_under(home: Path) -> str:
-    """Every byte under home as text: zstd files decompressed, Parquet cells read out."""
-    chunks = []
-    for path in home.rglob("*"):
-        if not path.is_file():
-            continue
-        if path.name.endswith(".zst"):
-            with pa.CompressedInputStream(pa.OSFile(str(path)), "zstd") as stream:
-                chunks.append(stream.read().decode("utf-8", "replace"))
-        elif path.suffix == ".parquet":
-            chunks.append(str(pq.read_table(path).to_pylist()))
-            chunks.append(path.read_bytes().decode("latin-1"))
-        else:
-            chunks.append(path.read_bytes().decode("latin-1"))
-    return "\n".join(chunks)
-
-
 def test_snapshots_land_every_served_instance_once(home: Path) -> None:
     fleet = FleetModel(seed=3, size=60)
     clock = Clock(START)
@@ -109,7 +91,7 @@ def test_no_secret_reaches_any_file(home: Path) -> None:
         _collect_at(_settings(home, server.url), clock, moments)
     secrets = set().union(*(fleet.secret_values_at(m) for m in moments))
     assert len(secrets) > 40  # tokens and extra_env values were really served
-    everything = _all_text_under(home)
+    everything = stored_text(home).text
     leaked = sorted(s for s in secrets if s in everything)
     assert leaked == []
     assert KEY not in everything
@@ -150,7 +132,7 @@ def test_refused_key_writes_nothing(home: Path) -> None:
         collect(_settings(home, server.url, key="wrong-key-secret-value"))
     assert "wrong-key-secret-value" not in str(caught.value)
     assert _history_files(home) == []
-    assert "wrong-key-secret-value" not in _all_text_under(home)
+    assert "wrong-key-secret-value" not in stored_text(home).text
 
 
 def test_dead_url_is_unreachable_and_writes_nothing(home: Path) -> None:
@@ -194,4 +176,4 @@ def test_one_failing_account_does_not_cost_the_others_their_snapshot(
         with pytest.raises(AuthError, match=r"1 of 2 accounts failed\. Account broken: "):
             collect(settings, now=START)
     assert {a for _, _, a in _rows(home)} == {"fine"}
-    assert "revoked-key" not in _all_text_under(home)
+    assert "revoked-key" not in stored_text(home).text

@@ -11,6 +11,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipeline.fleet import FleetModel
+from pipeline.simulator import FaultConfig, SimulatorServer
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -109,6 +112,127 @@ def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None
                 ["cost_report"], ["reliability_report"]):
         assert after.get_num_requested(dg.AssetKey(key)) == 1, key
     assert after.get_num_requested(dg.AssetKey("raw_snapshots")) == 0
+
+
+def test_reports_are_skipped_not_failed_until_there_is_data(home: Path) -> None:
+    """A fresh deployment's first run: one snapshot makes no interval, so no cost yet."""
+    from assets.collection import instance_snapshots, raw_snapshots
+    from assets.reports import cost_report, cost_report_month_to_date, reliability_report
+    from assets.resources import VastPipelineResource
+    from assets.warehouse import warehouse_models
+
+    reports = [cost_report, cost_report_month_to_date, reliability_report]
+    resources = {"vast": VastPipelineResource(home=str(home))}
+    today = datetime.now(UTC).date().isoformat()
+    instance = dg.DagsterInstance.ephemeral()
+    first = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+                           resources=resources, instance=instance)
+    assert first.success
+    run = dg.materialize([warehouse_models, *reports], resources=resources, instance=instance)
+    assert run.success
+    materialized = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+    assert "warehouse/cost_daily" in materialized
+    assert not materialized & {"cost_report", "cost_report_month_to_date", "reliability_report"}
+    logs = [e.message for e in instance.all_logs(run.run_id)]
+    assert any("cost_last_7_days skipped, not materialized: The warehouse has no data yet"
+               in message for message in logs)
+    assert not (home / "reports").exists()
+
+    dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+                   resources=resources, instance=instance)
+    second = dg.materialize([warehouse_models, *reports], resources=resources,
+                            instance=instance)
+    materialized = {e.asset_key.to_user_string()
+                    for e in second.get_asset_materialization_events()}
+    assert {"cost_report", "cost_report_month_to_date", "reliability_report"} <= materialized
+    assert list((home / "reports" / "cost_last_7_days").glob("*.html"))
+
+
+RETRY_KEY = "retry-test-key-0123456789"
+# `materialize` always runs with step retries enabled, so it would sleep through the
+# policy's delay (up to a minute). The job below is the definitions' `collect_job` on the
+# in-process executor with retries disabled: the step's failure then says whether the
+# retry policy asked to run it again (RetryRequestedFromPolicy) or the step refused
+# retries (a Failure with allow_retries=False).
+NO_WAITING = {"execution": {"config": {"in_process": {"retries": {"disabled": {}}}}}}
+
+
+def collect_job() -> dg.JobDefinition:
+    """The code location's collect_job (module level, so `dg.reconstructable` finds it)."""
+    from assets.definitions import defs
+
+    return defs.resolve_job_def("collect_job")
+
+
+def _run_collect_job(today: str, monkeypatch: pytest.MonkeyPatch) -> dg.ExecutionResult:
+    from pipeline.config import load_settings, prepare_dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(load_settings())))
+    with dg.DagsterInstance.get() as instance:
+        return dg.execute_job(dg.reconstructable(collect_job), instance=instance,
+                              run_config=NO_WAITING, tags={"dagster/partition": today},
+                              raise_on_error=False)
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> None:
+    """Collect from `url` with RETRY_KEY, pacing calls 10 ms apart (a fast test)."""
+    config = tmp_path / "vast-pipeline.toml"
+    config.write_text("min_interval_seconds = 0.01\n", encoding="utf-8")
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(config))
+    monkeypatch.setenv("VAST_API_KEY", RETRY_KEY)
+    monkeypatch.setenv("VAST_URL", url)
+
+
+def _event_types(events) -> list[str]:
+    return [e.event_type_value for e in events if e.is_step_event]
+
+
+@pytest.mark.parametrize(("server_key", "faults", "retried"), [
+    (RETRY_KEY, FaultConfig(rate_5xx=1.0), True),      # 503s past the client's budget
+    ("another-key-0123456789", FaultConfig(), False),  # the key is refused
+])
+def test_transient_trouble_is_retried_and_a_refused_key_is_not(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_key: str,
+        faults: FaultConfig, retried: bool) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    with SimulatorServer({server_key: FleetModel(seed=2, size=5)}, faults=faults) as server:
+        _point_at(monkeypatch, tmp_path, server.url)
+        result = _run_collect_job(today, monkeypatch)
+        requests = len(server.request_log)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert (error.cls_name == "RetryRequestedFromPolicy") is retried
+    assert error.message.startswith("RetryRequested") is retried
+    description = failure.step_failure_data.user_failure_data.description
+    if retried:
+        assert requests >= 6  # the client spent its own budget first
+        assert description.startswith("Gave up on /api/v1/instances/ after 6 attempts")
+    else:
+        assert error.cls_name == "Failure" and "VAST_API_KEY" in description
+    assert RETRY_KEY not in str([e.message for e in result.all_events])
+
+
+def test_cli_collection_runs_are_never_retried(home: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone waits at the terminal: transient trouble fails the run at once, recorded."""
+    from assets.collection import CLI_RUN_TAG
+    from assets.inprocess import collect_in_dagster
+    from pipeline.config import load_settings
+    from pipeline.errors import PipelineError
+
+    with SimulatorServer({RETRY_KEY: FleetModel(seed=2, size=5)},
+                         faults=FaultConfig(rate_5xx=1.0)) as server:
+        _point_at(monkeypatch, tmp_path, server.url)
+        with pytest.raises(PipelineError, match="Gave up on /api/v1/instances/ after 6"):
+            collect_in_dagster(load_settings())
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))  # dagster.yaml reads it
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE and run.tags[CLI_RUN_TAG] == "true"
+        types = _event_types(e.dagster_event for e in instance.all_logs(run.run_id)
+                             if e.dagster_event)
+    assert "STEP_FAILURE" in types and "STEP_UP_FOR_RETRY" not in types
 
 
 def test_a_past_partition_of_billed_charges_fetches_that_days_bill(home: Path) -> None:

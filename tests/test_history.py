@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.fleet import FleetModel
-from pipeline.history import day_path, land_snapshot, rebuild, rebuild_day
-from pipeline.raw import RawSnapshot, write_snapshot
+from pipeline.history import DayResult, day_path, land_pending, rebuild, rebuild_day
+from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
 from pipeline.storage import Store
 
 T0 = datetime(2026, 2, 10, 23, 0, tzinfo=UTC)  # a day boundary inside the first hours
@@ -33,6 +33,12 @@ def collect(store: Store, fleet: FleetModel, i: int, records: list | None = None
     return write_snapshot(store, RawSnapshot(
         snapshot_id=f"snap{i:03d}", snapshot_at=at, account=ACCOUNT,
         records=fleet.records_at(at) if records is None else records, pages=2))
+
+
+def land(store: Store, path: str) -> DayResult:
+    """Land what the day of the raw snapshot at `path` lacks (as collection does)."""
+    snapshot = read_snapshot(store, path)
+    return land_pending(store, snapshot.account, snapshot.day)
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -60,8 +66,8 @@ def expected_rows(store: Store, fleet: FleetModel, n: int) -> dict[str, int]:
 def test_land_layout_counts_and_duckdb(tmp_path: Path, fleet: FleetModel) -> None:
     store = Store(tmp_path)
     for i in range(6):
-        result = land_snapshot(store, collect(store, fleet, i))
-        assert result.snapshot_id == f"snap{i:03d}"
+        result = land(store, collect(store, fleet, i))
+        assert result.snapshot_ids == [f"snap{i:03d}"]
     want = expected_rows(store, fleet, 6)
     got = dict(query(tmp_path, "instance_snapshots",
                      "select snapshot_id, count(*) from {rel} group by 1"))
@@ -85,16 +91,16 @@ def test_land_layout_counts_and_duckdb(tmp_path: Path, fleet: FleetModel) -> Non
     assert keys == sorted(keys)  # sorted by (id, snapshot_at): repeated values compress
 
 
-def test_reland_is_idempotent_and_rebuild_is_byte_identical(
+def test_landing_again_changes_nothing_and_rebuild_is_byte_identical(
     tmp_path: Path, fleet: FleetModel
 ) -> None:
     store = Store(tmp_path)
     paths = [collect(store, fleet, i) for i in range(5)]
     for p in paths:
-        land_snapshot(store, p)
+        land(store, p)
     landed = digest(tmp_path)
-    land_snapshot(store, paths[2])
-    land_snapshot(store, paths[0])
+    assert land(store, paths[2]).snapshot_ids == []  # already in the log: not flattened
+    assert land(store, paths[0]).snapshot_ids == []
     assert digest(tmp_path) == landed
     first = rebuild(store)
     assert digest(tmp_path) == landed  # landing one by one == deriving from raw at once
@@ -105,8 +111,8 @@ def test_reland_is_idempotent_and_rebuild_is_byte_identical(
 
 def test_zero_instance_snapshot_is_in_the_log(tmp_path: Path, fleet: FleetModel) -> None:
     store = Store(tmp_path)
-    land_snapshot(store, collect(store, fleet, 0))
-    result = land_snapshot(store, collect(store, fleet, 1, records=[]))
+    land(store, collect(store, fleet, 0))
+    result = land(store, collect(store, fleet, 1, records=[]))
     assert result.rows == 0
     log = query(tmp_path, "snapshots", "select snapshot_id, instances from {rel} order by 1")
     assert log[1] == ("snap001", 0)
@@ -119,10 +125,10 @@ def test_next_landing_heals_raw_snapshots_missing_from_parquet(
     tmp_path: Path, fleet: FleetModel
 ) -> None:
     store = Store(tmp_path)
-    land_snapshot(store, collect(store, fleet, 0))
+    land(store, collect(store, fleet, 0))
     collect(store, fleet, 1)  # raw written, landing "crashed"
-    result = land_snapshot(store, collect(store, fleet, 2))
-    assert result.healed == ["snap001"]
+    result = land(store, collect(store, fleet, 2))
+    assert result.snapshot_ids == ["snap001", "snap002"] and not result.rebuilt
     got = dict(query(tmp_path, "instance_snapshots",
                      "select snapshot_id, count(*) from {rel} group by 1"))
     assert got == expected_rows(store, fleet, 3)
@@ -131,15 +137,15 @@ def test_next_landing_heals_raw_snapshots_missing_from_parquet(
 def test_stale_or_corrupt_day_file_is_rederived(tmp_path: Path, fleet: FleetModel) -> None:
     store = Store(tmp_path)
     for i in range(3):
-        land_snapshot(store, collect(store, fleet, i))
+        land(store, collect(store, fleet, i))
     good = digest(tmp_path)
     day = date(2026, 2, 10)
     old = pq.read_table(day_path(store, "snapshots", ACCOUNT, day))
     pq.write_table(old.replace_schema_metadata({"vast_pipeline.schema_version": "0"}),
                    day_path(store, "snapshots", ACCOUNT, day))
     Path(day_path(store, "instance_snapshots", ACCOUNT, day)).write_bytes(b"garbage")
-    result = land_snapshot(store, collect(store, fleet, 2))
-    assert result.rebuilt
+    result = land(store, collect(store, fleet, 2))
+    assert result.rebuilt and result.snapshot_ids == ["snap000", "snap001", "snap002"]
     assert digest(tmp_path) == good
 
 
@@ -147,7 +153,7 @@ def test_rebuild_reports_orphans_and_unreadable_raw(tmp_path: Path, fleet: Fleet
     store = Store(tmp_path)
     paths = [collect(store, fleet, i) for i in range(6)]
     for p in paths:
-        land_snapshot(store, p)
+        land(store, p)
     before = digest(tmp_path)
     Path(paths[5]).write_bytes(b"not zstd")  # 2026-02-11 00:15
     for p in paths[:4]:  # the whole first day's raw is gone (e.g. retention)
@@ -164,44 +170,53 @@ def test_rebuild_reports_orphans_and_unreadable_raw(tmp_path: Path, fleet: Fleet
     assert rebuild_day(store, ACCOUNT, date(2030, 1, 1)).snapshots == 0
 
 
-def test_two_processes_landing_the_same_day_both_land(tmp_path: Path) -> None:
+def test_two_landers_and_a_rebuilder_on_the_same_day_lose_nothing(tmp_path: Path) -> None:
+    """The two entry points at once: the day's lock serializes them, nothing is lost."""
     script = textwrap.dedent(f"""
         import sys, time
         from datetime import datetime, timedelta, UTC
         from pathlib import Path
         from pipeline.fleet import FleetModel
-        from pipeline.history import land_snapshot
+        from pipeline.history import land_pending, rebuild_day
         from pipeline.raw import RawSnapshot, write_snapshot
         from pipeline.storage import Store
         worker = int(sys.argv[1])
         store = Store({str(tmp_path)!r})
-        fleet = FleetModel(seed=9, size=150)
         t0 = datetime(2026, 2, 11, 1, tzinfo=UTC)
-        records = fleet.records_at(t0)
+        records = FleetModel(seed=9, size=150).records_at(t0)
         go = Path({str(tmp_path / "go")!r})
         while not go.exists():
             time.sleep(0.01)
         for i in range(5):
+            if worker == 0:
+                rebuild_day(store, "acct", t0.date())
+                continue
             at = t0 + timedelta(minutes=10 * i + worker)
             snap = RawSnapshot(snapshot_id=f"w{{worker}}-{{i}}", snapshot_at=at,
                                account="acct", records=records)
-            land_snapshot(store, write_snapshot(store, snap))
+            write_snapshot(store, snap)
+            land_pending(store, "acct", snap.day)
     """)
+    store = Store(tmp_path)
+    t0 = datetime(2026, 2, 11, 1, tzinfo=UTC)
+    write_snapshot(store, RawSnapshot(snapshot_id="w0-0", snapshot_at=t0, account="acct",
+                                      records=FleetModel(seed=9, size=150).records_at(t0)))
     procs = [subprocess.Popen([sys.executable, "-c", script, str(w)], cwd=Path.cwd())
-             for w in (1, 2)]
+             for w in (0, 1, 2)]
     (tmp_path / "go").touch()
-    assert [p.wait(timeout=240) for p in procs] == [0, 0]
-    n = len(FleetModel(seed=9, size=150).records_at(datetime(2026, 2, 11, 1, tzinfo=UTC)))
+    assert [p.wait(timeout=240) for p in procs] == [0, 0, 0]
+    assert land_pending(store, "acct", t0.date()).snapshots == 0  # nothing left behind
+    n = len(FleetModel(seed=9, size=150).records_at(t0))
     log = query(tmp_path, "snapshots", "select snapshot_id, instances from {rel} order by 1")
-    assert log == [(f"w{w}-{i}", n) for w in (1, 2) for i in range(5)]
+    assert log == [("w0-0", n)] + [(f"w{w}-{i}", n) for w in (1, 2) for i in range(5)]
     rows = query(tmp_path, "instance_snapshots", "select count(*), count(distinct "
                                                  "(id, snapshot_at)) from {rel}")
-    assert rows == [(10 * n, 10 * n)]
+    assert rows == [(11 * n, 11 * n)]
 
 
 def test_parquet_types_follow_the_contract(tmp_path: Path, fleet: FleetModel) -> None:
     store = Store(tmp_path)
-    land_snapshot(store, collect(store, fleet, 0))
+    land(store, collect(store, fleet, 0))
     types = dict(query(tmp_path, "instance_snapshots",
                        "select column_name, column_type from (describe select * from {rel})"))
     assert types["snapshot_at"] == "TIMESTAMP WITH TIME ZONE"

@@ -1,7 +1,7 @@
 """Every data-quality check fails (or warns) on real bad data, and passes on good data.
 
 History checks (`pipeline.quality`) run on Parquet landed by the real path (raw zone,
-flatten, `pipeline.history.land_snapshot`); what that path cannot produce (a repeated key,
+flatten, `pipeline.history.land_pending`); what that path cannot produce (a repeated key,
 a NULL id) is written into a partition the way a stray or damaged file would be. Mart
 checks run on a warehouse built by the real `build` from such a home, or on one whose
 daily model Parquet was damaged after a build. No check is patched or bypassed.
@@ -19,7 +19,7 @@ import pytest
 from sql_fixtures import RUN, every, instance_rows, write_history
 
 from pipeline import warehouse
-from pipeline.history import land_snapshot
+from pipeline.history import land_pending
 from pipeline.quality import HISTORY_CHECKS, CheckOutcome, run_history_checks
 from pipeline.raw import RawSnapshot, write_snapshot
 from pipeline.storage import Store
@@ -41,10 +41,10 @@ def record(instance_id: int, **fields: object) -> dict[str, object]:
 
 def land(store: Store, account: str, at: datetime, records: list[dict[str, object]]) -> None:
     """One snapshot through the real raw zone and landing."""
-    snapshot = RawSnapshot(snapshot_id=f"{account}-{at:%H%M}", snapshot_at=at, account=account,
-                           records=records, pages=1)
+    snapshot = RawSnapshot(snapshot_id=f"{account}-{at:%Y%m%dT%H%M}", snapshot_at=at,
+                           account=account, records=records, pages=1)
     write_snapshot(store, snapshot)
-    land_snapshot(store, snapshot)
+    land_pending(store, account, snapshot.day)
 
 
 def checks(store: Store, now: datetime = NOW) -> dict[str, CheckOutcome]:
@@ -113,8 +113,9 @@ def test_a_null_id_fails_the_id_check(store: Store) -> None:
     {"instance": {"totalHour": -3.0}},
 ])
 def test_a_negative_price_fails_the_price_check(store: Store, bad: dict[str, object]) -> None:
-    land(store, "lab", NOW, [record(1), record(2, dph_base=1.5), record(3, **bad)])
-    outcome = checks(store)["prices_non_negative"]
+    later = NOW + timedelta(minutes=CADENCE)
+    land(store, "lab", later, [record(1), record(2, dph_base=1.5), record(3, **bad)])
+    outcome = checks(store, now=later)["prices_non_negative"]
     assert not outcome.passed
     assert outcome.metadata == {"negative_price_rows": 1}
 

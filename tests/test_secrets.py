@@ -1,4 +1,5 @@
-"""Secrets never reach disk: scrub() unit tests and a search of every stored byte and cell."""
+"""Secrets never reach disk: scrub() unit tests and a search of every stored byte and cell
+(inside zstd, Parquet, SQLite and DuckDB files too; see tests/stored_text.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import dagster as dg
 import pytest
+from stored_text import stored_text
 
 from pipeline.fleet import FleetModel
-from pipeline.history import land_snapshot
-from pipeline.raw import COMPRESSION, RawSnapshot, write_snapshot
+from pipeline.history import land_pending
+from pipeline.raw import RawSnapshot, write_snapshot
 from pipeline.secrets import env_names, redact, scrub, secret_values
+from pipeline.simulator import SimulatorServer
 from pipeline.storage import Store
 
+KEY = "secrets-test-key-0123456789abcdef"
 TOKEN = "53fc448d6644aa7535c6fa5498cdbedc782753e88d81b44090e54dcf1332ed30"
 
 
@@ -62,21 +66,7 @@ def test_redact_replaces_every_secret() -> None:
     assert out.count("[redacted]") == 3
 
 
-def _all_stored_text(root: Path, store: Store) -> str:
-    """Every file under the home as text: zstd raw decompressed, Parquet cells read."""
-    chunks: list[str] = []
-    for path in root.rglob("*"):
-        if not path.is_file():
-            continue
-        chunks.append(path.read_bytes().decode("latin-1"))
-        if path.name.endswith(".zst"):
-            chunks.append(store.read_bytes(str(path), COMPRESSION).decode())
-        if path.name.endswith(".parquet"):
-            chunks.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
-    return "\n".join(chunks)
-
-
-def test_no_secret_anywhere_under_home(tmp_path: Path) -> None:
+def test_no_secret_anywhere_under_home_after_landing(tmp_path: Path) -> None:
     store = Store(tmp_path)
     fleet = FleetModel(seed=3, size=25, drift_rate=0.05, new_field_rate=0.05, broken_rate=0.02)
     secrets: set[str] = set()
@@ -86,10 +76,49 @@ def test_no_secret_anywhere_under_home(tmp_path: Path) -> None:
         records = fleet.records_at(at)
         secrets |= {s for r in records for s in secret_values(r)}
         secrets |= fleet.secret_values_at(at)
-        land_snapshot(store, write_snapshot(store, RawSnapshot(
-            snapshot_id=f"s{i}", snapshot_at=at, account="acct", records=records)))
+        snapshot = RawSnapshot(snapshot_id=f"s{i}", snapshot_at=at, account="acct",
+                               records=records)
+        write_snapshot(store, snapshot)
+        land_pending(store, "acct", snapshot.day)
     assert len(secrets) > 20  # the fleet really carried tokens and env values
-    text = _all_stored_text(tmp_path, store)
-    assert "extra_env_names" in text  # we did look inside the files
-    leaked = [s for s in secrets if len(s) >= 6 and s in text]
+    stored = stored_text(tmp_path)
+    assert stored.kinds["zstd"] == 4 and stored.kinds["parquet"] == 6
+    assert "extra_env_names" in stored.text  # we did look inside the files
+    leaked = [s for s in secrets if len(s) >= 6 and s in stored.text]
+    assert leaked == []
+
+
+def test_no_secret_in_any_file_after_dagster_runs_and_a_build(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file under the home: raw zone, history, model Parquet, warehouse.duckdb,
+    reports, Dagster's run and event storage (SQLite) and compute logs."""
+    from assets.inprocess import collect_in_dagster, dagster_instance
+    from assets.reports import cost_report, reliability_report
+    from assets.resources import default_resource
+    from assets.warehouse import warehouse_models
+    from pipeline.config import load_settings
+
+    fleet = FleetModel(seed=6, size=30)
+    moments: list[datetime] = []
+    with SimulatorServer({KEY: fleet}, clock=lambda: moments[-1]) as server:
+        monkeypatch.setenv("VAST_API_KEY", KEY)
+        monkeypatch.setenv("VAST_URL", server.url)
+        settings = load_settings()
+        for i in range(2):
+            moments.append(datetime.now(UTC) - timedelta(minutes=15 * (1 - i)))
+            collect_in_dagster(settings)
+        with dagster_instance(settings) as instance:
+            built = dg.materialize([warehouse_models, cost_report, reliability_report],
+                                   resources={"vast": default_resource()}, instance=instance)
+        assert built.success
+    secrets = set().union(*(fleet.secret_values_at(m) for m in moments))
+    assert len(secrets) > 20  # tokens and extra_env values were really served
+    stored = stored_text(home)
+    assert {"zstd", "parquet", "sqlite", "duckdb", "plain"} <= set(stored.kinds)
+    names = {p.name for p in stored.files}
+    assert "warehouse.duckdb" in names and "runs.db" in names
+    assert any(p.suffix in (".err", ".out") for p in stored.files)  # compute logs
+    assert any("models" in p.parts for p in stored.files if p.suffix == ".parquet")
+    assert "has_jupyter_token" in stored.text  # we did look inside the files
+    leaked = sorted(s for s in [*secrets, KEY] if s in stored.text)
     assert leaked == []

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import warehouse
-from pipeline.errors import ReportError, WarehouseError
+from pipeline.errors import NoDataYetError, ReportError, WarehouseError
 from pipeline.reports.window import Window
 
 _PARAM_RE = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -105,7 +105,7 @@ def require_data(con: duckdb.DuckDBPyConnection, table: str, day_column: str,
         return
     who = f" for account {account}" if account else ""
     if span.get("first") is None:
-        raise ReportError(f"The warehouse has no data{who} yet; collect snapshots and run "
+        raise NoDataYetError(f"The warehouse has no data{who} yet; collect snapshots and run "
                           "`vast-pipeline build` first.")
     raise ReportError(
         f"No data{who} between {window.date_from} and {window.date_to}; the warehouse covers "
