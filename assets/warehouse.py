@@ -14,7 +14,9 @@ from assets.resources import VastPipelineResource
 from pipeline.alerts.hooks import after_build
 from pipeline.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
 from pipeline.errors import PipelineError
-from pipeline.warehouse import MART_CHECKS, build, check_marts, discover_models
+from pipeline.marts import MART_CHECK_TABLES, check_marts
+from pipeline.models import discover_models
+from pipeline.warehouse import build_for
 
 PREFIX = "warehouse"
 # Eager, except that it must not wait for every upstream partition: instance_snapshots is
@@ -56,14 +58,14 @@ def _spec(model) -> dg.AssetSpec:
 @dg.multi_asset(
     specs=[_spec(model) for model in MODELS],
     check_specs=[dg.AssetCheckSpec(check, asset=_key(table), blocking=False)
-                 for check, table in MART_CHECKS.items()],
+                 for check, table in MART_CHECK_TABLES.items()],
     can_subset=False,
 )
 def warehouse_models(context: dg.AssetExecutionContext, vast: VastPipelineResource):
     """Builds every model of sql/ into $VAST_PIPELINE_HOME/warehouse.duckdb, new days only."""
     settings = vast.settings()
     try:
-        result = build(settings.home, cadence_minutes=settings.cadence_minutes)
+        result = build_for(settings)
     except PipelineError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     context.log.info(result.summary())
@@ -72,6 +74,6 @@ def warehouse_models(context: dg.AssetExecutionContext, vast: VastPipelineResour
         yield dg.MaterializeResult(asset_key=_key(model.name),
                                    metadata=result.model_metadata(model.name))
     for outcome in check_marts(settings.home):
-        yield dg.AssetCheckResult(asset_key=_key(MART_CHECKS[outcome.name]),
+        yield dg.AssetCheckResult(asset_key=_key(MART_CHECK_TABLES[outcome.name]),
                                   check_name=outcome.name, passed=outcome.passed,
                                   description=outcome.detail)

@@ -27,13 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import warehouse
+from pipeline import query, warehouse
 from pipeline.progress import is_interactive
 from pipeline.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
 
 ACCOUNT = "bench"
 START = date(2024, 1, 1)
-PER_DAY = 96  # 15-minute cadence
+CADENCE_MINUTES = 15  # of the generated snapshots, so the builds use it too
+PER_DAY = 24 * 60 // CADENCE_MINUTES
 # Issue 11's targets (full_s is for the full-size year of 1,000 instances).
 GOALS = {"full_s": 40.0, "incremental_s": 2.0, "memory_gb": 2.0, "full_over_reference": 3.0}
 GPUS = [  # name, $/h per GPU (typical market prices)
@@ -142,7 +143,7 @@ def generate_day(fleet: Fleet, day_index: int, seed: int) -> tuple[pa.Table, lis
     rng = np.random.default_rng((seed, day_index))
     slot0 = day_index * PER_DAY
     day0 = datetime.combine(START + timedelta(days=day_index), datetime.min.time(), UTC)
-    times = [day0 + timedelta(minutes=15 * i) for i in range(PER_DAY)]
+    times = [day0 + timedelta(minutes=CADENCE_MINUTES * i) for i in range(PER_DAY)]
     keep = np.ones(PER_DAY, dtype=bool)
     if rng.random() < 0.05:  # a collection gap: the collector was down for a while
         s = int(rng.integers(0, PER_DAY - 12))
@@ -200,10 +201,11 @@ def _write_day(root: Path, fleet: Fleet, day_index: int, seed: int) -> int:
     inst.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, inst / "part-0.parquet", compression="zstd")
+    step_us = CADENCE_MINUTES * 60_000_000
     per_slot = np.bincount(
-        (table.column("snapshot_at").cast(pa.int64()).to_numpy() // 900_000_000) % PER_DAY,
+        (table.column("snapshot_at").cast(pa.int64()).to_numpy() // step_us) % PER_DAY,
         minlength=PER_DAY)
-    counts = {t: int(per_slot[(t.hour * 60 + t.minute) // 15]) for t in times}
+    counts = {t: int(per_slot[(t.hour * 60 + t.minute) // CADENCE_MINUTES]) for t in times}
     log = pa.table({
         "snapshot_id": [f"{ACCOUNT}-{t:%Y%m%dT%H%M}" for t in times],
         "snapshot_at": pa.array(times, pa.timestamp("us", tz="UTC")),
@@ -377,6 +379,11 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
     rows = ensure_cache(cache, instances, days, seed, say)
     home = bench_dir / "run"
     full_times, inc_times, full_cpu, inc_cpu, ref_times, ref_cpu = [], [], [], [], [], []
+
+    def build(full: bool) -> warehouse.BuildResult:
+        return warehouse.build(home, cadence_minutes=CADENCE_MINUTES, full=full,
+                               memory_limit=memory_limit, progress=lambda m: say(f"  {m}"))
+
     with PeakRss() as rss:
         for i in range(repeat):
             shutil.rmtree(home, ignore_errors=True)
@@ -388,21 +395,19 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
             ref_cpu.append(cpu)
             say(f"  {wall:.1f} s ({cpu:.1f} s CPU)")
             say(f"full build {i + 1}/{repeat} of {rows:,} snapshot rows ...")
-            t, cpu, _ = _cpu_timed(lambda: warehouse.build(
-                home, full=True, memory_limit=memory_limit, progress=lambda m: say(f"  {m}")))
+            t, cpu, _ = _cpu_timed(lambda: build(full=True))
             full_times.append(t)
             full_cpu.append(cpu)
             say(f"  {t:.1f} s ({cpu:.1f} s CPU)")
             _link_days(cache, home, [days])
             say(f"incremental build {i + 1}/{repeat} after one more day ...")
-            t, cpu, res = _cpu_timed(lambda: warehouse.build(
-                home, memory_limit=memory_limit, progress=lambda m: say(f"  {m}")))
+            t, cpu, res = _cpu_timed(lambda: build(full=False))
             inc_times.append(t)
             inc_cpu.append(cpu)
             say(f"  {t:.1f} s ({cpu:.1f} s CPU, recomputed {res.days_recomputed} days)")
         queries = {}
         for name, sql in REPORT_QUERIES.items():
-            queries[name], _ = _timed(lambda sql=sql: warehouse.query(home, sql), repeat=3)
+            queries[name], _ = _timed(lambda sql=sql: query.query(home, sql), repeat=3)
     model_bytes = sum(f.stat().st_size for f in (home / "parquet" / "models").rglob("*.parquet"))
     return {
         "rows": rows, "instances": instances, "days": days,

@@ -207,12 +207,11 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
     from pipeline.progress import progress_bar
-    from pipeline.warehouse import build
+    from pipeline.warehouse import build_for
 
     settings = load_settings()
     with progress_bar(None, "building warehouse") as bar:
-        result = build(settings.home, cadence_minutes=settings.cadence_minutes, full=args.full,
-                       progress=bar)
+        result = build_for(settings, full=args.full, progress=bar)
     print(result.summary())
     from pipeline.alerts.hooks import after_build
 
@@ -229,7 +228,7 @@ def _add_sql(commands: argparse._SubParsersAction) -> None:
 
 def _run_sql(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
-    from pipeline.warehouse import format_result, query
+    from pipeline.query import format_result, query
 
     result = query(load_settings().home, args.query)
     print(format_result(result, args.format))

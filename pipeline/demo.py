@@ -1,10 +1,10 @@
 """The end-to-end demo: days of history from the embedded simulator, then every output.
 
 Runs the real path, only faster than the clock: an embedded simulator over real HTTP on
-127.0.0.1, answering for simulated moments every 15 minutes over the last `days` days; the
-HTTP client; the raw zone; the Parquet history; the warehouse; the reports and the FOCUS
-export. Snapshot ids are derived from the moment, so a second run skips what exists and
-duplicates nothing.
+127.0.0.1, answering for simulated moments at the configured cadence (15 minutes by
+default) over the last `days` days; the HTTP client; the raw zone; the Parquet history;
+the warehouse; the reports and the FOCUS export. Snapshot ids are derived from the moment,
+so a second run skips what exists and duplicates nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from pipeline.resources import dagster_dev_command
 from pipeline.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.storage import Store
 
-STEP = timedelta(minutes=15)
 # Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
 # the client keeps a little more than that between calls, as it should with the real API.
 SIMULATOR_MIN_INTERVAL = 0.01
@@ -48,22 +47,27 @@ DEMO_ACCOUNT = Account("default", "embedded simulator", "VAST_API_KEY", "simulat
 class DemoWindow:
     first: datetime
     last: datetime
+    step: timedelta
 
     @property
     def days(self) -> int:
-        """How many days the window spans (its moments are STEP apart)."""
-        return round((self.last - self.first + STEP) / timedelta(days=1))
+        """How many days the window spans (its moments are `step` apart)."""
+        return round((self.last - self.first + self.step) / timedelta(days=1))
 
     def moments(self) -> list[datetime]:
-        count = int((self.last - self.first) / STEP) + 1
-        return [self.first + i * STEP for i in range(count)]
+        count = int((self.last - self.first) / self.step) + 1
+        return [self.first + i * self.step for i in range(count)]
 
 
-def demo_window(days: int, now: datetime | None = None) -> DemoWindow:
-    """The 15-minute grid over the last `days` days, ending at the last quarter hour."""
+def demo_window(days: int, cadence_minutes: int, now: datetime | None = None) -> DemoWindow:
+    """The grid of the configured cadence over the last `days` days, ending at its last
+    moment: the demo's snapshots follow the cadence its warehouse is built with."""
     now = now or datetime.now(UTC)
-    last = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-    return DemoWindow(first=last - timedelta(days=days) + STEP, last=last)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = now.hour * 60 + now.minute
+    last = midnight + timedelta(minutes=minutes - minutes % cadence_minutes)
+    step = timedelta(minutes=cadence_minutes)
+    return DemoWindow(first=last - timedelta(days=days) + step, last=last, step=step)
 
 
 def demo_snapshot_id(moment: datetime) -> str:
@@ -131,27 +135,29 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
     store = Store(str(home_dir))
     fleet = FleetModel(seed=seed, size=size, drift_rate=0.01, new_field_rate=0.002,
                        broken_rate=0.0005)
-    window = demo_window(days)
-    _say(f"vast-pipeline demo: {days} days of 15-minute snapshots of a simulated fleet of "
-         f"about {size} instances, into {home_dir}")
+    settings = load_settings({**os.environ, "VAST_PIPELINE_HOME": str(home_dir)})
+    window = demo_window(days, settings.cadence_minutes)
+    _say(f"vast-pipeline demo: {days} days of {settings.cadence_minutes}-minute snapshots of a "
+         f"simulated fleet of about {size} instances, into {home_dir}")
     collected, skipped = backfill(store, fleet, window)
     _say(f"snapshots: {collected} collected, {skipped} already there")
     bills = fetch_bills(Settings(home=str(home_dir), accounts=(DEMO_ACCOUNT,)), fleet, window)
     _say(f"bills: {len(bills)} days fetched from the charges endpoint, "
          f"${sum(b.total for b in bills):,.2f} billed ({sum(b.contracts for b in bills)} "
          f"contract-days, {sum(1 for b in bills if b.previous_total is None)} new days)")
-    settings = load_settings({**os.environ, "VAST_PIPELINE_HOME": str(home_dir)})
     dagster_home = prepare_dagster_home(settings)
-    return _finish(home_dir, dagster_home, window.last.date(), days)
+    return _finish(settings, dagster_home, window.last.date(), days)
 
 
-def _finish(home_dir: Path, dagster_home: Path, today: date, days: int) -> int:
+def _finish(settings: Settings, dagster_home: Path, today: date, days: int) -> int:
     from pipeline.focus import export_focus
+    from pipeline.query import query
     from pipeline.reports import write_reports
-    from pipeline.warehouse import build, query
+    from pipeline.warehouse import build_for
 
+    home_dir = Path(settings.home)
     with progress_bar(None, "building warehouse") as bar:
-        result = build(str(home_dir), progress=bar)
+        result = build_for(settings, progress=bar)
     _say(result.summary())
     date_from = today - timedelta(days=min(days, 7) - 1)
     reports_dir = home_dir / "reports" / "demo"

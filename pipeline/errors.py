@@ -62,3 +62,10 @@ class ReportError(PipelineError):
 
 class NoDataYetError(ReportError):
     """The warehouse holds no data at all yet (a fresh deployment): nothing to report."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, without a final period (DuckDB puts hints and
+    context on later lines), for embedding in a one-sentence message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip().rstrip(".") if lines else type(exc).__name__

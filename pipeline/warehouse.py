@@ -1,31 +1,28 @@
-"""The DuckDB warehouse: builds the SQL models in `sql/` and answers read-only queries.
+"""The incremental warehouse build: `sql/` models into `$HOME/warehouse.duckdb`.
 
 Why it is shaped this way:
-- The model list and build order come from the SQL files themselves (a model depends on
-  every other model whose name appears in its SQL), so no hand-kept list can drift.
-- Each file says how it is materialized in its header (`-- materialized: view|table|daily`).
-  `daily` models are the big ones (instance_intervals is one row per instance snapshot):
+- Models, their order and materialization come from `pipeline.models`.
+- `daily` models are the big ones (instance_intervals is one row per instance snapshot):
   they are written as Parquet partitioned by account and UTC day under
   `$HOME/parquet/models/<model>/account=<a>/day=<d>/`, and only the days touched by new
-  snapshots are recomputed, so a build costs in proportion to the new data plus the small
-  report tables, not to the whole history.
+  source partitions are recomputed, so a build costs in proportion to the new data plus
+  the small report tables, not to the whole history.
 - Analysts must never be blocked or see a half-built warehouse: each build writes a new
   DuckDB file and atomically renames it over `warehouse.duckdb`. Views over daily models
   list their exact Parquet files (no glob), and files replaced by a build are kept for
   `RETAIN_SUPERSEDED_SECONDS`, so a session that still has the old file open keeps reading
-  the old, consistent data.
+  the old, consistent data. A killed build leaves only hidden leftovers, swept by the next.
+- The cadence is part of the models' meaning (intervals are capped at twice it), so it has
+  no default here: callers pass the configured one through `build_for(settings)`, and a
+  build with another cadence is a full rebuild.
 """
 
 from __future__ import annotations
 
-import csv
-import graphlib
 import hashlib
-import io
 import json
 import math
 import os
-import re
 import shutil
 import time
 import uuid
@@ -41,24 +38,25 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from pipeline.alerts.engine import alert_log_source
+from pipeline.config import Settings
 from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
-from pipeline.errors import WarehouseError
-from pipeline.quality import CheckOutcome
-from pipeline.resources import sql_dir
+from pipeline.errors import WarehouseError, first_line
+from pipeline.models import SQL_DIR, Model, discover_models, render_sql, sql_literal
 from pipeline.schema import SCHEMA_VERSION
 from pipeline.storage import Store
 
-# The history datasets (written by pipeline.history) that the models read.
-SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMILY)}
-# The billed-charges datasets (written by pipeline.charges). They feed only small table and
-# view models, rebuilt on every build, so a bill refetch never recomputes daily models.
-BILL_SOURCE_SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(CHARGE_FAMILY)}
+# The history datasets the models read (`{{ <name>_glob }}` in their SQL), by family.
+SOURCE_SCHEMAS: dict[str, pa.Schema] = {
+    d.name: d.schema for fam in (SNAPSHOT_FAMILY, CHARGE_FAMILY) for d in family(fam)
+}
+# Only the snapshot family moves the incremental window: the billed-charges datasets feed
+# only small table and view models, rebuilt on every build, so a bill refetch never
+# recomputes daily models.
+WINDOW_SOURCES: tuple[str, ...] = tuple(d.name for d in family(SNAPSHOT_FAMILY))
 
-SQL_DIR = sql_dir()
 DB_NAME = "warehouse.duckdb"
 STATE_NAME = "warehouse_state.json"
 MODELS_SUBDIR = Path("parquet") / "models"
-MATERIALIZATIONS = ("view", "table", "daily")
 # Files a build replaced stay readable this long for sessions holding an older warehouse.
 RETAIN_SUPERSEDED_SECONDS = 3600
 DEFAULT_CHUNK_DAYS = 31
@@ -67,150 +65,6 @@ STATE_VERSION = 1
 STORAGE_COMPAT = "v1.4.0"
 
 Progress = Callable[[str], None]
-
-
-# --------------------------------------------------------------------------- models
-
-
-@dataclass(frozen=True)
-class Model:
-    """One SQL model: its file, its SQL, the models it reads and its header comment."""
-
-    name: str
-    path: Path
-    sql: str
-    deps: tuple[str, ...]
-    header: str
-    materialized: str
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        """The history datasets it reads: its `{{ <dataset>_glob }}` placeholders."""
-        names = {m.group(1) for m in _PLACEHOLDER_RE.finditer(self.sql)}
-        return tuple(sorted(n.removesuffix("_glob") for n in names if n.endswith("_glob")))
-
-
-_TOKEN_RE = re.compile(
-    r"""
-      (?P<comment>--[^\n]*|/\*.*?\*/)
-    | (?P<string>'(?:[^']|'')*')
-    | (?P<quoted>"(?:[^"]|"")*")
-    | (?P<ident>[A-Za-z_][A-Za-z0-9_$]*)
-    | (?P<other>\S)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-
-
-def sql_identifiers(sql: str) -> list[str]:
-    """Lower-cased identifiers of `sql`, with comments and string literals skipped.
-
-    Why: a model's dependencies are the model names it mentions as identifiers; words in
-    comments or strings (paths, status values) must not count.
-    """
-    out: list[str] = []
-    for match in _TOKEN_RE.finditer(sql):
-        if match.lastgroup == "ident":
-            out.append(match.group().lower())
-        elif match.lastgroup == "quoted":
-            out.append(match.group()[1:-1].replace('""', '"').lower())
-    return out
-
-
-def _relation_references(sql: str) -> list[str]:
-    """Names used right after FROM/JOIN that are not table functions or subqueries."""
-    tokens = [
-        (m.lastgroup, m.group())
-        for m in _TOKEN_RE.finditer(sql)
-        if m.lastgroup != "comment"
-    ]
-    refs: list[str] = []
-    for i, (kind, text) in enumerate(tokens[:-1]):
-        if kind != "ident" or text.lower() not in ("from", "join"):
-            continue
-        if i > 0 and tokens[i - 1][1].lower() == "distinct":  # IS DISTINCT FROM x
-            continue
-        nxt_kind, nxt = tokens[i + 1]
-        if nxt_kind not in ("ident", "quoted"):
-            continue
-        after = tokens[i + 2][1] if i + 2 < len(tokens) else ""
-        if after in ("(", "."):
-            continue
-        refs.append(nxt.strip('"').lower())
-    return refs
-
-
-def _cte_names(sql: str) -> set[str]:
-    """Names defined as `name as (` (CTEs), which FROM may use without being models."""
-    idents = [
-        (m.lastgroup, m.group().lower())
-        for m in _TOKEN_RE.finditer(sql)
-        if m.lastgroup != "comment"
-    ]
-    names = set()
-    for i in range(len(idents) - 2):
-        if idents[i][0] == "ident" and idents[i + 1][1] == "as" and idents[i + 2][1] == "(":
-            names.add(idents[i][1])
-    return names
-
-
-def _header(sql: str, path: Path) -> str:
-    lines = []
-    for line in sql.splitlines():
-        if not line.startswith("--"):
-            break
-        lines.append(line[2:].strip())
-    if not lines:
-        raise WarehouseError(f"Model {path.name} must start with a comment stating its grain.")
-    return "\n".join(lines)
-
-
-def _materialization(header: str, path: Path) -> str:
-    match = re.search(r"^materialized:\s*(\w+)", header, re.MULTILINE)
-    kind = match.group(1).lower() if match else "view"
-    if kind not in MATERIALIZATIONS:
-        raise WarehouseError(
-            f"Model {path.name} has unknown materialization {kind!r}; use one of "
-            f"{', '.join(MATERIALIZATIONS)}."
-        )
-    return kind
-
-
-def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
-    """All models of `sql_dir` in build order (dependencies first).
-
-    Raises WarehouseError on a dependency cycle or a FROM/JOIN of a relation that is
-    neither a model, a CTE nor a table function.
-    """
-    sql_dir = Path(sql_dir)
-    paths = sorted(sql_dir.glob("*.sql"))
-    if not paths:
-        raise WarehouseError(f"No SQL models found in {sql_dir}.")
-    names = {p.stem.lower() for p in paths}
-    raw: dict[str, Model] = {}
-    for path in paths:
-        name = path.stem.lower()
-        sql = path.read_text(encoding="utf-8")
-        header = _header(sql, path)
-        idents = set(sql_identifiers(sql))
-        deps = tuple(sorted((idents & names) - {name}))
-        unknown = set(_relation_references(sql)) - names - _cte_names(sql)
-        if unknown:
-            raise WarehouseError(
-                f"Model {name} reads unknown relation(s) {', '.join(sorted(unknown))}; "
-                f"known models: {', '.join(sorted(names))}."
-            )
-        raw[name] = Model(name, path, sql, deps, header, _materialization(header, path))
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for name in sorted(raw):
-        sorter.add(name, *raw[name].deps)
-    try:
-        order = list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        cycle = " -> ".join(exc.args[1]) if len(exc.args) > 1 else "?"
-        raise WarehouseError(f"SQL models depend on each other in a cycle: {cycle}.") from exc
-    return [raw[n] for n in order]
 
 
 # --------------------------------------------------------------------------- paths, state
@@ -243,7 +97,7 @@ class Paths:
         return self.home / MODELS_SUBDIR
 
 
-def _paths(home: Path | str) -> Paths:
+def home_paths(home: Path | str) -> Paths:
     return Paths(Path(home).expanduser().resolve())
 
 
@@ -329,13 +183,13 @@ def _plan_window(
     intervals end at the first new snapshot) and runs to the newest day, because the
     starting phase and incidents depend on what came before.
     """
-    days = _all_days(sources.get(name, {}) for name in SOURCE_SCHEMAS)
+    days = _all_days(sources.get(name, {}) for name in WINDOW_SOURCES)
     if not days:
         return full, None
     if full:
         return True, (min(days), max(days))
     changed: set[date] = set()
-    for name in SOURCE_SCHEMAS:
+    for name in WINDOW_SOURCES:
         fingerprints = sources.get(name, {})
         changed |= _changed_days(state.get("sources", {}).get(name, {}), fingerprints)
     if not changed:
@@ -349,10 +203,6 @@ def _plan_window(
 def _context_days(cap_minutes: int) -> int:
     """How many days an interval can reach past the day it starts (at least one)."""
     return max(1, math.ceil(cap_minutes / 1440))
-
-
-def _sql_literal(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _empty_source(paths: Paths, table: str, schema: pa.Schema) -> str:
@@ -370,25 +220,13 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -
     """`{{ <table>_glob }}` of each history dataset the models read."""
     store = Store(paths.home)
     out = {}
-    for table, schema in {**SOURCE_SCHEMAS, **BILL_SOURCE_SCHEMAS}.items():
+    for table, schema in SOURCE_SCHEMAS.items():
         if sources.get(table):
             out[f"{table}_glob"] = store.parquet_glob(table)
         else:
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
     out["alert_log_glob"] = alert_log_source(store)
     return out
-
-
-def render_sql(model: Model, placeholders: dict[str, str]) -> str:
-    """The model's SQL with `{{ name }}` placeholders replaced (paths, quoted for SQL)."""
-
-    def sub(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in placeholders:
-            raise WarehouseError(f"Model {model.name} uses unknown placeholder {{{{ {key} }}}}.")
-        return _sql_literal(placeholders[key])
-
-    return _PLACEHOLDER_RE.sub(sub, model.sql)
 
 
 def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | None) -> Any:
@@ -399,7 +237,7 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
     tmp = paths.home / ".duckdb_tmp"
-    con.execute(f"SET temp_directory = '{_sql_literal(str(tmp))}'")
+    con.execute(f"SET temp_directory = '{sql_literal(str(tmp))}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -469,7 +307,7 @@ class _DailyStore:
 
 
 def _daily_view_sql(name: str, files: list[str]) -> str:
-    listing = ", ".join(f"'{_sql_literal(f)}'" for f in files)
+    listing = ", ".join(f"'{sql_literal(f)}'" for f in files)
     return (
         f"CREATE VIEW {name} AS SELECT account, day, * EXCLUDE (account, day) "
         f"FROM read_parquet([{listing}], hive_partitioning = true, "
@@ -496,8 +334,8 @@ def _write_partitions(con: Any, sql: str, staging: Path) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         con.execute(
             "COPY (SELECT * EXCLUDE (account, day) FROM _chunk "
-            f"WHERE account = '{_sql_literal(account)}' AND day = DATE '{day.isoformat()}') "
-            f"TO '{_sql_literal(str(folder / 'data_0.parquet'))}' "
+            f"WHERE account = '{sql_literal(account)}' AND day = DATE '{day.isoformat()}') "
+            f"TO '{sql_literal(str(folder / 'data_0.parquet'))}' "
             "(FORMAT parquet, COMPRESSION zstd)"
         )
     rows = con.execute("SELECT count(*) FROM _chunk").fetchone()[0]
@@ -553,7 +391,7 @@ def _write_build_info(con: Any, result: BuildResult, cadence: int, cap: int) -> 
 def build(
     home: Path | str,
     *,
-    cadence_minutes: int = 15,
+    cadence_minutes: int,
     full: bool = False,
     progress: Progress | None = None,
     sql_dir: Path | str = SQL_DIR,
@@ -572,7 +410,7 @@ def build(
     if cadence_minutes <= 0:
         raise WarehouseError("The cadence must be a positive number of minutes.")
     say = progress or (lambda _msg: None)
-    paths = _paths(home)
+    paths = home_paths(home)
     if not paths.home.is_dir():
         raise WarehouseError(f"No data home at {paths.home}: run `vast-pipeline collect` first.")
     models = discover_models(sql_dir)
@@ -587,6 +425,23 @@ def build(
         ) from exc
 
 
+def build_for(settings: Settings, **options: Any) -> BuildResult:
+    """`build` of the configured home with the configured cadence: what the CLI, the demo,
+    Dagster and the benchmark call, so none of them forces the others into a full rebuild
+    by building with another cadence. `options` are `build`'s keyword arguments."""
+    return build(settings.home, cadence_minutes=settings.cadence_minutes, **options)
+
+
+def _remove_killed_build_files(paths: Paths) -> None:
+    """Delete the hidden half-written database and state files of a killed build.
+
+    Safe only under the build lock: no other build can be writing them then.
+    """
+    for pattern in (f".{DB_NAME}.*.building*", f".{STATE_NAME}.*.tmp"):
+        for leftover in paths.home.glob(pattern):
+            leftover.unlink(missing_ok=True)
+
+
 def _build_locked(
     paths: Paths, models: list[Model], cadence: int, full: bool, say: Progress,
     memory_limit: str, threads: int | None, chunk_days: int,
@@ -598,8 +453,7 @@ def _build_locked(
         outer(f"[{time.monotonic() - started:6.1f} s] {msg}")
 
     store = Store(paths.home)
-    sources = {table: store.partition_fingerprints(table)
-               for table in (*SOURCE_SCHEMAS, *BILL_SOURCE_SCHEMAS)}
+    sources = {table: store.partition_fingerprints(table) for table in SOURCE_SCHEMAS}
     if not sources["snapshots"] and not sources["instance_snapshots"]:
         raise WarehouseError(
             f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
@@ -611,6 +465,7 @@ def _build_locked(
     build_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     store = _DailyStore(paths, state, full)
     store.sweep(RETAIN_SUPERSEDED_SECONDS)  # leftovers of a crashed build
+    _remove_killed_build_files(paths)
     say(f"build {build_id}: {'full' if full else 'incremental'}, days {window or 'none'}")
     result = BuildResult(paths.db, build_id, full, window,
                          len(_days_between(*window)) if window else 0, [m.name for m in models])
@@ -644,196 +499,9 @@ def _build_locked(
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
     })
+    say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)
     store.sweep(RETAIN_SUPERSEDED_SECONDS)
     result.seconds = time.monotonic() - started
     say(f"built {paths.db} in {result.seconds:.1f} s")
     return result
-
-
-# --------------------------------------------------------------------------- query
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """Column names and rows of a query, in order."""
-
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-
-
-_ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's message, without a final period (DuckDB puts hints and
-    context on later lines), for embedding in a one-sentence message."""
-    lines = str(exc).strip().splitlines()
-    return lines[0].strip().rstrip(".") if lines else type(exc).__name__
-
-
-def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to `$home/warehouse.duckdb` in UTC; the caller closes it.
-
-    Read-only, so analysts' sessions and running builds are never disturbed. Raises
-    WarehouseError (one sentence) when there is no warehouse yet or it cannot be opened.
-    """
-    paths = _paths(home)
-    if not paths.db.is_file():
-        raise WarehouseError(f"No warehouse at {paths.db}: run `vast-pipeline build` first.")
-    try:
-        con = duckdb.connect(str(paths.db), read_only=True)
-    except duckdb.Error as exc:
-        raise WarehouseError(
-            f"Cannot open {paths.db} read-only ({first_line(exc)}); if another program has "
-            "it open for writing, close that and try again."
-        ) from exc
-    con.execute("SET TimeZone = 'UTC'")
-    return con
-
-
-def _known_tables(con: Any) -> list[str]:
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-        "ORDER BY table_name"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _explain_error(con: Any, exc: duckdb.Error) -> str:
-    message = first_line(exc)
-    missing = re.search(r"Table with name (\S+) does not exist", message)
-    if missing:
-        known = ", ".join(_known_tables(con))
-        return f"Table '{missing.group(1)}' does not exist; known tables: {known}."
-    if isinstance(exc, duckdb.ParserException):
-        return f"The SQL could not be parsed: {message}."
-    return f"The query failed: {message}."
-
-
-def _check_read_only(con: Any, sql: str) -> None:
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise WarehouseError(_explain_error(con, exc)) from exc
-    if not statements:
-        raise WarehouseError("The query is empty; give one SELECT statement.")
-    for st in statements:
-        kind = st.type.name
-        if kind not in _ALLOWED_STATEMENTS:
-            raise WarehouseError(
-                f"Only SELECT queries are allowed here: the warehouse is read-only "
-                f"(refused a {kind} statement)."
-            )
-
-
-def query(home: Path | str, sql: str, *, params: Sequence[Any] | dict[str, Any] | None = None
-          ) -> QueryResult:
-    """Run read-only SQL against the warehouse (SELECT/EXPLAIN only; file opened read-only).
-
-    Why two guards: read-only mode stops DDL/DML on the warehouse, and the statement check
-    also stops COPY/ATTACH/SET, which could write files or reach other databases.
-    """
-    con = open_read_only(home)
-    try:
-        _check_read_only(con, sql)
-        try:
-            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
-            columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall() if cursor.description else []
-        except duckdb.Error as exc:
-            raise WarehouseError(_explain_error(con, exc)) from exc
-        return QueryResult(columns, rows)
-    finally:
-        con.close()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def format_result(result: QueryResult, fmt: str = "table") -> str:
-    """Render a result as an aligned text `table`, `csv` (header row first) or `json`."""
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([[_cell(v) for v in row] for row in result.rows])
-        return buf.getvalue()
-    if fmt == "json":
-        records = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-        return json.dumps(records, default=str, indent=1)
-    if fmt != "table":
-        raise WarehouseError(f"Unknown format {fmt!r}; use table, csv or json.")
-    cells = [[("NULL" if v is None else _cell(v)) for v in row] for row in result.rows]
-    widths = [len(c) for c in result.columns]
-    for row in cells:
-        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
-    line = "  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    count = f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})"
-    return "\n".join([line, rule, *body, count]) + "\n"
-
-
-# --------------------------------------------------------------------------- checks
-
-
-# Days missing from an account's bill log between its first and last fetched day: a
-# hole means a day's spend is in no bill (a failed or skipped fetch).
-_BILL_HOLES_SQL = """
-    SELECT count(*) FROM (
-        SELECT account, unnest(generate_series(min(day), max(day), INTERVAL 1 DAY))::DATE
-            AS day
-        FROM billed_days GROUP BY account
-    ) AS expected
-    ANTI JOIN billed_days USING (account, day)"""
-
-# (check name, the table it guards, SQL counting offending rows, what those rows are)
-_CHECKS: tuple[tuple[str, str, str, str], ...] = (
-    ("costs_non_negative", "cost_daily",
-     "SELECT count(*) FROM cost_daily WHERE gpu_cost < 0 OR storage_cost < 0 OR total_cost < 0",
-     "cost_daily rows with a negative cost"),
-    ("interval_costs_non_negative", "instance_intervals",
-     "SELECT count(*) FROM instance_intervals WHERE gpu_cost < 0 OR storage_cost < 0 "
-     "OR hours <= 0",
-     "instance_intervals rows with a negative cost or non-positive hours"),
-    ("availability_in_range", "reliability_by_instance",
-     "SELECT (SELECT count(*) FROM reliability_by_instance WHERE availability NOT BETWEEN 0 AND 1)"
-     " + (SELECT count(*) FROM reliability_daily WHERE availability NOT BETWEEN 0 AND 1)",
-     "rows with availability outside [0, 1]"),
-    ("bill_days_complete", "billed_daily", _BILL_HOLES_SQL,
-     "days missing from a bill log between its first and last fetched day"),
-)
-# Which table each mart check guards (Dagster attaches the check to that asset).
-MART_CHECKS: dict[str, str] = {name: table for name, table, _sql, _what in _CHECKS}
-MART_CHECKS["cost_daily_equals_intervals"] = "cost_daily"
-
-
-def check_marts(home: Path | str) -> list[CheckOutcome]:
-    """Invariants of the marts: non-negative costs, availability in [0, 1], no day missing
-    from a bill log between its first and last fetched day, and the sum of
-    cost_daily equal to the sum of instance_intervals (the midnight split loses nothing)."""
-    con = open_read_only(home)
-    try:
-        out = []
-        for name, _table, sql, what in _CHECKS:
-            bad = con.execute(sql).fetchone()[0]
-            out.append(CheckOutcome(name, bad == 0, f"{bad} {what}"))
-        daily, intervals = con.execute(
-            "SELECT (SELECT coalesce(sum(total_cost), 0) FROM cost_daily), "
-            "(SELECT coalesce(sum(total_cost), 0) FROM instance_intervals)"
-        ).fetchone()
-        ok = math.isclose(daily, intervals, rel_tol=1e-6, abs_tol=1e-9)
-        out.append(CheckOutcome(
-            "cost_daily_equals_intervals", ok,
-            f"sum(cost_daily.total_cost) = {daily:.6f}, "
-            f"sum(instance_intervals.total_cost) = {intervals:.6f}",
-        ))
-        return out
-    finally:
-        con.close()

@@ -431,8 +431,9 @@ def is_stopped(r: dict) -> bool:
 
 def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Path) -> None:
     from pipeline.alerts.hooks import after_build
+    from pipeline.query import query
     from pipeline.reports import write_reports
-    from pipeline.warehouse import build, query
+    from pipeline.warehouse import build_for
 
     fleet = FleetModel(seed=SEED, size=SIZE)
     moments = [SEARCH_FROM + timedelta(hours=45) + i * STEP for i in range(13)]  # 3 hours
@@ -442,7 +443,7 @@ def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Pat
     with SimulatorServer({KEY: fleet}, clock=clock) as server, Receiver() as receiver:
         settings = make_settings(home, server.url, receiver, config)
         collect_at(settings, clock, moments)
-        build(home)
+        build_for(settings)
         after_build(settings)
         first = list(receiver.accepted())
         quiet = write_config(tmp_path / "q.toml", FAST + thresholds.replace("100000", "0.001"))
@@ -465,7 +466,7 @@ def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Pat
     assert not [b for b in first if b["rule"] in ("spend_spike", "bill_difference")]
     assert [(b["state"], b["key"]) for b in second] == [("resolved", "credit_runway/default")]
 
-    build(home)  # the alerts table holds every transition and its delivery
+    build_for(settings)  # the alerts table holds every transition and its delivery
     table = query(home, "select key, state, delivery_status, delivery_attempts, receivers "
                         "from alerts order by seq")
     logged = [r for r in read_log(Store(home), SEARCH_FROM.date()) if r["record"] ==

@@ -16,6 +16,7 @@ from bill_fixtures import day_end, item, write_bill, write_charges
 from sql_fixtures import RUN, every, instance_rows, write_history
 
 from pipeline import warehouse
+from pipeline.marts import MART_CHECK_TABLES, check_marts
 
 D1, D2, D3 = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)
 APPROX = {"abs": 1e-9}
@@ -213,9 +214,9 @@ def test_refetched_day_replaces_and_rebuilds_cheaply(tmp_path: Path) -> None:
 
 
 def test_mart_check_passes_without_holes(home: Path) -> None:
-    outcomes = {o.name: o for o in warehouse.check_marts(home)}
+    outcomes = {o.name: o for o in check_marts(home)}
     assert outcomes["bill_days_complete"].passed, outcomes["bill_days_complete"].detail
-    assert warehouse.MART_CHECKS["bill_days_complete"] == "billed_daily"
+    assert MART_CHECK_TABLES["bill_days_complete"] == "billed_daily"
 
 
 def test_mart_check_fails_on_a_hole(tmp_path: Path) -> None:
@@ -225,6 +226,6 @@ def test_mart_check_fails_on_a_hole(tmp_path: Path) -> None:
     write_bill(tmp_path, "acct", D3, [item(1, "gpu", 1.0)], fetch_id="c",
                fetched_at=day_end(D3) + timedelta(hours=60))
     warehouse.build(tmp_path, cadence_minutes=15, full=True)
-    outcome = {o.name: o for o in warehouse.check_marts(tmp_path)}["bill_days_complete"]
+    outcome = {o.name: o for o in check_marts(tmp_path)}["bill_days_complete"]
     assert not outcome.passed
     assert outcome.detail == "1 days missing from a bill log between its first and last fetched day"

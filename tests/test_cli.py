@@ -112,7 +112,7 @@ def test_unusable_output_path_is_one_sentence(home: Path) -> None:
 
     write_history(home, instance_rows("default", 1, every("2026-03-02 10:00", 4), [RUN] * 4,
                                       dph_base=1.0, storage_total_cost=0.1))
-    build(home)
+    build(home, cadence_minutes=15)
     blocker = home / "not-a-folder"
     blocker.write_text("a file where a folder should be")
     result = run_cli("export", "focus", "--from", "2026-03-02", "--to", "2026-03-02",

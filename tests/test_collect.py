@@ -118,9 +118,10 @@ def test_drift_and_broken_records_are_kept_or_quarantined(home: Path) -> None:
                          "where field is null").fetchone()
     assert reasons == (len(broken), len(broken))
     # Analysts see the same quarantine in the warehouse, values and records apart.
-    from pipeline.warehouse import build, query
+    from pipeline.query import query
+    from pipeline.warehouse import build
 
-    build(str(home))
+    build(str(home), cadence_minutes=15)
     kinds = dict(query(str(home), "select kind, count(*) from quarantine group by kind").rows)
     assert kinds.get("record") == len(broken)
     assert kinds.get("value", 0) == result.quarantined_values

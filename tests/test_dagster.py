@@ -281,7 +281,7 @@ def test_charges_schedule_refetches_the_last_three_days(defs: dg.Definitions) ->
 def test_bill_models_follow_billed_charges(defs: dg.Definitions, tmp_path: Path) -> None:
     """A staging model depends on the collection asset of the datasets it reads."""
     from assets.warehouse import collection_deps
-    from pipeline.warehouse import discover_models
+    from pipeline.models import discover_models
 
     (tmp_path / "billed.sql").write_text(
         "-- billed: one row per item\nselect * from read_parquet('{{ billed_charges_glob }}')"

@@ -20,10 +20,11 @@ from sql_fixtures import RUN, every, instance_rows, write_history
 
 from pipeline import warehouse
 from pipeline.history import land_pending
+from pipeline.marts import MART_CHECKS, check_marts
 from pipeline.quality import HISTORY_CHECKS, CheckOutcome, run_history_checks
+from pipeline.query import query
 from pipeline.raw import RawSnapshot, write_snapshot
 from pipeline.storage import Store
-from pipeline.warehouse import MART_CHECKS, check_marts
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CADENCE = 15
@@ -154,7 +155,7 @@ def _history(home: Path, **rates: float) -> None:
 
 def marts(home: Path) -> dict[str, CheckOutcome]:
     outcomes = {o.name: o for o in check_marts(home)}
-    assert set(outcomes) == set(MART_CHECKS)
+    assert set(outcomes) == {check.name for check in MART_CHECKS}
     return outcomes
 
 
@@ -201,8 +202,7 @@ def test_availability_outside_0_1_fails(tmp_path: Path) -> None:
     # build recomputes the reliability tables from it (no source changed: the file is reused)
     _damage_model(tmp_path, "instance_daily", "down_hours", -0.5)
     warehouse.build(tmp_path, cadence_minutes=CADENCE)
-    assert warehouse.query(tmp_path, "SELECT max(availability) FROM reliability_daily"
-                           ).rows == [(2.0,)]
+    assert query(tmp_path, "SELECT max(availability) FROM reliability_daily").rows == [(2.0,)]
     outcome = marts(tmp_path)["availability_in_range"]
     assert not outcome.passed
     # 2 instances in reliability_by_instance + 2 in reliability_daily

@@ -14,6 +14,8 @@ import pytest
 from sql_fixtures import RUN, STOPPED, at, every, instance_rows, write_history
 
 from pipeline import warehouse
+from pipeline.marts import check_marts
+from pipeline.query import query
 
 APPROX = {"rel": 1e-9, "abs": 1e-12}
 
@@ -120,18 +122,18 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("semantics")
     rows, log = _scenarios()
     write_history(home, rows, log)
-    warehouse.build(home)
+    warehouse.build(home, cadence_minutes=15)
     return home
 
 
 def one(home: Path, sql: str, params: list | None = None) -> dict:
-    result = warehouse.query(home, sql, params=params)
+    result = query(home, sql, params=params)
     assert len(result.rows) == 1, result.rows
     return dict(zip(result.columns, result.rows[0], strict=True))
 
 
 def rows_of(home: Path, sql: str, params: list | None = None) -> list[dict]:
-    result = warehouse.query(home, sql, params=params)
+    result = query(home, sql, params=params)
     return [dict(zip(result.columns, r, strict=True)) for r in result.rows]
 
 
@@ -402,7 +404,7 @@ def test_billing_rules_agree_in_intervals_and_fleet_now(home: Path, instance_id:
 
 
 def test_marts_checks_pass(home: Path) -> None:
-    outcomes = warehouse.check_marts(home)
+    outcomes = check_marts(home)
     assert {o.name for o in outcomes} >= {"costs_non_negative", "availability_in_range",
                                           "cost_daily_equals_intervals"}
     assert all(o.passed for o in outcomes), outcomes

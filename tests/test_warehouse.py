@@ -1,95 +1,48 @@
-"""The warehouse machinery: model discovery and order, incremental builds, read-only access,
-output formats, and analysts holding the file open while a build runs."""
+"""The warehouse build: incremental equals full, and every promise the README makes about
+faults (a killed build, two builds at once, an analyst reading across a build) holds on
+real DuckDB files, real Parquet and real processes."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
 from pipeline import warehouse
+from pipeline.config import load_settings
 from pipeline.errors import WarehouseError
+from pipeline.models import SQL_DIR, discover_models
+from pipeline.query import open_read_only, query
 
-# --------------------------------------------------------------------------- discovery
-
-
-def _write_models(folder: Path, models: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, sql in models.items():
-        (folder / f"{name}.sql").write_text(sql)
-    return folder
+CADENCE = 15
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_real_models_are_ordered_after_their_inputs() -> None:
-    models = warehouse.discover_models()
-    order = [m.name for m in models]
-    for m in models:
-        for dep in m.deps:
-            assert order.index(dep) < order.index(m.name), (dep, m.name)
-    by_name = {m.name: m for m in models}
-    assert set(by_name["instance_intervals"].deps) >= {"instance_snapshots", "snapshots"}
-    assert "instance_intervals" in by_name["incidents"].deps
-    assert by_name["instance_intervals"].materialized == "daily"
-    assert "grain" in by_name["cost_daily"].header.lower()
-    for required in ("instance_snapshots", "instance_intervals", "cost_daily", "incidents",
-                     "reliability_by_instance", "reliability_by_machine", "fleet_now",
-                     "idle_spend", "price_changes"):
-        assert required in by_name
+def _build(home: Path, **options: object) -> warehouse.BuildResult:
+    return warehouse.build(home, cadence_minutes=CADENCE, **options)
 
 
-def test_dependencies_come_from_identifiers_not_comments_or_strings(tmp_path: Path) -> None:
-    sql_dir = _write_models(tmp_path / "sql", {
-        "zeta": "-- zeta: base\nselect 1 as x",
-        "alpha": "-- alpha: reads zeta, not beta (comment)\n"
-                 "select x, 'beta' as s from zeta /* beta */",
-        "beta": "-- beta: reads alpha\nwith t as (select * from alpha) select * from t",
-    })
-    models = warehouse.discover_models(sql_dir)
-    assert [m.name for m in models] == ["zeta", "alpha", "beta"]
-    assert models[1].deps == ("zeta",)
-    assert models[2].deps == ("alpha",)
 
 
-def test_cycle_is_a_clear_error(tmp_path: Path) -> None:
-    sql_dir = _write_models(tmp_path / "sql", {
-        "a": "-- a\nselect * from b", "b": "-- b\nselect * from a",
-    })
-    with pytest.raises(WarehouseError, match="cycle"):
-        warehouse.discover_models(sql_dir)
-
-
-def test_unknown_relation_is_a_clear_error(tmp_path: Path) -> None:
-    sql_dir = _write_models(tmp_path / "sql", {"a": "-- a\nselect * from nowhere"})
-    with pytest.raises(WarehouseError, match=r"unknown relation.*nowhere"):
-        warehouse.discover_models(sql_dir)
-
-
-def test_model_without_header_is_refused(tmp_path: Path) -> None:
-    sql_dir = _write_models(tmp_path / "sql", {"a": "select 1"})
-    with pytest.raises(WarehouseError, match="must start with a comment"):
-        warehouse.discover_models(sql_dir)
-
-
-# --------------------------------------------------------------------------- history
-
-
-def _random_day(day: date, rng: random.Random) -> list[dict]:
-    """Four instances over one day of 15-minute snapshots with stops, outages, repricing,
-    and a collection gap at the end of day 2 that runs past midnight."""
+def _random_day(day: date, rng: random.Random, account: str = "acct",
+                instances: tuple[int, ...] = (1, 2, 3, 4)) -> list[dict]:
+    """Instances (four by default) over one day of 15-minute snapshots with stops, outages,
+    repricing, and a collection gap at the end of day 2 that runs past midnight."""
     times = every(f"{day.isoformat()} 00:00", 96)
     if day == date(2024, 5, 2):
         times = [t for t in times if t.hour < 23]  # collector down 23:00 .. 00:30
     if day == date(2024, 5, 3):
         times = [t for t in times if t.hour > 0 or t.minute >= 30]
     rows = []
-    for iid in (1, 2, 3, 4):
+    for iid in instances:
         price = 1.0 + iid / 10
         for t in times:
             state = dict(RUN)
@@ -104,7 +57,7 @@ def _random_day(day: date, rng: random.Random) -> list[dict]:
                 price = round(price * rng.uniform(0.8, 1.2), 4)
             if iid == 3 and day == date(2024, 5, 1) and t.hour < 2:
                 state["actual_status"] = "loading"
-            rows += instance_rows("acct", iid, [t], [state], dph_base=price,
+            rows += instance_rows(account, iid, [t], [state], dph_base=price,
                                   dph_total=price + 0.05, storage_total_cost=0.05,
                                   gpu_util=rng.choice([0.0, 1.0, 55.0, 90.0]), num_gpus=iid,
                                   host_id=100 + iid % 2, machine_id=iid, is_bid=iid == 4,
@@ -112,18 +65,25 @@ def _random_day(day: date, rng: random.Random) -> list[dict]:
     return rows
 
 
-def _history(home: Path, days: list[date], seed: int = 3) -> None:
+def _history(home: Path, days: list[date], seed: int = 3, account: str = "acct",
+             instances: tuple[int, ...] = (1, 2, 3, 4)) -> None:
     for d in days:
-        write_history(home, _random_day(d, random.Random(f"{seed}-{d}")))
+        write_history(home, _random_day(d, random.Random(f"{seed}-{account}-{d}"), account,
+                                        instances))
 
 
 def _snapshot_of_models(home: Path) -> dict[str, list[tuple]]:
+    """Every row of every model, through one read-only connection (one consistent view)."""
     out = {}
-    for model in warehouse.discover_models():
-        res = warehouse.query(home, f"SELECT * FROM {model.name}")
-        rows = [tuple(round(v, 9) if isinstance(v, float) else
-                      (tuple(v) if isinstance(v, list) else v) for v in row) for row in res.rows]
-        out[model.name] = sorted(rows, key=repr)
+    con = open_read_only(home)
+    try:
+        for model in discover_models():
+            rows = con.execute(f"SELECT * FROM {model.name}").fetchall()
+            rows = [tuple(round(v, 9) if isinstance(v, float) else
+                          (tuple(v) if isinstance(v, list) else v) for v in row) for row in rows]
+            out[model.name] = sorted(rows, key=repr)
+    finally:
+        con.close()
     return out
 
 
@@ -133,57 +93,57 @@ DAYS = [date(2024, 5, 1) + timedelta(days=i) for i in range(3)]
 def test_incremental_build_equals_full_build(tmp_path: Path) -> None:
     inc, full = tmp_path / "inc", tmp_path / "full"
     _history(inc, DAYS[:2])
-    first = warehouse.build(inc)
+    first = _build(inc)
     assert first.full and first.window == (DAYS[0], DAYS[1])
     _history(inc, DAYS[2:])
-    second = warehouse.build(inc)
+    second = _build(inc)
     assert not second.full
     # the new day, plus the day before (its last intervals end in the new day)
     assert second.window == (DAYS[1], DAYS[2]) and second.days_recomputed == 2
     _history(full, DAYS)
-    warehouse.build(full)
+    _build(full)
     got, want = _snapshot_of_models(inc), _snapshot_of_models(full)
     assert got.keys() == want.keys()
     for name in want:
         assert got[name] == want[name], name
     # the scenario really crosses midnight in an incident and has price changes
     assert got["price_changes"]
-    spans = warehouse.query(inc, "SELECT count(*) FROM incidents WHERE instance_id = 2 "
+    spans = query(inc, "SELECT count(*) FROM incidents WHERE instance_id = 2 "
                             "AND CAST(ended_at AS DATE) > CAST(started_at AS DATE)")
     assert spans.rows[0][0] >= 1
 
 
 def test_build_with_nothing_new_recomputes_no_day(tmp_path: Path) -> None:
     _history(tmp_path, DAYS[:1])
-    warehouse.build(tmp_path)
-    again = warehouse.build(tmp_path)
+    _build(tmp_path)
+    again = _build(tmp_path)
     assert again.window is None and again.days_recomputed == 0
-    assert warehouse.query(tmp_path, "SELECT count(*) FROM instance_intervals").rows[0][0] > 0
+    assert query(tmp_path, "SELECT count(*) FROM instance_intervals").rows[0][0] > 0
 
 
 def test_rewritten_past_day_is_recomputed(tmp_path: Path) -> None:
     _history(tmp_path, DAYS)
-    warehouse.build(tmp_path)
-    before = warehouse.query(tmp_path, "SELECT sum(total_cost) FROM cost_daily").rows[0][0]
+    _build(tmp_path)
+    before = query(tmp_path, "SELECT sum(total_cost) FROM cost_daily").rows[0][0]
     # a rebuild from the raw zone rewrites day 1 with a doubled GPU price for instance 1
-    rows = _random_day(DAYS[0], random.Random(f"3-{DAYS[0]}"))
+    rows = _random_day(DAYS[0], random.Random(f"3-acct-{DAYS[0]}"))
     for r in rows:
         if r["id"] == 1:
             r["dph_base"] *= 2
     write_history(tmp_path, rows)
-    res = warehouse.build(tmp_path)
+    res = _build(tmp_path)
     assert res.window == (DAYS[0], DAYS[2])
-    after = warehouse.query(tmp_path, "SELECT sum(total_cost) FROM cost_daily").rows[0][0]
+    after = query(tmp_path, "SELECT sum(total_cost) FROM cost_daily").rows[0][0]
     assert after > before
 
 
 def test_full_flag_and_cadence_change_rebuild_everything(tmp_path: Path) -> None:
     _history(tmp_path, DAYS[:2])
-    warehouse.build(tmp_path)
-    assert warehouse.build(tmp_path, full=True).full
+    _build(tmp_path)
+    assert _build(tmp_path, full=True).full
     capped = warehouse.build(tmp_path, cadence_minutes=5)  # cap 10 min: a different answer
     assert capped.full
-    row = warehouse.query(tmp_path, "SELECT max(hours), any_value(cap_minutes) "
+    row = query(tmp_path, "SELECT max(hours), any_value(cap_minutes) "
                           "FROM instance_intervals, build_info").rows[0]
     assert row == (pytest.approx(10 / 60), 10)
 
@@ -191,147 +151,14 @@ def test_full_flag_and_cadence_change_rebuild_everything(tmp_path: Path) -> None
 def test_account_with_empty_snapshots_only(tmp_path: Path) -> None:
     write_log(tmp_path, {("empty", at("2024-05-01 10:00")): 0,
                          ("empty", at("2024-05-01 10:15")): 0})
-    warehouse.build(tmp_path)
-    assert warehouse.query(tmp_path, "SELECT count(*) FROM cost_daily").rows == [(0,)]
-    assert warehouse.query(tmp_path, "SELECT count(*) FROM snapshots").rows == [(2,)]
+    _build(tmp_path)
+    assert query(tmp_path, "SELECT count(*) FROM cost_daily").rows == [(0,)]
+    assert query(tmp_path, "SELECT count(*) FROM snapshots").rows == [(2,)]
 
 
 def test_no_history_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match=r"No snapshots under .*collect"):
-        warehouse.build(tmp_path)
-
-
-# --------------------------------------------------------------------------- querying
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("built")
-    rows = instance_rows("a", 1, every("2024-05-01 10:00", 3), [RUN] * 3, dph_base=1.0,
-                         storage_total_cost=0.5, label="x,y")
-    write_history(home, rows)
-    warehouse.build(home)
-    return home
-
-
-def test_missing_warehouse(tmp_path: Path) -> None:
-    with pytest.raises(WarehouseError, match=r"No warehouse at .*run `vast-pipeline build`"):
-        warehouse.query(tmp_path, "SELECT 1")
-    with pytest.raises(WarehouseError, match=r"^No warehouse at .*run `vast-pipeline build`"):
-        warehouse.open_read_only(tmp_path)
-
-
-def test_open_read_only_is_read_only_and_utc(built: Path) -> None:
-    con = warehouse.open_read_only(built)
-    try:
-        assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
-        assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
-        with pytest.raises(duckdb.Error, match=r"read.only"):
-            con.execute("CREATE TABLE t AS SELECT 1")
-    finally:
-        con.close()
-
-
-def test_warehouse_open_for_writing_is_one_sentence(tmp_path: Path) -> None:
-    writer = duckdb.connect(str(tmp_path / warehouse.DB_NAME))  # an analyst's session
-    try:
-        with pytest.raises(WarehouseError) as err:
-            warehouse.open_read_only(tmp_path)
-    finally:
-        writer.close()
-    message = str(err.value)
-    assert message.startswith(f"Cannot open {tmp_path.resolve() / warehouse.DB_NAME} read-only (")
-    assert message.endswith("close that and try again.") and "\n" not in message
-
-
-def test_first_line_drops_hints_and_the_final_period() -> None:
-    assert warehouse.first_line(ValueError("Binder Error: no such column.\nLINE 1: x")) == (
-        "Binder Error: no such column")
-    assert warehouse.first_line(ValueError("")) == "ValueError"
-
-
-@pytest.mark.parametrize("sql", [
-    "CREATE TABLE mine AS SELECT 1",
-    "INSERT INTO fleet_now SELECT * FROM fleet_now",
-    "DROP VIEW cost_daily",
-    "COPY (SELECT 1) TO 'out.csv'",
-    "ATTACH 'other.duckdb' AS other",
-    "SELECT 1; DELETE FROM incidents",
-])
-def test_query_refuses_writes(built: Path, sql: str) -> None:
-    with pytest.raises(WarehouseError, match="read-only"):
-        warehouse.query(built, sql)
-    assert warehouse.query(built, "SELECT count(*) FROM cost_daily").rows == [(1,)]
-
-
-def test_read_only_mode_backs_the_statement_check(built: Path) -> None:
-    con = duckdb.connect(str(built / warehouse.DB_NAME), read_only=True)
-    try:
-        with pytest.raises(duckdb.Error, match=r"read.only"):
-            con.execute("CREATE TABLE t AS SELECT 1")
-    finally:
-        con.close()
-
-
-def test_unknown_table_names_the_known_ones(built: Path) -> None:
-    with pytest.raises(WarehouseError) as err:
-        warehouse.query(built, "SELECT * FROM cost_dialy")
-    message = str(err.value)
-    assert message.startswith("Table 'cost_dialy' does not exist; known tables: ")
-    assert "cost_daily" in message and "\n" not in message
-
-
-def test_bad_sql_is_one_sentence(built: Path) -> None:
-    with pytest.raises(WarehouseError) as err:
-        warehouse.query(built, "SELEC 1")
-    assert "\n" not in str(err.value) and "parsed" in str(err.value)
-
-
-def test_query_with_params(built: Path) -> None:
-    res = warehouse.query(built, "SELECT instance_id FROM cost_daily WHERE account = ?",
-                          params=["a"])
-    assert res.columns == ["instance_id"] and res.rows == [(1,)]
-
-
-def test_csv_json_and_table_formats(built: Path) -> None:
-    res = warehouse.query(built, "SELECT account, instance_id, label, total_cost, "
-                          "cost_per_gpu_hour FROM cost_daily")
-    # 2 intervals of .25 h at $1 GPU + $.5 storage = $.75
-    assert warehouse.format_result(res, "csv") == (
-        "account,instance_id,label,total_cost,cost_per_gpu_hour\na,1,\"x,y\",0.75,\n")
-    assert '"total_cost": 0.75' in warehouse.format_result(res, "json")
-    table = warehouse.format_result(res, "table").splitlines()
-    assert table[0].split() == res.columns and table[-1] == "(1 row)"
-    assert "NULL" in table[2]
-    with pytest.raises(WarehouseError, match="Unknown format"):
-        warehouse.format_result(res, "xml")
-
-
-def test_works_from_any_working_directory(built: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    con = duckdb.connect(str(built / warehouse.DB_NAME), read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM instance_intervals").fetchone() == (2,)
-        assert con.execute("SELECT count(*) FROM instance_snapshots").fetchone() == (3,)
-    finally:
-        con.close()
-
-
-def test_plain_duckdb_cli_opens_the_warehouse(built: Path, tmp_path: Path) -> None:
-    """Analysts use the `duckdb` command, a release behind the Python package on PyPI."""
-    cli = Path(sys.executable).with_name("duckdb")
-    assert cli.exists(), "the duckdb CLI (PyPI duckdb-cli, a dependency) is missing: make install"
-    result = subprocess.run(
-        [str(cli), "-readonly", "-csv", str(built / warehouse.DB_NAME), "-c",
-         "select count(*) as n from instance_intervals; "
-         "select round(sum(total_cost), 6) as usd from cost_daily"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    expected = warehouse.query(built, "select round(sum(total_cost), 6) from cost_daily").rows
-    lines = result.stdout.split()
-    assert lines[:3] == ["n", "2", "usd"]
-    assert float(lines[3]) == pytest.approx(expected[0][0])
+        _build(tmp_path)
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -350,7 +177,7 @@ def test_analyst_holding_the_old_file_keeps_a_consistent_read(tmp_path: Path) ->
     # path within a process, so an in-process reader would hide the new file).
     t = every("2024-05-01 10:00", 3)
     write_history(tmp_path, instance_rows("a", 1, t, [RUN] * 3, dph_base=1.0))
-    warehouse.build(tmp_path)
+    _build(tmp_path)
     analyst = subprocess.Popen(
         [sys.executable, "-c", ANALYST, str(tmp_path / warehouse.DB_NAME)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -366,14 +193,21 @@ def test_analyst_holding_the_old_file_keeps_a_consistent_read(tmp_path: Path) ->
         # a new day of snapshots arrives and the warehouse is rebuilt while it is open
         t2 = every("2024-05-02 10:00", 3)
         write_history(tmp_path, instance_rows("a", 1, t2, [RUN] * 3, dph_base=1.0))
-        res = warehouse.build(tmp_path)
+        res = _build(tmp_path)
         assert res.window == (date(2024, 5, 1), date(2024, 5, 2))
         # the open session still reads the old, consistent data (tables and Parquet views)
         assert ask("SELECT sum(gpu_cost) FROM cost_daily") == "[(0.5,)]"
         assert ask("SELECT count(*) FROM instance_intervals") == "[(2,)]"
         assert ask("SELECT count(*) FROM incidents") == "[(0,)]"
+        # really across a rewrite: the build replaced the day-1 files the analyst's view
+        # lists, and keeps them (superseded) for sessions like this one
+        state = json.loads((tmp_path / warehouse.STATE_NAME).read_text())
+        old_files = [r for r in state["superseded"] if r.startswith("instance_intervals/")]
+        assert old_files
+        assert all((tmp_path / warehouse.MODELS_SUBDIR / r).is_file() for r in old_files)
+        assert not set(old_files) & set(state["manifest"]["instance_intervals"]["a|2024-05-01"])
         # a new session sees the new data: 10:30 now has an interval, capped at 30 min
-        new = warehouse.query(tmp_path, "SELECT count(*), sum(gpu_cost) FROM instance_intervals")
+        new = query(tmp_path, "SELECT count(*), sum(gpu_cost) FROM instance_intervals")
         assert new.rows == [(5, pytest.approx(0.25 * 4 + 0.5))]
     finally:
         assert analyst.stdin
@@ -384,11 +218,230 @@ def test_analyst_holding_the_old_file_keeps_a_consistent_read(tmp_path: Path) ->
 def test_failed_build_leaves_the_previous_warehouse(tmp_path: Path) -> None:
     write_history(tmp_path, instance_rows("a", 1, every("2024-05-01 10:00", 3), [RUN] * 3,
                                           dph_base=1.0))
-    warehouse.build(tmp_path)
+    _build(tmp_path)
     bad = tmp_path / "sql"
-    shutil.copytree(warehouse.SQL_DIR, bad)
+    shutil.copytree(SQL_DIR, bad)
     (bad / "cost_daily.sql").write_text("-- broken\nselect no_such_column from instance_daily")
     with pytest.raises(WarehouseError, match=r"Model cost_daily .*failed"):
-        warehouse.build(tmp_path, sql_dir=bad)
-    assert warehouse.query(tmp_path, "SELECT sum(gpu_cost) FROM cost_daily").rows == [(0.5,)]
+        _build(tmp_path, sql_dir=bad)
+    assert query(tmp_path, "SELECT sum(gpu_cost) FROM cost_daily").rows == [(0.5,)]
     assert not list(tmp_path.glob(".warehouse.duckdb.*"))
+
+
+# --------------------------------------------------------------------------- cadence
+
+
+def test_demo_then_cli_build_with_the_same_settings_is_incremental(tmp_path: Path) -> None:
+    """The demo, the CLI and Dagster all build with the configured cadence (`build_for`),
+    so one never forces the other into a full rebuild; the demo's snapshots follow it too."""
+    from test_cli import run_cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "vast-pipeline.toml"
+    config.write_text("cadence_minutes = 30\n")
+    env = {"VAST_PIPELINE_CONFIG": str(config)}
+    demo = run_cli("demo", "--days", "1", "--size", "20", home=home, env=env)
+    assert demo.returncode == 0, demo.stderr
+    assert "1 days of 30-minute snapshots" in demo.stdout
+    result = run_cli("build", home=home, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "incremental build" in result.stdout and "0 days recomputed" in result.stdout
+    assert query(home, "SELECT cadence_minutes, cap_minutes FROM build_info").rows == [(30, 60)]
+    gaps = query(home, "SELECT DISTINCT snapshot_at - lag(snapshot_at) OVER (ORDER BY "
+                       "snapshot_at) AS gap FROM snapshots QUALIFY gap IS NOT NULL").rows
+    assert gaps == [(timedelta(minutes=30),)]
+    # the old hard-coded default (15) is another cadence: a full rebuild
+    assert warehouse.build(home, cadence_minutes=15).full
+
+
+def test_build_for_uses_the_configured_cadence(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _history(home, DAYS[:1])
+    config = tmp_path / "vast-pipeline.toml"
+    config.write_text("cadence_minutes = 20\n")
+    settings = load_settings({"VAST_PIPELINE_HOME": str(home),
+                              "VAST_PIPELINE_CONFIG": str(config)})
+    assert warehouse.build_for(settings).full
+    assert not warehouse.build_for(settings).full
+    assert query(home, "SELECT cadence_minutes FROM build_info").rows == [(20,)]
+
+
+# --------------------------------------------------------------------------- faults
+
+
+FAULT_DAYS = [date(2024, 5, 1) + timedelta(days=i) for i in range(6)]
+INSTANCES = (1, 2, 3, 4, 5, 6)
+BUILDER = """
+import os, signal, sys
+from pipeline.warehouse import build
+
+def progress(msg):
+    print(msg, flush=True)
+    if len(sys.argv) > 4 and sys.argv[4] in msg:  # kill -9 itself right at this step
+        os.kill(os.getpid(), signal.SIGKILL)
+
+result = build(sys.argv[1], cadence_minutes=int(sys.argv[2]), chunk_days=int(sys.argv[3]),
+               progress=progress)
+print("DONE", result.days_recomputed, flush=True)
+"""
+
+
+def _fleet(home: Path, days: list[date], accounts: tuple[str, ...] = ("a", "b", "c")) -> None:
+    for account in accounts:
+        _history(home, days, account=account, instances=INSTANCES)
+
+
+def _reland(home: Path, account: str, day: date) -> None:
+    """The day's raw re-landed with other content: instance 1's GPU price doubled."""
+    rows = _random_day(day, random.Random(f"3-{account}-{day}"), account, INSTANCES)
+    for row in rows:
+        if row["id"] == 1:
+            row["dph_base"] *= 2
+    write_history(home, rows)
+
+
+def _same_sources(home: Path, into: Path) -> Path:
+    """A fresh home holding exactly `home`'s history (not its warehouse)."""
+    shutil.copytree(home / "parquet", into / "parquet", ignore=shutil.ignore_patterns("models"))
+    return into
+
+
+def _spawn_build(home: Path, chunk_days: int = 1, die_at: str = "") -> subprocess.Popen[str]:
+    """A build in its own process; `die_at`: it kills itself (-9) at that progress step."""
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILDER, str(home), str(CADENCE), str(chunk_days),
+         *([die_at] if die_at else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def _assert_no_leftovers(home: Path) -> None:
+    """Only the files the state knows: no half-written database, state, staging or orphans."""
+    state = json.loads((home / warehouse.STATE_NAME).read_text())
+    known = {rel for parts in state["manifest"].values() for rels in parts.values()
+             for rel in rels} | set(state["superseded"])
+    models = home / warehouse.MODELS_SUBDIR
+    on_disk = {str(f.relative_to(models)) for f in models.glob("*/account=*/day=*/*.parquet")}
+    assert on_disk == known
+    assert not list(models.glob("_staging-*"))
+    assert not [p.name for p in home.iterdir() if p.name.startswith(".warehouse")
+                and p.name != ".warehouse.lock"]
+
+
+def _interrupted_home(tmp_path: Path) -> tuple[Path, dict, dict]:
+    """A built home that then got new days and a re-landed past day; returns it, what its
+    (old) warehouse answers now and what a full build of its data answers."""
+    home = tmp_path / "home"
+    _fleet(home, FAULT_DAYS[:4])
+    _build(home, chunk_days=1)
+    _fleet(home, FAULT_DAYS[4:])        # new days
+    _reland(home, "b", FAULT_DAYS[1])   # and a past day rewritten
+    # what the old warehouse answers now (its staging views read the history as it is)
+    before = _snapshot_of_models(home)
+    expected_home = _same_sources(home, tmp_path / "expected")
+    _build(expected_home)
+    expected = _snapshot_of_models(expected_home)
+    assert expected != before
+    return home, before, expected
+
+
+def test_killed_builds_leave_the_old_warehouse_and_the_next_build_heals(
+        tmp_path: Path) -> None:
+    home, before, expected = _interrupted_home(tmp_path)
+    rng = random.Random(2026)
+    killed = 0
+    for point in sorted(rng.sample(range(1, 41), 3)):  # after this many progress lines
+        proc = _spawn_build(home)
+        assert proc.stdout
+        for _ in range(point):
+            if not proc.stdout.readline():
+                break
+        time.sleep(rng.uniform(0.0, 0.05))
+        proc.kill()
+        proc.wait(timeout=30)
+        killed += proc.returncode == -9
+        # the live warehouse is whole: the old one, or the new one once it was swapped in
+        assert _snapshot_of_models(home) in (before, expected)
+    assert killed >= 2  # the kills really interrupted builds
+    healed = _build(home, chunk_days=1)
+    assert _snapshot_of_models(home) == expected
+    assert healed.window is None or healed.window[1] == FAULT_DAYS[-1]
+    _assert_no_leftovers(home)
+
+
+def test_builds_killed_at_precise_steps(tmp_path: Path) -> None:
+    """The narrowest windows too, in build order: mid daily model, mid tables, and between
+    the new state and the swap (the state already lists the new files, the old database
+    is live); each kill leaves the old warehouse, the next build heals."""
+    home, before, expected = _interrupted_home(tmp_path)
+    for step in ("instance_intervals: 2024-05-03", "incidents (table)",
+                 "state written, swapping in"):
+        proc = _spawn_build(home, die_at=step)
+        out, _err = proc.communicate(timeout=120)
+        assert proc.returncode == -9, out
+        assert out.splitlines()[-1].split("] ", 1)[1].startswith(step)
+        assert _snapshot_of_models(home) == before
+        assert list(home.glob(f".{warehouse.DB_NAME}.*.building"))  # it died mid-build
+    _build(home, chunk_days=1)
+    assert _snapshot_of_models(home) == expected
+    _assert_no_leftovers(home)
+
+
+def test_two_builds_at_once_wait_on_the_lock_and_both_succeed(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    home = tmp_path / "home"
+    _fleet(home, FAULT_DAYS[:3])
+    _build(home)
+    _fleet(home, FAULT_DAYS[3:])
+    state_before = (home / warehouse.STATE_NAME).read_bytes()
+    with FileLock(str(home / ".warehouse.lock")):  # both start while a build holds the lock
+        procs = [_spawn_build(home, chunk_days=2) for _ in range(2)]
+        time.sleep(1.0)
+        assert [p.poll() for p in procs] == [None, None]  # waiting, not failing
+        assert (home / warehouse.STATE_NAME).read_bytes() == state_before
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _out, err in outs]
+    done = sorted(int(line.split()[1]) for out, _err in outs for line in out.splitlines()
+                  if line.startswith("DONE"))
+    # one built days 2..5 (the day before the first new one on), the other found it done
+    assert done == [0, 4]
+    expected_home = _same_sources(home, tmp_path / "expected")
+    _build(expected_home)
+    assert _snapshot_of_models(home) == _snapshot_of_models(expected_home)
+    _assert_no_leftovers(home)
+
+
+def test_a_build_waiting_too_long_for_the_lock_is_one_sentence(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    _history(tmp_path, DAYS[:1])
+    with FileLock(str(tmp_path / ".warehouse.lock")), \
+            pytest.raises(WarehouseError, match=r"^Another build of .* is still running") as err:
+        _build(tmp_path, lock_timeout=0.2)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / warehouse.DB_NAME).exists()
+
+
+def test_incremental_equals_full_across_accounts_rewrites_and_chunks(tmp_path: Path) -> None:
+    inc = tmp_path / "inc"
+    _fleet(inc, FAULT_DAYS[:4], accounts=("a", "b"))
+    first = _build(inc, chunk_days=2)
+    assert first.full
+    cost = "SELECT sum(total_cost) FROM cost_daily WHERE account = 'a' AND day = ?"
+    old_cost = query(inc, cost, params=[FAULT_DAYS[2]]).rows[0][0]
+    _fleet(inc, FAULT_DAYS[4:], accounts=("a", "b"))  # new days of known accounts
+    _fleet(inc, FAULT_DAYS[3:], accounts=("c",))      # a new account
+    _reland(inc, "a", FAULT_DAYS[2])                  # a past day re-landed, other content
+    second = _build(inc, chunk_days=2)
+    # from the day before the rewritten one: 5 days, three chunks of at most 2
+    assert not second.full and second.window == (FAULT_DAYS[1], FAULT_DAYS[5])
+    assert second.days_recomputed == 5
+    assert query(inc, cost, params=[FAULT_DAYS[2]]).rows[0][0] > old_cost
+    full = _same_sources(inc, tmp_path / "full")
+    assert _build(full).full  # one chunk of 31 days
+    got, want = _snapshot_of_models(inc), _snapshot_of_models(full)
+    for name in want:
+        assert got[name] == want[name], name
+    assert {r[0] for r in query(inc, "SELECT DISTINCT account FROM cost_daily").rows} == {
+        "a", "b", "c"}

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from pipeline.alerts.engine import Condition, Evaluation, human_duration
 from pipeline.datasets import dataset
+from pipeline.models import discover_models, render_sql
 from pipeline.storage import Store
-from pipeline.warehouse import discover_models, render_sql
 
 # Days of history read: an outage longer than this is still reported, from this far back.
 LOOKBACK_DAYS = 7

@@ -68,7 +68,7 @@ def after_landing(settings: Settings, accounts: list[str]) -> Delivered | None:
 def after_build(settings: Settings) -> Delivered | None:
     """The cost rules over the freshly built warehouse."""
     from pipeline.alerts.build_rules import evaluate_build_rules
-    from pipeline.warehouse import open_read_only
+    from pipeline.query import open_read_only
 
     with _never_fail("after the build"):
         def evaluate(_book: AlertBook) -> list[Evaluation]:

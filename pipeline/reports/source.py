@@ -1,6 +1,6 @@
 """Read-only access to the warehouse for reports and exports.
 
-Reports never write to `warehouse.duckdb`: they open it with `warehouse.open_read_only`
+Reports never write to `warehouse.duckdb`: they open it with `pipeline.query.open_read_only`
 (an analyst's session or a running build keeps working) and turn every failure a user can
 cause (no warehouse yet, a file held open for writing, a table or Parquet file missing from
 an old or damaged build) into one sentence.
@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline import warehouse
-from pipeline.errors import NoDataYetError, ReportError, WarehouseError
+from pipeline.errors import NoDataYetError, ReportError, WarehouseError, first_line
+from pipeline.query import open_read_only
 from pipeline.reports.window import Window
 
 _PARAM_RE = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -30,9 +30,10 @@ ACCOUNT_FILTER = "($account::VARCHAR IS NULL OR account = $account::VARCHAR)"
 
 @contextmanager
 def open_warehouse(home: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`warehouse.open_read_only` as a context manager raising ReportError."""
+    """`open_read_only` (the same confined connection as `vast-pipeline sql`) as a context
+    manager raising ReportError."""
     try:
-        con = warehouse.open_read_only(home)
+        con = open_read_only(home)
     except WarehouseError as exc:
         raise ReportError(str(exc)) from None
     try:
@@ -58,12 +59,12 @@ def _read_errors() -> Iterator[None]:
         yield
     except duckdb.CatalogException as exc:
         raise ReportError(
-            f"The warehouse lacks a table this report reads ({warehouse.first_line(exc)}); "
+            f"The warehouse lacks a table this report reads ({first_line(exc)}); "
             "run `vast-pipeline build` first."
         ) from None
     except duckdb.Error as exc:
         raise ReportError(
-            f"Reading the warehouse failed ({warehouse.first_line(exc)}); "
+            f"Reading the warehouse failed ({first_line(exc)}); "
             "run `vast-pipeline build` to rebuild it."
         ) from None
 

@@ -1,0 +1,181 @@
+"""The SQL models of `sql/`: discovery, build order, header contract and rendering.
+
+Why the model list and build order come from the SQL files themselves: a model depends on
+every other model whose name appears in its SQL as an identifier, so no hand-kept list can
+drift. Each file starts with a comment stating its grain and says how it is materialized
+(`-- materialized: view|table|daily`). The SQL tokenizer here is also what the read-only
+query guard (`pipeline.query`) uses to look inside EXPLAIN.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import WarehouseError
+from pipeline.resources import sql_dir
+
+SQL_DIR = sql_dir()
+MATERIALIZATIONS = ("view", "table", "daily")
+
+
+def sql_literal(text: str) -> str:
+    """`text` escaped for use inside a single-quoted SQL string literal."""
+    return text.replace("'", "''")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL model: its file, its SQL, the models it reads and its header comment."""
+
+    name: str
+    path: Path
+    sql: str
+    deps: tuple[str, ...]
+    header: str
+    materialized: str
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The history datasets it reads: its `{{ <dataset>_glob }}` placeholders."""
+        names = {m.group(1) for m in _PLACEHOLDER_RE.finditer(self.sql)}
+        return tuple(sorted(n.removesuffix("_glob") for n in names if n.endswith("_glob")))
+
+
+_TOKEN_RE = re.compile(
+    r"""
+      (?P<comment>--[^\n]*|/\*.*?\*/)
+    | (?P<string>'(?:[^']|'')*')
+    | (?P<quoted>"(?:[^"]|"")*")
+    | (?P<ident>[A-Za-z_][A-Za-z0-9_$]*)
+    | (?P<other>\S)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def sql_tokens(sql: str) -> Iterator[tuple[str, str, int]]:
+    """(kind, text, offset) of each token of `sql` but comments; kind is one of `string`,
+    `quoted`, `ident` or `other` (one punctuation character)."""
+    for match in _TOKEN_RE.finditer(sql):
+        if match.lastgroup != "comment":
+            yield match.lastgroup or "other", match.group(), match.start()
+
+
+def sql_identifiers(sql: str) -> list[str]:
+    """Lower-cased identifiers of `sql`, with comments and string literals skipped.
+
+    Why: a model's dependencies are the model names it mentions as identifiers; words in
+    comments or strings (paths, status values) must not count.
+    """
+    out: list[str] = []
+    for match in _TOKEN_RE.finditer(sql):
+        if match.lastgroup == "ident":
+            out.append(match.group().lower())
+        elif match.lastgroup == "quoted":
+            out.append(match.group()[1:-1].replace('""', '"').lower())
+    return out
+
+
+def _relation_references(sql: str) -> list[str]:
+    """Names used right after FROM/JOIN that are not table functions or subqueries."""
+    tokens = [(kind, text) for kind, text, _ in sql_tokens(sql)]
+    refs: list[str] = []
+    for i, (kind, text) in enumerate(tokens[:-1]):
+        if kind != "ident" or text.lower() not in ("from", "join"):
+            continue
+        if i > 0 and tokens[i - 1][1].lower() == "distinct":  # IS DISTINCT FROM x
+            continue
+        nxt_kind, nxt = tokens[i + 1]
+        if nxt_kind not in ("ident", "quoted"):
+            continue
+        after = tokens[i + 2][1] if i + 2 < len(tokens) else ""
+        if after in ("(", "."):
+            continue
+        refs.append(nxt.strip('"').lower())
+    return refs
+
+
+def _cte_names(sql: str) -> set[str]:
+    """Names defined as `name as (` (CTEs), which FROM may use without being models."""
+    idents = [(kind, text.lower()) for kind, text, _ in sql_tokens(sql)]
+    names = set()
+    for i in range(len(idents) - 2):
+        if idents[i][0] == "ident" and idents[i + 1][1] == "as" and idents[i + 2][1] == "(":
+            names.add(idents[i][1])
+    return names
+
+
+def _header(sql: str, path: Path) -> str:
+    lines = []
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    if not lines:
+        raise WarehouseError(f"Model {path.name} must start with a comment stating its grain.")
+    return "\n".join(lines)
+
+
+def _materialization(header: str, path: Path) -> str:
+    match = re.search(r"^materialized:\s*(\w+)", header, re.MULTILINE)
+    kind = match.group(1).lower() if match else "view"
+    if kind not in MATERIALIZATIONS:
+        raise WarehouseError(
+            f"Model {path.name} has unknown materialization {kind!r}; use one of "
+            f"{', '.join(MATERIALIZATIONS)}."
+        )
+    return kind
+
+
+def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
+    """All models of `sql_dir` in build order (dependencies first).
+
+    Raises WarehouseError on a dependency cycle or a FROM/JOIN of a relation that is
+    neither a model, a CTE nor a table function.
+    """
+    sql_dir = Path(sql_dir)
+    paths = sorted(sql_dir.glob("*.sql"))
+    if not paths:
+        raise WarehouseError(f"No SQL models found in {sql_dir}.")
+    names = {p.stem.lower() for p in paths}
+    raw: dict[str, Model] = {}
+    for path in paths:
+        name = path.stem.lower()
+        sql = path.read_text(encoding="utf-8")
+        header = _header(sql, path)
+        idents = set(sql_identifiers(sql))
+        deps = tuple(sorted((idents & names) - {name}))
+        unknown = set(_relation_references(sql)) - names - _cte_names(sql)
+        if unknown:
+            raise WarehouseError(
+                f"Model {name} reads unknown relation(s) {', '.join(sorted(unknown))}; "
+                f"known models: {', '.join(sorted(names))}."
+            )
+        raw[name] = Model(name, path, sql, deps, header, _materialization(header, path))
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name in sorted(raw):
+        sorter.add(name, *raw[name].deps)
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1]) if len(exc.args) > 1 else "?"
+        raise WarehouseError(f"SQL models depend on each other in a cycle: {cycle}.") from exc
+    return [raw[n] for n in order]
+
+
+
+def render_sql(model: Model, placeholders: dict[str, str]) -> str:
+    """The model's SQL with `{{ name }}` placeholders replaced (paths, quoted for SQL)."""
+
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in placeholders:
+            raise WarehouseError(f"Model {model.name} uses unknown placeholder {{{{ {key} }}}}.")
+        return sql_literal(placeholders[key])
+
+    return _PLACEHOLDER_RE.sub(sub, model.sql)

@@ -1,0 +1,327 @@
+"""Read-only access: `query`, its output formats, and the confined connection that
+`vast-pipeline sql`, the reports and the mart checks share: it can read the warehouse and
+the Parquet under `$HOME/parquet/`, and nothing else, whatever the SQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from sql_fixtures import RUN, every, instance_rows, write_history
+
+from pipeline import warehouse
+from pipeline.errors import WarehouseError, first_line
+from pipeline.models import discover_models
+from pipeline.query import format_result, open_read_only, query
+from pipeline.reports.source import open_warehouse
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("built")
+    rows = instance_rows("a", 1, every("2024-05-01 10:00", 3), [RUN] * 3, dph_base=1.0,
+                         storage_total_cost=0.5, label="x,y")
+    write_history(home, rows)
+    warehouse.build(home, cadence_minutes=15)
+    return home
+
+
+def test_missing_warehouse(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match=r"No warehouse at .*run `vast-pipeline build`"):
+        query(tmp_path, "SELECT 1")
+    with pytest.raises(WarehouseError, match=r"^No warehouse at .*run `vast-pipeline build`"):
+        open_read_only(tmp_path)
+
+
+def test_open_read_only_is_read_only_and_utc(built: Path) -> None:
+    con = open_read_only(built)
+    try:
+        assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+        assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+        with pytest.raises(duckdb.Error, match=r"read.only"):
+            con.execute("CREATE TABLE t AS SELECT 1")
+    finally:
+        con.close()
+
+
+def test_warehouse_open_for_writing_is_one_sentence(tmp_path: Path) -> None:
+    writer = duckdb.connect(str(tmp_path / warehouse.DB_NAME))  # an analyst's session
+    try:
+        with pytest.raises(WarehouseError) as err:
+            open_read_only(tmp_path)
+    finally:
+        writer.close()
+    message = str(err.value)
+    assert message.startswith(f"Cannot open {tmp_path.resolve() / warehouse.DB_NAME} read-only (")
+    assert message.endswith("close that and try again.") and "\n" not in message
+
+
+def test_first_line_drops_hints_and_the_final_period() -> None:
+    assert first_line(ValueError("Binder Error: no such column.\nLINE 1: x")) == (
+        "Binder Error: no such column")
+    assert first_line(ValueError("")) == "ValueError"
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE TABLE mine AS SELECT 1",
+    "INSERT INTO fleet_now SELECT * FROM fleet_now",
+    "DROP VIEW cost_daily",
+    "COPY (SELECT 1) TO 'out.csv'",
+    "ATTACH 'other.duckdb' AS other",
+    "SELECT 1; DELETE FROM incidents",
+])
+def test_query_refuses_writes(built: Path, sql: str) -> None:
+    with pytest.raises(WarehouseError, match="read-only"):
+        query(built, sql)
+    assert query(built, "SELECT count(*) FROM cost_daily").rows == [(1,)]
+
+
+def test_unknown_table_names_the_known_ones(built: Path) -> None:
+    with pytest.raises(WarehouseError) as err:
+        query(built, "SELECT * FROM cost_dialy")
+    message = str(err.value)
+    assert message.startswith("Table 'cost_dialy' does not exist; known tables: ")
+    assert "cost_daily" in message and "\n" not in message
+
+
+def test_bad_sql_is_one_sentence(built: Path) -> None:
+    with pytest.raises(WarehouseError) as err:
+        query(built, "SELEC 1")
+    assert "\n" not in str(err.value) and "parsed" in str(err.value)
+
+
+def test_query_with_params(built: Path) -> None:
+    res = query(built, "SELECT instance_id FROM cost_daily WHERE account = ?",
+                          params=["a"])
+    assert res.columns == ["instance_id"] and res.rows == [(1,)]
+
+
+def test_csv_json_and_table_formats(built: Path) -> None:
+    res = query(built, "SELECT account, instance_id, label, total_cost, "
+                          "cost_per_gpu_hour FROM cost_daily")
+    # 2 intervals of .25 h at $1 GPU + $.5 storage = $.75
+    assert format_result(res, "csv") == (
+        "account,instance_id,label,total_cost,cost_per_gpu_hour\na,1,\"x,y\",0.75,\n")
+    assert '"total_cost": 0.75' in format_result(res, "json")
+    table = format_result(res, "table").splitlines()
+    assert table[0].split() == res.columns and table[-1] == "(1 row)"
+    assert "NULL" in table[2]
+    with pytest.raises(WarehouseError, match="Unknown format"):
+        format_result(res, "xml")
+
+
+def test_works_from_any_working_directory(built: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    con = duckdb.connect(str(built / warehouse.DB_NAME), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM instance_intervals").fetchone() == (2,)
+        assert con.execute("SELECT count(*) FROM instance_snapshots").fetchone() == (3,)
+    finally:
+        con.close()
+
+
+def test_plain_duckdb_cli_opens_the_warehouse(built: Path, tmp_path: Path) -> None:
+    """Analysts use the `duckdb` command, a release behind the Python package on PyPI."""
+    cli = Path(sys.executable).with_name("duckdb")
+    assert cli.exists(), "the duckdb CLI (PyPI duckdb-cli, a dependency) is missing: make install"
+    result = subprocess.run(
+        [str(cli), "-readonly", "-csv", str(built / warehouse.DB_NAME), "-c",
+         "select count(*) as n from instance_intervals; "
+         "select round(sum(total_cost), 6) as usd from cost_daily"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = query(built, "select round(sum(total_cost), 6) from cost_daily").rows
+    lines = result.stdout.split()
+    assert lines[:3] == ["n", "2", "usd"]
+    assert float(lines[3]) == pytest.approx(expected[0][0])
+
+
+# --------------------------------------------------------------------------- confinement
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A readable file that is not under the data home."""
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("not for the warehouse\n")
+    return secret
+
+
+def _one_sentence(err: pytest.ExceptionInfo[WarehouseError]) -> str:
+    message = str(err.value)
+    assert "\n" not in message and message.endswith(".")
+    return message
+
+
+def test_every_model_reads_through_the_confined_connection(built: Path) -> None:
+    for model in discover_models():
+        assert query(built, f"SELECT count(*) FROM {model.name}").rows[0][0] >= 0, model.name
+
+
+def test_reading_the_homes_parquet_works(built: Path) -> None:
+    glob = f"{built.resolve()}/parquet/instance_snapshots/*/*/*.parquet"
+    assert query(built, f"SELECT count(*) FROM read_parquet('{glob}')").rows == [(3,)]
+    models = f"{built.resolve()}/parquet/models/instance_intervals/*/*/*.parquet"
+    assert query(built, f"SELECT count(*) FROM read_parquet('{models}')").rows == [(2,)]
+
+
+@pytest.mark.parametrize("where", ["outside", "home", "parquet"])
+def test_explain_analyze_copy_writes_nothing(built: Path, tmp_path: Path, where: str) -> None:
+    folder = {"outside": tmp_path, "home": built, "parquet": built / "parquet"}[where]
+    target = folder / f"x-{where}.csv"
+    sql = f"EXPLAIN ANALYZE COPY (SELECT 42) TO '{target}'"
+    with pytest.raises(WarehouseError, match="EXPLAIN of something other than a SELECT") as err:
+        query(built, sql)
+    _one_sentence(err)
+    assert not target.exists()
+
+
+def test_explain_with_options_of_a_copy_is_refused(built: Path, tmp_path: Path) -> None:
+    target = built / "parquet" / "opts.csv"
+    with pytest.raises(WarehouseError, match="EXPLAIN"):
+        query(built, f"/* hi */ EXPLAIN (ANALYZE, FORMAT json) COPY (SELECT 1) TO '{target}'")
+    assert not target.exists()
+
+
+def test_the_connection_itself_cannot_write_outside_the_parquet(built: Path,
+                                                                 tmp_path: Path) -> None:
+    """Without the statement check: the connection alone refuses files outside $HOME/parquet."""
+    targets = [tmp_path / "copy.csv", built / "copy.csv"]
+    con = open_read_only(built)
+    try:
+        for target in targets:
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(f"EXPLAIN ANALYZE COPY (SELECT 42) TO '{target}'")
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(f"COPY (SELECT 42) TO '{target}'")
+    finally:
+        con.close()
+    assert not any(t.exists() for t in targets)
+
+
+def test_read_text_outside_the_parquet_is_refused(built: Path, tmp_path: Path) -> None:
+    for path in (_outside(tmp_path), built / "warehouse_state.json"):
+        assert path.is_file()
+        with pytest.raises(WarehouseError, match="reads only the warehouse") as err:
+            query(built, f"SELECT content FROM read_text('{path}')")
+        assert str(path) in _one_sentence(err)
+    with pytest.raises(WarehouseError, match="reads only the warehouse"):
+        query(built, f"SELECT * FROM glob('{tmp_path}/*')")
+    traversal = f"{built.resolve()}/parquet/../warehouse_state.json"
+    with pytest.raises(WarehouseError, match="reads only the warehouse"):
+        query(built, f"SELECT content FROM read_text('{traversal}')")
+
+
+@pytest.mark.parametrize(("sql", "kind"), [
+    ("ATTACH ':memory:' AS scratch", "ATTACH"),
+    ("ATTACH '{home}/parquet/new.duckdb' AS other", "ATTACH"),
+    ("DETACH warehouse", "DETACH"),
+    ("INSTALL httpfs", "LOAD"),
+    ("LOAD httpfs", "LOAD"),
+    ("SET threads = 1", "SET"),
+    ("SET enable_external_access = true", "SET"),
+    ("RESET TimeZone", "SET"),
+    ("USE memory", "SET"),
+    ("PRAGMA enable_profiling", "PRAGMA"),
+    ("PRAGMA profile_output = '{home}/parquet/profile.txt'", "SET"),
+    ("CALL pragma_version()", "CALL"),
+    ("EXPORT DATABASE '{home}/parquet/export'", "EXPORT"),
+    ("COPY cost_daily TO '{home}/parquet/c.csv'", "COPY"),
+    ("CREATE TEMP TABLE scratch AS SELECT 1", "CREATE"),
+    ("CREATE SECRET s (TYPE s3, KEY_ID 'k', SECRET 's')", "CREATE"),
+])
+def test_statements_that_are_not_reads_are_refused(built: Path, sql: str, kind: str) -> None:
+    before = sorted(p.name for p in (built / "parquet").iterdir())
+    with pytest.raises(WarehouseError, match=f"^Refused a {kind} statement: .*read-only") as err:
+        query(built, sql.format(home=built.resolve()))
+    _one_sentence(err)
+    assert sorted(p.name for p in (built / "parquet").iterdir()) == before
+
+
+def test_the_connection_itself_refuses_settings_and_extensions(built: Path,
+                                                               tmp_path: Path) -> None:
+    con = open_read_only(built)
+    try:
+        for sql in ("SET threads = 1", "SET enable_external_access = true",
+                    "PRAGMA enable_profiling", "SET TimeZone = 'Europe/Paris'"):
+            with pytest.raises(duckdb.InvalidInputException, match="locked"):
+                con.execute(sql)
+        for sql in ("INSTALL httpfs", "LOAD httpfs",
+                    f"ATTACH '{tmp_path / 'other.duckdb'}' AS other",
+                    f"SELECT * FROM read_text('{_outside(tmp_path)}')"):
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(sql)
+        assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+    finally:
+        con.close()
+    assert not (tmp_path / "other.duckdb").exists()
+
+
+@pytest.mark.parametrize("sql", [
+    "EXPLAIN SELECT * FROM cost_daily",
+    "EXPLAIN ANALYZE SELECT count(*) FROM instance_intervals",
+    "-- a comment first\nexplain analyze with t as (select 1) select * from t",
+    "DESCRIBE cost_daily",
+    "SHOW TABLES",
+    "SUMMARIZE cost_daily",
+    "VALUES (1), (2)",
+    "FROM cost_daily",
+    "EXPLAIN DESCRIBE cost_daily",
+])
+def test_reads_are_allowed(built: Path, sql: str) -> None:
+    assert query(built, sql).rows
+
+
+def test_reports_use_the_same_confined_connection(built: Path, tmp_path: Path) -> None:
+    with open_warehouse(built) as con:
+        assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"SELECT * FROM read_text('{_outside(tmp_path)}')")
+
+
+def test_an_analysts_own_connection_is_unaffected(built: Path, tmp_path: Path) -> None:
+    """Confinement belongs to our connection: a `duckdb.connect` the analyst opened on the
+    same file in the same process keeps its full powers, before, during and after."""
+    secret = _outside(tmp_path)
+    analyst = duckdb.connect(str(built / warehouse.DB_NAME), read_only=True)
+    try:
+        con = open_read_only(built)
+        try:
+            assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+            # a second confined connection at the same time (a report during a check)
+            assert query(built, "SELECT count(*) FROM cost_daily").rows == [(1,)]
+            analyst.execute("SET threads = 1")
+            got = analyst.execute(f"SELECT content FROM read_text('{secret}')").fetchone()
+            assert got == ("not for the warehouse\n",)
+        finally:
+            con.close()
+        assert analyst.execute("SELECT current_setting('enable_external_access')"
+                               ).fetchone() == (True,)
+        assert analyst.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+    finally:
+        analyst.close()
+    # and one opened after ours is as free
+    con = open_read_only(built)
+    try:
+        later = duckdb.connect(str(built / warehouse.DB_NAME), read_only=True)
+        assert later.execute(f"SELECT count(*) FROM read_text('{secret}')").fetchone() == (1,)
+        later.close()
+    finally:
+        con.close()
+
+
+def test_cli_sql_refuses_the_explain_analyze_copy(built: Path, tmp_path: Path) -> None:
+    from test_cli import assert_one_sentence_error, run_cli
+
+    target = tmp_path / "x.csv"
+    result = run_cli("sql", f"EXPLAIN ANALYZE COPY (SELECT 42) TO '{target}'", home=built)
+    assert_one_sentence_error(result, "EXPLAIN")
+    assert not target.exists()
+    result = run_cli("sql", f"SELECT * FROM read_text('{_outside(tmp_path)}')", home=built)
+    assert_one_sentence_error(result, "reads only the warehouse")
+    ok = run_cli("sql", "select count(*) as n from cost_daily", "--format", "csv", home=built)
+    assert ok.returncode == 0 and ok.stdout.split() == ["n", "1"]
