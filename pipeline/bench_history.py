@@ -12,7 +12,9 @@ is that path's own:
 - ours on half the records, to show that peak memory follows a day, not the history;
 - `land_pending` of one new snapshot on an empty history, on a day already holding 95
   snapshots, and on a new day of the full history: a collection's cost does not grow
-  with the history.
+  with the history;
+- the simulator's `FleetModel.records_at` for the fleet (what one simulated snapshot costs
+  the demo and the tests before any HTTP).
 """
 
 from __future__ import annotations
@@ -210,6 +212,21 @@ def _work_land(raw: Path, scratch: Path) -> dict[str, float]:
             "new_day_big_history": timed(history, new_day)}
 
 
+def fleet_snapshot_seconds(instances: int, seed: int, runs: int = 5) -> list[float]:
+    """Seconds of `FleetModel.records_at` for consecutive 15-minute moments, cache warm."""
+    from pipeline.fleet import FleetModel
+
+    model = FleetModel(seed=seed, size=instances)
+    at = ORIGIN + timedelta(days=40)
+    model.records_at(at)  # warm the lifecycle cache, as a running simulator has it
+    timings = []
+    for i in range(1, runs + 1):
+        started = time.perf_counter()
+        model.records_at(at + i * STEP)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
 def _fresh(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
@@ -323,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [(records / r["seconds"]) / (records / baseline[min(i, len(baseline) - 1)]["seconds"])
               for i, r in enumerate(ours)]
     _print_table(rows, land, ratios)
+    fleet = fleet_snapshot_seconds(args.instances, args.seed)
+    print(f"simulator records_at, {args.instances} instances: median "
+          f"{statistics.median(fleet):.3f} s, max {max(fleet):.3f} s over {len(fleet)} moments")
     return 0
 
 

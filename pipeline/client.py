@@ -56,6 +56,7 @@ from pipeline.errors import (
     RetriesExhaustedError,
     VastApiError,
 )
+from pipeline.simtime import SIM_TIME_HEADER, format_sim_time
 
 log = logging.getLogger("pipeline.client")
 
@@ -71,9 +72,6 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 BAD_BODY_RETRIES = 2  # extra tries for an unparseable 200 body before BadResponseError
 HARD_PAGE_CAP = 10_000  # no listing ever follows more pages than this
 STALL_PAGES = 3  # consecutive pages bringing no new id: the cursor goes in circles
-# Must equal pipeline.simulator.SIM_TIME_HEADER (a test checks); kept here so the client
-# does not import the simulator's server code.
-SIM_TIME_HEADER = "X-Vast-Sim-Time"
 _MAX_SERVER_TEXT = 160  # characters of a server's error message we quote
 
 
@@ -531,7 +529,7 @@ class VastClient:
         """Per-request headers; the simulated-time header only ever goes to loopback."""
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if self._simulated_time is not None and self._loopback:
-            headers[SIM_TIME_HEADER] = self._simulated_time.astimezone(UTC).isoformat()
+            headers[SIM_TIME_HEADER] = format_sim_time(self._simulated_time)
         return headers
 
     def _describe(self, exc: requests.RequestException) -> str:

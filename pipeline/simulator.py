@@ -40,9 +40,9 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from pipeline.fleet import COMPUTED_KEYS, RECORD_KEYS, Charge, FleetModel, to_epoch
+from pipeline.simtime import SIM_TIME_HEADER, parse_sim_time
 
 DEMO_API_KEY = "sim-demo-key"
-SIM_TIME_HEADER = "X-Vast-Sim-Time"
 V1_PAGE_MAX = 25
 V1_PAGE_NONPOSITIVE = 5
 CHARGES_PAGE_DEFAULT = 100
@@ -553,17 +553,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-def parse_sim_time(raw: str) -> datetime:
-    """`X-Vast-Sim-Time` value (ISO-8601, `Z` allowed, naive = UTC; or epoch seconds)."""
-    raw = raw.strip()
-    try:
-        return datetime.fromtimestamp(float(raw), UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 def user_blob(fleet: FleetModel) -> dict[str, Any]:
     """`/api/v0/users/current`: the official CLI asks it to tell a client from a host."""

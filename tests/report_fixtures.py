@@ -7,8 +7,10 @@ checked against the warehouse the product ships, not against a stand-in.
 
 `scenario_history` is small and hand-made: every feature a report shows happens in it at
 a known time (a bid price change, a stop and restart, an outage, a slow start, an idle
-GPU, a destroyed instance, a collection gap, a second account). `fleet_history` is the
-simulator's seeded FleetModel, for realistic screenshots.
+GPU, a destroyed instance, a collection gap, a second account), placed relative to a
+start day (any midnight: the report tests also place it across a year end). What its
+reports must show is worked out in plain Python in tests/scenario_oracle.py.
+`fleet_history` is the simulator's seeded FleetModel, for realistic screenshots.
 """
 
 from __future__ import annotations
@@ -140,50 +142,59 @@ class Spec:
         return round(self.reliability2 - (0.07 if dropped else 0.0), 4)
 
 
-def _at(day: int, hour: int, minute: int = 0) -> datetime:
-    return START + timedelta(days=day, hours=hour, minutes=minute)
+def scenario_specs(start: datetime = START) -> list[Spec]:
+    """The scenario's instances, its events placed relative to `start` (a midnight UTC)."""
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return start + timedelta(days=day, hours=hour, minutes=minute)
 
-
-def scenario_specs() -> list[Spec]:
     return [
-        Spec(101, "train-llm", "RTX 4090", 2, 5001, 7001, "US", 0.80, 0.02, util=0.9),
+        Spec(101, "train-llm", "RTX 4090", 2, 5001, 7001, "US", 0.80, 0.02, util=0.9,
+             born=start),
         Spec(102, "inference", "A100 SXM4", 1, 5002, 7002, "DE", 0.90, 0.03, is_bid=True,
-             util=0.6, price_steps=[(_at(1, 12), 1.10)]),
+             util=0.6, price_steps=[(at(1, 12), 1.10)], born=start),
         Spec(103, "notebook", "RTX 3090", 1, 5003, 7003, "NO", 0.25, 0.01, util=0.01,
-             events=[(_at(0, 18), _at(1, 9), "stopped", "stopped")]),
+             events=[(at(0, 18), at(1, 9), "stopped", "stopped")], born=start),
         Spec(104, "train-llm", "H100 SXM", 8, 5004, 7004, "US", 16.0, 0.15, util=0.95,
-             reliability2=0.97,
-             events=[(_at(2, 2), _at(2, 4), "offline", "running"),
-                     (_at(3, 10), _at(3, 10, 30), "unknown", "running")]),
+             reliability2=0.97, born=start,
+             events=[(at(2, 2), at(2, 4), "offline", "running"),
+                     (at(3, 10), at(3, 10, 30), "unknown", "running")]),
         Spec(105, None, "RTX 4090", 1, 5001, 7001, "US", 0.40, 0.01, util=0.01,
-             born=_at(0, 6),
-             events=[(_at(0, 6), _at(0, 6, 15), None, "running"),
-                     (_at(0, 6, 15), _at(0, 6, 30), "created", "running"),
-                     (_at(0, 6, 30), _at(0, 7), "loading", "running")]),
+             born=at(0, 6),
+             events=[(at(0, 6), at(0, 6, 15), None, "running"),
+                     (at(0, 6, 15), at(0, 6, 30), "created", "running"),
+                     (at(0, 6, 30), at(0, 7), "loading", "running")]),
         Spec(106, "batch", "RTX 3090", 4, 5005, 7005, "CA", 1.00, 0.04, util=0.7,
-             destroyed=_at(3, 0),
-             events=[(_at(2, 20), _at(2, 21), "exited", "running")]),
-        Spec(201, "lab-exp", "RTX 4090", 1, 5006, 7006, "FR", 0.40, 0.01, account="lab"),
+             destroyed=at(3, 0), born=start,
+             events=[(at(2, 20), at(2, 21), "exited", "running")]),
+        Spec(201, "lab-exp", "RTX 4090", 1, 5006, 7006, "FR", 0.40, 0.01, account="lab",
+             born=start),
     ]
 
 
-def in_collection_gap(t: datetime) -> bool:
+def in_collection_gap(t: datetime, start: datetime = START) -> bool:
     """The collector was down for two hours on the last day (past the 30-minute cap)."""
-    return _at(4, 10) <= t < _at(4, 12)
+    return start + timedelta(days=4, hours=10) <= t < start + timedelta(days=4, hours=12)
 
 
-def scenario_history(home: Path, days: int = DAYS) -> list[Spec]:
-    """Write the scenario's Parquet history under `home`; returns its instances."""
-    specs = scenario_specs()
-    writer = HistoryWriter(home)
-    t, end = START, START + timedelta(days=days)
+def snapshot_times(start: datetime = START, days: int = DAYS) -> list[datetime]:
+    """Every successful collection of the scenario (both accounts are collected together)."""
+    times, t, end = [], start, start + timedelta(days=days)
     while t < end:
-        if not in_collection_gap(t):
-            for account in ("main", "lab"):
-                records = [r for s in specs if s.account == account
-                           and (r := s.record(t)) is not None]
-                writer.snapshot(account, t, records)
+        if not in_collection_gap(t, start):
+            times.append(t)
         t += CADENCE
+    return times
+
+
+def scenario_history(home: Path, days: int = DAYS, start: datetime = START) -> list[Spec]:
+    """Write the scenario's Parquet history under `home`; returns its instances."""
+    specs = scenario_specs(start)
+    writer = HistoryWriter(home)
+    for t in snapshot_times(start, days):
+        for account in ("main", "lab"):
+            records = [r for s in specs if s.account == account
+                       and (r := s.record(t)) is not None]
+            writer.snapshot(account, t, records)
     writer.write()
     return specs
 
@@ -243,86 +254,10 @@ def query(home: Path, sql: str, params: list | dict | None = None) -> list[tuple
         con.close()
 
 
-# --- expected figures, from the warehouse's own tables --------------------------------
-
-
-def _acct(account: str | None) -> tuple[str, list]:
-    return ("", []) if account is None else (" AND account = ?", [account])
-
-
-def _one(home: Path, sql: str, params: list) -> float:
-    return query(home, sql, params)[0][0]
-
-
-def expected_cost(home: Path, d0: date, d1: date, account: str | None) -> dict[str, float]:
-    where, extra = _acct(account)
-    p = [d0, d1, *extra]
-    spend = _one(home, f"SELECT sum(total_cost) FROM cost_daily WHERE day BETWEEN ? AND ?{where}",
-                 p)
-    gpu_hours = _one(home, f"SELECT sum(gpu_hours) FROM cost_daily "
-                           f"WHERE day BETWEEN ? AND ?{where}", p)
-    idle = _one(home, f"SELECT coalesce(sum(idle_cost), 0) FROM idle_spend "
-                      f"WHERE day BETWEEN ? AND ?{where}", p)
-    mtd = _one(home, f"SELECT sum(total_cost) FROM cost_daily WHERE day BETWEEN ? AND ?{where}",
-               [d1.replace(day=1), d1, *extra])
-    burn, as_of = query(home, f"SELECT sum(burn_rate_per_hour), max(snapshot_at) FROM fleet_now "
-                              f"WHERE true{where}", extra)[0]
-    month_end = datetime(d1.year, d1.month + 1, 1, tzinfo=UTC)
-    data_end = min(datetime(d1.year, d1.month, d1.day, tzinfo=UTC) + timedelta(days=1), as_of)
-    return {
-        "window_spend": spend, "month_to_date": mtd, "idle_spend": idle,
-        "cost_per_gpu_hour": spend / gpu_hours, "burn_rate_per_hour": burn,
-        "projected_month": mtd + burn * (month_end - data_end).total_seconds() / 3600,
-    }
-
-
-def expected_reliability(home: Path, d0: date, d1: date,
-                         account: str | None) -> dict[str, float]:
-    where, extra = _acct(account)
-    up, down = query(home, f"SELECT sum(up_hours), sum(down_hours) FROM reliability_daily "
-                           f"WHERE day BETWEEN ? AND ?{where}", [d0, d1, *extra])[0]
-    t0 = datetime(d0.year, d0.month, d0.day, tzinfo=UTC)
-    t1 = datetime(d1.year, d1.month, d1.day, tzinfo=UTC) + timedelta(days=1)
-    incidents = query(home, f"SELECT hours FROM incidents WHERE started_at < ? "
-                            f"AND coalesce(ended_at, ?) > ?{where}", [t1, t1, t0, *extra])
-    starts = sorted(r[0] for r in query(
-        home, f"SELECT starting_hours FROM reliability_by_instance WHERE first_seen >= ? "
-              f"AND first_seen < ? AND starting_hours > 0{where}", [t0, t1, *extra]))
-    return {
-        "availability": up / (up + down), "down_hours": down,
-        "incidents": len(incidents),
-        "mttr_hours": sum(r[0] for r in incidents) / len(incidents) if incidents else None,
-        "coverage": _coverage(home, t0, t1, account),
-        "time_to_running_median": _median(starts),
-    }
-
-
-def _coverage(home: Path, t0: datetime, t1: datetime, account: str | None) -> float:
-    """Observed hours / hours each instance spanned in the window, in plain Python."""
-    where, extra = _acct(account)
-    spans: dict[tuple, list[tuple[datetime, datetime]]] = {}
-    for acct, iid, s, e in query(home, "SELECT account, instance_id, interval_start, interval_end "
-                                       f"FROM instance_intervals WHERE true{where}", extra):
-        s, e = max(s, t0), min(e, t1)
-        if e > s:
-            spans.setdefault((acct, iid), []).append((s, e))
-    covered = sum((e - s).total_seconds() for v in spans.values() for s, e in v)
-    span = sum((max(e for _, e in v) - min(s for s, _ in v)).total_seconds()
-               for v in spans.values())
-    return covered / span
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
-def scenario_home(tmp_path_factory, name: str) -> Path:
+def scenario_home(tmp_path_factory, name: str, start: datetime = START) -> Path:
     """A data home holding the scenario history and a warehouse built from it."""
     path = tmp_path_factory.mktemp(name) / "home"
     path.mkdir()
-    scenario_history(path)
+    scenario_history(path, start=start)
     build_warehouse(path)
     return path

@@ -22,8 +22,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import client as client_module
-from pipeline.client import BAD_BODY_RETRIES, SIM_TIME_HEADER, VastClient
+from pipeline.client import BAD_BODY_RETRIES, VastClient
 from pipeline.errors import (
     ApiUnreachableError,
     AuthError,
@@ -35,6 +34,7 @@ from pipeline.errors import (
     VastApiError,
 )
 from pipeline.fleet import FleetModel
+from pipeline.simtime import SIM_TIME_HEADER, parse_sim_time
 from pipeline.simulator import DEMO_API_KEY, FaultConfig, SimulatorServer
 
 KEY = "test-key-5f3a9c1e7b2d4a60"
@@ -166,10 +166,22 @@ def test_iter_pages_streams_pages_of_at_most_25(sim: SimulatorServer, expected: 
 
 def test_simulated_time_header_selects_the_moment(sim: SimulatorServer, fleet: FleetModel) -> None:
     later = datetime(2026, 2, 3, 6, 30, tzinfo=UTC)
+    assert served(fleet.records_at(later)) != served(fleet.records_at(T)), "moments must differ"
     client = fast_client(sim.url)
     client.simulated_time = later
     assert client.list_instances().records == served(fleet.records_at(later))
-    assert client_module.SIM_TIME_HEADER == SIM_TIME_HEADER
+
+
+def test_simulated_time_travels_in_the_header_the_simulator_reads() -> None:
+    """What goes on the wire: the shared header name, a value the simulator parses back to
+    the same moment, and no header at all without a simulated time."""
+    later = datetime(2026, 2, 3, 6, 30, tzinfo=UTC)
+    with Scripted(lambda *_: page([1], None, 1)) as stub:
+        fast_client(stub.url, simulated_time=later).list_instances()
+        fast_client(stub.url, simulated_time=None).list_instances()
+    with_time, without = (headers for _, _, headers in stub.seen)
+    assert parse_sim_time(with_time[SIM_TIME_HEADER]) == later
+    assert SIM_TIME_HEADER not in without
 
 
 def test_show_instance_and_gone_instance(sim: SimulatorServer, fleet: FleetModel,
@@ -301,11 +313,12 @@ def test_retry_time_is_bounded(fleet: FleetModel) -> None:
     with simulator(fleet, faults=FaultConfig(rate_5xx=1.0)) as server:
         client = fast_client(server.url, max_attempts=1000, max_retry_seconds=0.5,
                              backoff_base=0.1, backoff_max=0.2)
-        started = time.monotonic()
-        with pytest.raises(RetriesExhaustedError):
+        with pytest.raises(RetriesExhaustedError) as caught:
             client.list_instances()
-        assert time.monotonic() - started < 1.5
-        assert 1 < client.stats.requests < 1000
+    # The time budget, not the attempt budget, ended the retries.
+    assert 1 < client.stats.requests < 1000
+    assert client.stats.retries == client.stats.requests - 1
+    assert f"after {client.stats.requests} attempts" in str(caught.value)
 
 
 def closed_port() -> int:
@@ -314,13 +327,11 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_dead_server_fails_fast_as_unreachable() -> None:
+def test_dead_server_is_unreachable_after_the_attempt_budget() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     client = VastClient(KEY, url, backoff_base=0.05, backoff_max=0.2, max_attempts=4)
-    started = time.monotonic()
     with pytest.raises(ApiUnreachableError, match="check VAST_URL") as caught:
         client.list_instances()
-    assert time.monotonic() - started < 5
     assert url in str(caught.value) and client.stats.requests == 4
 
 

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.client import SIM_TIME_HEADER, VastClient, is_loopback_host
+from pipeline.client import VastClient, is_loopback_host
 from pipeline.errors import ConfigError
 from pipeline.fleet import FleetModel
+from pipeline.simtime import SIM_TIME_HEADER
 from pipeline.simulator import SimulatorServer
 
 SEEDS = range(6)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pipeline.fleet import FleetModel
@@ -70,10 +71,17 @@ def test_collect_build_and_report_in_process(defs: dg.Definitions, home: Path) -
         collected = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
                                    resources=resources)
         assert collected.success
-    checks = {c.check_name: c.passed for c in collected.get_asset_check_evaluations()}
-    assert checks == {"unique_instance_snapshot": True, "instance_id_not_null": True,
-                      "prices_non_negative": True, "fresh_snapshots": True,
-                      "no_unexpected_schema_drift": checks["no_unexpected_schema_drift"]}
+    evaluations = {c.check_name: c for c in collected.get_asset_check_evaluations()}
+    # The drift check passes exactly when the landed rows carry no unknown field.
+    glob = f"{home}/parquet/instance_snapshots/*/*/*.parquet"
+    unknown = duckdb.execute(f"select count(*) from read_parquet('{glob}') "
+                             "where extra_fields is not null").fetchone()[0]
+    assert {name: c.passed for name, c in evaluations.items()} == {
+        "unique_instance_snapshot": True, "instance_id_not_null": True,
+        "prices_non_negative": True, "fresh_snapshots": True,
+        "no_unexpected_schema_drift": unknown == 0}
+    assert evaluations["no_unexpected_schema_drift"].severity == dg.AssetCheckSeverity.WARN
+    assert evaluations["prices_non_negative"].severity == dg.AssetCheckSeverity.ERROR
     meta = collected.asset_materializations_for_node("instance_snapshots")[0].metadata
     assert meta["rows"].value > 0
 

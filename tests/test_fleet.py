@@ -8,10 +8,10 @@ import math
 import statistics
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,22 +35,11 @@ def _words(text: str) -> set[str]:
     return set(text.split())
 
 
-# The 92 keys of the reference's show_instance_example.json, and the extra keys the
-# reference says real responses carry: the spec every record must satisfy.
-EXAMPLE_KEYS = _words("""
-id actual_status intended_status cur_state next_state label template_id template_hash_id
-template_name image_uuid image_args image_runtype extra_env onstart jupyter_token status_msg
-local_ipaddrs ssh_host ssh_idx ssh_port machine_dir_ssh_port machine_id bundle_id start_date
-end_date uptime_mins duration cpu_arch cpu_cores cpu_cores_effective cpu_name cpu_ram cpu_util
-mem_limit mem_usage vmem_usage gpu_name gpu_arch gpu_totalram gpu_ram gpu_util gpu_temp
-gpu_frac gpu_lanes gpu_mem_bw bw_nvlink disk_name disk_space disk_bw disk_util disk_usage
-direct_port_count direct_port_start direct_port_end ports static_ip public_ipaddr geolocation
-verification rentable host_id hosting_type min_bid is_bid dph_base dph_total dlperf
-dlperf_per_dphtotal flops_per_dphtotal total_flops score reliability2 os_version mobo_name
-pci_gen pcie_bw num_gpus logo webpage search instance storage_cost storage_total_cost
-vram_costperhour credit_balance credit_discount credit_discount_max client_run_time
-host_run_time external time_remaining time_remaining_isbid
-""")
+# The keys of the documented example (tests/data/show_instance_example.json), and the extra
+# keys the reference says real responses carry: the spec every record must satisfy.
+EXAMPLE_KEYS = set(json.loads((Path(__file__).parent / "data" / "show_instance_example.json")
+                              .read_text())["instances"])
+
 EXTRA_KEYS = _words("""
 inet_up inet_down inet_up_cost inet_down_cost inet_up_billed inet_down_billed
 internet_up_cost_per_tb internet_down_cost_per_tb gpu_util gpu_temp cuda_max_good
@@ -288,17 +277,13 @@ def test_charges_match_the_served_billing_rates() -> None:
         assert math.isclose(c.amount, halves[iid], rel_tol=1e-9)
 
 
-def test_records_at_is_fast_for_a_thousand_instances() -> None:
+def test_a_thousand_instance_fleet_lists_most_of_them() -> None:
+    """Its speed is a benchmark figure (`vast-pipeline bench history`), not a test."""
     model = FleetModel(seed=1, size=1000)
     t = ORIGIN + timedelta(days=40)
-    model.records_at(t)  # warm the lifecycle cache
-    timings = []
-    for i in range(5):
-        start = time.perf_counter()
-        records = model.records_at(t + timedelta(minutes=15 * i))
-        timings.append(time.perf_counter() - start)
+    records = model.records_at(t)
     assert len(records) > 500
-    assert statistics.median(timings) < 0.25, timings
+    assert len({r["id"] for r in records}) == len(records)
 
 
 def _overlapping_outages(model: FleetModel, days: int) -> list[tuple[int, float, float]]:

@@ -127,8 +127,7 @@ def test_works_from_any_working_directory(built: Path, tmp_path: Path,
 def test_plain_duckdb_cli_opens_the_warehouse(built: Path, tmp_path: Path) -> None:
     """Analysts use the `duckdb` command, a release behind the Python package on PyPI."""
     cli = Path(sys.executable).with_name("duckdb")
-    if not cli.exists():
-        pytest.skip("the duckdb CLI (PyPI duckdb-cli) is not installed")
+    assert cli.exists(), "the duckdb CLI (PyPI duckdb-cli, a dependency) is missing: make install"
     result = subprocess.run(
         [str(cli), "-readonly", "-csv", str(built / warehouse.DB_NAME), "-c",
          "select count(*) as n from instance_intervals; "

@@ -28,7 +28,11 @@ KEY_FIELDS = ("id", "actual_status", "intended_status", "cur_state", "label", "g
               "machine_id", "host_id", "reliability2", "jupyter_token", "start_date", "is_bid",
               "geolocation", "gpu_util")
 
-pytestmark = pytest.mark.skipif(not VASTAI.exists(), reason="the vastai dev dependency is missing")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vastai_installed() -> None:
+    assert VASTAI.exists(), "the vastai CLI (a dev dependency) is missing: make install"
 
 
 @pytest.fixture(scope="module")
