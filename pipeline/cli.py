@@ -268,7 +268,8 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _add_export(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("export", help="export estimated costs (FinOps FOCUS 1.2)")
+    p = commands.add_parser(
+        "export", help="export costs as FinOps FOCUS 1.2 (billed where billed, else estimated)")
     p.add_argument("what", choices=("focus",))
     p.add_argument("--from", dest="date_from", help="first UTC day (default: 7 days ago)")
     p.add_argument("--to", dest="date_to", help="last UTC day, inclusive (default: today)")

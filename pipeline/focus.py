@@ -250,7 +250,7 @@ def focus_table(home: Path | str, *, date_from: date, date_to: date,
     window = Window(date_from, date_to)  # raises ReportError if date_from > date_to
     params = {"t0": window.start, "t1": window.end, "account": account}
     with open_warehouse(home) as con:
-        require_data(con, "cost_daily", "day", window, account)
+        require_data(con, "spend_daily", "day", window, account)
         table = fetch_arrow(con, FOCUS_SQL, params)
     return table.cast(FOCUS_SCHEMA)
 

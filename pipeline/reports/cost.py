@@ -166,7 +166,7 @@ NOT_FINAL_NOTE = (
 def build(con: duckdb.DuckDBPyConnection, window: Window, account: str | None,
           generated_at: datetime) -> Report:
     """Query every figure, then arrange headlines, charts and tables."""
-    require_data(con, "cost_daily", "day", window, account)
+    require_data(con, "spend_daily", "day", window, account)
     params = window_params(window, account)
     q = {name: fetch(con, sql, params) for name, sql in QUERIES.items()}
     metrics = _metrics(q, window)
