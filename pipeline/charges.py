@@ -9,10 +9,11 @@ Why it works the way it does:
   under the day's lock, the response goes to the raw zone (scrubbed, atomically) and the
   Parquet files of the `charges` family are rewritten atomically: the new rows beside the
   old ones, then the day log (`billed_days`, the commit record naming the fetch_id whose
-  rows count), then without the old rows. A reader keeping only the logged fetch's rows
-  sees one whole bill whenever the writer dies. A failed listing leaves the stored bill
-  exactly as it was; a writer killed after the raw file leaves it for `rebuild_charges`
-  (or the next fetch) to land.
+  rows count), then without the old rows (a day with no committed bill: its rows, then the
+  log; a rebuild of the logged fetch: each file replaced once). A reader keeping only the
+  logged fetch's rows sees one whole bill whenever the writer dies. A failed listing leaves
+  the stored bill exactly as it was; a writer killed after the raw file leaves it for
+  `rebuild_charges` (or the next fetch) to land.
 - The raw zone is the source of truth: `rebuild_charges` re-derives the Parquet from the
   newest raw file of each (account, day), byte for byte as the fetch wrote it.
 
@@ -71,6 +72,14 @@ _EPOCH_MAX = 253402300799  # 9999-12-31T23:59:59Z
 _SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(CHARGE_FAMILY)}
 _SORT_KEYS: dict[str, list[tuple[str, str]]] = {
     d.name: list(d.sort_keys) for d in family(CHARGE_FAMILY)
+}
+# The snapshots' compression and sizes, with the charge family's own encodings: its text
+# columns repeat (one fetch_id, a few types and units per file), so they get dictionaries.
+BILL_WRITE_OPTIONS: dict[str, object] = {
+    **WRITE_OPTIONS,
+    "use_dictionary": sorted({f.name for s in _SCHEMAS.values() for f in s
+                              if pa.types.is_string(f.type)}),
+    "use_byte_stream_split": False,
 }
 
 Progress = Callable[["BillDayResult"], None]
@@ -548,21 +557,27 @@ def _write_bill(store: Store, account: str, day: date, flat: FlatBill) -> None:
     """Replace the day's bill so that a reader joining on the log's fetch_id always sees
     one whole bill, whenever the writer dies; the caller holds the day's lock.
 
+    When another fetch's bill is committed:
     1. the new rows are written beside the committed ones (a kill here: the log still
        names the old fetch, whose rows are all there);
     2. the log (the commit record) names the new fetch;
     3. the old rows are dropped (a kill before this leaves rows the log does not name,
        which readers skip and the next fetch or rebuild removes).
-    A day never fetched before skips step 1.
+    When nothing is committed (never fetched, unreadable log) the rows go first and the
+    log last: a kill in between leaves rows no log names, never a total without its rows.
+    When the log already names this fetch (a rebuild of the landed raw file), step 1 would
+    put each row there twice under the logged id: the files are replaced directly instead.
     """
-    committed = _committed_tables(store, account, day)
-    if committed is not None:
-        beside = {name: pa.concat_tables([committed[name], flat.tables[name]])
-                  for name in committed}
-        _write_tables(store, account, day, beside)
+    committed = _committed_tables(store, account, day, flat.log["fetch_id"][0].as_py())
+    rows = {name: flat.tables[name] for name in ("billed_charges", "billed_quarantine")}
+    if committed is None:
+        _write_tables(store, account, day, rows)
+        _write_tables(store, account, day, {"billed_days": flat.log})
+        return
+    beside = {name: pa.concat_tables([committed[name], rows[name]]) for name in committed}
+    _write_tables(store, account, day, beside)
     _write_tables(store, account, day, {"billed_days": flat.log})
-    _write_tables(store, account, day, {name: flat.tables[name]
-                                        for name in ("billed_charges", "billed_quarantine")})
+    _write_tables(store, account, day, rows)
 
 
 def _write_tables(store: Store, account: str, day: date, tables: dict[str, pa.Table]) -> None:
@@ -574,14 +589,16 @@ def _write_tables(store: Store, account: str, day: date, tables: dict[str, pa.Ta
         store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
         table = tables[dataset].cast(schema).sort_by(_SORT_KEYS[dataset]).combine_chunks()
         table = table.replace_schema_metadata(schema.metadata)
-        store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **WRITE_OPTIONS)
+        store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **BILL_WRITE_OPTIONS)
 
 
-def _committed_tables(store: Store, account: str, day: date) -> dict[str, pa.Table] | None:
+def _committed_tables(store: Store, account: str, day: date,
+                      fetch_id: str) -> dict[str, pa.Table] | None:
     """The rows of the day's logged fetch (charges and quarantine), or None if there are
-    none to keep readable (never fetched, or files unreadable: then they are replaced)."""
+    none to keep beside `fetch_id`'s: never fetched, files unreadable (then they are
+    replaced), or the log already names `fetch_id` (its rows are the new ones)."""
     log = stored_day_log(store, account, day)
-    if log is None:
+    if log is None or log["fetch_id"] == fetch_id:
         return None
     out = {}
     for name in ("billed_charges", "billed_quarantine"):

@@ -434,3 +434,79 @@ def test_a_writer_dying_between_files_leaves_one_whole_bill(
     assert healed.total == round(old.total + 2.0, 3)
     table = pq.read_table(store.partition_dir("billed_charges", ACCOUNT, DAY), partitioning=None)
     assert set(table["fetch_id"].to_pylist()) == {healed.fetch_id}
+
+
+def logged_view(store: Store) -> tuple[float | None, list[dict]]:
+    """What a reader keeping only the logged fetch's rows sees: (logged total, its rows)."""
+    rows = stored_bill(store, ACCOUNT, DAY)
+    assert len(set(rows["fetch_id"].to_pylist())) <= 1
+    return stored_day_total(store, ACCOUNT, DAY), rows.to_pylist()
+
+
+@pytest.mark.parametrize("log", ["never fetched", "unreadable"])
+@pytest.mark.parametrize("writes", range(4))
+def test_a_first_fetch_dying_between_files_never_shows_a_total_without_rows(
+        server: SimulatorServer, tmp_path: Path, writes: int, log: str) -> None:
+    store = _DiesAfter(tmp_path / "home")
+    if log == "unreadable":
+        directory = Path(store.partition_dir("billed_days", ACCOUNT, DAY))
+        directory.mkdir(parents=True)
+        (directory / "part-0.parquet").write_bytes(b"not parquet")
+    store.writes = writes
+    with client_of(server) as client:
+        if writes < 3:  # billed_charges, billed_quarantine, billed_days
+            with pytest.raises(KeyboardInterrupt):
+                fetch_day(client, store, ACCOUNT, DAY)
+        else:
+            fetch_day(client, store, ACCOUNT, DAY)
+        total, rows = logged_view(store)
+        store.writes = 10
+        healed = fetch_day(client, store, ACCOUNT, DAY)
+    if total is None:
+        assert rows == [], "no bill yet: no rows either"
+    else:
+        assert total == healed.total and len(rows) == healed.items
+        assert round(sum(r["amount"] for r in rows), 3) == total
+    assert (total is None) == (writes < 3)
+    healed_total, healed_rows = logged_view(store)
+    assert healed_total == healed.total and len(healed_rows) == healed.items > 0
+    table = pq.read_table(store.partition_dir("billed_charges", ACCOUNT, DAY), partitioning=None)
+    assert set(table["fetch_id"].to_pylist()) == {healed.fetch_id}
+
+
+@pytest.mark.parametrize("writes", range(4))
+def test_a_rebuild_dying_between_files_never_doubles_the_logged_bill(
+        server: SimulatorServer, tmp_path: Path, writes: int) -> None:
+    store = _DiesAfter(tmp_path / "home")
+    store.writes = 10
+    with client_of(server) as client:
+        fetched = fetch_day(client, store, ACCOUNT, DAY)
+    files = {k: v for k, v in files_of(tmp_path).items() if "billed_" in k}
+    before = logged_view(store)
+    assert before[0] == fetched.total and len(before[1]) == fetched.items > 0
+    store.writes = writes
+    if writes < 3:
+        with pytest.raises(KeyboardInterrupt):
+            rebuild_charges(store)
+    else:
+        rebuild_charges(store)
+    assert logged_view(store) == before, "the same bill, each row once"
+    table = pq.read_table(store.partition_dir("billed_charges", ACCOUNT, DAY), partitioning=None)
+    assert table.num_rows == fetched.items
+    store.writes = 10
+    rebuild_charges(store)
+    assert {k: v for k, v in files_of(tmp_path).items() if "billed_" in k} == files
+
+
+def test_bill_files_dictionary_encode_their_text_columns(server: SimulatorServer,
+                                                         store: Store) -> None:
+    with client_of(server) as client:
+        fetch_day(client, store, ACCOUNT, DAY)
+    for dataset in ("billed_charges", "billed_quarantine", "billed_days"):
+        meta = pq.ParquetFile(f"{store.partition_dir(dataset, ACCOUNT, DAY)}/part-0.parquet"
+                              ).metadata
+        group = meta.row_group(0)
+        for i in range(meta.num_columns):
+            column = group.column(i)
+            is_text = meta.schema.column(i).logical_type.type == "STRING"
+            assert column.has_dictionary_page == is_text, (dataset, column.path_in_schema)
