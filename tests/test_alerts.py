@@ -382,6 +382,23 @@ def test_alerts_test_says_whether_the_receiver_accepted(
         assert SECRET_PATH not in output and "T0SECRET" not in output
 
 
+def test_a_token_in_the_webhook_query_string_never_reaches_a_log_or_the_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # logs `path?query` per request
+    token, key = "SECRETVALUE-query-token-42", "AIzaQueryKey0123"
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
+    with Receiver() as receiver:
+        url = f"http://127.0.0.1:{receiver.port}/v1/spaces/AAA/messages?key={key}&token={token}"
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", url)
+        assert main(["--debug", "alerts", "test"]) == 0
+    assert receiver.requests[0]["path"].endswith(f"token={token}")  # it was really sent
+    assert any(r.name.startswith("urllib3") for r in caplog.records)  # and really logged
+    out = capsys.readouterr()
+    texts = [r.getMessage() for r in caplog.records] + [caplog.text, out.out, out.err]
+    assert not any(token in t or key in t for t in texts)
+
+
 def test_alerts_lists_firing_and_recent_transitions_with_delivery_status(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
