@@ -417,6 +417,35 @@ def test_alerts_lists_firing_and_recent_transitions_with_delivery_status(
     assert SECRET_PATH not in out and "T0SECRET" not in out
 
 
+@pytest.mark.parametrize("corrupt", [b'{"firing": {"collection', b"[]", b"\xff\xfe"])
+def test_a_corrupt_state_file_is_one_sentence_and_a_fresh_state_once_moved_aside(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, corrupt: bytes) -> None:
+    from pipeline.alerts.engine import STATE_FILE
+    from pipeline.alerts.hooks import run_finished
+    from tests.test_cli import assert_one_sentence_error, run_cli
+
+    store = Store(home)
+    state = Path(store.path(STATE_FILE))
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_bytes(corrupt)
+    assert_one_sentence_error(run_cli("alerts", home=home), str(state), "move it aside")
+    config = write_config(tmp_path / "c.toml")
+    with Receiver() as receiver:
+        settings = make_settings(home, "http://127.0.0.1:9", receiver, config)
+        with caplog.at_level(logging.WARNING, logger="pipeline.alerts"):
+            assert run_finished(settings, "nightly", "run-1", failed=True) is None
+        warnings = [r.getMessage() for r in caplog.records if r.name == "pipeline.alerts"]
+        assert len(warnings) == 1 and warnings[0].startswith(f"The alert state {state} ")
+        assert "move it aside" in warnings[0] and warnings[0].endswith("fire again.")
+        assert "\n" not in warnings[0]
+        assert receiver.requests == [] and state.read_bytes() == corrupt  # left as it was
+        state.rename(state.with_suffix(".json.bad"))
+        run_finished(settings, "nightly", "run-2", failed=True)
+    assert [b["key"] for b in receiver.accepted()] == ["run_failed/nightly"]
+    assert read_state(store)["firing"]
+
+
 # -- the cost rules after a build, the alerts table, the report ----------------------------
 
 

@@ -17,7 +17,7 @@ from pipeline.alerts.engine import AlertBook, Condition, Delivered, Evaluation, 
 from pipeline.alerts.settings import AlertSettings, Receiver
 from pipeline.alerts.webhook import Attempted, get, post_json, redact
 from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.storage import Store
 
 log = logging.getLogger("pipeline.alerts")
@@ -29,6 +29,8 @@ def _never_fail(what: str) -> Iterator[None]:
     """Alerting trouble is one log line, never the caller's failure."""
     try:
         yield
+    except PipelineError as exc:  # a sentence written for the user: log it as is
+        log.warning("%s", redact(str(exc)))
     except Exception as exc:  # by design: alerting must never break the pipeline
         log.warning("alerts %s were not evaluated: %s", what,
                     redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
