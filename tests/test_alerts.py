@@ -8,6 +8,7 @@ pipeline runs; the receiver is a real HTTP server whose answers the tests script
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -562,6 +563,20 @@ def test_bill_difference_fires_for_final_days_and_is_inactive_without_billed_cha
 # -- the Dagster run sensors --------------------------------------------------------------
 
 
+def run_and_sense(job, sensor, status: str, instance) -> None:
+    """Execute `job` in process, then call `sensor` on its run's FAILURE/SUCCESS event as
+    the Dagster daemon would."""
+    import dagster as dg
+
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    event = next(e for e in result.all_events if e.event_type_value == f"PIPELINE_{status}"
+                 or e.event_type_value == f"RUN_{status}")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_event=event, dagster_instance=instance,
+        dagster_run=result.dagster_run)
+    sensor(context.for_run_failure() if status == "FAILURE" else context)
+
+
 def test_a_failed_dagster_run_is_posted_and_resolved_by_the_next_success(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster as dg
@@ -583,22 +598,61 @@ def test_a_failed_dagster_run_is_posted_and_resolved_by_the_next_success(
     monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
     with Receiver() as receiver, dg.DagsterInstance.ephemeral() as instance:
         monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
-        for sensor, status in ((alert_on_run_failure, "FAILURE"),
-                               (resolve_on_run_success, "SUCCESS")):
-            result = nightly.execute_in_process(instance=instance, raise_on_error=False)
-            event = next(e for e in result.all_events if e.event_type_value == f"PIPELINE_{status}"
-                         or e.event_type_value == f"RUN_{status}")
-            context = dg.build_run_status_sensor_context(
-                sensor_name=sensor.name, dagster_event=event, dagster_instance=instance,
-                dagster_run=result.dagster_run)
-            if status == "FAILURE":
-                context = context.for_run_failure()
-            sensor(context)
+        run_and_sense(nightly, alert_on_run_failure, "FAILURE", instance)
+        run_and_sense(nightly, resolve_on_run_success, "SUCCESS", instance)
     bodies = receiver.accepted()
     assert [(b["state"], b["key"]) for b in bodies] == [("firing", "run_failed/nightly"),
                                                        ("resolved", "run_failed/nightly")]
     assert "the API refused the key" in bodies[0]["summary"]
     assert bodies[1]["summary"].startswith("Resolved after")
+
+
+def test_a_failed_run_text_reaches_no_receiver_or_log_with_a_key_or_aws_secret(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from assets.alerts import alert_on_run_failure
+
+    aws_secret, aws_token = "aws-secret-0123456789abcdef", "aws-session-token-FwoGZXIvYXdzE"
+    monkeypatch.setenv("VAST_API_KEY", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", aws_token)
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
+    with Receiver() as receiver, dg.DagsterInstance.ephemeral() as instance:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
+
+        @dg.op
+        def leaky() -> None:
+            raise dg.Failure(description=f"GET /api/v0/instances?api_key={KEY} refused; "
+                                         f"S3 said {aws_secret} / {aws_token} is invalid; "
+                                         f"posting to {receiver.url} failed")
+
+        @dg.job
+        def nightly() -> None:
+            leaky()
+
+        run_and_sense(nightly, alert_on_run_failure, "FAILURE", instance)
+    [body] = receiver.accepted()
+    assert "api_key=[redacted] refused" in body["summary"]
+    assert "S3 said [redacted] / [redacted] is invalid" in body["summary"]
+    everything = json.dumps(body).encode() + all_bytes_under(home)
+    for secret in (KEY, aws_secret, aws_token, SECRET_PATH):
+        assert secret.encode() not in everything
+
+
+@pytest.mark.parametrize("message", ["", "  \n "])
+def test_a_step_error_without_a_message_still_names_the_step_and_the_error(
+        message: str) -> None:
+    from dagster._core.execution.plan.objects import StepFailureData
+    from dagster._utils.error import SerializableErrorInfo
+
+    from assets.alerts import step_reason
+
+    data = StepFailureData(SerializableErrorInfo(message, [], "RuntimeError"), None)
+    assert step_reason("collect", data) == (
+        "collect: the step raised RuntimeError without a message")
+    data = StepFailureData(SerializableErrorInfo("RuntimeError: disk full\n", [], "X"), None)
+    assert step_reason("collect", data) == "collect: RuntimeError: disk full"
 
 
 def test_spend_spike_compares_the_burn_now_with_the_7_day_average(tmp_path: Path) -> None:
