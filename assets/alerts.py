@@ -8,7 +8,12 @@ daemon runs, as under `dagster dev`.
 """
 
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
+
+if TYPE_CHECKING:  # Dagster does not export the type; only its attributes are used
+    from dagster._core.execution.plan.objects import StepFailureData
 
 from pipeline.alerts.hooks import run_finished
 from pipeline.config import load_settings
@@ -25,14 +30,24 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
 def _why(context: dg.RunFailureSensorContext) -> str:
     """The failed steps' own sentences (a `Failure` description, else the error's last
     line), which say more than the run's generic "Steps failed" message."""
-    reasons = []
-    for event in context.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data and data.user_failure_data.description:
-            reasons.append(f"{event.step_key}: {data.user_failure_data.description}")
-        elif data.error:
-            reasons.append(f"{event.step_key}: {data.error.message.strip().splitlines()[-1]}")
-    return "; ".join(reasons) or context.failure_event.message or ""
+    reasons = [step_reason(event.step_key, event.step_failure_data)
+               for event in context.get_step_failure_events()]
+    return "; ".join(r for r in reasons if r) or context.failure_event.message or ""
+
+
+def step_reason(step_key: str, data: "StepFailureData") -> str:
+    """One step's failure as `step: sentence`; an error without a message (it happens)
+    still says which error it was, rather than failing the sensor and losing the alert."""
+    if data.user_failure_data and data.user_failure_data.description:
+        return f"{step_key}: {data.user_failure_data.description}"
+    if not data.error:
+        return ""
+    lines = data.error.message.strip().splitlines()
+    return f"{step_key}: {lines[-1] if lines else _no_message(data.error.cls_name)}"
+
+
+def _no_message(cls_name: str | None) -> str:
+    return f"the step raised {cls_name or 'an error'} without a message"
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="resolve_on_run_success",

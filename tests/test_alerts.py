@@ -8,6 +8,7 @@ pipeline runs; the receiver is a real HTTP server whose answers the tests script
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -382,6 +383,23 @@ def test_alerts_test_says_whether_the_receiver_accepted(
         assert SECRET_PATH not in output and "T0SECRET" not in output
 
 
+def test_a_token_in_the_webhook_query_string_never_reaches_a_log_or_the_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # logs `path?query` per request
+    token, key = "SECRETVALUE-query-token-42", "AIzaQueryKey0123"
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
+    with Receiver() as receiver:
+        url = f"http://127.0.0.1:{receiver.port}/v1/spaces/AAA/messages?key={key}&token={token}"
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", url)
+        assert main(["--debug", "alerts", "test"]) == 0
+    assert receiver.requests[0]["path"].endswith(f"token={token}")  # it was really sent
+    assert any(r.name.startswith("urllib3") for r in caplog.records)  # and really logged
+    out = capsys.readouterr()
+    texts = [r.getMessage() for r in caplog.records] + [caplog.text, out.out, out.err]
+    assert not any(token in t or key in t for t in texts)
+
+
 def test_alerts_lists_firing_and_recent_transitions_with_delivery_status(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -398,6 +416,35 @@ def test_alerts_lists_firing_and_recent_transitions_with_delivery_status(
     assert "queued for delivery: 1" in out
     assert "default: queued (4 attempts, the receiver answered HTTP 503)" in out
     assert SECRET_PATH not in out and "T0SECRET" not in out
+
+
+@pytest.mark.parametrize("corrupt", [b'{"firing": {"collection', b"[]", b"\xff\xfe"])
+def test_a_corrupt_state_file_is_one_sentence_and_a_fresh_state_once_moved_aside(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, corrupt: bytes) -> None:
+    from pipeline.alerts.engine import STATE_FILE
+    from pipeline.alerts.hooks import run_finished
+    from tests.test_cli import assert_one_sentence_error, run_cli
+
+    store = Store(home)
+    state = Path(store.path(STATE_FILE))
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_bytes(corrupt)
+    assert_one_sentence_error(run_cli("alerts", home=home), str(state), "move it aside")
+    config = write_config(tmp_path / "c.toml")
+    with Receiver() as receiver:
+        settings = make_settings(home, "http://127.0.0.1:9", receiver, config)
+        with caplog.at_level(logging.WARNING, logger="pipeline.alerts"):
+            assert run_finished(settings, "nightly", "run-1", failed=True) is None
+        warnings = [r.getMessage() for r in caplog.records if r.name == "pipeline.alerts"]
+        assert len(warnings) == 1 and warnings[0].startswith(f"The alert state {state} ")
+        assert "move it aside" in warnings[0] and warnings[0].endswith("fire again.")
+        assert "\n" not in warnings[0]
+        assert receiver.requests == [] and state.read_bytes() == corrupt  # left as it was
+        state.rename(state.with_suffix(".json.bad"))
+        run_finished(settings, "nightly", "run-2", failed=True)
+    assert [b["key"] for b in receiver.accepted()] == ["run_failed/nightly"]
+    assert read_state(store)["firing"]
 
 
 # -- the cost rules after a build, the alerts table, the report ----------------------------
@@ -516,6 +563,20 @@ def test_bill_difference_fires_for_final_days_and_is_inactive_without_billed_cha
 # -- the Dagster run sensors --------------------------------------------------------------
 
 
+def run_and_sense(job, sensor, status: str, instance) -> None:
+    """Execute `job` in process, then call `sensor` on its run's FAILURE/SUCCESS event as
+    the Dagster daemon would."""
+    import dagster as dg
+
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    event = next(e for e in result.all_events if e.event_type_value == f"PIPELINE_{status}"
+                 or e.event_type_value == f"RUN_{status}")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_event=event, dagster_instance=instance,
+        dagster_run=result.dagster_run)
+    sensor(context.for_run_failure() if status == "FAILURE" else context)
+
+
 def test_a_failed_dagster_run_is_posted_and_resolved_by_the_next_success(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster as dg
@@ -537,22 +598,61 @@ def test_a_failed_dagster_run_is_posted_and_resolved_by_the_next_success(
     monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
     with Receiver() as receiver, dg.DagsterInstance.ephemeral() as instance:
         monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
-        for sensor, status in ((alert_on_run_failure, "FAILURE"),
-                               (resolve_on_run_success, "SUCCESS")):
-            result = nightly.execute_in_process(instance=instance, raise_on_error=False)
-            event = next(e for e in result.all_events if e.event_type_value == f"PIPELINE_{status}"
-                         or e.event_type_value == f"RUN_{status}")
-            context = dg.build_run_status_sensor_context(
-                sensor_name=sensor.name, dagster_event=event, dagster_instance=instance,
-                dagster_run=result.dagster_run)
-            if status == "FAILURE":
-                context = context.for_run_failure()
-            sensor(context)
+        run_and_sense(nightly, alert_on_run_failure, "FAILURE", instance)
+        run_and_sense(nightly, resolve_on_run_success, "SUCCESS", instance)
     bodies = receiver.accepted()
     assert [(b["state"], b["key"]) for b in bodies] == [("firing", "run_failed/nightly"),
                                                        ("resolved", "run_failed/nightly")]
     assert "the API refused the key" in bodies[0]["summary"]
     assert bodies[1]["summary"].startswith("Resolved after")
+
+
+def test_a_failed_run_text_reaches_no_receiver_or_log_with_a_key_or_aws_secret(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from assets.alerts import alert_on_run_failure
+
+    aws_secret, aws_token = "aws-secret-0123456789abcdef", "aws-session-token-FwoGZXIvYXdzE"
+    monkeypatch.setenv("VAST_API_KEY", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", aws_token)
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(write_config(tmp_path / "c.toml")))
+    with Receiver() as receiver, dg.DagsterInstance.ephemeral() as instance:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
+
+        @dg.op
+        def leaky() -> None:
+            raise dg.Failure(description=f"GET /api/v0/instances?api_key={KEY} refused; "
+                                         f"S3 said {aws_secret} / {aws_token} is invalid; "
+                                         f"posting to {receiver.url} failed")
+
+        @dg.job
+        def nightly() -> None:
+            leaky()
+
+        run_and_sense(nightly, alert_on_run_failure, "FAILURE", instance)
+    [body] = receiver.accepted()
+    assert "api_key=[redacted] refused" in body["summary"]
+    assert "S3 said [redacted] / [redacted] is invalid" in body["summary"]
+    everything = json.dumps(body).encode() + all_bytes_under(home)
+    for secret in (KEY, aws_secret, aws_token, SECRET_PATH):
+        assert secret.encode() not in everything
+
+
+@pytest.mark.parametrize("message", ["", "  \n "])
+def test_a_step_error_without_a_message_still_names_the_step_and_the_error(
+        message: str) -> None:
+    from dagster._core.execution.plan.objects import StepFailureData
+    from dagster._utils.error import SerializableErrorInfo
+
+    from assets.alerts import step_reason
+
+    data = StepFailureData(SerializableErrorInfo(message, [], "RuntimeError"), None)
+    assert step_reason("collect", data) == (
+        "collect: the step raised RuntimeError without a message")
+    data = StepFailureData(SerializableErrorInfo("RuntimeError: disk full\n", [], "X"), None)
+    assert step_reason("collect", data) == "collect: RuntimeError: disk full"
 
 
 def test_spend_spike_compares_the_burn_now_with_the_7_day_average(tmp_path: Path) -> None:

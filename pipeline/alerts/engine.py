@@ -141,9 +141,7 @@ class AlertBook:
 
     # -- state -------------------------------------------------------------------------
     def load(self) -> None:
-        path = self.store.path(STATE_FILE)
-        if self.store.exists(path):
-            self.state = {**_empty_state(), **json.loads(self.store.read_bytes(path))}
+        self.state = read_state(self.store)
 
     def save(self) -> None:
         """Atomically rewrite the state, then append this run's new log records."""
@@ -321,11 +319,22 @@ def _has_log(store: Store) -> bool:
 
 
 def read_state(store: Store) -> dict[str, Any]:
-    """The saved state, read without the lock (for display only)."""
+    """The saved state (a fresh one when there is none yet); read without the lock for
+    display, under it by `AlertBook.load`. A corrupt file is a `DataError` rather than a
+    silent reset: its queued messages would be lost without a word."""
     path = store.path(STATE_FILE)
     if not store.exists(path):
         return _empty_state()
-    return {**_empty_state(), **json.loads(store.read_bytes(path))}
+    try:
+        state = json.loads(store.read_bytes(path))
+    except ValueError:  # invalid JSON or bytes that are not text
+        state = None
+    if not isinstance(state, dict):
+        raise DataError(f"The alert state {store.uri(path)} is not a valid JSON object: "
+                        "move it aside (keep it to see what was queued) and rerun; the next "
+                        "run starts a fresh state, so alerts whose condition still holds "
+                        "fire again.")
+    return {**_empty_state(), **state}
 
 
 def read_log(store: Store, since: date) -> list[dict[str, Any]]:

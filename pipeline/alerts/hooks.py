@@ -8,6 +8,7 @@ build: each hook logs one line and returns. What was not delivered stays queued.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,11 +18,14 @@ from pipeline.alerts.engine import AlertBook, Condition, Delivered, Evaluation, 
 from pipeline.alerts.settings import AlertSettings, Receiver
 from pipeline.alerts.webhook import Attempted, get, post_json, redact
 from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.secrets import redact as redact_secrets
 from pipeline.storage import Store
 
 log = logging.getLogger("pipeline.alerts")
 _MAX_RUN_MESSAGE = 300
+# Object-store credentials a failed step's error text may quote (pipeline.objectstore).
+_AWS_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 @contextmanager
@@ -29,6 +33,8 @@ def _never_fail(what: str) -> Iterator[None]:
     """Alerting trouble is one log line, never the caller's failure."""
     try:
         yield
+    except PipelineError as exc:  # a sentence written for the user: log it as is
+        log.warning("%s", redact(str(exc)))
     except Exception as exc:  # by design: alerting must never break the pipeline
         log.warning("alerts %s were not evaluated: %s", what,
                     redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
@@ -90,9 +96,7 @@ def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
     key = f"run_failed/{job}"
     conditions: tuple[Condition, ...] = ()
     if failed and settings.alerts.enabled("run_failed"):
-        text = redact(" ".join(message.split()))
-        for secret in settings.alerts.secrets():
-            text = text.replace(secret, "<redacted>")
+        text = redact_secrets(redact(" ".join(message.split())), _held_secrets(settings))
         if len(text) > _MAX_RUN_MESSAGE:
             text = text[:_MAX_RUN_MESSAGE - 3] + "..."
         subject = f"Dagster job {job}"
@@ -104,6 +108,14 @@ def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
     with _never_fail(f"for the run of {job}"):
         return engine.run(Store(settings.home), settings.alerts, lambda _book: [evaluation])
     return None
+
+
+def _held_secrets(settings: Settings) -> list[str]:
+    """Every secret this process holds that a failed run's text could quote: webhook and
+    heartbeat URLs, each account's API key, the object-store credentials. The text goes
+    to a chat channel and the alert log, so none of them may survive in it."""
+    return [*settings.alerts.secrets(), *(a.api_key for a in settings.accounts),
+            *(os.environ.get(name, "") for name in _AWS_SECRET_ENV)]
 
 
 def heartbeat(alerts: AlertSettings) -> Attempted | None:

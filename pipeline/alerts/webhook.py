@@ -4,8 +4,9 @@ Webhook URLs are bearer secrets (a Slack or Discord incoming-webhook URL is all 
 post to the channel), so they are handled like the API key in `pipeline.client`:
 - error texts are built from the failure's kind and the HTTP status only, never from
   requests' own messages (which quote the host and path);
-- urllib3 logs each request line at DEBUG (`--debug`): a filter rewrites any registered
-  URL or path in those records before they are emitted.
+- urllib3 logs each request line at DEBUG (`--debug`) as `path?query`: a filter rewrites
+  every form of a registered URL in those records before they are emitted (a Google Chat
+  webhook carries its token in the query, a Slack one in the path).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
@@ -23,6 +24,7 @@ from pipeline import __version__
 USER_AGENT = f"vast-pipeline/{__version__} (alerts)"
 REDACTED = "<redacted webhook URL>"
 _MAX_BACKOFF_SECONDS = 30.0
+_MIN_QUERY_SECRET = 8  # shorter query values (`v=1`, `alt=json`) would shred the text
 
 
 class _RedactSecrets(logging.Filter):
@@ -33,10 +35,10 @@ class _RedactSecrets(logging.Filter):
         self.secrets: set[str] = set()
 
     def add(self, url: str) -> None:
-        path = urlsplit(url).path
-        self.secrets.add(url)
-        if len(path) > 1:
-            self.secrets.add(path)
+        """Registers `url` in every form it can be logged in: whole, as urllib3's request
+        target (`path?query`), the path, the query, and each long query value (raw and
+        decoded), since any of them can be the bearer token."""
+        self.secrets.update(s for s in _url_forms(url) if s)
 
     def redact(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -48,6 +50,22 @@ class _RedactSecrets(logging.Filter):
             record.msg = self.redact(record.getMessage())
             record.args = None
         return True
+
+
+def _url_forms(url: str) -> set[str]:
+    parts = urlsplit(url)
+    forms = {url, parts.query}
+    if len(parts.path) > 1:
+        forms.add(parts.path)
+    if parts.query:
+        forms.add(f"{parts.path}?{parts.query}")
+    for pair in parts.query.split("&"):
+        raw = pair.partition("=")[2]
+        if len(raw) >= _MIN_QUERY_SECRET:
+            forms.add(raw)
+    forms.update(value for _name, value in parse_qsl(parts.query)
+                 if len(value) >= _MIN_QUERY_SECRET)
+    return forms
 
 
 _REDACTOR = _RedactSecrets()
