@@ -164,3 +164,24 @@ def test_without_bills_the_report_says_how_to_fetch_them(tmp_path: Path) -> None
     assert report.metric("billed_cost").value == 0
     assert report.metric("estimate_gap").value is None
     assert "Billed vs estimated" not in [s.title for s in report.sections]
+
+
+def test_a_day_billed_before_collection_began_is_reported_from_the_bill(
+        tmp_path: Path) -> None:
+    """Bills are historical: a day billed before the first snapshot is reported and exported
+    from its bill, and the estimate's gap leaves it out (it has no estimate, not a $0 one)."""
+    scenario_history(tmp_path)
+    early = D0 - timedelta(days=2)
+    write_bill(tmp_path, "main", early, _main_bill(early), fetch_id="early", fetched_at=FETCHED)
+    write_bill(tmp_path, "main", D0, _main_bill(D0), fetch_id="m0", fetched_at=FETCHED)
+    build_warehouse(tmp_path)
+    only_bill = build_report(tmp_path, "cost", date_from=early, date_to=early, now=NOW)
+    assert only_bill.metric("window_spend").value == pytest.approx(407.93, abs=1e-9)
+    assert only_bill.metric("estimate_gap").value is None
+    observed = build_report(tmp_path, "cost", date_from=D0, date_to=D0, account="main", now=NOW)
+    both = build_report(tmp_path, "cost", date_from=early, date_to=D0, account="main", now=NOW)
+    assert observed.metric("estimate_gap").value is not None
+    assert both.metric("estimate_gap").value == pytest.approx(
+        observed.metric("estimate_gap").value, abs=1e-12)
+    result = export_focus(tmp_path, date_from=early, date_to=early, out=tmp_path / "f.parquet")
+    assert float(result.total_billed_cost) == pytest.approx(407.93, abs=1e-8)

@@ -119,8 +119,14 @@ QUERIES: dict[str, str] = {
                count(*) FILTER (WHERE status = 'matched') AS matched,
                count(*) FILTER (WHERE status = 'differs') AS differs,
                count(*) FILTER (WHERE status = 'billed_only') AS billed_only_rows,
-               count(*) FILTER (WHERE status = 'estimated_only') AS estimated_only_rows
-        FROM cost_reconciliation WHERE day_billed AND {_IN_WINDOW}""",
+               count(*) FILTER (WHERE status = 'estimated_only') AS estimated_only_rows,
+               -- the gap is measured only on account-days that also have snapshots: a day
+               -- billed before collection started has no estimate to compare (NULL, not 0)
+               coalesce(sum(billed_cost) FILTER (WHERE observed), 0) AS billed_observed,
+               coalesce(sum(estimated_cost) FILTER (WHERE observed), 0) AS estimated_observed
+        FROM (SELECT *, bool_or(estimated_cost IS NOT NULL)
+                            OVER (PARTITION BY account, day) AS observed
+              FROM cost_reconciliation WHERE day_billed AND {_IN_WINDOW})""",
     "recon_daily": f"""
         SELECT day, coalesce(sum(billed_cost), 0) AS billed_cost,
                coalesce(sum(estimated_cost), 0) AS estimated_cost,
@@ -238,7 +244,8 @@ def _projection(month_to_date: float, burn: dict[str, Any], window: Window) -> t
 def _metrics(q: dict[str, list[dict]], window: Window) -> list[Metric]:
     totals, idle, burn = q["totals"][0], q["idle"][0], q["burn"][0]
     recon = q["recon_totals"][0]
-    gap = (recon["billed"] - recon["estimated"]) / recon["billed"] if recon["billed"] else None
+    gap = ((recon["billed_observed"] - recon["estimated_observed"]) / recon["billed_observed"]
+           if recon["billed_observed"] else None)
     mtd = q["month_to_date"][0]["total"]
     projected, remaining = _projection(mtd, burn, window)
     month = window.month_start.strftime("%B %Y")
@@ -272,7 +279,7 @@ def _metrics(q: dict[str, list[dict]], window: Window) -> list[Metric]:
         Metric("estimated_cost", "Estimated (not billed yet)", totals["estimated"], "usd",
                "from snapshots"),
         Metric("estimate_gap", "Estimate below the bill", gap, "pct",
-               "on the billed days: (billed - estimated) / billed"),
+               "on the billed days that have snapshots: (billed - estimated) / billed"),
         Metric("gpu_hours", "GPU-hours", totals["gpu_hours"], "hours"),
         Metric("running_hours", "Instance running hours", totals["running_hours"], "hours"),
         Metric("instances", "Instances billed", totals["instances"], "count"),
