@@ -264,6 +264,7 @@ class _DailyStore:
             {} if full else json.loads(json.dumps(state.get("manifest", {})))
         )
         self.superseded: dict[str, float] = dict(state.get("superseded", {}))
+        self.published: list[str] = []  # files this build added, until it commits
         if full:
             for files in state.get("manifest", {}).values():
                 for rels in files.values():
@@ -285,9 +286,18 @@ class _DailyStore:
             rel = (f"{model}/{file.parent.parent.name}/{file.parent.name}/"
                    f"part-{build_id}-{moved}.parquet")
             self.paths.store.publish_file(file, f"{self.paths.models}/{rel}")
+            self.published.append(rel)
             parts.setdefault(f"{account}|{day}", []).append(rel)
             moved += 1
         return moved
+
+    def discard_published(self) -> None:
+        """Delete what this build published: a failed build leaves `parquet/models` as the
+        last good build left it, so an engine globbing it (Spark, Trino) never counts a day
+        twice. (A killed build's files are orphans that the next build's `sweep` removes.)"""
+        for rel in self.published:
+            self.paths.store.delete(f"{self.paths.models}/{rel}")
+        self.published.clear()
 
     def files(self, model: str) -> list[str]:
         parts = self.manifest.get(model, {})
@@ -513,6 +523,7 @@ def _build_locked(
     except BaseException:
         con.close()
         tmp_db.unlink(missing_ok=True)
+        store.discard_published()
         shutil.rmtree(_staging(paths, build_id), ignore_errors=True)
         raise
     con.close()

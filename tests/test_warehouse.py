@@ -219,13 +219,17 @@ def test_failed_build_leaves_the_previous_warehouse(tmp_path: Path) -> None:
     write_history(tmp_path, instance_rows("a", 1, every("2024-05-01 10:00", 3), [RUN] * 3,
                                           dph_base=1.0))
     _build(tmp_path)
+    models = tmp_path / "parquet" / "models"
+    published = sorted(p.relative_to(models) for p in models.rglob("*.parquet"))
     bad = tmp_path / "sql"
     shutil.copytree(SQL_DIR, bad)
     (bad / "cost_daily.sql").write_text("-- broken\nselect no_such_column from instance_daily")
     with pytest.raises(WarehouseError, match=r"Model cost_daily .*failed"):
-        _build(tmp_path, sql_dir=bad)
+        _build(tmp_path, sql_dir=bad)  # a full build (the SQL changed): daily models first
     assert query(tmp_path, "SELECT sum(gpu_cost) FROM cost_daily").rows == [(0.5,)]
     assert not list(tmp_path.glob(".warehouse.duckdb.*"))
+    # what the failed build had published is gone: engines globbing the folder see one copy
+    assert sorted(p.relative_to(models) for p in models.rglob("*.parquet")) == published
 
 
 # --------------------------------------------------------------------------- cadence
