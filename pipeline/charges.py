@@ -289,12 +289,6 @@ def day_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def default_days(today: date | None = None) -> list[date]:
-    """The days a plain refetch covers: today and the two before (bills settle late)."""
-    today = today or datetime.now(UTC).date()
-    return day_range(today - timedelta(days=DEFAULT_DAYS_BACK - 1), today)
-
-
 # -- the raw zone ------------------------------------------------------------------------
 def raw_bill_path(store: Store, raw: RawBill) -> str:
     """`raw_charges/account=<a>/day=<d>/<fetched_at>_<fetch_id>.json.zst`."""

@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -35,8 +35,11 @@ from pipeline.errors import ConfigError, DataError
 
 S3_EXTRA = "pip install 'vast-pipeline[s3]'"
 # How long a per-day lease is valid without its holder releasing it (a killed collector's
-# lease is taken over after this); one day's write takes seconds.
-DEFAULT_LEASE_SECONDS = 600.0
+# lease is taken over after this). One day's write takes seconds, and writes under a lease
+# are conditional on what the holder read, so a takeover during a slow write ends in a
+# detected conflict and a retry, never an overwrite. Shorter than a waiter's patience
+# (`Store.lock`'s 300 s), so the collection after a killed one waits and then lands.
+DEFAULT_LEASE_SECONDS = 120.0
 SINGLE_WRITER_ENV = "VAST_PIPELINE_SINGLE_WRITER"
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403",
            "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed"}
@@ -186,8 +189,10 @@ class ObjectStore:
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            # If-Match on an object deleted meanwhile answers 404: a lost race as well.
-            gone = action == "write" and (code == "NoSuchKey" or status == "404")
+            # If-Match on an object deleted meanwhile answers 404: a lost race as well (but
+            # a missing bucket is a setup mistake, said below, not a race to retry).
+            gone = action == "write" and code != "NoSuchBucket" and (
+                code == "NoSuchKey" or status == "404")
             if code in _CONFLICT or status in _CONFLICT or gone:
                 return WriteConflict(f"Another writer changed {key} first; the write was not "
                                      "applied.")
@@ -322,9 +327,12 @@ class ObjectStore:
         try:
             yield
         finally:
-            current = self.get(path)
-            if current is not None and json.loads(current[0]).get("owner") == owner:
-                self.delete(path)
+            # Releasing must never hide the error of the work it guarded; a lease left
+            # behind expires by itself.
+            with suppress(Exception):
+                current = self.get(path)
+                if current is not None and json.loads(current[0]).get("owner") == owner:
+                    self.delete(path)
 
     def _try_lease(self, path: str, owner: str, seconds: float) -> bool:
         body = json.dumps({"owner": owner, "host": socket.gethostname(), "pid": os.getpid(),
