@@ -14,8 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, for a quick start
+    from pipeline.config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -93,17 +97,24 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_collect)
 
 
-def _run_collect(args: argparse.Namespace) -> int:
+def _checked_settings(account: str | None, simulator_note: str) -> Settings:
+    """Settings checked before any work: a mistyped account name or an unreachable or
+    refused object store fails here, in one sentence; says when the simulator is used."""
     from pipeline.config import load_settings
     from pipeline.storage import Store
 
     settings = load_settings()
-    if args.account:
-        settings.account(args.account)  # a mistyped name fails before Dagster loads
-    Store(settings.home)  # an unreachable or refused object store fails here too
+    if account:
+        settings.account(account)
+    Store(settings.home)
     if settings.uses_simulator:
-        print("note: VAST_API_KEY is not set, so this collects from the embedded simulator; "
-              "export VAST_API_KEY to collect your Vast.ai account.", file=sys.stderr)
+        print(f"note: VAST_API_KEY is not set, so this {simulator_note}.", file=sys.stderr)
+    return settings
+
+
+def _run_collect(args: argparse.Namespace) -> int:
+    settings = _checked_settings(args.account, "collects from the embedded simulator; "
+                                 "export VAST_API_KEY to collect your Vast.ai account")
     from assets.inprocess import collect_in_dagster
 
     for line in collect_in_dagster(settings, account=args.account, verbose=args.debug):
@@ -140,19 +151,11 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
 def _run_charges(args: argparse.Namespace) -> int:
     from pipeline.charges import collect_charges
-    from pipeline.config import load_settings
     from pipeline.progress import progress_bar
-    from pipeline.storage import Store
 
     days = _charge_days(args.date_from, args.date_to, _today())
-    settings = load_settings()
-    if args.account:
-        settings.account(args.account)  # a mistyped name fails before any call
-    Store(settings.home)  # an unreachable or refused object store fails here too
-    if settings.uses_simulator:
-        print("note: VAST_API_KEY is not set, so this fetches bills from the embedded "
-              "simulator; export VAST_API_KEY to fetch your Vast.ai account's bills.",
-              file=sys.stderr)
+    settings = _checked_settings(args.account, "fetches bills from the embedded simulator; "
+                                 "export VAST_API_KEY to fetch your Vast.ai account's bills")
     several = args.account is None and len(settings.accounts) > 1
     accounts = 1 if args.account else len(settings.accounts)
     with progress_bar(len(days) * accounts, "fetching bills") as bar:
