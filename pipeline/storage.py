@@ -36,7 +36,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
@@ -75,6 +75,11 @@ def check_account(account: str) -> str:
             f"Account name {account!r} is not usable: use letters, digits, '_', '.' or '-'."
         )
     return account
+
+
+def sql_file_list(uris: Iterable[str]) -> str:
+    """`['<uri>', ...]`: files as the DuckDB list literal `read_parquet` accepts."""
+    return "[" + ", ".join("'" + uri.replace("'", "''") + "'" for uri in uris) + "]"
 
 
 def is_hidden(name: str) -> bool:
@@ -193,19 +198,37 @@ class Store:
             and i.base_name.endswith(suffix)
         )
 
+    def accounts(self, dataset: str) -> list[str]:
+        """The accounts with an `account=` directory in `dataset`, sorted."""
+        names = (d.rsplit("/", 1)[-1] for d in self._subdirs(self.dataset_dir(dataset)))
+        return sorted(m["account"] for name in names if (m := _PARTITION_RE.match(name)))
+
     def list_partitions(self, dataset: str) -> list[tuple[str, date]]:
         """(account, day) of every `account=/<partition key>=` directory of `dataset`, sorted."""
         day_re = re.compile(_DAY_RE.format(key=re.escape(registered(dataset).partition_key)))
         found: list[tuple[str, date]] = []
-        for account_dir in self._subdirs(self.dataset_dir(dataset)):
-            m = _PARTITION_RE.match(account_dir.rsplit("/", 1)[-1])
-            if not m:
-                continue
+        for account in self.accounts(dataset):
+            account_dir = f"{self.dataset_dir(dataset)}/account={account}"
             for day_dir in self._subdirs(account_dir):
                 d = day_re.match(day_dir.rsplit("/", 1)[-1])
                 if d:
-                    found.append((m["account"], date.fromisoformat(d["day"])))
+                    found.append((account, date.fromisoformat(d["day"])))
         return sorted(found)
+
+    def parquet_files(self, dataset: str, days: Iterable[date],
+                      accounts: Iterable[str] | None = None) -> list[str]:
+        """The visible Parquet files of `dataset` on `days`, of `accounts` (default: all),
+        as DuckDB names them (see `uri`).
+
+        What a reader gives DuckDB instead of `parquet_glob` when only some days matter:
+        DuckDB reads the footer of every file it is given (the staging models union by
+        name), so a glob costs a scan of the whole history's metadata, a list only its days.
+        """
+        accounts = self.accounts(dataset) if accounts is None else list(accounts)
+        days = list(days)
+        return [self.uri(path) for account in accounts for day in days
+                for path in self.list_files(self.partition_dir(dataset, account, day),
+                                            ".parquet")]
 
     def partition_fingerprints(self, dataset: str) -> dict[str, dict[str, str]]:
         """{account: {day: fingerprint}} of every partition of a Parquet dataset.

@@ -200,6 +200,24 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
     assert receiver.url not in done.stdout + done.stderr
 
 
+def test_instance_down_reads_only_its_lookback_window(home: Path, tmp_path: Path) -> None:
+    # A damaged file a month back would fail any query that opened it: the rule must not
+    # (its cost is that of the window, not of the history's size).
+    fleet = FleetModel(seed=SEED, size=SIZE)
+    instance, first_down, _ = find_outage(fleet)
+    old_day = (first_down - timedelta(days=30)).date()
+    for name in ("instance_snapshots", "snapshots"):
+        folder = home / "parquet" / name / "account=default" / f"snapshot_date={old_day}"
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"not parquet at all")
+    moments = [first_down + i * STEP for i in range(3)]  # fires at the third
+    clock = Clock(moments[0])
+    with SimulatorServer({KEY: fleet}, clock=clock) as server, Receiver() as receiver:
+        settings = make_settings(home, server.url, receiver, write_config(tmp_path / "c.toml"))
+        collect_at(settings, clock, moments)
+    assert f"instance_down/default/{instance}" in [b["key"] for b in receiver.accepted()]
+
+
 # -- collection_failing, heartbeat, delivery ----------------------------------------------
 
 

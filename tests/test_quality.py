@@ -9,7 +9,7 @@ daily model Parquet was damaged after a build. No check is patched or bypassed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,8 +48,9 @@ def land(store: Store, account: str, at: datetime, records: list[dict[str, objec
     land_pending(store, account, snapshot.day)
 
 
-def checks(store: Store, now: datetime = NOW) -> dict[str, CheckOutcome]:
-    outcomes = run_history_checks(store, cadence_minutes=CADENCE, now=now)
+def checks(store: Store, now: datetime = NOW, day: date | None = None
+           ) -> dict[str, CheckOutcome]:
+    outcomes = run_history_checks(store, cadence_minutes=CADENCE, now=now, day=day)
     assert [o.name for o in outcomes] == list(HISTORY_CHECKS)
     return {o.name: o for o in outcomes}
 
@@ -139,6 +140,42 @@ def test_a_stale_account_fails_freshness_and_is_named(store: Store) -> None:
     assert outcome.metadata == {"accounts": 3, "stale_accounts": 1}
     # exactly two cadences old is still fresh
     assert checks(store, now=NOW - timedelta(minutes=1))["fresh_snapshots"].passed
+
+
+def test_a_day_is_checked_on_its_own_rows_and_freshness_on_every_account(store: Store) -> None:
+    # What a scheduled run checks: the day it landed, so the cost stays that of one day.
+    yesterday = NOW - timedelta(days=1)
+    land(store, "main", yesterday, [record(1), record(3, dph_base=-0.5, gpu_clock_mhz=1)])
+    land(store, "old", yesterday, [record(9)])
+    today = checks(store, day=NOW.date())
+    assert today["prices_non_negative"].passed
+    assert today["no_unexpected_schema_drift"].passed
+    # the account collected only yesterday is still judged on its newest snapshot
+    assert not today["fresh_snapshots"].passed
+    assert today["fresh_snapshots"].detail.startswith("old: newest snapshot 2026-03-01 12:00Z")
+    past = checks(store, day=yesterday.date())
+    assert past["prices_non_negative"].metadata == {"negative_price_rows": 1}
+    assert past["no_unexpected_schema_drift"].metadata == {"new_fields": "gpu_clock_mhz"}
+    audit = checks(store)
+    assert audit["prices_non_negative"].metadata == {"negative_price_rows": 1}
+
+
+def test_a_day_check_never_opens_another_day(store: Store) -> None:
+    # A damaged file a month back would fail any query that opened it: the day's checks
+    # (a scheduled run's) do not, so their cost is one day's whatever the history's size.
+    for name in ("instance_snapshots", "snapshots"):
+        folder = Path(store.partition_dir(name, "main", date(2026, 2, 1)))
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"not parquet at all")
+    outcomes = checks(store, day=NOW.date())
+    assert {name: o.passed for name, o in outcomes.items()} == dict.fromkeys(HISTORY_CHECKS, True)
+
+
+def test_a_day_without_history_fails_every_check_with_one_sentence(store: Store) -> None:
+    outcomes = checks(store, day=date(2026, 2, 1))
+    assert not any(o.passed for o in outcomes.values())
+    assert {o.detail for o in outcomes.values()} == {
+        "no instance_snapshots on 2026-02-01: nothing was landed that day"}
 
 
 # --------------------------------------------------------------------------- mart checks

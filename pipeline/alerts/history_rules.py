@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from pipeline.alerts.engine import Condition, Evaluation, human_duration
 from pipeline.datasets import dataset
 from pipeline.models import discover_models, render_sql
-from pipeline.storage import Store
+from pipeline.storage import Store, sql_file_list
 
 # Days of history read: an outage longer than this is still reported, from this far back.
 LOOKBACK_DAYS = 7
@@ -109,21 +109,28 @@ def instance_subject(account: str, instance_id: int, label: str | None, gpu: str
     return f"Instance {instance_id}{name} ({gpus}{host}) of account {account}"
 
 
-def _connect(store: Store, scratch: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the staging views over the history's Parquet files (an
+# Stands in for the quoted glob of a staging model, replaced by the list of files read.
+_FILES = "__vast_pipeline_files__"
+
+
+def _connect(store: Store, account: str, days: list[date],
+             scratch: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the staging views over the account's Parquet files of
+    `days` only, so the cost is that of the lookback window, not of the whole history (an
     empty file in `scratch` stands in for a dataset with none: no instance ever listed)."""
     con = store.duckdb()  # reads s3:// too when the home is on an object store
     con.execute("SET TimeZone = 'UTC'")
     models = {m.name: m for m in discover_models()}
     for name in ("instance_snapshots", "snapshots"):
-        source = store.parquet_glob(name)
-        if not store.list_partitions(name):
+        files = store.parquet_files(name, days, [account])
+        if not files:
             folder = Path(scratch, name, "account=_none_", "snapshot_date=1970-01-01")
             folder.mkdir(parents=True)
-            source = str(folder / "part-0.parquet")
-            pq.write_table(dataset(name).schema.empty_table(), source)
-        con.execute(f"create view {name} as "
-                    + render_sql(models[name], {f"{name}_glob": source}))
+            files = [str(folder / "part-0.parquet")]
+            pq.write_table(dataset(name).schema.empty_table(), files[0])
+        sql = render_sql(models[name], {f"{name}_glob": _FILES})
+        con.execute(f"create view {name} as " + sql.replace(f"'{_FILES}'",
+                                                             sql_file_list(files)))
     return con
 
 
@@ -135,23 +142,23 @@ def evaluate_instance_down(store: Store, account: str, minutes: float) -> Evalua
     days = [d for a, d in store.list_partitions("snapshots") if a == account]
     if not days:
         return None
-    newest_day = max(days)
-    params = {"account": account, "since": newest_day - timedelta(days=LOOKBACK_DAYS)}
+    since = max(days) - timedelta(days=LOOKBACK_DAYS)
+    params = {"account": account, "since": since}
     with tempfile.TemporaryDirectory(prefix="vast-alerts-") as scratch:
-        return _evaluate(store, account, minutes, params, scratch)
+        con = _connect(store, account, [d for d in days if d >= since], scratch)
+        try:
+            return _evaluate(con, account, minutes, params)
+        finally:
+            con.close()
 
 
-def _evaluate(store: Store, account: str, minutes: float, params: dict,
-              scratch: str) -> Evaluation | None:
-    con = _connect(store, scratch)
-    try:
-        rows = [_Down(*r) for r in con.execute(_DOWN_SQL, params).fetchall()]
-        newest = {r[0]: r[1:] for r in con.execute(_NEWEST_SQL, params).fetchall()}
-        observed = con.execute(
-            "select max(snapshot_at) from snapshots where account = $account and "
-            "snapshot_date >= $since", params).fetchone()[0]
-    finally:
-        con.close()
+def _evaluate(con: duckdb.DuckDBPyConnection, account: str, minutes: float,
+              params: dict) -> Evaluation | None:
+    rows = [_Down(*r) for r in con.execute(_DOWN_SQL, params).fetchall()]
+    newest = {r[0]: r[1:] for r in con.execute(_NEWEST_SQL, params).fetchall()}
+    observed = con.execute(
+        "select max(snapshot_at) from snapshots where account = $account and "
+        "snapshot_date >= $since", params).fetchone()[0]
     if observed is None:
         return None
     conditions = tuple(_condition(account, d) for d in rows
