@@ -7,6 +7,7 @@ $VAST_PIPELINE_HOME/dagster, which `make dagster` also uses), so the UI shows ev
 
 
 import os
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -28,12 +29,17 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
 
 
 def collect_in_dagster(settings: Settings, account: str | None = None, *,
-                       verbose: bool = False) -> list[str]:
-    """Materialize today's collection partition; returns lines to print, raises on failure."""
+                       verbose: bool = False,
+                       instance: dg.DagsterInstance | None = None) -> list[str]:
+    """Materialize today's collection partition; returns lines to print, raises on failure.
+
+    `instance` defaults to `dagster_instance(settings)`, opened and closed here (`bench
+    collect` passes its own, to time setting it up apart from the run).
+    """
     key = DAILY.get_partition_key_for_timestamp(datetime.now(UTC).timestamp())
-    with dagster_instance(settings) as instance:
+    with nullcontext(instance) if instance else dagster_instance(settings) as opened:
         result = dg.materialize(
-            [raw_snapshots, instance_snapshots], partition_key=key, instance=instance,
+            [raw_snapshots, instance_snapshots], partition_key=key, instance=opened,
             resources={"vast": default_resource()}, raise_on_error=False,
             tags={CLI_RUN_TAG: "true"},
             run_config={"ops": {"raw_snapshots": {"config": {"account": account}}},
