@@ -52,6 +52,9 @@ def probe() -> None:
     Run in a fresh process (`python -c 'from pipeline.bench_collect import probe; probe()'`)
     with the benchmark's environment; the step phases come from the run's event log.
     """
+    import gc
+
+    gc.disable()  # as `vast-pipeline collect` runs (pipeline.cli._short_process)
     marks = [time.perf_counter()]
     from pipeline.config import load_settings
     from pipeline.storage import Store

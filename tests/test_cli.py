@@ -5,6 +5,7 @@ Runs the real console entry point in a subprocess, with a clean environment.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -17,7 +18,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pipeline.cli import main
 from pipeline.fleet import FleetModel
+from pipeline.quality import HISTORY_CHECKS
 from pipeline.simulator import SimulatorServer
 
 KEY = "cli-test-key-abcdef0123456789"
@@ -79,15 +82,34 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert f"dagster run {run.run_id} (DAGSTER_HOME={home / 'dagster'})" in result.stdout
     with home_instance(home) as instance:
-        materialized = {e.asset_key.to_user_string() for e in (
-            r.asset_materialization for r in instance.all_logs(run.run_id)) if e is not None}
-    assert materialized == {"raw_snapshots", "instance_snapshots"}
+        logs = instance.all_logs(run.run_id)
+        materialized = {e.asset_key.to_user_string(): e.metadata for e in (
+            r.asset_materialization for r in logs) if e is not None}
+        checks = {r.dagster_event.asset_check_evaluation_data.check_name for r in logs
+                  if r.dagster_event is not None
+                  and r.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    assert set(materialized) == {"raw_snapshots", "instance_snapshots"}
+    assert materialized["instance_snapshots"]["rows"].value > 0
+    assert checks == set(HISTORY_CHECKS)  # the run's record keeps its checks
     status = run_cli("status", home=home)
     assert status.returncode == 0
     served = next(line for line in result.stdout.splitlines()
                   if line.startswith("raw_snapshots:"))
     records = served.split("records=")[1].split(",")[0]
     assert "newest snapshot: " in status.stdout and f", {records} instances" in status.stdout
+
+
+def test_an_in_process_call_leaves_the_garbage_collector_alone(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only a console process (which ends right after) runs without the cyclic collector
+    # and freezes its heap at exit; a caller's process, like this test run, keeps both.
+    for name in ("VAST_API_KEY", "VAST_URL", "VAST_PIPELINE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VAST_PIPELINE_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    frozen = gc.get_freeze_count()
+    assert main(["collect"]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 @pytest.mark.parametrize(("args", "words"), [
