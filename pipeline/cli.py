@@ -46,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _short_process(ends_process: bool, handler: Handler) -> Iterator[None]:
     """A `collect` from the console is a process of seconds over a large heap (Dagster's
     modules): Python's cyclic garbage collector walking it cost about 0.5 s of a collect,
-    and walking it again while tearing the interpreter down 0.4 to 1.2 s more (README,
-    "Benchmarks"). So such a process runs `collect` without the cyclic collector
+    and walking it again while tearing the interpreter down 0.8 to 1.2 s more (load 3 to
+    4; README, "Benchmarks"). So such a process runs `collect` without the cyclic collector
     (reference counting still frees nearly everything, and the process is gone in
     seconds), and any console command freezes its heap before exiting, so the teardown
     does not walk it. Called in-process (tests, `argv` given), nothing changes."""
