@@ -478,20 +478,10 @@ def _accept_records(records: Iterable[object], ctx_rows: list) -> tuple[list[dic
 def flatten(records: Iterable[object], snapshot_id: str, snapshot_at: datetime) -> FlattenResult:
     """Typed rows (SNAPSHOT_SCHEMA) and quarantine rows for one snapshot's records.
 
-    Records read from a raw file (they offer `body()` and `parse()`) first go to the
-    columnar fast path (`pipeline.fastflatten`), which takes a clean snapshot straight
-    from NDJSON bytes and declines anything it could not reproduce exactly; the same
-    bytes are then parsed here, value by value.
+    This is the value-by-value path: the history first hands raw files to the columnar
+    fast path (`pipeline.fastflatten`), which calls this for the records it sets aside
+    and leaves a snapshot to this whole when it cannot reproduce it exactly.
     """
-    body = getattr(records, "body", None)
-    if body is not None:
-        from pipeline.fastflatten import fast_flatten  # it builds on this module
-
-        data = body()
-        fast = fast_flatten(data, snapshot_id, snapshot_at)
-        if fast is not None:
-            return fast
-        records = records.parse(data)  # type: ignore[attr-defined]
     rejected: list[tuple[int | None, Any, str]] = []
     good, ids = _accept_records(records, rejected)
     ctx = _Context(snapshot_id, snapshot_at, ids)

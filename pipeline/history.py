@@ -33,6 +33,7 @@ from itertools import repeat
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import fastflatten
 from pipeline.datasets import SNAPSHOT_FAMILY, family
 from pipeline.errors import DataError
 from pipeline.flatten import FlattenResult, flatten
@@ -73,6 +74,9 @@ WRITE_OPTIONS: dict[str, object] = {
     "data_page_size": 1 << 20,
 }
 _VERSION_KEY = b"vast_pipeline.schema_version"
+# NDJSON per fast-path batch: about a third of a 1,000-instance day, enough blocks for
+# Arrow's threads while memory stays bounded by a fraction of a day.
+_BATCH_BYTES = 96 << 20
 _PREVIEW_COLUMNS = ("id", "label", "gpu_name", "actual_status", "dph_total")
 
 
@@ -272,27 +276,47 @@ def _land_missing(store: Store, result: DayResult) -> None:
 
 def _add_snapshots(parts: dict[str, list[pa.Table]], snapshots: list[RawSnapshot],
                    result: DayResult, progress: Callable[[int], None] | None = None) -> None:
-    """Flatten each snapshot into `parts`; a raw file broken after its header is skipped
+    """Flatten the snapshots into `parts`, in batches of about `_BATCH_BYTES` of NDJSON
+    (Arrow reads a batch on all cores); a raw file broken after its header is skipped
     whole and listed in `result.errors`, the others still land."""
+    batch: list[tuple[RawSnapshot, bytes]] = []
+    size = 0
     for snapshot in snapshots:
         try:
-            _add_snapshot(parts, snapshot, result)
+            body = snapshot.records.body()  # type: ignore[attr-defined]
+        except DataError as exc:
+            result.errors.append(str(exc))
+            if progress is not None:
+                progress(1)
+            continue
+        batch.append((snapshot, body))
+        size += len(body)
+        if size >= _BATCH_BYTES:
+            _add_batch(parts, batch, result, progress)
+            batch, size = [], 0
+    _add_batch(parts, batch, result, progress)
+
+
+def _add_batch(parts: dict[str, list[pa.Table]], batch: list[tuple[RawSnapshot, bytes]],
+               result: DayResult, progress: Callable[[int], None] | None) -> None:
+    """The columnar fast path for the batch; `flatten` for each snapshot it declines."""
+    with _gc_paused():
+        fast = fastflatten.flatten_bodies(
+            [fastflatten.Body(s.snapshot_id, s.snapshot_at, body) for s, body in batch])
+    for (snapshot, body), flat in zip(batch, fast, strict=True):
+        try:
+            if flat is None:
+                with _gc_paused():
+                    flat = flatten(snapshot.records.parse(body),  # type: ignore[attr-defined]
+                                   snapshot.snapshot_id, snapshot.snapshot_at)
+            parts["instance_snapshots"].append(flat.table)
+            parts["quarantine"].append(flat.quarantine)
+            parts["snapshots"].append(_log_row(snapshot, flat))
+            result.add(snapshot.snapshot_id, flat)
         except DataError as exc:
             result.errors.append(str(exc))
         if progress is not None:
             progress(1)
-
-
-def _add_snapshot(
-    parts: dict[str, list[pa.Table]], snapshot: RawSnapshot, result: DayResult
-) -> None:
-    """Flatten `snapshot` and queue its rows for the day's files; count it in `result`."""
-    with _gc_paused():
-        flat = flatten(snapshot.records, snapshot.snapshot_id, snapshot.snapshot_at)
-    parts["instance_snapshots"].append(flat.table)
-    parts["quarantine"].append(flat.quarantine)
-    parts["snapshots"].append(_log_row(snapshot, flat))
-    result.add(snapshot.snapshot_id, flat)
 
 
 def rebuild_day(store: Store, account: str, day: date,
