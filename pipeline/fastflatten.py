@@ -238,10 +238,11 @@ class _Batch:
         snapshot_of_row = self.snapshot_of_line[lines]
         columns, coerced_per_row = _contract_columns(table)
         count = len(self.bodies)
-        ids = np.array([b.snapshot_id for b in self.bodies], dtype=object)
-        columns["snapshot_id"] = pa.array(ids[snapshot_of_row], pa.string())
-        columns["snapshot_at"] = pc.take(
-            pa.array([b.snapshot_at for b in self.bodies], TIMESTAMP), pa.array(snapshot_of_row))
+        rows = pa.array(snapshot_of_row)  # numpy ints: no object arrays (they import pandas)
+        columns["snapshot_id"] = pa.array([b.snapshot_id for b in self.bodies],
+                                          pa.string()).take(rows)
+        columns["snapshot_at"] = pa.array([b.snapshot_at for b in self.bodies],
+                                          TIMESTAMP).take(rows)
         n = table.num_rows
         columns["extra_fields"] = pa.nulls(n, pa.string())
         columns["quarantined_values"] = pa.array(np.zeros(n, np.int32))
