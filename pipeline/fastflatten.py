@@ -167,15 +167,19 @@ class _Batch:
         self.bodies = bodies
         parts = [b.data if not b.data or b.data.endswith(b"\n") else b.data + b"\n"
                  for b in bodies]
-        self.data = parts[0] if len(parts) == 1 else b"".join(parts)
+        # One mutable buffer: lines set aside are blanked in place (Arrow skips lines of
+        # spaces), so Arrow reads it as it is, without copying the rest around them.
+        self.data = bytearray().join(parts)
         self.starts = _line_starts(self.data)
         ends = np.cumsum([len(p) for p in parts])
         self.snapshot_of_line = np.searchsorted(ends, self.starts[:-1], side="right")
         self.lines = pa.Array.from_buffers(
             pa.large_binary(), len(self.starts) - 1,
             [None, pa.py_buffer(self.starts), pa.py_buffer(self.data)])
-        self.aside = ~np.asarray(pc.starts_with(self.lines, "{"), dtype=bool)
+        self.aside = np.zeros(len(self.starts) - 1, dtype=bool)
+        self.original: dict[int, bytes] = {}  # the text of blanked lines
         self._scanned: set[str] = set()
+        self._put_aside(~np.asarray(pc.starts_with(self.lines, "{"), dtype=bool))
 
     def results(self) -> list[FlattenResult | None]:
         table, read_lines = self._read()
@@ -187,17 +191,17 @@ class _Batch:
     def _read(self) -> tuple[pa.Table, np.ndarray]:
         """Arrow's table of the lines not set aside, learning from each error it raises."""
         if len(self.aside) > _SAMPLE_LINES:  # learn cheaply on a sample first
-            _learn_from_sample(self.bodies, self.data[:self.starts[_SAMPLE_LINES]])
+            _learn_from_sample(self.bodies, bytes(self.data[:self.starts[_SAMPLE_LINES]]))
         for _ in range(_MAX_LESSONS):
             self._set_aside(list(_LEARNED))
             read_lines = np.flatnonzero(~self.aside)
             try:
-                table = pj.read_json(pa.BufferReader(self._buffer(read_lines)),
+                table = pj.read_json(pa.BufferReader(pa.py_buffer(self.data)),
                                      read_options=_READ, parse_options=_PARSE)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                 self._learn(str(exc))
                 continue
-            if table.num_rows != len(read_lines):  # blank-ish lines Arrow skipped
+            if table.num_rows != len(read_lines):  # rows and lines would not pair up
                 raise _Decline
             unknown = _unknown_key_patterns(table)
             if unknown:
@@ -220,18 +224,16 @@ class _Batch:
             return
         self._scanned.update(fresh)
         regex = "|".join(f"(?:{p})" for p in fresh)
-        self.aside |= np.asarray(pc.match_substring_regex(self.lines, regex), dtype=bool)
+        self._put_aside(np.asarray(pc.match_substring_regex(self.lines, regex), dtype=bool))
 
-    def _buffer(self, lines: np.ndarray) -> bytes:
-        """The NDJSON of `lines` (ascending indices): one copy of the runs between gaps."""
-        if len(lines) == len(self.aside):
-            return self.data
-        view = memoryview(self.data)
-        breaks = np.flatnonzero(np.diff(lines) != 1) + 1
-        firsts = lines[np.r_[0, breaks]] if len(lines) else []
-        lasts = lines[np.r_[breaks - 1, len(lines) - 1]] if len(lines) else []
-        return b"".join(view[self.starts[a]:self.starts[b + 1]] for a, b in zip(firsts, lasts,
-                                                                                  strict=True))
+    def _put_aside(self, mask: np.ndarray) -> None:
+        """Keep the text of the newly masked lines, then blank them for Arrow's reads."""
+        data, starts = self.data, self.starts
+        for line in np.flatnonzero(mask & ~self.aside).tolist():
+            start, end = starts[line], starts[line + 1] - 1  # the newline stays
+            self.original[line] = bytes(data[start:end])
+            data[start:end] = b" " * (end - start)
+        self.aside |= mask
 
     # -- per snapshot ------------------------------------------------------------------------
     def _assemble(self, table: pa.Table, lines: np.ndarray) -> list[FlattenResult | None]:
@@ -285,9 +287,10 @@ class _Batch:
 
     def _parse(self, lines: np.ndarray) -> list[object] | None:
         """The records on `lines`, or None when one is not JSON (the caller reports it)."""
-        view, starts = memoryview(self.data), self.starts
+        view, starts, original = memoryview(self.data), self.starts, self.original
         try:
-            return [orjson.loads(view[starts[i]:starts[i + 1]]) for i in lines]
+            return [orjson.loads(original[i] if i in original else view[starts[i]:starts[i + 1]])
+                    for i in lines.tolist()]
         except orjson.JSONDecodeError:
             return None
 
@@ -381,22 +384,19 @@ def _float_columns(table: pa.Table) -> list[pa.ChunkedArray]:
     return columns
 
 
-def _per_distinct(values: pa.Array, convert: Callable[[Any], Any],
+def _per_distinct(values: pa.ChunkedArray, convert: Callable[[Any], Any],
                   to_type: pa.DataType) -> pa.Array:
     """`convert` of every non-null value, called once per distinct value (a day holds
     a few hundred distinct `local_ipaddrs` and a handful of `os_version`s)."""
-    encoded = values.dictionary_encode()
+    encoded = values.combine_chunks().dictionary_encode()
     converted = pa.array([convert(v) for v in encoded.dictionary.to_pylist()], to_type)
     return converted.take(encoded.indices)
 
 
-def _contract_columns(table: pa.Table) -> tuple[dict[str, pa.Array], np.ndarray]:
-    """Contract columns from Arrow's columns, and the coerced values of each row."""
-    table = table.combine_chunks()
-    cols: dict[str, pa.Array] = {}
-    for name in READ_SCHEMA.names:
-        column = table.column(name)
-        cols[name] = column.chunk(0) if column.num_chunks else pa.array([], column.type)
+def _contract_columns(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
+    """Contract columns from Arrow's columns (chunks kept: the day file combines them
+    once), and the coerced values of each row."""
+    cols = {name: table.column(name) for name in READ_SCHEMA.names}
     for parent in PRICING_PARENTS:
         struct = cols.pop(parent)
         for key, child in zip(PRICING_KEYS, struct.flatten(), strict=True):
