@@ -56,9 +56,9 @@ from pipeline.flatten import (
     _EXACT_FLOAT_INT,
     _MAX_EPOCH_S,
     FlattenResult,
-    _Context,
     _timestamps,
-    flatten,
+    empty_quarantine,
+    flatten_many,
     to_json,
 )
 from pipeline.schema import (
@@ -256,34 +256,25 @@ class _Batch:
         aside_lines = np.flatnonzero(self.aside)
         aside_per = np.searchsorted(self.snapshot_of_line[aside_lines], np.arange(count + 1))
         fast_ids = np.asarray(table.column("id").to_numpy(zero_copy_only=False))
-        return [
-            self._snapshot(i, fast.slice(int(offsets[i]), int(rows_per[i])),
-                           fast_ids[offsets[i]:offsets[i + 1]], int(coerced_per[i]),
-                           aside_lines[aside_per[i]:aside_per[i + 1]])
-            for i in range(count)
-        ]
+        parts = [self._part(i, fast.slice(int(offsets[i]), int(rows_per[i])),
+                            fast_ids[offsets[i]:offsets[i + 1]], int(coerced_per[i]),
+                            aside_lines[aside_per[i]:aside_per[i + 1]])
+                 for i in range(count)]
+        return _combine(parts)
 
-    def _snapshot(self, index: int, fast: pa.Table, fast_ids: np.ndarray, coerced: int,
-                  aside: np.ndarray) -> FlattenResult | None:
+    def _part(self, index: int, fast: pa.Table, fast_ids: np.ndarray, coerced: int,
+              aside: np.ndarray) -> _Part | None:
+        """The snapshot's fast rows and its records set aside, or None to decline it."""
         body = self.bodies[index]
         if len(np.unique(fast_ids)) != len(fast_ids):
             return None  # a repeated id: flatten keeps the first occurrence in record order
         records = self._parse(aside)
         if records is None:
             return None
-        if not records:
-            return FlattenResult(table=fast, quarantine=_Context(
-                body.snapshot_id, body.snapshot_at, []).quarantine_table(), new_fields=set(),
-                coerced_values=coerced, quarantined_records=0, quarantined_values=0)
         other_ids = {r["id"] for r in records if type(r) is dict and type(r.get("id")) is int}
         if not other_ids.isdisjoint(fast_ids.tolist()):
             return None  # flatten would quarantine one of the two as a repeated id
-        slow = flatten(records, body.snapshot_id, body.snapshot_at)
-        return FlattenResult(
-            table=pa.concat_tables([fast, slow.table]), quarantine=slow.quarantine,
-            new_fields=slow.new_fields, coerced_values=coerced + slow.coerced_values,
-            quarantined_records=slow.quarantined_records,
-            quarantined_values=slow.quarantined_values)
+        return _Part(body, fast, coerced, records)
 
     def _parse(self, lines: np.ndarray) -> list[object] | None:
         """The records on `lines`, or None when one is not JSON (the caller reports it)."""
@@ -293,6 +284,42 @@ class _Batch:
                     for i in lines.tolist()]
         except orjson.JSONDecodeError:
             return None
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A snapshot's rows read by Arrow, and its records set aside for `flatten`."""
+
+    body: Body
+    fast: pa.Table
+    coerced: int
+    aside: list[object]
+
+
+def _combine(parts: list[_Part | None]) -> list[FlattenResult | None]:
+    """Each snapshot's fast rows plus `flatten_many` of the records set aside (one pass)."""
+    slow_parts = [p for p in parts if p is not None and p.aside]
+    slow = iter(flatten_many([(p.aside, p.body.snapshot_id, p.body.snapshot_at)
+                              for p in slow_parts]))
+    results: list[FlattenResult | None] = []
+    for part in parts:
+        if part is None:
+            results.append(None)
+        elif not part.aside:
+            results.append(FlattenResult(
+                table=part.fast, quarantine=empty_quarantine(part.body.snapshot_id,
+                                                             part.body.snapshot_at),
+                new_fields=set(), coerced_values=part.coerced, quarantined_records=0,
+                quarantined_values=0))
+        else:
+            other = next(slow)
+            results.append(FlattenResult(
+                table=pa.concat_tables([part.fast, other.table]),
+                quarantine=other.quarantine, new_fields=other.new_fields,
+                coerced_values=part.coerced + other.coerced_values,
+                quarantined_records=other.quarantined_records,
+                quarantined_values=other.quarantined_values))
+    return results
 
 
 def _learn_from_sample(bodies: Sequence[Body], sample: bytes) -> None:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.fastflatten import Body, fast_flatten, flatten_bodies, forget_learned
-from pipeline.flatten import FlattenResult, flatten
+from pipeline.flatten import FlattenResult, flatten, flatten_many
 from pipeline.fleet import FleetModel
 from pipeline.history import SORT_KEYS, WRITE_OPTIONS
 from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
@@ -250,3 +250,16 @@ def test_generated_clean_values_are_accepted() -> None:
                       os_version=22.04, has_avx=0, start_date=-5.5, end_date=None)
     records[1].pop("instance")
     assert _compare(records)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_snapshots(), min_size=1, max_size=4))
+def test_flattening_snapshots_together_equals_flattening_each(
+        snapshots: list[list[Any]]) -> None:
+    """`flatten_many` (one pass for the records the fast path sets aside) gives each
+    snapshot exactly, in the same row order, what `flatten` gives it alone."""
+    together = flatten_many([(records, f"s{i}", AT) for i, records in enumerate(snapshots)])
+    for i, (records, result) in enumerate(zip(snapshots, together, strict=True)):
+        alone = flatten(records, f"s{i}", AT)
+        assert result.table.equals(alone.table, check_metadata=True)
+        _assert_same(result, alone)
