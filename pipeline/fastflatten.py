@@ -16,7 +16,8 @@ aside *before* Arrow reads the rest:
   to string"), so each error teaches one pattern, and the read is retried without the
   lines that match it. Patterns are kept for the process: a rebuild learns the drift of
   its first day and sets it aside up front on every later day;
-- a line holding a key the contract does not know (Arrow reports it as an extra column);
+- a line holding a key the contract does not know (Arrow reports it as an extra column,
+  and the batch is read again without the lines that spell that key);
 - a row Arrow reads differently from `flatten` (integers beyond float64's exact range in
   float columns, epoch seconds beyond year 9999, `has_avx` outside 0/1, integral
   `os_version` numbers, non-empty `volume_info`, a missing id).
@@ -176,6 +177,10 @@ class _Batch:
         self.lines = pa.Array.from_buffers(
             pa.large_binary(), len(self.starts) - 1,
             [None, pa.py_buffer(self.starts), pa.py_buffer(self.data)])
+        try:  # orjson refuses invalid UTF-8 that Arrow's reader would take
+            self.lines.cast(pa.large_string())
+        except pa.ArrowInvalid:
+            raise _Decline from None
         self.aside = np.zeros(len(self.starts) - 1, dtype=bool)
         self.original: dict[int, bytes] = {}  # the text of blanked lines
         self._scanned: set[str] = set()
@@ -204,10 +209,11 @@ class _Batch:
             if table.num_rows != len(read_lines):  # rows and lines would not pair up
                 raise _Decline
             unknown = _unknown_key_patterns(table)
-            if unknown:
-                self._set_aside(unknown)
-                _LEARNED.update(dict.fromkeys(unknown))
-            return _contract_typed(table), read_lines
+            if not unknown:  # no line read holds a key the contract does not know
+                return _contract_typed(table), read_lines
+            if all(p in self._scanned for p in unknown):
+                raise _Decline  # spelled otherwise in the text (escaped): not found
+            _LEARNED.update(dict.fromkeys(unknown))  # set aside, then read again
         raise _Decline
 
     def _learn(self, message: str) -> None:

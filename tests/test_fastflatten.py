@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, given, settings
@@ -263,3 +264,22 @@ def test_flattening_snapshots_together_equals_flattening_each(
         alone = flatten(records, f"s{i}", AT)
         assert result.table.equals(alone.table, check_metadata=True)
         _assert_same(result, alone)
+
+
+def test_bytes_the_raw_writer_never_writes_are_still_exact() -> None:
+    """An unknown key spelled with escapes, a null-valued unknown key and invalid UTF-8:
+    each snapshot is either flattened exactly or left to `flatten` (which reports it)."""
+    _, body = _raw_body([dict(r) for r in BASE])
+    lines = body.splitlines(keepends=True)
+    escaped = lines[1].replace(b'{"id"', b'{"zz\\u005fnew":null,"id"', 1)
+    null_key = lines[2].replace(b'{"id"', b'{"zz_new":null,"id"', 1)
+    cases = [b"".join([lines[0], escaped, *lines[2:]]),
+             b"".join([lines[0], lines[1], null_key, *lines[3:]])]
+    for data in cases:
+        fast = fast_flatten(data, "s1", AT)
+        slow = flatten([orjson.loads(line) for line in data.splitlines()], "s1", AT)
+        assert slow.new_fields == {"zz_new"}
+        if fast is not None:
+            _assert_same(fast, slow)
+    bad_utf8 = b"".join([lines[0], lines[1].replace(b'"id"', b'"label2":"\xff","id"', 1)])
+    assert flatten_bodies([Body("s0", AT, body), Body("s1", AT, bad_utf8)])[1] is None
