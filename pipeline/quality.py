@@ -116,7 +116,7 @@ def run_history_checks(store: Store, *, cadence_minutes: int, now: datetime | No
 
     With `day`, the row checks read that day's partitions only (what a scheduled run just
     landed), so their cost does not grow with the history; freshness always looks at each
-    account's newest snapshot. Without, they audit the whole history.
+    account's newest snapshot. Without `day`, they audit the whole history.
     """
     source = _source(store, day)
     if source is None:

@@ -171,6 +171,17 @@ def test_a_day_check_never_opens_another_day(store: Store) -> None:
     assert {name: o.passed for name, o in outcomes.items()} == dict.fromkeys(HISTORY_CHECKS, True)
 
 
+def test_a_day_that_listed_no_instance_passes_the_row_checks(store: Store) -> None:
+    # An account with no instance left is not a data problem (its day file holds no row);
+    # freshness still judges every account.
+    later = NOW + timedelta(days=1)
+    land(store, "main", later, [])
+    outcomes = checks(store, now=later, day=later.date())
+    assert {name: o.passed for name, o in outcomes.items()} == {
+        **dict.fromkeys(HISTORY_CHECKS, True), "fresh_snapshots": False}
+    assert outcomes["fresh_snapshots"].detail.startswith("lab: newest snapshot 2026-03-02")
+
+
 def test_a_day_without_history_fails_every_check_with_one_sentence(store: Store) -> None:
     outcomes = checks(store, day=date(2026, 2, 1))
     assert not any(o.passed for o in outcomes.values())
