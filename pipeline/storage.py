@@ -180,8 +180,8 @@ class Store:
     def read_parquet(self, path: str) -> pa.Table:
         """Read one Parquet file whole (hive columns are not in our files).
 
-        Through `ParquetFile`, not `pq.read_table`: the latter goes through
-        `pyarrow.dataset`, whose import (pandas included) was a tenth of a `collect`.
+        Through `ParquetFile`, not `pq.read_table`: the latter imports `pyarrow.dataset`
+        (about 0.08 s of every `collect`; with pandas installed, 0.23 s with pandas).
         """
         fence = self._fence()
         if fence is not None:
