@@ -161,6 +161,8 @@ def test_collect_and_charges_land_on_s3_and_status_reads_them(
     result = run_cli("collect", env=s3_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "check unique_instance_snapshot: passed" in result.stdout
+    assert "check fresh_snapshots: passed" in result.stdout
+    assert "were not evaluated" not in result.stderr  # instance_down read its s3:// files
     keys = s3.keys(_prefix(s3_env))
     assert sum(k.endswith(".ndjson.zst") for k in keys) == 1
     assert f"{_prefix(s3_env)}/alerts/state.json" in keys  # alerts evaluated on S3 too
