@@ -28,6 +28,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +36,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from pipeline.alerts.engine import alert_log_source
@@ -348,46 +351,94 @@ def _daily_view_sql(name: str, files: list[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Chunking:
+    """How daily models are cut: `days` per query, `writers` threads writing its files."""
+
+    days: int
+    writers: int
+
+
 def _chunks(window: tuple[date, date], chunk_days: int) -> list[tuple[date, date]]:
     days = _days_between(*window)
     groups = (days[i:i + chunk_days] for i in range(0, len(days), chunk_days))
     return [(g[0], g[-1]) for g in groups]
 
 
-def _write_partitions(con: Any, sql: str, staging: Path) -> int:
-    """Materialize one chunk, then write one Parquet file per (account, day).
+def _write_partitions(con: Any, sql: str, staging: Path, threads: int) -> int:
+    """Run one chunk's query once into Arrow, then write one Parquet file per (account, day)
+    on `threads` threads (pyarrow releases the GIL while filtering and writing).
 
-    Why not COPY ... PARTITION_BY: on this workload it costs about twice the CPU of a
-    temporary table plus one plain COPY per partition.
+    Why not DuckDB: a temporary table plus one filtered COPY per partition materialized
+    the chunk twice and scanned it once per day, and COPY ... PARTITION_BY costs more CPU
+    than the whole Arrow path; DuckDB's Parquet writer is also about twice as slow as
+    pyarrow's on the wide string columns. The files hold the same types either way.
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _chunk AS {sql}")
-    keys = con.execute("SELECT DISTINCT account, day FROM _chunk").fetchall()
-    for account, day in keys:
-        folder = staging / f"account={account}" / f"day={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        con.execute(
-            "COPY (SELECT * EXCLUDE (account, day) FROM _chunk "
-            f"WHERE account = '{sql_literal(account)}' AND day = DATE '{day.isoformat()}') "
-            f"TO '{sql_literal(str(folder / 'data_0.parquet'))}' "
-            "(FORMAT parquet, COMPRESSION zstd)"
+    table = _as_duckdb_writes(con.sql(sql))
+    accounts = [a for a in pc.unique(table["account"]).to_pylist() if a is not None]
+    one_account = len(accounts) == 1 and table["account"].null_count == 0
+    jobs = [(account, day, staging / f"account={account}" / f"day={day.isoformat()}")
+            for account, day in _partition_keys(table, accounts, one_account)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        written = sum(pool.map(lambda job: _write_partition(table, one_account, *job), jobs))
+    if written != table.num_rows:  # a NULL account or day has no partition to go to
+        raise WarehouseError(
+            f"{table.num_rows - written} rows have no account or day; fix the model's SQL."
         )
-    rows = con.execute("SELECT count(*) FROM _chunk").fetchone()[0]
-    con.execute("DROP TABLE _chunk")
-    return int(rows)
+    return written
+
+
+# DuckDB types its Parquet writer stores differently from their Arrow form: a HUGEINT (what
+# sum() of integers gives) arrives as decimal128(38, 0) but DuckDB writes it as DOUBLE.
+_DUCKDB_PARQUET_TYPES = {"HUGEINT": pa.float64(), "UHUGEINT": pa.float64()}
+
+
+def _as_duckdb_writes(relation: Any) -> pa.Table:
+    """The relation as Arrow, with the column types DuckDB's own COPY would have written,
+    so model files (and what analysts read from them) keep their types."""
+    table = relation.to_arrow_table()
+    for i, kind in enumerate(relation.types):
+        target = _DUCKDB_PARQUET_TYPES.get(str(kind))
+        if target is not None:
+            table = table.set_column(i, table.field(i).name, table.column(i).cast(target))
+    return table
+
+
+def _partition_keys(table: pa.Table, accounts: list[str], one_account: bool
+                    ) -> list[tuple[str, date]]:
+    """The (account, day) pairs present in `table`, sorted."""
+    keys: list[tuple[str, date]] = []
+    for account in sorted(accounts):
+        rows = table if one_account else table.filter(pc.equal(table["account"], account))
+        days = pc.unique(rows["day"]).to_pylist()
+        keys += [(account, day) for day in sorted(d for d in days if d is not None)]
+    return keys
+
+
+def _write_partition(table: pa.Table, one_account: bool, account: str, day: date,
+                     folder: Path) -> int:
+    """Write the rows of (`account`, `day`) to `folder`; returns how many."""
+    mask = pc.equal(table["day"], pa.scalar(day, pa.date32()))
+    if not one_account:
+        mask = pc.and_(mask, pc.equal(table["account"], account))
+    part = table.filter(mask).drop_columns(["account", "day"])
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(part, folder / "data_0.parquet", compression="zstd")
+    return part.num_rows
 
 
 def _build_daily(
     con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
-    build_id: str, chunk_days: int, say: Progress,
+    build_id: str, chunking: _Chunking, say: Progress,
 ) -> int:
     written = 0
     if window is not None:
-        for start, end in _chunks(window, chunk_days):
+        for start, end in _chunks(window, chunking.days):
             say(f"{model.name}: {start} .. {end}")
             staging = _staging(store.paths, build_id) / model.name / start.isoformat()
             staging.mkdir(parents=True, exist_ok=True)
             _set_window(con, start, end)
-            written += _write_partitions(con, sql, staging)
+            written += _write_partitions(con, sql, staging, chunking.writers)
             store.replace_days(model.name, staging, _days_between(start, end), build_id)
             shutil.rmtree(staging, ignore_errors=True)
     files = store.files(model.name)
@@ -401,10 +452,10 @@ def _build_daily(
 
 def _run_model(
     con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
-    build_id: str, chunk_days: int, say: Progress,
+    build_id: str, chunking: _Chunking, say: Progress,
 ) -> int:
     if model.materialized == "daily":
-        return _build_daily(con, model, sql, store, window, build_id, chunk_days, say)
+        return _build_daily(con, model, sql, store, window, build_id, chunking, say)
     say(f"{model.name} ({model.materialized})")
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     con.execute(f"CREATE {kind} {model.name} AS {sql}")
@@ -506,6 +557,7 @@ def _build_locked(
     tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
     placeholders = _placeholders(paths, sources)
     con = _connect_build(tmp_db, paths, memory_limit, threads)
+    chunking = _Chunking(chunk_days, threads or os.cpu_count() or 1)
     try:
         con.execute("SET VARIABLE cap_minutes = ?::INTEGER", [cap])
         con.execute("SET VARIABLE context_days = ?::INTEGER", [_context_days(cap)])
@@ -513,7 +565,7 @@ def _build_locked(
             sql = render_sql(model, placeholders)
             try:
                 result.rows_written[model.name] = _run_model(
-                    con, model, sql, store, window, build_id, chunk_days, say)
+                    con, model, sql, store, window, build_id, chunking, say)
             except duckdb.Error as exc:
                 raise WarehouseError(
                     f"Model {model.name} ({model.path.name}) failed: {first_line(exc)}."
