@@ -246,6 +246,10 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
+    # Every model rebinds the views over the whole history (hundreds of day files): without
+    # the cache each bind re-reads every file's footer, which made an incremental build
+    # cost in proportion to the history's length.
+    con.execute("SET parquet_metadata_cache = true")
     register_on(con, paths.home)
     tmp = paths.db.parent / ".duckdb_tmp"
     con.execute(f"SET temp_directory = '{sql_literal(str(tmp))}'")
