@@ -151,6 +151,7 @@ class BuildResult:
     models: list[str]
     rows_written: dict[str, int] = field(default_factory=dict)  # daily models only
     seconds: float = 0.0
+    model_seconds: dict[str, float] = field(default_factory=dict)  # wall time per model
 
     def summary(self) -> str:
         """One line for the CLI and logs."""
@@ -617,13 +618,15 @@ def _build_locked(
         con.execute("SET VARIABLE context_days = ?::INTEGER", [_context_days(cap)])
         for model in models:
             sql = render_sql(model, placeholders)
+            model_started = time.monotonic()
             try:
                 result.rows_written[model.name] = _run_model(
                     con, model, sql, store, window, build_id, chunking, say)
-            except duckdb.Error as exc:
+            except (duckdb.Error, pa.ArrowException) as exc:
                 raise WarehouseError(
                     f"Model {model.name} ({model.path.name}) failed: {first_line(exc)}."
                 ) from exc
+            result.model_seconds[model.name] = time.monotonic() - model_started
         _write_build_info(con, result, cadence, cap)
         con.execute("CHECKPOINT")
     except BaseException:
