@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -66,36 +67,52 @@ class FlattenResult:
 
 
 class _Context:
-    """Mutable state of one flatten call: quarantine rows and per-row counters."""
+    """Mutable state of one flatten call: quarantine rows and per-row counters.
 
-    def __init__(self, snapshot_id: str, snapshot_at: datetime, ids: list[int]) -> None:
-        self.snapshot_id = snapshot_id
-        self.snapshot_at = snapshot_at
+    One call may flatten several snapshots (`flatten_many`): rows are numbered across
+    all of them and `row_snapshot` says whose each is; every counter is kept per row or
+    per snapshot so the results can be split again.
+    """
+
+    def __init__(self, snapshots: list[tuple[str, datetime]], row_snapshot: list[int],
+                 ids: list[int]) -> None:
+        self.snapshots = snapshots
+        self.row_snapshot = row_snapshot
         self.ids = ids
         self.row_quarantined = [0] * len(ids)
-        self.coerced = 0
-        self.rows: list[tuple[int | None, str | None, str, str]] = []
+        self.row_coerced = [0] * len(ids)
+        self.new_fields: list[set[str]] = [set() for _ in snapshots]
+        self.rows: list[tuple[int, int | None, str | None, str, str]] = []  # snapshot first
 
     def reject_value(self, row: int, field: str, value: Any, reason: str) -> None:
         self.row_quarantined[row] += 1
-        self.rows.append((self.ids[row], field, to_json(value), reason))
+        self.rows.append((self.row_snapshot[row], self.ids[row], field, to_json(value), reason))
 
-    def reject_record(self, instance_id: int | None, value: Any, reason: str) -> None:
-        self.rows.append((instance_id, None, to_json(value), reason))
+    def reject_record(self, snapshot: int, instance_id: int | None, value: Any,
+                      reason: str) -> None:
+        self.rows.append((snapshot, instance_id, None, to_json(value), reason))
 
-    def quarantine_table(self) -> pa.Table:
-        n = len(self.rows)
+    def quarantine_table(self, snapshot: int = 0) -> pa.Table:
+        """The quarantine rows of one snapshot, in the order they were found."""
+        rows = [r for r in self.rows if r[0] == snapshot]
+        snapshot_id, snapshot_at = self.snapshots[snapshot]
+        n = len(rows)
         return pa.table(
             {
-                "snapshot_id": pa.array([self.snapshot_id] * n, pa.string()),
-                "snapshot_at": pa.array([self.snapshot_at] * n, TIMESTAMP),
-                "instance_id": pa.array([r[0] for r in self.rows], pa.int64()),
-                "field": pa.array([r[1] for r in self.rows], pa.string()),
-                "original_value": pa.array([r[2] for r in self.rows], pa.string()),
-                "reason": pa.array([r[3] for r in self.rows], pa.string()),
+                "snapshot_id": pa.array([snapshot_id] * n, pa.string()),
+                "snapshot_at": pa.array([snapshot_at] * n, TIMESTAMP),
+                "instance_id": pa.array([r[1] for r in rows], pa.int64()),
+                "field": pa.array([r[2] for r in rows], pa.string()),
+                "original_value": pa.array([r[3] for r in rows], pa.string()),
+                "reason": pa.array([r[4] for r in rows], pa.string()),
             },
             schema=QUARANTINE_SCHEMA,
         )
+
+
+def empty_quarantine(snapshot_id: str, snapshot_at: datetime) -> pa.Table:
+    """A snapshot's quarantine table with no rows."""
+    return _Context([(snapshot_id, snapshot_at)], [], []).quarantine_table()
 
 
 def to_json(value: Any) -> str:
@@ -373,7 +390,10 @@ def _fix_types(ctx: _Context, name: str, kind: _Kind, values: list[Any]) -> None
     converted = kind.bulk(values, types) if kind.bulk is not None else None
     if converted is not None:  # the column's usual drift, converted in one comprehension
         if not kind.normal:
-            ctx.coerced += len(values) - sum(map(ok.__contains__, map(type, values)))
+            counts = ctx.row_coerced
+            for row, value in enumerate(values):
+                if type(value) not in ok:
+                    counts[row] += 1
         values[:] = converted
         return
     coerce, normal = kind.coerce, kind.normal
@@ -387,7 +407,7 @@ def _fix_types(ctx: _Context, name: str, kind: _Kind, values: list[Any]) -> None
             ctx.reject_value(row, name, value, f"expected {kind.expected}, got {_describe(value)}")
             continue
         if type(value) not in normal:
-            ctx.coerced += 1
+            ctx.row_coerced[row] += 1
 
 
 def _fix(ctx: _Context, row: int, name: str, kind: _Kind, value: Any) -> Any:
@@ -400,7 +420,7 @@ def _fix(ctx: _Context, row: int, name: str, kind: _Kind, value: Any) -> Any:
         ctx.reject_value(row, name, value, f"expected {kind.expected}, got {_describe(value)}")
         return None
     if _type_name(converted) != _type_name(value) or converted != value:
-        ctx.coerced += 1
+        ctx.row_coerced[row] += 1
     return converted
 
 
@@ -478,29 +498,48 @@ def _accept_records(records: Iterable[object], ctx_rows: list) -> tuple[list[dic
 def flatten(records: Iterable[object], snapshot_id: str, snapshot_at: datetime) -> FlattenResult:
     """Typed rows (SNAPSHOT_SCHEMA) and quarantine rows for one snapshot's records.
 
-    Records read from a raw file (they offer `body()` and `parse()`) first go to the
-    columnar fast path (`pipeline.fastflatten`), which takes a clean snapshot straight
-    from NDJSON bytes and declines anything it could not reproduce exactly; the same
-    bytes are then parsed here, value by value.
+    This is the value-by-value path: the history first hands raw files to the columnar
+    fast path (`pipeline.fastflatten`), which calls `flatten_many` for the records it sets
+    aside and leaves a snapshot to this whole when it cannot reproduce it exactly.
     """
-    body = getattr(records, "body", None)
-    if body is not None:
-        from pipeline.fastflatten import fast_flatten  # it builds on this module
+    return flatten_many([(records, snapshot_id, snapshot_at)])[0]
 
-        data = body()
-        fast = fast_flatten(data, snapshot_id, snapshot_at)
-        if fast is not None:
-            return fast
-        records = records.parse(data)  # type: ignore[attr-defined]
-    rejected: list[tuple[int | None, Any, str]] = []
-    good, ids = _accept_records(records, rejected)
-    ctx = _Context(snapshot_id, snapshot_at, ids)
-    for instance_id, value, reason in rejected:
-        ctx.reject_record(instance_id, value, reason)
-    n = len(good)
+
+def flatten_many(
+    snapshots: Sequence[tuple[Iterable[object], str, datetime]],
+) -> list[FlattenResult]:
+    """`flatten` of each (records, snapshot_id, snapshot_at), in one pass over all of them.
+
+    Why: a column is built in one Arrow call whatever its length, so a few records from
+    each of a hundred snapshots cost one pass instead of a hundred. Every decision is
+    made value by value or within a snapshot (repeated ids), so each result is exactly
+    what `flatten` gives that snapshot alone.
+    """
+    ctx = _Context([(sid, at) for _, sid, at in snapshots], [], [])
+    good: list[dict] = []
+    rejected_per: list[int] = []
+    for index, (records, _, _) in enumerate(snapshots):
+        rejected: list[tuple[int | None, Any, str]] = []
+        accepted, ids = _accept_records(records, rejected)
+        for instance_id, value, reason in rejected:
+            ctx.reject_record(index, instance_id, value, reason)
+        rejected_per.append(len(rejected))
+        good += accepted
+        ctx.ids += ids
+        ctx.row_snapshot += [index] * len(ids)
+    ctx.row_quarantined = [0] * len(good)
+    ctx.row_coerced = [0] * len(good)
+    table = _typed_table(ctx, good)
+    return [_result_of(ctx, table, index, rejected_per[index])
+            for index in range(len(snapshots))]
+
+
+def _typed_table(ctx: _Context, good: list[dict]) -> pa.Table:
+    """SNAPSHOT_SCHEMA rows of the accepted records of every snapshot in `ctx`."""
+    rows = pa.array(ctx.row_snapshot, pa.int64())
     columns: dict[str, pa.Array] = {
-        "snapshot_id": pa.array([snapshot_id] * n, pa.string()),
-        "snapshot_at": pa.array([snapshot_at] * n, TIMESTAMP),
+        "snapshot_id": pa.array([sid for sid, _ in ctx.snapshots], pa.string()).take(rows),
+        "snapshot_at": pa.array([at for _, at in ctx.snapshots], TIMESTAMP).take(rows),
     }
     values = dict(zip(_RECORD_KEYS, _transpose(good, _RECORD_KEYS), strict=True))
     for name, kind in _TYPED_COLUMNS:
@@ -508,25 +547,33 @@ def flatten(records: Iterable[object], snapshot_id: str, snapshot_at: datetime) 
     for name in JSON_FIELDS:
         columns[name] = pa.array([None if v is None else to_json(v) for v in values[name]],
                                  pa.string())
-    new_fields: set[str] = set()
     pricing_extras: dict[int, dict[str, Any]] = {}
     for parent in PRICING_PARENTS:
-        objects = _pricing_objects(ctx, parent, values[parent], pricing_extras, new_fields)
+        objects = _pricing_objects(ctx, parent, values[parent], pricing_extras)
         for key, column in zip(PRICING_KEYS, _transpose(objects, _PRICING_KEY_LIST), strict=True):
             name = pricing_column(parent, key)
             columns[name] = _column(ctx, name, _KINDS["float"], column)
-    columns["extra_fields"] = _extra_fields(good, pricing_extras, new_fields)
+    columns["extra_fields"] = _extra_fields(ctx, good, pricing_extras)
     columns["quarantined_values"] = pa.array(ctx.row_quarantined, pa.int32())
-    table = pa.Table.from_arrays(
-        [columns[f.name] for f in SNAPSHOT_SCHEMA], schema=SNAPSHOT_SCHEMA
-    )
+    return pa.Table.from_arrays([columns[f.name] for f in SNAPSHOT_SCHEMA], schema=SNAPSHOT_SCHEMA)
+
+
+def _result_of(ctx: _Context, table: pa.Table, index: int, rejected: int) -> FlattenResult:
+    """One snapshot's share of a `flatten_many` pass (its rows are contiguous)."""
+    if len(ctx.snapshots) == 1:
+        rows = range(len(ctx.ids))
+        part = table
+    else:
+        first = bisect_left(ctx.row_snapshot, index)
+        rows = range(first, bisect_right(ctx.row_snapshot, index))
+        part = table.slice(first, len(rows))
     return FlattenResult(
-        table=table,
-        quarantine=ctx.quarantine_table(),
-        new_fields=new_fields,
-        coerced_values=ctx.coerced,
-        quarantined_records=len(rejected),
-        quarantined_values=sum(ctx.row_quarantined),
+        table=part,
+        quarantine=ctx.quarantine_table(index),
+        new_fields=ctx.new_fields[index],
+        coerced_values=sum(ctx.row_coerced[r] for r in rows),
+        quarantined_records=rejected,
+        quarantined_values=sum(ctx.row_quarantined[r] for r in rows),
     )
 
 
@@ -554,7 +601,6 @@ def _pricing_objects(
     parent: str,
     objects: list[Any],
     extras: dict[int, dict[str, Any]],
-    new_fields: set[str],
 ) -> list[dict[str, Any]]:
     """The pricing dicts of one parent; a non-object is quarantined, unknown keys kept."""
     out: list[dict[str, Any]] = []
@@ -569,12 +615,12 @@ def _pricing_objects(
         if not obj.keys() <= _PRICING_KEY_SET:
             for key in obj.keys() - _PRICING_KEY_SET:
                 extras.setdefault(row, {})[f"{parent}.{key}"] = obj[key]
-                new_fields.add(f"{parent}.{key}")
+                ctx.new_fields[ctx.row_snapshot[row]].add(f"{parent}.{key}")
     return out
 
 
 def _extra_fields(
-    good: list[dict], pricing_extras: dict[int, dict[str, Any]], new_fields: set[str]
+    ctx: _Context, good: list[dict], pricing_extras: dict[int, dict[str, Any]]
 ) -> pa.Array:
     """Unknown keys per row as sorted JSON text; NULL for rows without any."""
     known = KNOWN_API_KEYS
@@ -586,6 +632,7 @@ def _extra_fields(
             continue
         unknown = r.keys() - known
         merged = dict(extra or {})
+        new_fields = ctx.new_fields[ctx.row_snapshot[row]]
         for key in unknown:
             merged[key] = r[key]
             new_fields.add(key)

@@ -1,11 +1,11 @@
 """The columnar fast path equals the value-by-value path, down to the Parquet bytes.
 
-Each case writes a real raw file (zstd NDJSON through `pipeline.raw`), then flattens its
-bytes both ways: `fast_flatten` on the NDJSON body, `flatten` on the parsed records
-(a list, so `flatten` takes its value-by-value path). Wherever the fast path accepts, the
-tables, quarantine, counters and the Parquet files written with the history's options
-must be identical; where it declines, `flatten` on the raw file must still give the
-value-by-value result.
+Each case writes real raw files (zstd NDJSON through `pipeline.raw`), then flattens their
+bytes both ways: `flatten_bodies` on the NDJSON bodies (one batch, as the history does),
+`flatten` on each snapshot's parsed records. Wherever the fast path accepts a snapshot,
+its rows (in any order: day files are sorted), quarantine, counters and the Parquet files
+written with the history's options must be identical. Drifted records take the fast path
+too: they are set aside and go through `flatten`, so that is checked here as well.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.fastflatten import fast_flatten
-from pipeline.flatten import FlattenResult, flatten
+from pipeline.fastflatten import Body, fast_flatten, flatten_bodies, forget_learned
+from pipeline.flatten import FlattenResult, flatten, flatten_many
 from pipeline.fleet import FleetModel
 from pipeline.history import SORT_KEYS, WRITE_OPTIONS
 from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
@@ -57,8 +58,12 @@ def _parquet(table: pa.Table, dataset: str) -> bytes:
     return out.getvalue()
 
 
+def _sorted(table: pa.Table) -> pa.Table:
+    return table.combine_chunks().sort_by(SORT_KEYS["instance_snapshots"])
+
+
 def _assert_same(fast: FlattenResult, slow: FlattenResult) -> None:
-    assert fast.table.equals(slow.table, check_metadata=True)
+    assert _sorted(fast.table).equals(_sorted(slow.table), check_metadata=True)
     assert fast.quarantine.equals(slow.quarantine)
     assert (fast.new_fields, fast.coerced_values, fast.quarantined_records,
             fast.quarantined_values) == (slow.new_fields, slow.coerced_values,
@@ -84,20 +89,41 @@ def test_a_clean_fleet_snapshot_takes_the_fast_path_and_matches() -> None:
     assert _compare(records)
 
 
-def test_a_drifted_snapshot_is_declined_and_flatten_still_lands_it_exactly() -> None:
+def test_a_drifted_snapshot_is_split_and_still_lands_exactly() -> None:
+    """Drifted, unknown and broken records go through `flatten`, the rest through Arrow."""
     records = FleetModel(seed=5, size=300, drift_rate=0.05, new_field_rate=0.02,
                          broken_rate=0.01).records_at(AT)
     parsed, body = _raw_body(records)
-    assert fast_flatten(body, "s1", AT) is None
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp))
-        path = write_snapshot(store, RawSnapshot(snapshot_id="s1", snapshot_at=AT,
-                                                 account="acc", records=records, pages=1))
-        through_file = flatten(read_snapshot(store, path).records, "s1", AT)
     slow = flatten(parsed, "s1", AT)
-    assert through_file.table.equals(slow.table)
-    assert through_file.quarantine.equals(slow.quarantine)
-    assert slow.quarantined_records > 0  # the drift really reached the fallback
+    fast = fast_flatten(body, "s1", AT)
+    assert fast is not None
+    _assert_same(fast, slow)
+    assert slow.quarantined_records > 0 and slow.new_fields and slow.coerced_values
+
+
+def test_a_batch_declines_only_the_snapshot_with_a_broken_line() -> None:
+    """A line that is not JSON fails Arrow's read of the batch; the batch is split until
+    that snapshot is declined alone (the history then reports its file as broken)."""
+    bodies = []
+    for i in range(4):
+        _, body = _raw_body(FleetModel(seed=i, size=50, drift_rate=0.05).records_at(AT))
+        bodies.append(body)
+    bodies[2] = bodies[2].replace(b"\n", b"\n{not json}\n", 1)
+    results = flatten_bodies([Body(f"s{i}", AT, b) for i, b in enumerate(bodies)])
+    assert [r is None for r in results] == [False, False, True, False]
+
+
+def test_what_the_process_learned_changes_no_result() -> None:
+    """Patterns learned from earlier batches only set lines aside sooner."""
+    records = FleetModel(seed=9, size=200, drift_rate=0.05, new_field_rate=0.02,
+                         broken_rate=0.01).records_at(AT)
+    parsed, body = _raw_body(records)
+    forget_learned()
+    cold = fast_flatten(body, "s1", AT)
+    warm = fast_flatten(body, "s1", AT)
+    assert cold is not None and warm is not None
+    _assert_same(cold, warm)
+    _assert_same(warm, flatten(parsed, "s1", AT))
 
 
 # -- generated snapshots ---------------------------------------------------------------------
@@ -200,6 +226,23 @@ def test_fast_path_is_byte_identical_wherever_it_accepts(records: list[Any]) -> 
     event("fast path accepted" if accepted else "fast path declined")
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_snapshots(), min_size=2, max_size=4), st.booleans())
+def test_a_batch_of_snapshots_equals_each_flattened_alone(snapshots: list[list[Any]],
+                                                         cold: bool) -> None:
+    """One Arrow read over several snapshots (as a day is rebuilt) gives each snapshot
+    exactly its own result; a declined snapshot does not drag the others down."""
+    if cold:
+        forget_learned()
+    raws = [_raw_body(records) for records in snapshots]
+    results = flatten_bodies([Body(f"s{i}", AT, body) for i, (_, body) in enumerate(raws)])
+    for i, ((parsed, _), fast) in enumerate(zip(raws, results, strict=True)):
+        slow = flatten(parsed, f"s{i}", AT)
+        if fast is not None:
+            _assert_same(fast, slow)
+    event(f"{sum(r is not None for r in results)} of {len(results)} accepted")
+
+
 def test_generated_clean_values_are_accepted() -> None:
     """The property above is not vacuous: unusual but clean values take the fast path."""
     records = [dict(r) for r in BASE]
@@ -208,3 +251,35 @@ def test_generated_clean_values_are_accepted() -> None:
                       os_version=22.04, has_avx=0, start_date=-5.5, end_date=None)
     records[1].pop("instance")
     assert _compare(records)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_snapshots(), min_size=1, max_size=4))
+def test_flattening_snapshots_together_equals_flattening_each(
+        snapshots: list[list[Any]]) -> None:
+    """`flatten_many` (one pass for the records the fast path sets aside) gives each
+    snapshot exactly, in the same row order, what `flatten` gives it alone."""
+    together = flatten_many([(records, f"s{i}", AT) for i, records in enumerate(snapshots)])
+    for i, (records, result) in enumerate(zip(snapshots, together, strict=True)):
+        alone = flatten(records, f"s{i}", AT)
+        assert result.table.equals(alone.table, check_metadata=True)
+        _assert_same(result, alone)
+
+
+def test_bytes_the_raw_writer_never_writes_are_still_exact() -> None:
+    """An unknown key spelled with escapes, a null-valued unknown key and invalid UTF-8:
+    each snapshot is either flattened exactly or left to `flatten` (which reports it)."""
+    _, body = _raw_body([dict(r) for r in BASE])
+    lines = body.splitlines(keepends=True)
+    escaped = lines[1].replace(b'{"id"', b'{"zz\\u005fnew":null,"id"', 1)
+    null_key = lines[2].replace(b'{"id"', b'{"zz_new":null,"id"', 1)
+    cases = [b"".join([lines[0], escaped, *lines[2:]]),
+             b"".join([lines[0], lines[1], null_key, *lines[3:]])]
+    for data in cases:
+        fast = fast_flatten(data, "s1", AT)
+        slow = flatten([orjson.loads(line) for line in data.splitlines()], "s1", AT)
+        assert slow.new_fields == {"zz_new"}
+        if fast is not None:
+            _assert_same(fast, slow)
+    bad_utf8 = b"".join([lines[0], lines[1].replace(b'"id"', b'"label2":"\xff","id"', 1)])
+    assert flatten_bodies([Body("s0", AT, body), Body("s1", AT, bad_utf8)])[1] is None
