@@ -622,7 +622,7 @@ def _build_locked(
             try:
                 result.rows_written[model.name] = _run_model(
                     con, model, sql, store, window, build_id, chunking, say)
-            except (duckdb.Error, pa.ArrowException) as exc:
+            except (duckdb.Error, pa.ArrowException, OSError) as exc:
                 raise WarehouseError(
                     f"Model {model.name} ({model.path.name}) failed: {first_line(exc)}."
                 ) from exc
