@@ -379,6 +379,7 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
     rows = ensure_cache(cache, instances, days, seed, say)
     home = bench_dir / "run"
     full_times, inc_times, full_cpu, inc_cpu, ref_times, ref_cpu = [], [], [], [], [], []
+    model_times: list[dict[str, float]] = []
 
     def build(full: bool) -> warehouse.BuildResult:
         return warehouse.build(home, cadence_minutes=CADENCE_MINUTES, full=full,
@@ -395,9 +396,10 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
             ref_cpu.append(cpu)
             say(f"  {wall:.1f} s ({cpu:.1f} s CPU)")
             say(f"full build {i + 1}/{repeat} of {rows:,} snapshot rows ...")
-            t, cpu, _ = _cpu_timed(lambda: build(full=True))
+            t, cpu, res = _cpu_timed(lambda: build(full=True))
             full_times.append(t)
             full_cpu.append(cpu)
+            model_times.append(res.model_seconds)
             say(f"  {t:.1f} s ({cpu:.1f} s CPU)")
             _link_days(cache, home, [days])
             say(f"incremental build {i + 1}/{repeat} after one more day ...")
@@ -419,6 +421,8 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
         "full_runs": full_times, "incremental_runs": inc_times,
         "full_cpu_s": statistics.median(full_cpu), "incremental_cpu_s": statistics.median(inc_cpu),
         "load": os.getloadavg()[0],
+        "model_s": {name: statistics.median(run[name] for run in model_times)
+                    for name in model_times[0]},
         "queries": queries, "peak_rss_gb": rss.peak / 1e9, "model_bytes": model_bytes,
         "db_bytes": (home / warehouse.DB_NAME).stat().st_size,
     }
@@ -426,6 +430,16 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
 
 def _span(values: Sequence[float], unit: str) -> str:
     return f"{min(values):.1f}-{max(values):.1f}{unit}" if len(values) > 1 else "one run"
+
+
+def _model_shares(seconds: dict[str, float], total: float, top: int = 5) -> str:
+    """The slowest models' wall seconds, the rest summed (what to optimize first)."""
+    ranked = sorted(seconds.items(), key=lambda item: -item[1])
+    parts = [f"{name} {s:.1f} s" for name, s in ranked[:top]]
+    rest = sum(s for _, s in ranked[top:])
+    setup = total - sum(seconds.values())
+    return ", ".join([*parts, f"{len(ranked) - top} other models {rest:.1f} s",
+                      f"setup and swap {setup:.1f} s"])
 
 
 def render(res: dict[str, Any]) -> str:
@@ -456,6 +470,7 @@ def render(res: dict[str, Any]) -> str:
         f"{statistics.median(res['cpu_ratios']):.1f}x)",
         f"  peak memory (RSS)    {res['peak_rss_gb']:8.2f} GB  goal < {GOALS['memory_gb']:.0f} GB"
         f"    {verdict(res['peak_rss_gb'] < GOALS['memory_gb'])}",
+        f"  where the full build's time goes: {_model_shares(res['model_s'], res['full_s'])}",
         f"  model Parquet {res['model_bytes'] / 1e6:,.0f} MB, warehouse.duckdb "
         f"{res['db_bytes'] / 1e6:,.1f} MB",
         f"  machine: {os.cpu_count()} cores, load average {res['load']:.1f} at the end",

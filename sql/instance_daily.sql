@@ -5,31 +5,26 @@
 -- Attributes (label, gpu_name, ...) are those of the day's last interval.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
 with pieces as (
-    -- the part of each interval on the day it starts
-    select
-        i.*,
-        i.day as piece_day,
-        (epoch(least(i.interval_end, cast(i.day + 1 as timestamptz))) - epoch(i.interval_start))
-        / 3600.0 as piece_hours
-    from instance_intervals as i
-    where i.day between getvariable('build_from') and getvariable('build_to')
-    union all
-    -- the parts of intervals that run past midnight into the following day(s)
+    -- the part of each interval on the day it starts (k = 0) and the parts of intervals
+    -- that run past midnight into the following day(s) (k >= 1), in one scan
     select
         i.*,
         cast(i.day + o.k as date) as piece_day,
         (
             epoch(least(i.interval_end, cast(i.day + o.k + 1 as timestamptz)))
-            - epoch(cast(i.day + o.k as timestamptz))
+            - case
+                when o.k = 0 then epoch(i.interval_start)
+                else epoch(cast(i.day + o.k as timestamptz))
+            end
         ) / 3600.0 as piece_hours
     from instance_intervals as i
     cross join (
-        select cast(range as integer) as k from range(1, getvariable('context_days') + 1)
+        select cast(range as integer) as k from range(0, getvariable('context_days') + 1)
     ) as o
     where i.day between getvariable('build_from') - getvariable('context_days')
         and getvariable('build_to')
-        and i.interval_end > cast(i.day + o.k as timestamptz)
         and i.day + o.k between getvariable('build_from') and getvariable('build_to')
+        and (o.k = 0 or i.interval_end > cast(i.day + o.k as timestamptz))
 )
 
 select

@@ -271,6 +271,35 @@ def test_build_for_uses_the_configured_cadence(tmp_path: Path) -> None:
     assert query(home, "SELECT cadence_minutes FROM build_info").rows == [(20,)]
 
 
+def test_daily_model_files_hold_the_types_duckdb_itself_writes(tmp_path: Path) -> None:
+    """Model Parquet is written by pyarrow from DuckDB's Arrow result. Each column keeps the
+    Parquet type DuckDB's own COPY of the same query gives (a sum() of integers is a HUGEINT,
+    which Arrow calls decimal128(38, 0) but DuckDB stores as DOUBLE), so analysts and other
+    engines see the types they saw before."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    home = tmp_path / "home"
+    _fleet(home, FAULT_DAYS[:2], accounts=("a", "b"))
+    _build(home)
+    con = duckdb.connect(str(home / warehouse.DB_NAME), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    for name, value in (("build_from", FAULT_DAYS[0]), ("build_to", FAULT_DAYS[1])):
+        con.execute(f"SET VARIABLE {name} = ?::DATE", [value])
+    con.execute("SET VARIABLE cap_minutes = ?::INTEGER", [2 * CADENCE])
+    con.execute("SET VARIABLE context_days = 1")
+    daily = [m for m in discover_models() if m.materialized == "daily"]
+    assert {m.name for m in daily} >= {"instance_intervals", "instance_daily"}
+    for model in daily:
+        ours = sorted((home / warehouse.MODELS_SUBDIR / model.name).glob("*/*/*.parquet"))[0]
+        theirs = tmp_path / f"{model.name}.parquet"
+        con.execute(f"COPY (SELECT * EXCLUDE (account, day) FROM ({model.sql})) "
+                    f"TO '{theirs}' (FORMAT parquet)")
+        expected = [(f.name, str(f.type)) for f in pq.read_schema(theirs)]
+        assert [(f.name, str(f.type)) for f in pq.read_schema(ours)] == expected, model.name
+    con.close()
+
+
 # --------------------------------------------------------------------------- faults
 
 
