@@ -159,3 +159,38 @@ def test_bench_without_the_extra_says_what_to_install(venv: Path, tmp_path: Path
     assert result.stderr.strip().splitlines() == [
         "error: The benchmarks need pandas and psutil, which are not installed; run "
         f"{BENCH_HINT}."]
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """A package the code imports directly must be declared, not arrive by chance with
+    another one (numpy came only with matplotlib until the replay imported it)."""
+    import re
+    from importlib.metadata import packages_distributions, requires
+
+    allowed = set()
+    for requirement in requires("vast-pipeline") or []:
+        name, _, marker = requirement.partition(";")
+        extra = re.search(r'extra == "(\w+)"', marker)
+        if extra is None or extra.group(1) in ("s3", "bench"):  # run time and its extras
+            allowed.add(re.split(r"[<>=!~\[ ]", name.strip(), maxsplit=1)[0].lower())
+    owners = packages_distributions()
+    undeclared = {}
+    for path in sorted([*(REPO / "pipeline").rglob("*.py"), *(REPO / "assets").rglob("*.py")]):
+        for module in _top_level_imports(path) - set(sys.stdlib_module_names) - {
+                "pipeline", "assets", "__future__"}:
+            dists = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
+            if not dists & allowed:
+                undeclared[f"{path.relative_to(REPO)}: {module}"] = sorted(dists)
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
