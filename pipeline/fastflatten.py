@@ -222,7 +222,6 @@ class _Batch:
             raise _Decline  # nothing new to set aside: this batch is split instead
         _LEARNED[lesson] = None
 
-
     def _set_aside(self, patterns: list[str]) -> None:
         """Set aside the lines matching patterns not scanned yet (one RE2 pass for all)."""
         fresh = [p for p in patterns if p not in self._scanned]
