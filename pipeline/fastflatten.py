@@ -150,13 +150,9 @@ def flatten_bodies(bodies: Sequence[Body]) -> list[FlattenResult | None]:
         return flatten_bodies(bodies[:middle]) + flatten_bodies(bodies[middle:])
 
 
-def fast_flatten(body: bytes, snapshot_id: str, snapshot_at: datetime) -> FlattenResult | None:
-    """`flatten`'s exact result for one NDJSON `body`, or None when the fast path declines."""
-    return flatten_bodies([Body(snapshot_id, snapshot_at, body)])[0]
-
-
 def forget_learned() -> None:
-    """Drop the learned patterns (the benchmark measures a cold process with this)."""
+    """Drop the learned patterns, as a fresh process starts (the tests check that what a
+    process has learned never changes a result)."""
     _LEARNED.clear()
 
 

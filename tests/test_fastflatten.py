@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.fastflatten import Body, fast_flatten, flatten_bodies, forget_learned
+from pipeline.fastflatten import Body, flatten_bodies, forget_learned
 from pipeline.flatten import FlattenResult, flatten, flatten_many
 from pipeline.fleet import FleetModel
 from pipeline.history import SORT_KEYS, WRITE_OPTIONS
@@ -56,6 +56,11 @@ def _parquet(table: pa.Table, dataset: str) -> bytes:
     out = io.BytesIO()
     pq.write_table(table.combine_chunks().sort_by(SORT_KEYS[dataset]), out, **WRITE_OPTIONS)
     return out.getvalue()
+
+
+def fast_flatten(body: bytes, snapshot_id: str, at: datetime) -> FlattenResult | None:
+    """The fast path on one snapshot (a batch of one, as a small landing would be)."""
+    return flatten_bodies([Body(snapshot_id, at, body)])[0]
 
 
 def _sorted(table: pa.Table) -> pa.Table:
