@@ -37,6 +37,8 @@ class Model:
     deps: tuple[str, ...]
     header: str
     materialized: str
+    # DuckDB settings the build applies while this model runs (`-- duckdb: name = value`).
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -132,6 +134,24 @@ def _materialization(header: str, path: Path) -> str:
     return kind
 
 
+# `-- duckdb: <setting> = <value>`: a value is a number, a word or one quoted string.
+_SETTING_RE = re.compile(
+    r"^duckdb:\s*(?P<name>[a-z_]+)\s*=\s*(?P<value>'[^']*'|[A-Za-z0-9_.]+)\s*$", re.MULTILINE)
+
+
+def _settings(header: str, path: Path) -> tuple[tuple[str, str], ...]:
+    """The header's DuckDB settings, for a model whose plan needs one (say why beside it)."""
+    lines = [line for line in header.splitlines() if line.startswith("duckdb:")]
+    found = [(m.group("name"), m.group("value")) for m in _SETTING_RE.finditer(header)]
+    if len(found) != len(lines):
+        raise WarehouseError(
+            f"Model {path.name} has a malformed `-- duckdb:` line; write "
+            "`-- duckdb: <setting> = <value>`, e.g. `-- duckdb: disabled_optimizers = "
+            "'join_order'`."
+        )
+    return tuple(found)
+
+
 def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
     """All models of `sql_dir` in build order (dependencies first).
 
@@ -156,7 +176,8 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
                 f"Model {name} reads unknown relation(s) {', '.join(sorted(unknown))}; "
                 f"known models: {', '.join(sorted(names))}."
             )
-        raw[name] = Model(name, path, sql, deps, header, _materialization(header, path))
+        raw[name] = Model(name, path, sql, deps, header, _materialization(header, path),
+                          _settings(header, path))
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in sorted(raw):
         sorter.add(name, *raw[name].deps)

@@ -509,6 +509,21 @@ def _run_model(
     con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
     build_id: str, chunking: _Chunking, say: Progress,
 ) -> int:
+    """Run one model with its header's DuckDB settings, reset afterwards so that they
+    change no other model's plan."""
+    for name, value in model.settings:
+        con.execute(f"SET {name} = {value}")
+    try:
+        return _materialize(con, model, sql, store, window, build_id, chunking, say)
+    finally:
+        for name, _value in model.settings:
+            con.execute(f"RESET {name}")
+
+
+def _materialize(
+    con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
+    build_id: str, chunking: _Chunking, say: Progress,
+) -> int:
     if model.materialized == "daily":
         return _build_daily(con, model, sql, store, window, build_id, chunking, say)
     say(f"{model.name} ({model.materialized})")

@@ -10,12 +10,13 @@
 -- (running), down (any other status after starting). Join `snapshots` on (account,
 -- interval_start = snapshot_at) for the snapshot's id.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
+-- The joins run in the order written: DuckDB estimates the window's snapshots joined to
+-- the timeline at the timeline's size and would build its hash table on millions of rows
+-- (1.4x slower a chunk).
+-- duckdb: disabled_optimizers = 'join_order'
 with account_timeline as (
     select account, snapshot_at
     from snapshots
-    union
-    select account, snapshot_at
-    from instance_snapshots
     where snapshot_date between getvariable('build_from')
         and getvariable('build_to') + getvariable('context_days')
 ),

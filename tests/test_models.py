@@ -65,3 +65,25 @@ def test_model_without_header_is_refused(tmp_path: Path) -> None:
     sql_dir = _write_models(tmp_path / "sql", {"a": "select 1"})
     with pytest.raises(WarehouseError, match="must start with a comment"):
         discover_models(sql_dir)
+
+
+def test_duckdb_setting_lines_are_parsed_and_malformed_ones_refused(tmp_path: Path) -> None:
+    sql_dir = _write_models(tmp_path / "ok", {
+        "a": "-- a: one row\n-- duckdb: disabled_optimizers = 'join_order'\n"
+             "-- duckdb: threads = 1\nselect 1 as x",
+        "b": "-- b: one row, no setting\nselect 1 as x",
+    })
+    by_name = {m.name: m for m in discover_models(sql_dir)}
+    assert by_name["a"].settings == (("disabled_optimizers", "'join_order'"), ("threads", "1"))
+    assert by_name["b"].settings == ()
+    bad = _write_models(tmp_path / "bad", {
+        "a": "-- a: one row\n-- duckdb: threads = 1; drop table x\nselect 1 as x",
+    })
+    with pytest.raises(WarehouseError, match="malformed `-- duckdb:` line"):
+        discover_models(bad)
+
+
+def test_instance_intervals_declares_its_join_order_setting() -> None:
+    """The one model whose plan needs a setting (see its header for why)."""
+    by_name = {m.name: m for m in discover_models()}
+    assert by_name["instance_intervals"].settings == (("disabled_optimizers", "'join_order'"),)

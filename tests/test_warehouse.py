@@ -478,3 +478,39 @@ def test_incremental_equals_full_across_accounts_rewrites_and_chunks(tmp_path: P
         assert got[name] == want[name], name
     assert {r[0] for r in query(inc, "SELECT DISTINCT account FROM cost_daily").rows} == {
         "a", "b", "c"}
+
+
+def test_a_models_duckdb_setting_holds_while_it_runs_and_is_reset_after(tmp_path: Path) -> None:
+    """`-- duckdb:` settings apply to their own model only: the next model sees the default."""
+    home = tmp_path / "home"
+    write_history(home, instance_rows("acct", 1, every("2024-05-01 00:00", 3), [RUN] * 3))
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir, ignore=shutil.ignore_patterns("__*"))
+    (sql_dir / "zz_setting_seen.sql").write_text(
+        "-- zz_setting_seen: the optimizers disabled while this model ran. Grain: one row.\n"
+        "-- materialized: table\n-- duckdb: disabled_optimizers = 'join_order,top_n'\n"
+        "select current_setting('disabled_optimizers') as seen")
+    (sql_dir / "zz_setting_after.sql").write_text(
+        "-- zz_setting_after: the same, in the model built next. Grain: one row.\n"
+        "-- materialized: table\nselect seen, current_setting('disabled_optimizers') as after "
+        "from zz_setting_seen")
+    _build(home, sql_dir=sql_dir)
+    [(seen, after)] = query(home, "SELECT seen, after FROM zz_setting_after").rows
+    assert set(seen.split(",")) == {"join_order", "top_n"}
+    assert after == ""
+
+
+def test_instance_rows_missing_from_the_snapshot_log_get_no_interval(tmp_path: Path) -> None:
+    """The snapshot log is the commit record: rows of a snapshot it does not list (left by a
+    writer killed between the two files) are not part of the timeline."""
+    home = tmp_path / "home"
+    logged = every("2024-05-01 00:00", 4)  # 00:00 .. 00:45
+    orphan = at("2024-05-01 00:20")
+    write_history(home, instance_rows("acct", 1, [*logged, orphan], [RUN] * 5, dph_base=1.0))
+    log = home / "parquet" / "snapshots" / "account=acct" / "snapshot_date=2024-05-01"
+    shutil.rmtree(log)
+    write_log(home, {("acct", t): 1 for t in logged})
+    _build(home)
+    got = query(home, "SELECT interval_start, interval_end FROM instance_intervals "
+                      "ORDER BY 1").rows
+    assert got == [(logged[0], logged[1]), (logged[1], logged[2]), (logged[2], logged[3])]
