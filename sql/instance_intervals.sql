@@ -30,8 +30,11 @@ next_account_snapshot as (
 ),
 
 lifecycle as (
+    -- days after the window cannot settle an instance before a snapshot in it, so they
+    -- are not read (a full build's early chunks skip most of the history)
     select account, instance_id, min(first_settled_at) as settled_at
     from instance_day_summary
+    where day <= getvariable('build_to')
     group by account, instance_id
 ),
 
