@@ -3,19 +3,40 @@
 -- instance_id, changed_at); `day` is the UTC day of the change. change_pct is the change
 -- of dph_total in percent of the price before.
 -- Prices rarely move, so changes are found from instance_day_summary: across midnight by
--- comparing a day's first prices with the previous day's last ones, and within a day by
--- reading the snapshots only of instance-days whose prices were not constant.
+-- comparing a day's first prices with the last ones of the previous day the instance was
+-- seen, and within a day by reading the snapshots only of instance-days whose prices were
+-- not constant. An instance unlisted for whole days and back at another price is a change
+-- at its first snapshot back, with previous_snapshot_at its last snapshot before the gap,
+-- however long ago: for an instance's first day in the build window, the previous day
+-- comes from `last_before`, which reads a few columns of the whole history before it, so
+-- the result does not depend on where a build's window or chunks start.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
-with days as (
+with last_before as (
+    -- each instance's last day seen before the window (NULL prices included, like lag)
     select
-        *,
-        lag(last_seen_at) over w as previous_last_seen_at,
-        lag(dph_base_last) over w as previous_dph_base,
-        lag(dph_total_last) over w as previous_dph_total
+        account,
+        instance_id,
+        max(last_seen_at) as last_seen_at,
+        arg_max_null(dph_base_last, day) as dph_base_last,
+        arg_max_null(dph_total_last, day) as dph_total_last
     from instance_day_summary
-    where day between getvariable('build_from') - getvariable('context_days')
-        and getvariable('build_to')
-    window w as (partition by account, instance_id order by day)
+    where day < getvariable('build_from')
+    group by account, instance_id
+),
+
+days as (
+    -- lag's default (the row before the window) is used only where the window has no
+    -- earlier day of the instance
+    select
+        d.*,
+        lag(d.last_seen_at, 1, b.last_seen_at) over w as previous_last_seen_at,
+        lag(d.dph_base_last, 1, b.dph_base_last) over w as previous_dph_base,
+        lag(d.dph_total_last, 1, b.dph_total_last) over w as previous_dph_total
+    from instance_day_summary as d
+    left join last_before as b
+        on d.account = b.account and d.instance_id = b.instance_id
+    where d.day between getvariable('build_from') and getvariable('build_to')
+    window w as (partition by d.account, d.instance_id order by d.day)
 ),
 
 across_midnight as (

@@ -113,6 +113,43 @@ def test_incremental_build_equals_full_build(tmp_path: Path) -> None:
     assert spans.rows[0][0] >= 1
 
 
+DAYS_GAP = [date(2024, 5, 1) + timedelta(days=i) for i in range(4)]
+
+
+def _unlisted_for_days(day: date) -> list[dict]:
+    """Instance 1 is listed on DAYS_GAP[0] at $1.00 and again on DAYS_GAP[3] at $1.50, not in
+    between; instance 2 is listed every day, so the account's snapshot log goes on."""
+    t = every(f"{day.isoformat()} 10:00", 4)
+    rows = instance_rows("gap", 2, t, [RUN] * 4, dph_base=0.5, dph_total=0.55)
+    price = {DAYS_GAP[0]: 1.0, DAYS_GAP[3]: 1.5}.get(day)
+    if price is not None:
+        rows += instance_rows("gap", 1, t, [RUN] * 4, dph_base=price, dph_total=price + 0.05)
+    return rows
+
+
+def test_price_change_after_days_unlisted_is_found_by_every_build(tmp_path: Path) -> None:
+    # unlisted for two whole days, more than the context the models read before a window
+    inc = tmp_path / "inc"
+    for d in DAYS_GAP[:3]:
+        write_history(inc, _unlisted_for_days(d))
+    _build(inc)
+    write_history(inc, _unlisted_for_days(DAYS_GAP[3]))
+    assert _build(inc).window == (DAYS_GAP[2], DAYS_GAP[3])
+    full = _same_sources(inc, tmp_path / "full")
+    assert _build(full).full  # one chunk of 31 days
+    chunked = _same_sources(inc, tmp_path / "chunked")
+    _build(chunked, chunk_days=2)  # day 4 in a chunk of days 3 .. 4
+    # the full build: one change, from day 1's last snapshot to day 4's first
+    changes = query(full, "SELECT instance_id, day, changed_at, previous_snapshot_at, "
+                          "dph_base_before, dph_base_after, dph_total_before, dph_total_after "
+                          "FROM price_changes")
+    assert changes.rows == [(1, DAYS_GAP[3], at("2024-05-04 10:00"), at("2024-05-01 10:45"),
+                             1.0, 1.5, 1.05, 1.55)]
+    want = _snapshot_of_models(full)["price_changes"]
+    assert _snapshot_of_models(chunked)["price_changes"] == want
+    assert _snapshot_of_models(inc)["price_changes"] == want
+
+
 def test_build_with_nothing_new_recomputes_no_day(tmp_path: Path) -> None:
     _history(tmp_path, DAYS[:1])
     _build(tmp_path)
