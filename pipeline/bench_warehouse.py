@@ -380,6 +380,7 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
     home = bench_dir / "run"
     full_times, inc_times, full_cpu, inc_cpu, ref_times, ref_cpu = [], [], [], [], [], []
     model_times: list[dict[str, float]] = []
+    inc_model_times: list[dict[str, float]] = []
 
     def build(full: bool) -> warehouse.BuildResult:
         return warehouse.build(home, cadence_minutes=CADENCE_MINUTES, full=full,
@@ -406,6 +407,7 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
             t, cpu, res = _cpu_timed(lambda: build(full=False))
             inc_times.append(t)
             inc_cpu.append(cpu)
+            inc_model_times.append(res.model_seconds)
             say(f"  {t:.1f} s ({cpu:.1f} s CPU, recomputed {res.days_recomputed} days)")
         queries = {}
         for name, sql in REPORT_QUERIES.items():
@@ -421,11 +423,15 @@ def run(instances: int, days: int, bench_dir: Path, repeat: int, seed: int,
         "full_runs": full_times, "incremental_runs": inc_times,
         "full_cpu_s": statistics.median(full_cpu), "incremental_cpu_s": statistics.median(inc_cpu),
         "load": os.getloadavg()[0],
-        "model_s": {name: statistics.median(run[name] for run in model_times)
-                    for name in model_times[0]},
+        "model_s": _median_per_model(model_times),
+        "incremental_model_s": _median_per_model(inc_model_times),
         "queries": queries, "peak_rss_gb": rss.peak / 1e9, "model_bytes": model_bytes,
         "db_bytes": (home / warehouse.DB_NAME).stat().st_size,
     }
+
+
+def _median_per_model(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
 
 
 def _span(values: Sequence[float], unit: str) -> str:
@@ -471,6 +477,8 @@ def render(res: dict[str, Any]) -> str:
         f"  peak memory (RSS)    {res['peak_rss_gb']:8.2f} GB  goal < {GOALS['memory_gb']:.0f} GB"
         f"    {verdict(res['peak_rss_gb'] < GOALS['memory_gb'])}",
         f"  where the full build's time goes: {_model_shares(res['model_s'], res['full_s'])}",
+        "  where the incremental build's time goes: "
+        f"{_model_shares(res['incremental_model_s'], res['incremental_s'])}",
         f"  model Parquet {res['model_bytes'] / 1e6:,.0f} MB, warehouse.duckdb "
         f"{res['db_bytes'] / 1e6:,.1f} MB",
         f"  machine: {os.cpu_count()} cores, load average {res['load']:.1f} at the end",
