@@ -431,18 +431,19 @@ def rebuild(
 def newest_snapshots(store: Store) -> dict[str, tuple[datetime, int]]:
     """account -> (snapshot_at, instances) of its newest landed snapshot (for `status`).
 
-    Reads only each account's newest day of the snapshot log, whatever the history's size.
+    Reads only each account's newest day of the snapshot log, whatever the history's size
+    (an earlier day only if that one holds no snapshot).
     """
-    newest_day: dict[str, date] = {}
+    days: dict[str, list[date]] = {}
     for account, day in store.list_partitions("snapshots"):
-        newest_day[account] = max(day, newest_day.get(account, day))
+        days.setdefault(account, []).append(day)
     out: dict[str, tuple[datetime, int]] = {}
-    for account, day in sorted(newest_day.items()):
-        path = day_path(store, "snapshots", account, day)
-        if not store.exists(path):
-            continue
-        log = store.read_parquet(path).to_pylist()
-        if log:
-            row = max(log, key=lambda r: r["snapshot_at"])
-            out[account] = (row["snapshot_at"], row["instances"])
+    for account in sorted(days):
+        for day in sorted(days[account], reverse=True):
+            path = day_path(store, "snapshots", account, day)
+            log = store.read_parquet(path).to_pylist() if store.exists(path) else []
+            if log:
+                row = max(log, key=lambda r: r["snapshot_at"])
+                out[account] = (row["snapshot_at"], row["instances"])
+                break
     return out

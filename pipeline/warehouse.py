@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline import history
 from pipeline.alerts.engine import alert_log_source
 from pipeline.config import Settings, warehouse_file
 from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
@@ -238,6 +239,15 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
     out["alert_log_glob"] = alert_log_source(store)
     return out
+
+
+def _newest_snapshots_from(store: Store) -> date:
+    """The earliest UTC day holding an account's newest snapshot: every account's newest
+    snapshot is on or after it. `fleet_now` and `incidents` read only those days of the
+    log (`newest_snapshot_days_from`) instead of every day file of the history."""
+    newest = history.newest_snapshots(store)
+    return min((at.astimezone(UTC).date() for at, _ in newest.values()),
+               default=date(1970, 1, 1))
 
 
 def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | None) -> Any:
@@ -631,6 +641,8 @@ def _build_locked(
     try:
         con.execute("SET VARIABLE cap_minutes = ?::INTEGER", [cap])
         con.execute("SET VARIABLE context_days = ?::INTEGER", [_context_days(cap)])
+        con.execute("SET VARIABLE newest_snapshot_days_from = ?::DATE",
+                    [_newest_snapshots_from(paths.store)])
         for model in models:
             sql = render_sql(model, placeholders)
             model_started = time.monotonic()

@@ -4,8 +4,11 @@
 -- storage_rate while storage_billed); burn_per_day = x24, burn_per_month = x730.
 -- materialized: table
 with newest as (
+    -- every account's newest snapshot is on or after the day the build sets in
+    -- `newest_snapshot_days_from`, so the older days of the log are not read
     select account, max(snapshot_at) as snapshot_at
     from snapshots
+    where snapshot_date >= getvariable('newest_snapshot_days_from')
     group by account
 ),
 
@@ -17,7 +20,8 @@ rated as (
             as burn_rate_per_hour
     from instance_snapshots as s
     inner join newest as n on s.account = n.account and s.snapshot_at = n.snapshot_at
-    where s.snapshot_date in (select cast(snapshot_at as date) from newest)
+    where s.snapshot_date >= getvariable('newest_snapshot_days_from')
+        and s.snapshot_date in (select cast(snapshot_at as date) from newest)
 )
 
 select

@@ -62,8 +62,10 @@ runs as (
 ),
 
 newest_account_snapshot as (
+    -- on or after `newest_snapshot_days_from` (see fleet_now)
     select account, max(snapshot_at) as snapshot_at
     from snapshots
+    where snapshot_date >= getvariable('newest_snapshot_days_from')
     group by account
 ),
 

@@ -13,14 +13,17 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
-from pipeline import warehouse
+from pipeline import history, warehouse
 from pipeline.config import load_settings
 from pipeline.errors import WarehouseError
 from pipeline.models import SQL_DIR, discover_models
 from pipeline.query import open_read_only, query
+from pipeline.schema import SNAPSHOT_LOG_SCHEMA
+from pipeline.storage import Store
 
 CADENCE = 15
 REPO = Path(__file__).resolve().parents[1]
@@ -551,3 +554,26 @@ def test_instance_rows_missing_from_the_snapshot_log_get_no_interval(tmp_path: P
     got = query(home, "SELECT interval_start, interval_end FROM instance_intervals "
                       "ORDER BY 1").rows
     assert got == [(logged[0], logged[1]), (logged[1], logged[2]), (logged[2], logged[3])]
+
+
+def test_fleet_now_and_incidents_find_each_accounts_newest_snapshot_however_old(
+        tmp_path: Path) -> None:
+    """The build reads only the log days from the oldest of the accounts' newest snapshots:
+    an account that stopped collecting days ago, and one whose newest log file holds no
+    snapshot, still have their newest snapshot found."""
+    home = tmp_path / "home"
+    down = {"actual_status": "offline", "intended_status": "running"}
+    write_history(home, instance_rows("stale", 7, every("2024-05-01 00:00", 4),
+                                      [RUN, RUN, down, down]))
+    write_history(home, instance_rows("live", 8, every("2024-05-03 00:00", 4), [RUN] * 4))
+    empty_log = home / "parquet" / "snapshots" / "account=live" / "snapshot_date=2024-05-04"
+    empty_log.mkdir(parents=True)
+    pq.write_table(SNAPSHOT_LOG_SCHEMA.empty_table(), empty_log / "part-0.parquet")
+    _build(home)
+    fleet = query(home, "SELECT account, instance_id, snapshot_at FROM fleet_now "
+                        "ORDER BY 1").rows
+    assert fleet == [("live", 8, at("2024-05-03 00:45")), ("stale", 7, at("2024-05-01 00:45"))]
+    assert history.newest_snapshots(Store(home))["live"][0] == at("2024-05-03 00:45")
+    # the stale account's outage runs up to its newest snapshot, still down there: ongoing
+    assert query(home, "SELECT account, instance_id, started_at, is_ongoing "
+                       "FROM incidents").rows == [("stale", 7, at("2024-05-01 00:30"), True)]
