@@ -111,4 +111,3 @@ select
 from changes as c
 left join days as d
     on c.account = d.account and c.day = d.day and c.instance_id = d.instance_id
-where c.day between getvariable('build_from') and getvariable('build_to')
