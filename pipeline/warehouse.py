@@ -180,11 +180,14 @@ def _all_days(sources: Iterable[dict[str, dict[str, str]]]) -> set[date]:
     return {date.fromisoformat(d) for src in sources for acc in src.values() for d in acc}
 
 
-def _changed_days(old: dict[str, Any], new: dict[str, dict[str, str]]) -> set[date]:
-    changed: set[date] = set()
+def _changed_days(old: dict[str, Any], new: dict[str, dict[str, str]]) -> dict[str, set[date]]:
+    """Per account, the days whose partition files were added, rewritten or removed."""
+    changed: dict[str, set[date]] = {}
     for account in set(old) | set(new):
         a, b = old.get(account, {}), new.get(account, {})
-        changed |= {date.fromisoformat(d) for d in set(a) | set(b) if a.get(d) != b.get(d)}
+        days = {date.fromisoformat(d) for d in set(a) | set(b) if a.get(d) != b.get(d)}
+        if days:
+            changed[account] = days
     return changed
 
 
@@ -193,25 +196,36 @@ def _plan_window(
 ) -> tuple[bool, tuple[date, date] | None]:
     """(full?, window of days to recompute) from the old and the new source fingerprints.
 
-    The window starts at the last day with data before the earliest changed day (its last
-    intervals end at the first new snapshot) and runs to the newest day, because the
-    starting phase and incidents depend on what came before.
+    The window starts, for each account with a change, at its last day with data before its
+    earliest changed day (its last intervals end at the first new snapshot), takes the
+    earliest of these and runs to the newest day, because the starting phase and incidents
+    depend on what came before.
     """
     days = _all_days(sources.get(name, {}) for name in WINDOW_SOURCES)
     if not days:
         return full, None
     if full:
         return True, (min(days), max(days))
-    changed: set[date] = set()
+    changed: dict[str, set[date]] = {}
     for name in WINDOW_SOURCES:
-        fingerprints = sources.get(name, {})
-        changed |= _changed_days(state.get("sources", {}).get(name, {}), fingerprints)
+        old = state.get("sources", {}).get(name, {})
+        for account, account_days in _changed_days(old, sources.get(name, {})).items():
+            changed.setdefault(account, set()).update(account_days)
     if not changed:
         return False, None
-    first = min(changed)
-    earlier = [d for d in days if d < first]
-    start = max(earlier) if earlier else first
-    return False, (start, max(max(days), max(changed)))
+    # Per account: an account that collected nothing for days has its last snapshot before
+    # the gap on an older day than the other accounts' data.
+    start = min(_last_day_before(sources, account, min(account_days))
+                for account, account_days in changed.items())
+    return False, (start, max(max(days), *(max(d) for d in changed.values())))
+
+
+def _last_day_before(sources: dict[str, dict[str, dict[str, str]]], account: str,
+                     first: date) -> date:
+    """The account's last day with data before `first`, else `first`."""
+    earlier = [date.fromisoformat(d) for name in WINDOW_SOURCES
+               for d in sources.get(name, {}).get(account, {}) if d < first.isoformat()]
+    return max(earlier, default=first)
 
 
 def _context_days(cap_minutes: int) -> int:

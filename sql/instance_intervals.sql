@@ -21,12 +21,26 @@ with account_timeline as (
         and getvariable('build_to') + getvariable('context_days')
 ),
 
+first_after_timeline as (
+    -- an account's next snapshot after days without any (a collector down for days) lies
+    -- past the timeline: without it the interval of the last snapshot before the gap would
+    -- depend on where a build's window or chunk ends
+    select account, min(snapshot_at) as snapshot_at
+    from snapshots
+    where snapshot_date > getvariable('build_to') + getvariable('context_days')
+    group by account
+),
+
 next_account_snapshot as (
     select
-        account,
-        snapshot_at,
-        lead(snapshot_at) over (partition by account order by snapshot_at) as next_snapshot_at
-    from account_timeline
+        t.account,
+        t.snapshot_at,
+        coalesce(
+            lead(t.snapshot_at) over (partition by t.account order by t.snapshot_at),
+            f.snapshot_at
+        ) as next_snapshot_at
+    from account_timeline as t
+    left join first_after_timeline as f on t.account = f.account
 ),
 
 lifecycle as (

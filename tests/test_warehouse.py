@@ -153,6 +153,44 @@ def test_price_change_after_days_unlisted_is_found_by_every_build(tmp_path: Path
     assert _snapshot_of_models(inc)["price_changes"] == want
 
 
+def _collector_down_for_days(day: date) -> list[dict]:
+    """Account "gap" collects on DAYS_GAP[0] and again on DAYS_GAP[3] only (its collector
+    was down in between); account "live" collects every day, so data goes on meanwhile."""
+    t = every(f"{day.isoformat()} 10:00", 4)
+    rows = instance_rows("live", 2, t, [RUN] * 4, dph_base=0.5, dph_total=0.55)
+    if day in (DAYS_GAP[0], DAYS_GAP[3]):
+        rows += instance_rows("gap", 1, t, [RUN] * 4, dph_base=1.0, dph_total=1.05)
+    return rows
+
+
+def test_interval_before_days_without_collection_is_the_same_in_every_build(
+        tmp_path: Path) -> None:
+    """The last snapshot before an account's days-long collection gap has an interval
+    (capped, up to its next snapshot days later), however a build's window or chunks fall."""
+    inc = tmp_path / "inc"
+    for d in DAYS_GAP[:3]:
+        write_history(inc, _collector_down_for_days(d))
+    _build(inc)
+    write_history(inc, _collector_down_for_days(DAYS_GAP[3]))
+    # from the gap account's last day with data, not the live account's
+    assert _build(inc).window == (DAYS_GAP[0], DAYS_GAP[3])
+    full = _same_sources(inc, tmp_path / "full")
+    assert _build(full).full  # one chunk of 31 days
+    chunked = _same_sources(inc, tmp_path / "chunked")
+    _build(chunked, chunk_days=2)  # the gap's first snapshot after it is in the next chunk
+    before_gap = ("SELECT interval_start, interval_end, next_snapshot_at, is_capped "
+                  "FROM instance_intervals WHERE account = 'gap' AND day = ?")
+    for home in (full, chunked, inc):
+        last = query(home, before_gap, params=[DAYS_GAP[0]]).rows[-1]
+        assert last == (at("2024-05-01 10:45"), at("2024-05-01 11:15"),
+                        at("2024-05-04 10:00"), True), home.name
+    want = _snapshot_of_models(full)
+    for home in (chunked, inc):
+        got = _snapshot_of_models(home)
+        for name in want:
+            assert got[name] == want[name], (home.name, name)
+
+
 def test_build_with_nothing_new_recomputes_no_day(tmp_path: Path) -> None:
     _history(tmp_path, DAYS[:1])
     _build(tmp_path)
