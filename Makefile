@@ -34,8 +34,12 @@ focus-validator: $(FOCUS_STAMP)  ## the FOCUS validator venv the tests use (abou
 demo: $(STAMP)  ## run the end-to-end demo on the embedded simulator
 	$(VENV)/bin/vast-pipeline demo
 
+# Most tests wait on HTTP, subprocesses or files, so three workers keep two cores busy
+# (PYTEST_WORKERS=0 runs the suite in one process).
+PYTEST_WORKERS ?= 3
+
 test: $(STAMP) $(FOCUS_STAMP)  ## run the whole test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
