@@ -28,6 +28,22 @@ def sql_literal(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Incremental:
+    """How an incremental build updates a whole-history table instead of rebuilding it.
+
+    `rows`: a predicate over the table's columns, true for every row the new history can
+    change (it may use `getvariable('changed_from')`, the first recomputed day). The build
+    deletes the old rows where it holds and inserts the model's new rows where it holds; the
+    header must say why every other row is unchanged. `day`: an expression giving a row's
+    day, so that the build can tell the SQL the earliest day it recomputes
+    (`getvariable('recompute_from')`, the first day of a full build).
+    """
+
+    rows: str
+    day: str
+
+
+@dataclass(frozen=True)
 class Model:
     """One SQL model: its file, its SQL, the models it reads and its header comment."""
 
@@ -39,6 +55,8 @@ class Model:
     materialized: str
     # DuckDB settings the build applies while this model runs (`-- duckdb: name = value`).
     settings: tuple[tuple[str, str], ...] = ()
+    # A table an incremental build updates in place (`-- incremental:` lines), else None.
+    incremental: Incremental | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -152,6 +170,24 @@ def _settings(header: str, path: Path) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+def _incremental(header: str, path: Path, materialized: str) -> Incremental | None:
+    """The `-- incremental rows: <predicate>` and `-- incremental day: <expression>` lines."""
+    found = {key: re.findall(rf"^incremental {key}:\s*(.+)$", header, re.MULTILINE)
+             for key in ("rows", "day")}
+    if not any(found.values()):
+        if re.search(r"^incremental", header, re.MULTILINE):
+            raise WarehouseError(f"Model {path.name} has a malformed `-- incremental` line; "
+                                 "write `-- incremental rows:` and `-- incremental day:`.")
+        return None
+    if [len(v) for v in found.values()] != [1, 1] or materialized != "table":
+        raise WarehouseError(
+            f"Model {path.name}: an incremental model is a table with one "
+            "`-- incremental rows: <predicate>` and one `-- incremental day: <expression>` "
+            "line."
+        )
+    return Incremental(found["rows"][0].strip(), found["day"][0].strip())
+
+
 def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
     """All models of `sql_dir` in build order (dependencies first).
 
@@ -176,8 +212,9 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
                 f"Model {name} reads unknown relation(s) {', '.join(sorted(unknown))}; "
                 f"known models: {', '.join(sorted(names))}."
             )
-        raw[name] = Model(name, path, sql, deps, header, _materialization(header, path),
-                          _settings(header, path))
+        materialized = _materialization(header, path)
+        raw[name] = Model(name, path, sql, deps, header, materialized, _settings(header, path),
+                          _incremental(header, path, materialized))
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in sorted(raw):
         sorter.add(name, *raw[name].deps)

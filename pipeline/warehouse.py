@@ -150,7 +150,10 @@ class BuildResult:
     window: tuple[date, date] | None
     days_recomputed: int
     models: list[str]
-    rows_written: dict[str, int] = field(default_factory=dict)  # daily models only
+    # rows written by daily models and inserted into tables updated in place
+    rows_written: dict[str, int] = field(default_factory=dict)
+    # the previous warehouse was copied and its incremental tables updated in place
+    updated_in_place: bool = False
     seconds: float = 0.0
     model_seconds: dict[str, float] = field(default_factory=dict)  # wall time per model
 
@@ -222,10 +225,47 @@ def _plan_window(
 
 def _last_day_before(sources: dict[str, dict[str, dict[str, str]]], account: str,
                      first: date) -> date:
-    """The account's last day with data before `first`, else `first`."""
-    earlier = [date.fromisoformat(d) for name in WINDOW_SOURCES
-               for d in sources.get(name, {}).get(account, {}) if d < first.isoformat()]
+    """The account's last day with a snapshot log file before `first`, else `first`: the
+    log, not the instance rows or the quarantine, is what commits a snapshot."""
+    earlier = [date.fromisoformat(d) for d in sources.get("snapshots", {}).get(account, {})
+               if d < first.isoformat()]
     return max(earlier, default=first)
+
+
+def _only_appended(state: dict[str, Any], sources: dict[str, dict[str, dict[str, str]]]
+                   ) -> bool:
+    """Did the snapshot history only grow at its end since the last build?
+
+    True when no day file was removed and every changed day of an account is on or after
+    its newest day in the last build (that day's file is rewritten as snapshots are added
+    to it). Only then do the incremental tables' rules hold (see `Incremental`): a past
+    day rewritten can change what older rows were built from, so the tables are rebuilt.
+    """
+    for name in WINDOW_SOURCES:
+        old, new = state.get("sources", {}).get(name, {}), sources.get(name, {})
+        for account, old_days in old.items():
+            new_days = new.get(account, {})
+            if set(old_days) - set(new_days):
+                return False
+            newest = max(old_days, default="")
+            if any(d < newest and old_days.get(d) != fp for d, fp in new_days.items()):
+                return False
+    return True
+
+
+def _set_changed_from(con: Any, state: dict[str, Any],
+                      sources: dict[str, dict[str, dict[str, str]]],
+                      window: tuple[date, date] | None) -> None:
+    """The variables the `-- incremental rows:` predicates use: `changed_from`, the first
+    day the build recomputes from the snapshots (none: a day after all data), and
+    `bills_changed_from`, the first day whose stored bill changed."""
+    never = date(9999, 12, 31)
+    con.execute("SET VARIABLE changed_from = ?::DATE", [window[0] if window else never])
+    bill_days = [d for name in (d.name for d in family(CHARGE_FAMILY))
+                 for days in _changed_days(state.get("sources", {}).get(name, {}),
+                                           sources.get(name, {})).values() for d in days]
+    con.execute("SET VARIABLE bills_changed_from = ?::DATE", [min(bill_days, default=never)])
+    con.execute("SET VARIABLE recompute_from = DATE '0001-01-01'")
 
 
 def _context_days(cap_minutes: int) -> int:
@@ -281,6 +321,26 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+def _open_build_copy(paths: Paths, tmp_db: Path, state: dict[str, Any], memory_limit: str,
+                     threads: int | None) -> Any | None:
+    """A copy of the live warehouse to update in place, or None when there is none or it
+    is not the build the state describes (a build killed after writing its state left
+    the warehouse before it live, and the next build must not carry its tables)."""
+    if not paths.db.exists():
+        return None
+    shutil.copyfile(paths.db, tmp_db)
+    con = _connect_build(tmp_db, paths, memory_limit, threads)
+    try:
+        built = con.execute("SELECT build_id FROM build_info").fetchone()
+    except duckdb.Error:
+        built = None
+    if built is not None and built[0] == state.get("build_id"):
+        return con
+    con.close()
+    tmp_db.unlink(missing_ok=True)
+    return None
 
 
 def _set_window(con: Any, start: date, end: date) -> None:
@@ -521,6 +581,7 @@ def _build_daily(
             if pending is not None:
                 written += _publish_chunk(pending, store, model.name, build_id)
     files = store.files(model.name)
+    _drop_previous(con, model.name)
     if files:
         con.execute(_daily_view_sql(model.name, files))
     else:
@@ -531,14 +592,14 @@ def _build_daily(
 
 def _run_model(
     con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
-    build_id: str, chunking: _Chunking, say: Progress,
+    build_id: str, chunking: _Chunking, say: Progress, carry: bool,
 ) -> int:
     """Run one model with its header's DuckDB settings, reset afterwards so that they
     change no other model's plan."""
     for name, value in model.settings:
         con.execute(f"SET {name} = {value}")
     try:
-        return _materialize(con, model, sql, store, window, build_id, chunking, say)
+        return _materialize(con, model, sql, store, window, build_id, chunking, say, carry)
     finally:
         for name, _value in model.settings:
             con.execute(f"RESET {name}")
@@ -546,20 +607,57 @@ def _run_model(
 
 def _materialize(
     con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
-    build_id: str, chunking: _Chunking, say: Progress,
+    build_id: str, chunking: _Chunking, say: Progress, carry: bool,
 ) -> int:
     if model.materialized == "daily":
         return _build_daily(con, model, sql, store, window, build_id, chunking, say)
+    if carry and model.incremental is not None:
+        return _update_in_place(con, model, sql, say)
     say(f"{model.name} ({model.materialized})")
     kind = "VIEW" if model.materialized == "view" else "TABLE"
+    _drop_previous(con, model.name)
     con.execute(f"CREATE {kind} {model.name} AS {sql}")
     return 0
+
+
+def _drop_previous(con: Any, name: str) -> None:
+    """Drop the previous build's `name`, when the build works on a copy of the previous
+    warehouse (a daily model with no files yet is an empty table, then a view)."""
+    for (kind,) in con.execute(
+            "SELECT table_type FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name = ?", [name]).fetchall():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+
+
+def _update_in_place(con: Any, model: Model, sql: str, say: Progress) -> int:
+    """Replace only the rows of an incremental table that the new history can change.
+
+    The table was copied with the previous warehouse; its `-- incremental rows:` predicate
+    picks the rows to recompute, and `recompute_from` tells the SQL the earliest day of
+    them, so that it reads no older input than it needs.
+    """
+    assert model.incremental is not None
+    name, rows, day = model.name, model.incremental.rows, model.incremental.day
+    con.execute(
+        f"SET VARIABLE recompute_from = (SELECT least(getvariable('changed_from'), "
+        f"coalesce(min({day}), getvariable('changed_from'))) FROM {name} WHERE {rows})")
+    deleted = con.execute(f"DELETE FROM {name} WHERE {rows}").fetchone()[0]
+    inserted = con.execute(
+        f"INSERT INTO {name} BY NAME SELECT * FROM ({sql}) AS {name} WHERE {rows}"
+    ).fetchone()[0]
+    start = con.execute("SELECT getvariable('recompute_from')").fetchone()[0]
+    say(f"{name} (table, updated from {start}: {deleted} rows out, {inserted} in)")
+    # for the predicates of the tables built from this one
+    con.execute(f"SET VARIABLE {name}_recomputed_from = getvariable('recompute_from')")
+    con.execute("SET VARIABLE recompute_from = DATE '0001-01-01'")
+    return int(inserted)
 
 
 def _write_build_info(con: Any, result: BuildResult, cadence: int, cap: int) -> None:
     window = result.window or (None, None)
     con.execute(
-        "CREATE TABLE build_info AS SELECT ?::VARCHAR AS build_id, now() AS built_at, "
+        "CREATE OR REPLACE TABLE build_info AS SELECT ?::VARCHAR AS build_id, "
+        "now() AS built_at, "
         "?::INTEGER AS cadence_minutes, ?::INTEGER AS cap_minutes, ?::BOOLEAN AS full_build, "
         "?::DATE AS window_from, ?::DATE AS window_to, ?::INTEGER AS schema_version",
         [result.build_id, cadence, cap, result.full, window[0], window[1], SCHEMA_VERSION],
@@ -650,19 +748,23 @@ def _build_locked(
     cap = 2 * cadence
     tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
     placeholders = _placeholders(paths, sources)
-    con = _connect_build(tmp_db, paths, memory_limit, threads)
+    carry = not full and _only_appended(state, sources)
+    con = _open_build_copy(paths, tmp_db, state, memory_limit, threads) if carry else None
+    result.updated_in_place = carry = con is not None
+    con = con or _connect_build(tmp_db, paths, memory_limit, threads)
     chunking = _Chunking(chunk_days, threads or os.cpu_count() or 1)
     try:
         con.execute("SET VARIABLE cap_minutes = ?::INTEGER", [cap])
         con.execute("SET VARIABLE context_days = ?::INTEGER", [_context_days(cap)])
         con.execute("SET VARIABLE newest_snapshot_days_from = ?::DATE",
                     [_newest_snapshots_from(paths.store)])
+        _set_changed_from(con, state, sources, window)
         for model in models:
             sql = render_sql(model, placeholders)
             model_started = time.monotonic()
             try:
                 result.rows_written[model.name] = _run_model(
-                    con, model, sql, store, window, build_id, chunking, say)
+                    con, model, sql, store, window, build_id, chunking, say, carry)
             except (duckdb.Error, pa.ArrowException, OSError) as exc:
                 raise WarehouseError(
                     f"Model {model.name} ({model.path.name}) failed: {first_line(exc)}."

@@ -7,6 +7,13 @@
 -- newest snapshot and still down there (a NULL actual status there is down), right after
 -- the run.
 -- materialized: table
+-- An incremental build (the history only grew at its end) keeps the incidents that ended
+-- before the first recomputed day and are not ongoing: their intervals all start before
+-- that day, so they are unchanged, and a run can grow only from its newest snapshot, which
+-- only an ongoing incident ends at. It recomputes the others from the down intervals of
+-- the days from the earliest start among them (`recompute_from`).
+-- incremental rows: ended_at >= getvariable('changed_from') or is_ongoing
+-- incremental day: cast(started_at as date)
 with down as (
     select
         account,
@@ -28,7 +35,7 @@ with down as (
             false
         ) as continues_run
     from instance_intervals
-    where is_down
+    where is_down and day >= getvariable('recompute_from')
 ),
 
 numbered as (
@@ -77,6 +84,8 @@ newest_instance_state as (
         arg_max_null(last_actual_status, day) as last_actual_status,
         arg_max_null(last_intended_status, day) as last_intended_status
     from instance_day_summary
+    -- an instance in its account's newest snapshot was seen on or after recompute_from
+    where day >= getvariable('recompute_from')
     group by account, instance_id
 )
 

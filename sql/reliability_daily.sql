@@ -3,6 +3,11 @@
 -- up, down or starting. incidents_started / incident_hours_started: incidents (see
 -- `incidents`) that started that day and their whole observed down time.
 -- materialized: table
+-- An incremental build recomputes the days from the earliest start of an incident it
+-- recomputed (`incidents_recomputed_from`, never after the first recomputed day): older
+-- days have the same instance_daily rows and the same incidents.
+-- incremental rows: day >= getvariable('incidents_recomputed_from')
+-- incremental day: day
 with started as (
     select
         account,

@@ -246,10 +246,12 @@ def test_a_negative_cost_fails_the_cost_checks(tmp_path: Path, rates: dict[str, 
 def test_availability_outside_0_1_fails(tmp_path: Path) -> None:
     _history(tmp_path)
     warehouse.build(tmp_path, cadence_minutes=CADENCE)
-    # negative down hours in the daily fact table make up / (up + down) = 1 / 0.5; the next
-    # build recomputes the reliability tables from it (no source changed: the file is reused)
+    # negative down hours in the daily fact table make up / (up + down) = 1 / 0.5; with the
+    # warehouse file gone, the next build recreates every table from the model files (no
+    # source changed: the damaged file is reused)
     _damage_model(tmp_path, "instance_daily", "down_hours", -0.5)
-    warehouse.build(tmp_path, cadence_minutes=CADENCE)
+    (tmp_path / warehouse.DB_NAME).unlink()
+    assert not warehouse.build(tmp_path, cadence_minutes=CADENCE).updated_in_place
     assert query(tmp_path, "SELECT max(availability) FROM reliability_daily").rows == [(2.0,)]
     outcome = marts(tmp_path)["availability_in_range"]
     assert not outcome.passed

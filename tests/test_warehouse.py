@@ -191,6 +191,76 @@ def test_interval_before_days_without_collection_is_the_same_in_every_build(
             assert got[name] == want[name], (home.name, name)
 
 
+DAYS_LANDED = [date(2024, 5, 1) + timedelta(days=i) for i in range(4)]
+
+
+def _landings() -> list[tuple[str, list[dict]]]:
+    """Day by day, a morning's snapshots then the whole day, as a collector lands them.
+    Account "a" collects every day: instance 2 goes offline at 22:00 each day (an incident
+    ongoing at each day's end, running past midnight) and instance 9 is offline from noon
+    on day 1 to noon on day 3 (an incident older than a build's first recomputed day that
+    still grows). "stale" stops after day 1 with instance 2 offline (ongoing for good).
+    "gap" collects day 1, a single snapshot at midnight of day 3 and day 4: instance 5 is
+    offline from 22:00 on day 1 to 06:00 on day 4, so its incident is ongoing for a whole
+    build while its last interval (capped at the gap) ended a day earlier."""
+    down = {"actual_status": "offline", "intended_status": "running"}
+    outage = (at("2024-05-01 12:00"), at("2024-05-03 12:00"))
+    steps = []
+    for d in DAYS_LANDED:
+        rows = _random_day(d, random.Random(f"land-a-{d}"), "a", (1, 2, 3))
+        times = every(f"{d.isoformat()} 00:00", 96)
+        rows += instance_rows("a", 9, times,
+                              [down if outage[0] <= t < outage[1] else RUN for t in times])
+        if d == DAYS_LANDED[0]:
+            rows += _random_day(d, random.Random(f"land-s-{d}"), "stale", (1, 2))
+        gap_times = {0: times, 2: times[:1], 3: times}.get(DAYS_LANDED.index(d), [])
+        gap_down = (at("2024-05-01 22:00"), at("2024-05-04 06:00"))
+        rows += instance_rows("gap", 5, gap_times, [
+            down if gap_down[0] <= t < gap_down[1] else RUN for t in gap_times])
+        steps.append((f"{d} morning", [r for r in rows if r["snapshot_at"].hour < 12]))
+        steps.append((f"{d} whole day", rows))
+    return steps
+
+
+def test_tables_updated_in_place_equal_a_full_build_at_every_landing(tmp_path: Path) -> None:
+    """Builds after each landing update `incidents` and `reliability_daily` in a copy of
+    the previous warehouse; each equals a full build of the same history."""
+    home = tmp_path / "home"
+    ongoing = "SELECT count(*) FROM incidents WHERE account = ? AND is_ongoing"
+    for i, (step, rows) in enumerate(_landings()):
+        write_history(home, rows)
+        result = _build(home)
+        assert result.updated_in_place == (i > 0), step
+        full = _same_sources(home, tmp_path / f"full-{i}")
+        assert not _build(full).updated_in_place
+        got, want = _snapshot_of_models(home), _snapshot_of_models(full)
+        for name in want:
+            assert got[name] == want[name], (step, name)
+        if step.endswith("whole day"):  # instance 2 of "a" is offline since 22:00
+            assert query(home, ongoing, params=["a"]).rows[0][0] >= 1, step
+    # the stale account's outage stays ongoing; instance 9's ran two days
+    assert query(home, ongoing, params=["stale"]).rows[0][0] == 1
+    assert query(home, "SELECT started_at, is_ongoing FROM incidents WHERE account = 'gap'"
+                 ).rows == [(at("2024-05-01 22:00"), False)]
+    assert query(home, "SELECT started_at, ended_at FROM incidents WHERE account = 'a' "
+                       "AND instance_id = 9").rows == [(at("2024-05-01 12:00"),
+                                                        at("2024-05-03 12:00"))]
+
+
+def test_a_rewritten_past_day_rebuilds_the_tables(tmp_path: Path) -> None:
+    """A day before the newest one rewritten (a re-landing) can change what older table
+    rows were built from: no table is updated in place then."""
+    home = tmp_path / "home"
+    _history(home, DAYS)
+    _build(home)
+    _reland(home, "acct", DAYS[0])
+    result = _build(home)
+    assert not result.full and not result.updated_in_place
+    full = _same_sources(home, tmp_path / "full")
+    _build(full)
+    assert _snapshot_of_models(home) == _snapshot_of_models(full)
+
+
 def test_build_with_nothing_new_recomputes_no_day(tmp_path: Path) -> None:
     _history(tmp_path, DAYS[:1])
     _build(tmp_path)
