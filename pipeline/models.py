@@ -57,6 +57,8 @@ class Model:
     settings: tuple[tuple[str, str], ...] = ()
     # A table an incremental build updates in place (`-- incremental:` lines), else None.
     incremental: Incremental | None = None
+    # A daily model also kept as a warehouse table of all its days (`-- warehouse: table`).
+    warehouse_table: bool = False
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -188,6 +190,18 @@ def _incremental(header: str, path: Path, materialized: str) -> Incremental | No
     return Incremental(found["rows"][0].strip(), found["day"][0].strip())
 
 
+def _warehouse_table(header: str, path: Path, materialized: str) -> bool:
+    """`-- warehouse: table`: a daily model read whole by other models is kept as a table
+    too, because reading its one file per day costs about 10x reading one table."""
+    values = re.findall(r"^warehouse:\s*(.*)$", header, re.MULTILINE)
+    if not values:
+        return False
+    if values != ["table"] or materialized != "daily":
+        raise WarehouseError(f"Model {path.name}: `-- warehouse: table` is the only form of "
+                             "that line, and only for a daily model.")
+    return True
+
+
 def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
     """All models of `sql_dir` in build order (dependencies first).
 
@@ -214,7 +228,8 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
             )
         materialized = _materialization(header, path)
         raw[name] = Model(name, path, sql, deps, header, materialized, _settings(header, path),
-                          _incremental(header, path, materialized))
+                          _incremental(header, path, materialized),
+                          _warehouse_table(header, path, materialized))
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in sorted(raw):
         sorter.add(name, *raw[name].deps)

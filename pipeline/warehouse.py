@@ -432,10 +432,10 @@ def _staging(paths: Paths, build_id: str) -> Path:
     return paths.db.parent / f".{paths.db.stem}.staging-{build_id}"
 
 
-def _daily_view_sql(name: str, files: list[str]) -> str:
+def _daily_view_sql(name: str, files: list[str], kind: str = "VIEW") -> str:
     listing = ", ".join(f"'{sql_literal(f)}'" for f in files)
     return (
-        f"CREATE VIEW {name} AS SELECT account, day, * EXCLUDE (account, day) "
+        f"CREATE {kind} {name} AS SELECT account, day, * EXCLUDE (account, day) "
         f"FROM read_parquet([{listing}], hive_partitioning = true, "
         "hive_types = {'account': VARCHAR, 'day': DATE})"
     )
@@ -561,10 +561,15 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
 
 def _build_daily(
     con: Any, model: Model, sql: str, store: _DailyStore, window: tuple[date, date] | None,
-    build_id: str, chunking: _Chunking, say: Progress,
+    build_id: str, chunking: _Chunking, say: Progress, carry: bool,
 ) -> int:
     """Query the window chunk by chunk; pyarrow writes a chunk's day files on a pool while
-    DuckDB computes the next chunk (both release the GIL), so the two overlap."""
+    DuckDB computes the next chunk (both release the GIL), so the two overlap.
+
+    A model with `-- warehouse: table` is also a table of all its days in the warehouse:
+    updated chunk by chunk in a copy of the previous warehouse, else read once from its
+    files at the end."""
+    in_place = carry and model.warehouse_table and _is_table(con, model.name)
     written = 0
     if window is not None:
         with ThreadPoolExecutor(max_workers=chunking.writers) as pool:
@@ -574,16 +579,21 @@ def _build_daily(
                 staging = _staging(store.paths, build_id) / model.name / start.isoformat()
                 _set_window(con, start, end)
                 table = _as_duckdb_writes(con.sql(sql))
+                if in_place:
+                    _replace_table_days(con, model.name, table, start, end)
                 if pending is not None:
                     written += _publish_chunk(pending, store, model.name, build_id)
                 pending = _start_writes(pool, table, staging, _days_between(start, end))
                 del table  # the pending writes hold what they need
             if pending is not None:
                 written += _publish_chunk(pending, store, model.name, build_id)
+    if in_place:
+        return written
     files = store.files(model.name)
     _drop_previous(con, model.name)
     if files:
-        con.execute(_daily_view_sql(model.name, files))
+        con.execute(_daily_view_sql(model.name, files,
+                                    "TABLE" if model.warehouse_table else "VIEW"))
     else:
         _set_window(con, date(1970, 1, 1), date(1970, 1, 1))
         con.execute(f"CREATE TABLE {model.name} AS SELECT * FROM ({sql}) LIMIT 0")
@@ -610,7 +620,7 @@ def _materialize(
     build_id: str, chunking: _Chunking, say: Progress, carry: bool,
 ) -> int:
     if model.materialized == "daily":
-        return _build_daily(con, model, sql, store, window, build_id, chunking, say)
+        return _build_daily(con, model, sql, store, window, build_id, chunking, say, carry)
     if carry and model.incremental is not None:
         return _update_in_place(con, model, sql, say)
     say(f"{model.name} ({model.materialized})")
@@ -618,6 +628,22 @@ def _materialize(
     _drop_previous(con, model.name)
     con.execute(f"CREATE {kind} {model.name} AS {sql}")
     return 0
+
+
+def _is_table(con: Any, name: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_name = ? AND table_type = 'BASE TABLE'", [name]).fetchone()[0] > 0
+
+
+def _replace_table_days(con: Any, name: str, chunk: pa.Table, start: date, end: date) -> None:
+    """Swap a chunk's days (every account) in a daily model's warehouse table."""
+    con.execute(f"DELETE FROM {name} WHERE day BETWEEN ? AND ?", [start, end])
+    con.register("_chunk_rows", chunk)
+    try:
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _chunk_rows")
+    finally:
+        con.unregister("_chunk_rows")
 
 
 def _drop_previous(con: Any, name: str) -> None:

@@ -4,6 +4,7 @@
 -- cost_daily, idle_spend and reliability_daily are views/tables over it.
 -- Attributes (label, gpu_name, ...) are those of the day's last interval.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
+-- warehouse: table
 with pieces as (
     -- the part of each interval on the day it starts (k = 0) and the parts of intervals
     -- that run past midnight into the following day(s) (k >= 1), in one scan

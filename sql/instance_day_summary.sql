@@ -10,6 +10,7 @@
 -- columns and the descriptive ones (label .. is_bid) are the day's last non-NULL value:
 -- there NULL means not reported or quarantined, not a new value.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
+-- warehouse: table
 select
     account,
     snapshot_date as day,

@@ -11,6 +11,7 @@
 -- comes from `last_before`, which reads a few columns of the whole history before it, so
 -- the result does not depend on where a build's window or chunks start.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
+-- warehouse: table
 with last_before as (
     -- each instance's last day seen before the window (NULL prices included, like lag)
     select

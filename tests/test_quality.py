@@ -222,6 +222,14 @@ def _damage_model(home: Path, model: str, column: str, value: float, *,
         pq.write_table(table.set_column(i, column, new), path)
 
 
+def _recreate_warehouse(home: Path) -> None:
+    """Delete warehouse.duckdb and build: the next build recreates every table from the
+    model files, damaged ones included (no source changed, so no file is recomputed)."""
+    (home / warehouse.DB_NAME).unlink()
+    result = warehouse.build(home, cadence_minutes=CADENCE)
+    assert result.window is None and not result.updated_in_place
+
+
 def test_a_sound_warehouse_passes_every_mart_check(tmp_path: Path) -> None:
     _history(tmp_path)
     warehouse.build(tmp_path, cadence_minutes=CADENCE)
@@ -246,12 +254,9 @@ def test_a_negative_cost_fails_the_cost_checks(tmp_path: Path, rates: dict[str, 
 def test_availability_outside_0_1_fails(tmp_path: Path) -> None:
     _history(tmp_path)
     warehouse.build(tmp_path, cadence_minutes=CADENCE)
-    # negative down hours in the daily fact table make up / (up + down) = 1 / 0.5; with the
-    # warehouse file gone, the next build recreates every table from the model files (no
-    # source changed: the damaged file is reused)
+    # negative down hours in the daily fact table make up / (up + down) = 1 / 0.5
     _damage_model(tmp_path, "instance_daily", "down_hours", -0.5)
-    (tmp_path / warehouse.DB_NAME).unlink()
-    assert not warehouse.build(tmp_path, cadence_minutes=CADENCE).updated_in_place
+    _recreate_warehouse(tmp_path)
     assert query(tmp_path, "SELECT max(availability) FROM reliability_daily").rows == [(2.0,)]
     outcome = marts(tmp_path)["availability_in_range"]
     assert not outcome.passed
@@ -263,6 +268,7 @@ def test_cost_daily_not_summing_to_the_intervals_fails(tmp_path: Path) -> None:
     _history(tmp_path)
     warehouse.build(tmp_path, cadence_minutes=CADENCE)
     _damage_model(tmp_path, "instance_daily", "total_cost", 1.5, times=True)
+    _recreate_warehouse(tmp_path)
     outcome = marts(tmp_path)["cost_daily_equals_intervals"]
     assert not outcome.passed
     # 1 h of (1.0 + 0.1) + 1 h of (2.0 + 0.2) = 3.3 in the intervals; x1.5 in cost_daily
