@@ -218,7 +218,10 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
         name = path.stem.lower()
         sql = path.read_text(encoding="utf-8")
         header = _header(sql, path)
-        idents = set(sql_identifiers(sql))
+        materialized = _materialization(header, path)
+        incremental = _incremental(header, path, materialized)
+        # the models its incremental predicate reads are built before it, too
+        idents = set(sql_identifiers(sql + "\n" + (incremental.rows if incremental else "")))
         deps = tuple(sorted((idents & names) - {name}))
         unknown = set(_relation_references(sql)) - names - _cte_names(sql)
         if unknown:
@@ -226,10 +229,8 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
                 f"Model {name} reads unknown relation(s) {', '.join(sorted(unknown))}; "
                 f"known models: {', '.join(sorted(names))}."
             )
-        materialized = _materialization(header, path)
         raw[name] = Model(name, path, sql, deps, header, materialized, _settings(header, path),
-                          _incremental(header, path, materialized),
-                          _warehouse_table(header, path, materialized))
+                          incremental, _warehouse_table(header, path, materialized))
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in sorted(raw):
         sorter.add(name, *raw[name].deps)

@@ -14,6 +14,13 @@
 -- day' (billed_only); 'bandwidth (not in snapshots)', 'missed collection (low coverage)',
 -- 'price change between snapshots', 'state changes between snapshots' (differs).
 -- materialized: table
+-- An incremental build (the history only grew at its end) recomputes the days from the
+-- first recomputed day or the first day whose bill changed, whichever is earlier: an older
+-- day has the same bill, estimate, coverage and price changes. And, on any day, the
+-- billed-only rows of the instances seen since the first recomputed day: whether an
+-- instance was ever seen by a snapshot changes only for them.
+-- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or (estimated_cost is null and (account, instance_id) in (select account, instance_id from instance_day_summary where day >= getvariable('changed_from')))
+-- incremental day: day
 with account_next as (
     select
         account,

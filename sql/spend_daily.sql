@@ -8,6 +8,13 @@
 -- rows running_hours are the bill's GPU hours and gpu_hours those x num_gpus (the
 -- estimate's hours when the bill gave none).
 -- materialized: table
+-- An incremental build (the history only grew at its end) recomputes the days from the
+-- first recomputed day or the first day whose bill changed, whichever is earlier: an older
+-- day has the same bill, estimate and attributes that day. And, on any day, the billed
+-- rows no snapshot saw that day (billed-only in cost_reconciliation) of the instances seen
+-- since the first recomputed day: only their latest observed attributes can change.
+-- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or ((day, account, instance_id) in (select day, account, instance_id from cost_reconciliation where estimated_cost is null) and (account, instance_id) in (select account, instance_id from cost_daily where day >= getvariable('changed_from')))
+-- incremental day: day
 with attrs as (
     select
         account,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from bill_fixtures import day_end, item, write_bill
 from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
 from pipeline import history, warehouse
@@ -245,6 +246,55 @@ def test_tables_updated_in_place_equal_a_full_build_at_every_landing(tmp_path: P
     assert query(home, "SELECT started_at, ended_at FROM incidents WHERE account = 'a' "
                        "AND instance_id = 9").rows == [(at("2024-05-01 12:00"),
                                                         at("2024-05-03 12:00"))]
+
+
+def _seen(day: date, instance_id: int, label: str) -> list[dict]:
+    return instance_rows("acct", instance_id, every(f"{day.isoformat()} 00:00", 4), [RUN] * 4,
+                         label=label, gpu_name="RTX 4090", num_gpus=1, dph_base=1.0,
+                         dph_total=1.1)
+
+
+def test_billed_tables_updated_in_place_equal_a_full_build(tmp_path: Path) -> None:
+    """`spend_daily` and `cost_reconciliation` updated in place follow what a new day
+    changes on older days: the latest label of an instance billed on a day no snapshot saw
+    it, an instance billed before a snapshot first saw it, and a bill fetched again."""
+    home = tmp_path / "home"
+    d0, d1, d2, d3 = (date(2024, 5, 1) + timedelta(days=i) for i in range(4))
+    write_history(home, _seen(d1, 1, "old") + _seen(d2, 1, "old"))
+    # instance 1 billed on d0, before any snapshot; instance 7 billed on d1, not yet seen
+    write_bill(home, "acct", d0, [item(1, "gpu", 2.0)], fetch_id="b0", fetched_at=day_end(d0))
+    write_bill(home, "acct", d1, [item(1, "gpu", 3.0), item(7, "gpu", 4.0)], fetch_id="b1",
+               fetched_at=day_end(d1))
+    assert _build(home).full
+    label_d0 = "SELECT label FROM spend_daily WHERE day = ? AND instance_id = 1"
+    reason_d1 = ("SELECT likely_reason FROM cost_reconciliation WHERE day = ? "
+                 "AND instance_id = 7")
+    assert query(home, label_d0, params=[d0]).rows == [("old",)]
+    assert query(home, reason_d1, params=[d1]).rows == [
+        ("never seen by a snapshot (shorter than a snapshot interval)",)]
+
+    def same_as_full(step: str) -> None:
+        full = _same_sources(home, tmp_path / f"full-{step}")  # the bills too
+        _build(full)
+        got, want = _snapshot_of_models(home), _snapshot_of_models(full)
+        for name in want:
+            assert got[name] == want[name], (step, name)
+
+    # d3: instance 1 relabelled, instance 7 seen for the first time
+    write_history(home, _seen(d3, 1, "new") + _seen(d3, 7, "late"))
+    assert _build(home).updated_in_place
+    same_as_full("new day")
+    assert query(home, label_d0, params=[d0]).rows == [("new",)]
+    assert query(home, reason_d1, params=[d1]).rows != [
+        ("never seen by a snapshot (shorter than a snapshot interval)",)]
+    # d0's bill fetched again with another amount: no snapshot changed
+    write_bill(home, "acct", d0, [item(1, "gpu", 2.5)], fetch_id="b0b",
+               fetched_at=day_end(d0) + timedelta(days=3))
+    result = _build(home)
+    assert result.updated_in_place and result.window is None
+    same_as_full("bill fetched again")
+    assert query(home, "SELECT total_cost FROM spend_daily WHERE day = ?",
+                 params=[d0]).rows == [(2.5,)]
 
 
 def test_a_rewritten_past_day_rebuilds_the_tables(tmp_path: Path) -> None:
