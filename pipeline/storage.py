@@ -238,11 +238,20 @@ class Store:
         One recursive listing of the dataset, not one per partition: on an object store a
         year of days is a few paginated LIST calls instead of hundreds.
         """
+        out: dict[str, dict[str, str]] = {}
+        for (account, day), files in sorted(self.partition_files(dataset).items()):
+            names = sorted(f"{info.base_name}:{info.size}:{info.mtime_ns}" for info in files)
+            digest = hashlib.sha1("|".join(names).encode()).hexdigest()[:16]
+            out.setdefault(account, {})[day] = digest
+        return out
+
+    def partition_files(self, dataset: str) -> dict[tuple[str, str], list[pafs.FileInfo]]:
+        """{(account, day): the visible Parquet files} of a dataset, from one listing."""
         day_re = re.compile(_DAY_RE.format(key=re.escape(registered(dataset).partition_key)))
         root = self.dataset_dir(dataset)
         infos = self.fs.get_file_info(
             pafs.FileSelector(root, allow_not_found=True, recursive=True))
-        files: dict[tuple[str, str], list[str]] = {}
+        files: dict[tuple[str, str], list[pafs.FileInfo]] = {}
         for info in infos:
             parts = info.path[len(root) + 1:].split("/")
             if (info.type != pafs.FileType.File or len(parts) != 3
@@ -250,13 +259,8 @@ class Store:
                 continue
             account, day = _PARTITION_RE.match(parts[0]), day_re.match(parts[1])
             if account and day:
-                files.setdefault((account["account"], day["day"]), []).append(
-                    f"{parts[2]}:{info.size}:{info.mtime_ns}")
-        out: dict[str, dict[str, str]] = {}
-        for (account, day), names in sorted(files.items()):
-            digest = hashlib.sha1("|".join(sorted(names)).encode()).hexdigest()[:16]
-            out.setdefault(account, {})[day] = digest
-        return out
+                files.setdefault((account["account"], day["day"]), []).append(info)
+        return files
 
     def _subdirs(self, directory: str) -> list[str]:
         infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))

@@ -282,8 +282,10 @@ def _empty_source(paths: Paths, table: str, schema: pa.Schema) -> str:
     return paths.store.uri(target)
 
 
-def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -> dict[str, str]:
-    """`{{ <table>_glob }}` of each history dataset the models read."""
+def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]],
+                  uniform: dict[str, bool]) -> dict[str, str]:
+    """`{{ <table>_glob }}` of each history dataset the models read, and
+    `{{ <table>_union_by_name }}`: false when all its files share one schema."""
     store = paths.store
     out = {}
     for table, schema in SOURCE_SCHEMAS.items():
@@ -291,8 +293,46 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]]) -
             out[f"{table}_glob"] = store.parquet_glob(table)
         else:
             out[f"{table}_glob"] = _empty_source(paths, table, schema)
+        out[f"{table}_union_by_name"] = "false" if uniform.get(table) else "true"
     out["alert_log_glob"] = alert_log_source(store)
     return out
+
+
+SchemaCache = dict[str, dict[str, list[Any]]]
+
+
+def _uniform_schemas(store: Store, sources: dict[str, dict[str, dict[str, str]]],
+                     cached: SchemaCache) -> tuple[dict[str, bool], SchemaCache]:
+    """Per history dataset, whether all its files share one Parquet schema, and the
+    per-partition schema digests to keep for the next build.
+
+    Why: a view reading files of different schemas (days written before and after a
+    schema version change) needs `union_by_name`, which reads every file's schema each
+    time a query is bound: at a year, 0.07 to 0.15 s a bind, a fifth of an incremental
+    build. Footers are read only for partitions whose fingerprint changed. On an object
+    store that would be one request per file, so it is not checked there (union_by_name).
+    """
+    if store.remote is not None:
+        return {}, {}
+    uniform: dict[str, bool] = {}
+    out: SchemaCache = {}
+    for table in SOURCE_SCHEMAS:
+        fingerprints, known = sources.get(table, {}), cached.get(table, {})
+        entries: dict[str, list[Any]] = {}
+        for (account, day), files in store.partition_files(table).items():
+            key, fingerprint = f"{account}|{day}", fingerprints.get(account, {}).get(day)
+            entry = known.get(key)
+            if entry is None or entry[0] != fingerprint:
+                entry = [fingerprint, sorted({_schema_digest(store, f.path) for f in files})]
+            entries[key] = entry
+        out[table] = entries
+        uniform[table] = len({h for _fp, digests in entries.values() for h in digests}) <= 1
+    return uniform, out
+
+
+def _schema_digest(store: Store, path: str) -> str:
+    schema = pq.read_schema(path, filesystem=store.fs).remove_metadata()
+    return hashlib.sha1(schema.to_string().encode()).hexdigest()[:16]
 
 
 def _newest_snapshots_from(store: Store) -> date:
@@ -773,7 +813,8 @@ def _build_locked(
                          len(_days_between(*window)) if window else 0, [m.name for m in models])
     cap = 2 * cadence
     tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
-    placeholders = _placeholders(paths, sources)
+    uniform, schemas = _uniform_schemas(paths.store, sources, state.get("schemas", {}))
+    placeholders = _placeholders(paths, sources, uniform)
     carry = not full and _only_appended(state, sources)
     con = _open_build_copy(paths, tmp_db, state, memory_limit, threads) if carry else None
     result.updated_in_place = carry = con is not None
@@ -810,6 +851,7 @@ def _build_locked(
     _write_json_atomic(paths.state, {
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
+        "schemas": schemas,
     })
     say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)

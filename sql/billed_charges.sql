@@ -12,7 +12,7 @@ from read_parquet(
     '{{ billed_charges_glob }}',
     hive_partitioning = true,
     hive_types = {'account': varchar, 'day': date},
-    union_by_name = true
+    union_by_name = {{ billed_charges_union_by_name }}
 ) as c
 semi join billed_days as d
     on c.account = d.account and c.day = d.day and c.fetch_id = d.fetch_id

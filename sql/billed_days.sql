@@ -15,6 +15,6 @@ from read_parquet(
     '{{ billed_days_glob }}',
     hive_partitioning = true,
     hive_types = {'account': varchar, 'day': date},
-    union_by_name = true
+    union_by_name = {{ billed_days_union_by_name }}
 )
 qualify row_number() over (partition by account, day order by fetched_at desc) = 1

@@ -10,7 +10,7 @@ from read_parquet(
     '{{ billed_quarantine_glob }}',
     hive_partitioning = true,
     hive_types = {'account': varchar, 'day': date},
-    union_by_name = true
+    union_by_name = {{ billed_quarantine_union_by_name }}
 ) as q
 semi join billed_days as d
     on q.account = d.account and q.day = d.day and q.fetch_id = d.fetch_id

@@ -27,5 +27,5 @@ from read_parquet(
     '{{ instance_snapshots_glob }}',
     hive_partitioning = true,
     hive_types = {'account': varchar, 'snapshot_date': date},
-    union_by_name = true
+    union_by_name = {{ instance_snapshots_union_by_name }}
 )

@@ -16,5 +16,5 @@ from read_parquet(
     '{{ quarantine_glob }}',
     hive_partitioning = true,
     hive_types = {'account': varchar, 'snapshot_date': date},
-    union_by_name = true
+    union_by_name = {{ quarantine_union_by_name }}
 )

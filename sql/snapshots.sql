@@ -10,5 +10,5 @@ from read_parquet(
     '{{ snapshots_glob }}',
     hive_partitioning = true,
     hive_types = {'account': varchar, 'snapshot_date': date},
-    union_by_name = true
+    union_by_name = {{ snapshots_union_by_name }}
 )

@@ -13,6 +13,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from bill_fixtures import day_end, item, write_bill
@@ -295,6 +296,40 @@ def test_billed_tables_updated_in_place_equal_a_full_build(tmp_path: Path) -> No
     same_as_full("bill fetched again")
     assert query(home, "SELECT total_cost FROM spend_daily WHERE day = ?",
                  params=[d0]).rows == [(2.5,)]
+
+
+def _view_sql(home: Path, name: str) -> str:
+    return query(home, "SELECT sql FROM duckdb_views() WHERE view_name = ?",
+                 params=[name]).rows[0][0]
+
+
+def test_history_views_union_files_by_name_only_when_their_schemas_differ(
+        tmp_path: Path) -> None:
+    """Files of one schema are read as they are (binding union_by_name reads every file's
+    schema); a day written with another schema, as after a schema version change, makes
+    the views union the files by name, with NULL where a day has no such column."""
+    home = tmp_path / "home"
+    _history(home, DAYS[:2])
+    _build(home)
+    assert "union_by_name = false" in _view_sql(home, "instance_snapshots")
+    _history(home, DAYS[2:])
+    day3 = home / "parquet" / "instance_snapshots" / "account=acct" / "snapshot_date=2024-05-03"
+    [path] = list(day3.glob("*.parquet"))
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("new_field", pa.array([7] * table.num_rows)), path)
+    assert _build(home).window == (DAYS[1], DAYS[2])
+    assert "union_by_name = true" in _view_sql(home, "instance_snapshots")
+    counts = query(home, "SELECT snapshot_date, count(new_field), count(*) "
+                         "FROM instance_snapshots GROUP BY 1 ORDER BY 1").rows
+    assert [(d, n) for d, n, _ in counts] == [(DAYS[0], 0), (DAYS[1], 0),
+                                              (DAYS[2], table.num_rows)]
+    assert _snapshot_of_models(home) == _snapshot_of_models(
+        _build_copy(home, tmp_path / "full"))
+
+
+def _build_copy(home: Path, into: Path) -> Path:
+    _build(_same_sources(home, into))
+    return into
 
 
 def test_a_rewritten_past_day_rebuilds_the_tables(tmp_path: Path) -> None:

@@ -128,7 +128,9 @@ def _connect(store: Store, account: str, days: list[date],
             folder.mkdir(parents=True)
             files = [str(folder / "part-0.parquet")]
             pq.write_table(dataset(name).schema.empty_table(), files[0])
-        sql = render_sql(models[name], {f"{name}_glob": _FILES})
+        # a week of files: reading their schemas whatever they are costs little
+        sql = render_sql(models[name], {f"{name}_glob": _FILES,
+                                        f"{name}_union_by_name": "true"})
         con.execute(f"create view {name} as " + sql.replace(f"'{_FILES}'",
                                                              sql_file_list(files)))
     return con
