@@ -21,6 +21,8 @@ def test_warehouse_benchmark_prints_its_ratio_and_where_the_time_goes(
     assert set(res["incremental_model_s"]) == set(res["model_s"])
     assert "instance_intervals" in res["incremental_model_s"]
     out = bench_warehouse.render(res)
+    flat = res["incremental_s"] / res["day_one_incremental_s"]
+    assert f"incremental, these 3 days / day one: {flat:.2f}x   target <= 1.25x" in out
     ratio = statistics.median(res["ratios"])
     assert f"full build / reference pass: {ratio:.1f}x   target <= 3.0x" in out
     for line in ("where the full build's time goes: ",
