@@ -36,7 +36,8 @@ class Incremental:
     deletes the old rows where it holds and inserts the model's new rows where it holds; the
     header must say why every other row is unchanged. `day`: an expression giving a row's
     day, so that the build can tell the SQL the earliest day it recomputes
-    (`getvariable('recompute_from')`, the first day of a full build).
+    (`getvariable('recompute_from')`: the earliest of `changed_from`, the first day whose
+    bill changed and the day of the old rows it selects; 0001-01-01 in a full build).
     """
 
     rows: str

@@ -705,8 +705,8 @@ def _update_in_place(con: Any, model: Model, sql: str, say: Progress) -> int:
     assert model.incremental is not None
     name, rows, day = model.name, model.incremental.rows, model.incremental.day
     con.execute(
-        f"SET VARIABLE recompute_from = (SELECT least(getvariable('changed_from'), "
-        f"coalesce(min({day}), getvariable('changed_from'))) FROM {name} WHERE {rows})")
+        "SET VARIABLE recompute_from = (SELECT least(getvariable('changed_from'), "
+        f"getvariable('bills_changed_from'), min({day})) FROM {name} WHERE {rows})")
     deleted = con.execute(f"DELETE FROM {name} WHERE {rows}").fetchone()[0]
     inserted = con.execute(
         f"INSERT INTO {name} BY NAME SELECT * FROM ({sql}) AS {name} WHERE {rows}"

@@ -18,7 +18,8 @@
 -- first recomputed day or the first day whose bill changed, whichever is earlier: an older
 -- day has the same bill, estimate, coverage and price changes. And, on any day, the
 -- billed-only rows of the instances seen since the first recomputed day: whether an
--- instance was ever seen by a snapshot changes only for them.
+-- instance was ever seen by a snapshot changes only for them. All the rows it recomputes
+-- are on or after recompute_from, so it reads no older bill, estimate or snapshot.
 -- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or (estimated_cost is null and (account, instance_id) in (select account, instance_id from instance_day_summary where day >= getvariable('changed_from')))
 -- incremental day: day
 with account_next as (
@@ -27,6 +28,8 @@ with account_next as (
         snapshot_at as s,
         lead(snapshot_at) over (partition by account order by snapshot_at) as next_at
     from snapshots
+    -- intervals that can cover a day from recompute_from on (capped at the context)
+    where snapshot_date >= getvariable('recompute_from') - getvariable('context_days')
 ),
 
 account_intervals as (
@@ -52,7 +55,13 @@ coverage as (
 ),
 
 billed as (
-    select * from billed_daily where contract_type = 'instance' and instance_id is not null
+    select * from billed_daily
+    where contract_type = 'instance' and instance_id is not null
+        and day >= getvariable('recompute_from')
+),
+
+estimated as (
+    select * from cost_daily where day >= getvariable('recompute_from')
 ),
 
 joined as (
@@ -65,7 +74,7 @@ joined as (
         b.total_cost as billed_cost,
         b.bandwidth_cost
     from billed as b
-    full outer join cost_daily as c
+    full outer join estimated as c
         on b.day = c.day and b.account = c.account and b.instance_id = c.instance_id
 ),
 
@@ -75,6 +84,7 @@ seen as (
 
 price_moved as (
     select distinct account, day, instance_id from price_changes
+    where day >= getvariable('recompute_from')
 ),
 
 facts as (

@@ -13,6 +13,8 @@
 -- day has the same bill, estimate and attributes that day. And, on any day, the billed
 -- rows no snapshot saw that day (billed-only in cost_reconciliation) of the instances seen
 -- since the first recomputed day: only their latest observed attributes can change.
+-- All the rows it recomputes are on or after recompute_from, so it reads no older bill or
+-- estimate (the attributes still come from every day).
 -- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or ((day, account, instance_id) in (select day, account, instance_id from cost_reconciliation where estimated_cost is null) and (account, instance_id) in (select account, instance_id from cost_daily where day >= getvariable('changed_from')))
 -- incremental day: day
 with attrs as (
@@ -53,6 +55,7 @@ billed as (
     left join cost_daily as c
         on b.day = c.day and b.account = c.account and b.instance_id = c.instance_id
     left join attrs as a on b.account = a.account and b.instance_id = a.instance_id
+    where b.day >= getvariable('recompute_from')
 ),
 
 estimated as (
@@ -78,6 +81,7 @@ estimated as (
         c.gpu_hours
     from cost_daily as c
     anti join billed_days as d on c.account = d.account and c.day = d.day
+    where c.day >= getvariable('recompute_from')
 )
 
 select * from billed

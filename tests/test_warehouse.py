@@ -209,10 +209,12 @@ def _landings() -> list[tuple[str, list[dict]]]:
     outage = (at("2024-05-01 12:00"), at("2024-05-03 12:00"))
     steps = []
     for d in DAYS_LANDED:
-        rows = _random_day(d, random.Random(f"land-a-{d}"), "a", (1, 2, 3))
         times = every(f"{d.isoformat()} 00:00", 96)
+        rows = _random_day(d, random.Random(f"land-a-{d}"), "a", (1, 2, 3))
         rows += instance_rows("a", 9, times,
                               [down if outage[0] <= t < outage[1] else RUN for t in times])
+        # 5 minutes late: the interval from 23:50 to 00:05 covers the next day too
+        rows = [{**r, "snapshot_at": r["snapshot_at"] + timedelta(minutes=5)} for r in rows]
         if d == DAYS_LANDED[0]:
             rows += _random_day(d, random.Random(f"land-s-{d}"), "stale", (1, 2))
         gap_times = {0: times, 2: times[:1], 3: times}.get(DAYS_LANDED.index(d), [])
@@ -245,8 +247,8 @@ def test_tables_updated_in_place_equal_a_full_build_at_every_landing(tmp_path: P
     assert query(home, "SELECT started_at, is_ongoing FROM incidents WHERE account = 'gap'"
                  ).rows == [(at("2024-05-01 22:00"), False)]
     assert query(home, "SELECT started_at, ended_at FROM incidents WHERE account = 'a' "
-                       "AND instance_id = 9").rows == [(at("2024-05-01 12:00"),
-                                                        at("2024-05-03 12:00"))]
+                       "AND instance_id = 9").rows == [(at("2024-05-01 12:05"),
+                                                        at("2024-05-03 12:05"))]
 
 
 def _seen(day: date, instance_id: int, label: str) -> list[dict]:
@@ -296,6 +298,14 @@ def test_billed_tables_updated_in_place_equal_a_full_build(tmp_path: Path) -> No
     same_as_full("bill fetched again")
     assert query(home, "SELECT total_cost FROM spend_daily WHERE day = ?",
                  params=[d0]).rows == [(2.5,)]
+    # a bill of an older day, fetched for the first time: rows on a day the tables lacked
+    before = d0 - timedelta(days=1)
+    write_bill(home, "acct", before, [item(1, "gpu", 1.5)], fetch_id="bm",
+               fetched_at=day_end(d0) + timedelta(days=3))
+    assert _build(home).updated_in_place
+    same_as_full("older bill")
+    assert query(home, "SELECT total_cost FROM spend_daily WHERE day = ?",
+                 params=[before]).rows == [(1.5,)]
 
 
 def _view_sql(home: Path, name: str) -> str:
