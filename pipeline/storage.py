@@ -238,8 +238,14 @@ class Store:
         One recursive listing of the dataset, not one per partition: on an object store a
         year of days is a few paginated LIST calls instead of hundreds.
         """
+        return self.fingerprints(self.partition_files(dataset))
+
+    @staticmethod
+    def fingerprints(listing: dict[tuple[str, str], list[pafs.FileInfo]]
+                     ) -> dict[str, dict[str, str]]:
+        """`partition_fingerprints` of a `partition_files` listing already made."""
         out: dict[str, dict[str, str]] = {}
-        for (account, day), files in sorted(self.partition_files(dataset).items()):
+        for (account, day), files in sorted(listing.items()):
             names = sorted(f"{info.base_name}:{info.size}:{info.mtime_ns}" for info in files)
             digest = hashlib.sha1("|".join(names).encode()).hexdigest()[:16]
             out.setdefault(account, {})[day] = digest

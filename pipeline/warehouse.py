@@ -124,7 +124,8 @@ def _load_state(paths: Paths) -> dict[str, Any]:
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    # compact: at a year it lists thousands of files, written on every build
+    tmp.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -301,7 +302,8 @@ def _placeholders(paths: Paths, sources: dict[str, dict[str, dict[str, str]]],
 SchemaCache = dict[str, dict[str, list[Any]]]
 
 
-def _uniform_schemas(store: Store, sources: dict[str, dict[str, dict[str, str]]],
+def _uniform_schemas(store: Store, listings: dict[str, dict[tuple[str, str], list[Any]]],
+                     sources: dict[str, dict[str, dict[str, str]]],
                      cached: SchemaCache) -> tuple[dict[str, bool], SchemaCache]:
     """Per history dataset, whether all its files share one Parquet schema, and the
     per-partition schema digests to keep for the next build.
@@ -319,7 +321,7 @@ def _uniform_schemas(store: Store, sources: dict[str, dict[str, dict[str, str]]]
     for table in SOURCE_SCHEMAS:
         fingerprints, known = sources.get(table, {}), cached.get(table, {})
         entries: dict[str, list[Any]] = {}
-        for (account, day), files in store.partition_files(table).items():
+        for (account, day), files in listings[table].items():
             key, fingerprint = f"{account}|{day}", fingerprints.get(account, {}).get(day)
             entry = known.get(key)
             if entry is None or entry[0] != fingerprint:
@@ -363,20 +365,29 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     return con
 
 
-def _open_build_copy(paths: Paths, tmp_db: Path, state: dict[str, Any], memory_limit: str,
-                     threads: int | None) -> Any | None:
-    """A copy of the live warehouse to update in place, or None when there is none or it
-    is not the build the state describes (a build killed after writing its state left
-    the warehouse before it live, and the next build must not carry its tables)."""
+def _open_build_copy(paths: Paths, tmp_db: Path, state: dict[str, Any], models: list[Model],
+                     memory_limit: str, threads: int | None) -> Any | None:
+    """A copy of the live warehouse to update in place, or None when there is none, it is
+    not the build the state describes (a build killed after writing its state left the
+    warehouse before it live, and the next build must not carry its tables) or someone
+    added objects to it (what an analyst writes there is lost at the next build)."""
     if not paths.db.exists():
         return None
     shutil.copyfile(paths.db, tmp_db)
     con = _connect_build(tmp_db, paths, memory_limit, threads)
     try:
         built = con.execute("SELECT build_id FROM build_info").fetchone()
+        ours = {m.name for m in models} | {"build_info"}
+        foreign = con.execute(
+            "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM duckdb_tables() "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+            "UNION ALL SELECT schema_name, sequence_name FROM duckdb_sequences() "
+            "UNION ALL SELECT schema_name, function_name FROM duckdb_functions() "
+            "WHERE NOT internal) WHERE schema_name <> 'main' OR list_position(?, name) IS NULL",
+            [sorted(ours)]).fetchone()[0]
     except duckdb.Error:
-        built = None
-    if built is not None and built[0] == state.get("build_id"):
+        built, foreign = None, 1
+    if built is not None and built[0] == state.get("build_id") and not foreign:
         return con
     con.close()
     tmp_db.unlink(missing_ok=True)
@@ -436,8 +447,9 @@ class _DailyStore:
         parts = self.manifest.get(model, {})
         return [self.paths.model_uri(rel) for key in sorted(parts) for rel in parts[key]]
 
-    def sweep(self, retain_seconds: float) -> None:
-        """Delete superseded files past retention, and orphans no state knows about.
+    def sweep(self, retain_seconds: float, orphans: bool = True) -> None:
+        """Delete superseded files past retention, and (walking every model folder)
+        orphans no state knows about: what a killed build left.
 
         On an object store superseded files go at once (`_retention`): Spark or Trino read
         `parquet/models/...` by globbing, and a retained old file would count twice.
@@ -449,6 +461,8 @@ class _DailyStore:
             if now - when >= retain_seconds:
                 store.delete(f"{models}/{rel}")
                 del self.superseded[rel]
+        if not orphans:
+            return
         known = {rel for parts in self.manifest.values() for rels in parts.values() for rel in rels}
         known |= set(self.superseded)
         for path in store.walk_files(models):
@@ -689,10 +703,10 @@ def _replace_table_days(con: Any, name: str, chunk: pa.Table, start: date, end: 
 def _drop_previous(con: Any, name: str) -> None:
     """Drop the previous build's `name`, when the build works on a copy of the previous
     warehouse (a daily model with no files yet is an empty table, then a view)."""
-    for (kind,) in con.execute(
-            "SELECT table_type FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_name = ?", [name]).fetchall():
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    except duckdb.CatalogException:  # it is a view
+        con.execute(f"DROP VIEW {name}")
 
 
 def _update_in_place(con: Any, model: Model, sql: str, say: Progress) -> int:
@@ -795,7 +809,8 @@ def _build_locked(
     def say(msg: str) -> None:
         outer(f"[{time.monotonic() - started:6.1f} s] {msg}")
 
-    sources = {table: paths.store.partition_fingerprints(table) for table in SOURCE_SCHEMAS}
+    listings = {table: paths.store.partition_files(table) for table in SOURCE_SCHEMAS}
+    sources = {table: Store.fingerprints(listing) for table, listing in listings.items()}
     if not sources["snapshots"] and not sources["instance_snapshots"]:
         raise WarehouseError(
             f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
@@ -813,10 +828,12 @@ def _build_locked(
                          len(_days_between(*window)) if window else 0, [m.name for m in models])
     cap = 2 * cadence
     tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
-    uniform, schemas = _uniform_schemas(paths.store, sources, state.get("schemas", {}))
+    uniform, schemas = _uniform_schemas(paths.store, listings, sources,
+                                        state.get("schemas", {}))
     placeholders = _placeholders(paths, sources, uniform)
     carry = not full and _only_appended(state, sources)
-    con = _open_build_copy(paths, tmp_db, state, memory_limit, threads) if carry else None
+    con = _open_build_copy(paths, tmp_db, state, models, memory_limit, threads) \
+        if carry else None
     result.updated_in_place = carry = con is not None
     con = con or _connect_build(tmp_db, paths, memory_limit, threads)
     chunking = _Chunking(chunk_days, threads or os.cpu_count() or 1)
@@ -855,7 +872,7 @@ def _build_locked(
     })
     say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)
-    store.sweep(RETAIN_SUPERSEDED_SECONDS)
+    store.sweep(RETAIN_SUPERSEDED_SECONDS, orphans=False)  # the next build's start walks
     result.seconds = time.monotonic() - started
     say(f"built {paths.db} in {result.seconds:.1f} s")
     return result

@@ -13,6 +13,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -340,6 +341,26 @@ def test_history_views_union_files_by_name_only_when_their_schemas_differ(
 def _build_copy(home: Path, into: Path) -> Path:
     _build(_same_sources(home, into))
     return into
+
+
+def test_what_an_analyst_wrote_into_the_warehouse_is_gone_after_the_next_build(
+        tmp_path: Path) -> None:
+    """An incremental build starts from a copy of the live warehouse only when it holds
+    nothing but the build's own objects: the README's promise holds either way."""
+    home = tmp_path / "home"
+    _history(home, DAYS[:2])
+    _build(home)
+    con = duckdb.connect(str(home / warehouse.DB_NAME))
+    con.execute("CREATE TABLE my_notes AS SELECT 1 AS x")
+    con.execute("CREATE MACRO twice(x) AS 2 * x")
+    con.close()
+    _history(home, DAYS[2:])
+    result = _build(home)
+    assert not result.full and not result.updated_in_place
+    assert query(home, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'my_notes'"
+                 ).rows == [(0,)]
+    _history(home, DAYS[2:], seed=4)  # the newest day again, other content
+    assert _build(home).updated_in_place  # nothing foreign left: in place again
 
 
 def test_a_rewritten_past_day_rebuilds_the_tables(tmp_path: Path) -> None:
