@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -133,18 +134,28 @@ def _unlisted_for_days(day: date) -> list[dict]:
     return rows
 
 
-def test_price_change_after_days_unlisted_is_found_by_every_build(tmp_path: Path) -> None:
-    # unlisted for two whole days, more than the context the models read before a window
+def _three_builds(tmp_path: Path, landing: Callable[[date], list[dict]],
+                  window: tuple[date, date]) -> tuple[Path, Path, Path]:
+    """The same history of DAYS_GAP built three ways: incrementally (its last day added
+    after a build, recomputing `window`), fully in one chunk of 31 days, and in chunks of
+    2 days (days 1 .. 2, 3 .. 4); returns (incremental, full, chunked) homes."""
     inc = tmp_path / "inc"
     for d in DAYS_GAP[:3]:
-        write_history(inc, _unlisted_for_days(d))
+        write_history(inc, landing(d))
     _build(inc)
-    write_history(inc, _unlisted_for_days(DAYS_GAP[3]))
-    assert _build(inc).window == (DAYS_GAP[2], DAYS_GAP[3])
+    write_history(inc, landing(DAYS_GAP[3]))
+    assert _build(inc).window == window
     full = _same_sources(inc, tmp_path / "full")
-    assert _build(full).full  # one chunk of 31 days
+    assert _build(full).full
     chunked = _same_sources(inc, tmp_path / "chunked")
-    _build(chunked, chunk_days=2)  # day 4 in a chunk of days 3 .. 4
+    _build(chunked, chunk_days=2)
+    return inc, full, chunked
+
+
+def test_price_change_after_days_unlisted_is_found_by_every_build(tmp_path: Path) -> None:
+    # unlisted for two whole days, more than the context the models read before a window
+    inc, full, chunked = _three_builds(tmp_path, _unlisted_for_days,
+                                       (DAYS_GAP[2], DAYS_GAP[3]))
     # the full build: one change, from day 1's last snapshot to day 4's first
     changes = query(full, "SELECT instance_id, day, changed_at, previous_snapshot_at, "
                           "dph_base_before, dph_base_after, dph_total_before, dph_total_after "
@@ -170,17 +181,10 @@ def test_interval_before_days_without_collection_is_the_same_in_every_build(
         tmp_path: Path) -> None:
     """The last snapshot before an account's days-long collection gap has an interval
     (capped, up to its next snapshot days later), however a build's window or chunks fall."""
-    inc = tmp_path / "inc"
-    for d in DAYS_GAP[:3]:
-        write_history(inc, _collector_down_for_days(d))
-    _build(inc)
-    write_history(inc, _collector_down_for_days(DAYS_GAP[3]))
-    # from the gap account's last day with data, not the live account's
-    assert _build(inc).window == (DAYS_GAP[0], DAYS_GAP[3])
-    full = _same_sources(inc, tmp_path / "full")
-    assert _build(full).full  # one chunk of 31 days
-    chunked = _same_sources(inc, tmp_path / "chunked")
-    _build(chunked, chunk_days=2)  # the gap's first snapshot after it is in the next chunk
+    # the window starts at the gap account's last day with data, not the live account's;
+    # in the chunked build the gap's first snapshot after it is in the next chunk
+    inc, full, chunked = _three_builds(tmp_path, _collector_down_for_days,
+                                       (DAYS_GAP[0], DAYS_GAP[3]))
     before_gap = ("SELECT interval_start, interval_end, next_snapshot_at, is_capped "
                   "FROM instance_intervals WHERE account = 'gap' AND day = ?")
     for home in (full, chunked, inc):
