@@ -367,6 +367,21 @@ def test_what_an_analyst_wrote_into_the_warehouse_is_gone_after_the_next_build(
     assert _build(home).updated_in_place  # nothing foreign left: in place again
 
 
+def test_builds_in_place_one_after_another_do_not_grow_the_warehouse_file(
+        tmp_path: Path) -> None:
+    """Each in-place build deletes and rewrites rows in a copy of the last warehouse: the
+    space they free is reused, so the file stays the size one build makes."""
+    home = tmp_path / "home"
+    _history(home, DAYS)
+    _build(home)
+    sizes = []
+    for i in range(6):
+        _history(home, DAYS[2:], seed=10 + i)  # the newest day landed again
+        assert _build(home).updated_in_place
+        sizes.append((home / warehouse.DB_NAME).stat().st_size)
+    assert max(sizes) <= sizes[0] * 1.1, sizes
+
+
 def test_a_rewritten_past_day_rebuilds_the_tables(tmp_path: Path) -> None:
     """A day before the newest one rewritten (a re-landing) can change what older table
     rows were built from: no table is updated in place then."""
