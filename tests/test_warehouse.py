@@ -703,6 +703,29 @@ def test_builds_killed_at_precise_steps(tmp_path: Path) -> None:
     _assert_no_leftovers(home)
 
 
+def test_builds_killed_while_updating_in_place_leave_the_old_warehouse(
+        tmp_path: Path) -> None:
+    """An in-place build works on a copy: killed while it swaps a warehouse table's days,
+    after updating a table, or between its state and the swap, it leaves the old
+    warehouse live, and the next build heals (equal to a full build, no leftovers)."""
+    home = tmp_path / "home"
+    _fleet(home, FAULT_DAYS[:4])
+    _build(home, chunk_days=1)
+    _fleet(home, FAULT_DAYS[4:])  # new days only: the next build updates in place
+    before = _snapshot_of_models(home)
+    expected = _snapshot_of_models(_build_copy(home, tmp_path / "expected"))
+    assert expected != before
+    for step in ("instance_daily: 2024-05-05", "incidents (table, updated",
+                 "spend_daily (table, updated", "state written, swapping in"):
+        proc = _spawn_build(home, die_at=step)
+        out, _err = proc.communicate(timeout=120)
+        assert proc.returncode == -9, out
+        assert _snapshot_of_models(home) == before, step
+    _build(home, chunk_days=1)
+    assert _snapshot_of_models(home) == expected
+    _assert_no_leftovers(home)
+
+
 def test_two_builds_at_once_wait_on_the_lock_and_both_succeed(tmp_path: Path) -> None:
     from filelock import FileLock
 
