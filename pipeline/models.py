@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline.errors import WarehouseError
 from pipeline.resources import sql_dir
+from pipeline.storage import sql_file_list
 
 SQL_DIR = sql_dir()
 MATERIALIZATIONS = ("view", "table", "daily")
@@ -38,6 +39,11 @@ class Incremental:
     day, so that the build can tell the SQL the earliest day it recomputes
     (`getvariable('recompute_from')`: the earliest of `changed_from`, the first day whose
     bill changed and the day of the old rows it selects; 0001-01-01 in a full build).
+
+    What any model may read in such a build: the snapshot views and the daily models' views
+    show only the days from the earliest of `build_from`, `newest_snapshot_days_from` and
+    each updated table's `recompute_from`, less `context_days` (they are bound to those days'
+    files alone, `pipeline.warehouse._RecentViews`); a model must read nothing older.
     """
 
     rows: str
@@ -254,3 +260,15 @@ def render_sql(model: Model, placeholders: dict[str, str]) -> str:
         return sql_literal(placeholders[key])
 
     return _PLACEHOLDER_RE.sub(sub, model.sql)
+
+
+def render_sql_over_files(model: Model, placeholders: dict[str, str],
+                          files: dict[str, list[str]]) -> str:
+    """The model's SQL reading exactly `files` of each dataset named there instead of the
+    `{{ <dataset>_glob }}` of its whole history (a list of files, not a glob: readers that
+    need only some days bind in proportion to those days)."""
+    markers = {name: f"__vast_pipeline_files_{name}__" for name in files}
+    sql = render_sql(model, placeholders | {f"{n}_glob": m for n, m in markers.items()})
+    for name, marker in markers.items():
+        sql = sql.replace(f"'{marker}'", sql_file_list(files[name]))
+    return sql

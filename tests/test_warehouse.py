@@ -256,6 +256,104 @@ def test_tables_updated_in_place_equal_a_full_build_at_every_landing(tmp_path: P
                                                         at("2024-05-03 12:05"))]
 
 
+DAYS_LONG = [date(2024, 6, 1) + timedelta(days=i) for i in range(8)]
+
+
+def _long_day(day: date) -> list[dict]:
+    """Account "a" collects every day, 5 minutes late (the interval from 23:50 to 00:05
+    covers the next day too); instance 9 is offline from noon on the first day to noon on
+    the seventh, an incident older than any window that keeps growing."""
+    down = {"actual_status": "offline", "intended_status": "running"}
+    outage = (at("2024-06-01 12:00"), at("2024-06-07 12:00"))
+    times = every(f"{day.isoformat()} 00:00", 96)
+    rows = _random_day(day, random.Random(f"long-{day}"), "a", (1, 2, 3))
+    rows += instance_rows("a", 9, times,
+                          [down if outage[0] <= t < outage[1] else RUN for t in times])
+    return [{**r, "snapshot_at": r["snapshot_at"] + timedelta(minutes=5)} for r in rows]
+
+
+def test_builds_in_place_read_only_the_recent_history_and_equal_a_full_build(
+        tmp_path: Path) -> None:
+    """A build in place reads the history from the day before its window on (the views it
+    binds list only those days' files), and from further back where a table it updates
+    needs it: an ongoing incident's start, an old day's bill fetched for the first time.
+    Every model equals a full build's after each landing."""
+    home = tmp_path / "home"
+    for d in DAYS_LONG[:5]:
+        write_history(home, _long_day(d))
+    _build(home)
+
+    def same_as_full(step: str) -> list[date]:
+        """Build in place and compare; returns the days the build read the history from."""
+        said: list[str] = []
+        assert _build(home, progress=said.append).updated_in_place, step
+        full = _same_sources(home, tmp_path / f"full-{len(list(tmp_path.iterdir()))}")
+        _build(full)
+        got, want = _snapshot_of_models(home), _snapshot_of_models(full)
+        for name in want:
+            assert got[name] == want[name], (step, name)
+        return [date.fromisoformat(m.split("reading the history from ")[1][:10])
+                for m in said if "reading the history from" in m]
+
+    for d in DAYS_LONG[5:]:
+        rows = _long_day(d)
+        write_history(home, [r for r in rows if r["snapshot_at"].hour < 12])
+        since = same_as_full(f"{d} morning")
+        # the window is the day before and this day, less a day of context; instance 9's
+        # ongoing incident reaches back to its start
+        assert since[0] == d - timedelta(days=2) and since[-1] == date(2024, 5, 31), since
+        write_history(home, rows)
+        same_as_full(f"{d} whole day")
+    assert query(home, "SELECT started_at, ended_at, is_ongoing FROM incidents "
+                       "WHERE instance_id = 9").rows == [
+        (at("2024-06-01 12:05"), at("2024-06-07 12:05"), False)]
+    # the incident is over: the next day's build reads only the recent days
+    write_history(home, _long_day(DAYS_LONG[-1] + timedelta(days=1)))
+    since = same_as_full("one day more")
+    assert since[0] == DAYS_LONG[-1] - timedelta(days=1) and min(since) > DAYS_LONG[1], since
+    # the first day's bill, fetched only now: its estimate needs that day's snapshots
+    write_bill(home, "a", DAYS_LONG[0], [item(1, "gpu", 3.0), item(9, "gpu", 5.0)],
+               fetch_id="late", fetched_at=day_end(DAYS_LONG[-1]))
+    same_as_full("first day's bill")
+    assert query(home, "SELECT count(*) FROM cost_reconciliation WHERE day = ? "
+                       "AND estimated_cost > 0", params=[DAYS_LONG[0]]).rows[0][0] >= 1
+
+
+def test_a_build_in_place_reads_the_day_before_its_window_and_before_a_late_bill(
+        tmp_path: Path) -> None:
+    """What a build in place reads reaches one day further back than what it recomputes:
+    the last interval of the day before runs past midnight into the window's first day,
+    and into the day of a bill fetched late (its coverage and estimate)."""
+    home = tmp_path / "home"
+    days = [date(2024, 7, 1) + timedelta(days=i) for i in range(6)]
+
+    def day_rows(day: date) -> list[dict]:  # 00:05 .. 23:50: the last interval ends at 00:05
+        times = [t + timedelta(minutes=5) for t in every(f"{day.isoformat()} 00:00", 96)]
+        return instance_rows("a", 1, times, [RUN] * 96, dph_base=1.0, dph_total=1.1)
+
+    for d in days[:5]:
+        write_history(home, day_rows(d))
+    _build(home)
+
+    def build_and_compare(step: str) -> list[date]:
+        said: list[str] = []
+        assert _build(home, progress=said.append).updated_in_place, step
+        assert _snapshot_of_models(home) == _snapshot_of_models(
+            _build_copy(home, tmp_path / step)), step
+        return [date.fromisoformat(m.split("reading the history from ")[1][:10])
+                for m in said if "reading the history from" in m]
+
+    write_history(home, day_rows(days[5]))
+    assert build_and_compare("new-day") == [days[3]]  # window days[4] .. days[5]
+    hours = "SELECT observed_hours FROM instance_daily WHERE day = ?"
+    assert query(home, hours, params=[days[4]]).rows == [(24.0,)]
+    write_bill(home, "a", days[1], [item(1, "gpu", 24.0)], fetch_id="late",
+               fetched_at=day_end(days[5]))
+    assert build_and_compare("late-bill") == [days[4], days[0]]  # newest day, less one
+    assert query(home, "SELECT coverage, status FROM cost_reconciliation WHERE day = ?",
+                 params=[days[1]]).rows == [(1.0, "matched")]
+
+
 def _seen(day: date, instance_id: int, label: str) -> list[dict]:
     return instance_rows("acct", instance_id, every(f"{day.isoformat()} 00:00", 4), [RUN] * 4,
                          label=label, gpu_name="RTX 4090", num_gpus=1, dph_base=1.0,

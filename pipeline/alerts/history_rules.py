@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from pipeline.alerts.engine import Condition, Evaluation, human_duration
 from pipeline.datasets import dataset
-from pipeline.models import discover_models, render_sql
-from pipeline.storage import Store, sql_file_list
+from pipeline.models import discover_models, render_sql_over_files
+from pipeline.storage import Store
 
 # Days of history read: an outage longer than this is still reported, from this far back.
 LOOKBACK_DAYS = 7
@@ -109,9 +109,6 @@ def instance_subject(account: str, instance_id: int, label: str | None, gpu: str
     return f"Instance {instance_id}{name} ({gpus}{host}) of account {account}"
 
 
-# Stands in for the quoted glob of a staging model, replaced by the list of files read.
-_FILES = "__vast_pipeline_files__"
-
 
 def _connect(store: Store, account: str, days: list[date],
              scratch: str) -> duckdb.DuckDBPyConnection:
@@ -129,10 +126,9 @@ def _connect(store: Store, account: str, days: list[date],
             files = [str(folder / "part-0.parquet")]
             pq.write_table(dataset(name).schema.empty_table(), files[0])
         # a week of files: reading their schemas whatever they are costs little
-        sql = render_sql(models[name], {f"{name}_glob": _FILES,
-                                        f"{name}_union_by_name": "true"})
-        con.execute(f"create view {name} as " + sql.replace(f"'{_FILES}'",
-                                                             sql_file_list(files)))
+        sql = render_sql_over_files(models[name], {f"{name}_union_by_name": "true"},
+                                    {name: files})
+        con.execute(f"create view {name} as {sql}")
     return con
 
 
