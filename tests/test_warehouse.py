@@ -738,8 +738,31 @@ def _assert_no_leftovers(home: Path) -> None:
     on_disk = {str(f.relative_to(models)) for f in models.glob("*/account=*/day=*/*.parquet")}
     assert on_disk == known
     assert not list(models.glob("_staging-*"))
+    assert not list(models.glob("_building/*"))  # no build is marked as running
     assert not [p.name for p in home.iterdir() if p.name.startswith(".warehouse")
                 and p.name != ".warehouse.lock"]
+
+
+def test_a_build_finds_the_files_a_dead_build_published(tmp_path: Path) -> None:
+    """A build that died after publishing model files leaves its marker, and the next
+    build walks the model folders for such orphans; so does the first build on a state
+    written before builds left markers."""
+    home = tmp_path / "home"
+    _history(home, DAYS)
+    _build(home)
+    models = home / warehouse.MODELS_SUBDIR
+    for legacy in (False, True):
+        orphan = models / "instance_intervals" / "account=acct" / "day=2024-05-01" / "x.parquet"
+        shutil.copy(next(orphan.parent.glob("*.parquet")), orphan)
+        if legacy:
+            state = json.loads((home / warehouse.STATE_NAME).read_text())
+            del state["builds_leave_markers"]
+            (home / warehouse.STATE_NAME).write_text(json.dumps(state))
+        else:
+            (models / "_building" / "build-dead").write_bytes(b"")
+        _build(home)
+        assert not orphan.exists(), legacy
+        _assert_no_leftovers(home)
 
 
 def _interrupted_home(tmp_path: Path) -> tuple[Path, dict, dict]:
