@@ -19,12 +19,14 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -366,6 +368,10 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     # The file is written in an older storage format so that the `duckdb` CLI analysts use
     # (PyPI's duckdb-cli, a release behind the Python package) can open it.
     con = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPAT})
+    # No fsync per commit: a build's file is thrown away unless the build completes, and
+    # `_sync_file` makes it durable once, before it is swapped in (on ext4 each commit's
+    # fsync also waited for the whole copied warehouse to reach the disk).
+    con.execute("SET fsync_mode = 'NONE'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
@@ -408,6 +414,31 @@ def _open_build_copy(paths: Paths, tmp_db: Path, state: dict[str, Any], models: 
     con.close()
     tmp_db.unlink(missing_ok=True)
     return None
+
+
+def _sync_file(path: Path) -> None:
+    """Wait until `path`'s content is on disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def _flush_in_background(path: Path) -> threading.Thread:
+    """Start writing `path`'s pages to disk while the build computes.
+
+    Why: the copy of the warehouse leaves all of it (100 MB at a year) to be written out,
+    and the build then waited for that at its end (55 ms at a year), though the disk is
+    idle while the models run. `_sync_file` at the end still makes the file durable.
+    """
+    def flush() -> None:
+        with contextlib.suppress(OSError):  # only an early start
+            _sync_file(path)
+
+    thread = threading.Thread(target=flush, name="warehouse-flush", daemon=True)
+    thread.start()
+    return thread
 
 
 def _set_window(con: Any, start: date, end: date) -> None:
@@ -952,6 +983,7 @@ def _build_locked(
     con = _open_build_copy(paths, tmp_db, state, models, memory_limit, threads) \
         if carry else None
     result.updated_in_place = carry = con is not None
+    flushing = _flush_in_background(tmp_db) if carry else None
     con = con or _connect_build(tmp_db, paths, memory_limit, threads)
     recent = _RecentViews(con, min(window[0] if window else newest_from, newest_from)
                           - timedelta(days=context_days), context_days, say) if carry else None
@@ -983,6 +1015,7 @@ def _build_locked(
         shutil.rmtree(_staging(paths, build_id), ignore_errors=True)
         raise
     con.close()
+    _sync_file(tmp_db)
     shutil.rmtree(_staging(paths, build_id), ignore_errors=True)
     # State first: the files the live (old) warehouse reads are in `superseded` from here.
     _write_json_atomic(paths.state, {
@@ -992,6 +1025,8 @@ def _build_locked(
     })
     say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)
+    if flushing is not None:
+        flushing.join()
     store.sweep(RETAIN_SUPERSEDED_SECONDS, orphans=False)
     store.end(build_id)
     result.seconds = time.monotonic() - started
