@@ -387,15 +387,17 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     return con
 
 
-def _open_build_copy(paths: Paths, tmp_db: Path, state: dict[str, Any], models: list[Model],
-                     memory_limit: str, threads: int | None) -> Any | None:
-    """A copy of the live warehouse to update in place, or None when there is none, it is
-    not the build the state describes (a build killed after writing its state left the
-    warehouse before it live, and the next build must not carry its tables) or someone
-    added objects to it (what an analyst writes there is lost at the next build)."""
-    if not paths.db.exists():
+def _open_build_copy(paths: Paths, tmp_db: Path, copying: Future[Any] | None,
+                     state: dict[str, Any], models: list[Model], memory_limit: str,
+                     threads: int | None) -> Any | None:
+    """The copy of the live warehouse (`copying` into `tmp_db`) to update in place, or
+    None when there is none, it is not the build the state describes (a build killed after
+    writing its state left the warehouse before it live, and the next build must not carry
+    its tables) or someone added objects to it (what an analyst writes there is lost at
+    the next build)."""
+    if copying is None:
         return None
-    shutil.copyfile(paths.db, tmp_db)
+    copying.result()
     con = _connect_build(tmp_db, paths, memory_limit, threads)
     try:
         built = con.execute("SELECT build_id FROM build_info").fetchone()
@@ -425,20 +427,26 @@ def _sync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _flush_in_background(path: Path) -> threading.Thread:
-    """Start writing `path`'s pages to disk while the build computes.
+def _in_background(work: Callable[..., Any], *args: Any) -> Future[Any]:
+    """Run `work(*args)` on its own thread; the future holds its result or its error."""
+    future: Future[Any] = Future()
 
-    Why: the copy of the warehouse leaves all of it (100 MB at a year) to be written out,
-    and the build then waited for that at its end (55 ms at a year), though the disk is
-    idle while the models run. `_sync_file` at the end still makes the file durable.
-    """
-    def flush() -> None:
-        with contextlib.suppress(OSError):  # only an early start
-            _sync_file(path)
+    def run() -> None:
+        try:
+            future.set_result(work(*args))
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
 
-    thread = threading.Thread(target=flush, name="warehouse-flush", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, name=f"warehouse-{work.__name__}", daemon=True).start()
+    return future
+
+
+def _discard_copy(copying: Future[Any] | None, tmp_db: Path) -> None:
+    """Wait for a copy of the warehouse the build will not use, and delete it."""
+    if copying is not None:
+        with contextlib.suppress(OSError):
+            copying.result()
+        tmp_db.unlink(missing_ok=True)
 
 
 def _set_window(con: Any, start: date, end: date) -> None:
@@ -956,34 +964,43 @@ def _build_locked(
     def say(msg: str) -> None:
         outer(f"[{time.monotonic() - started:6.1f} s] {msg}")
 
-    listings = {table: paths.store.partition_files(table) for table in SOURCE_SCHEMAS}
-    sources = {table: Store.fingerprints(listing) for table, listing in listings.items()}
-    if not sources["snapshots"] and not sources["instance_snapshots"]:
-        raise WarehouseError(
-            f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
-        )
+    _remove_killed_build_files(paths)
+    build_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
     state = _load_state(paths)
     signature = _models_signature(models, cadence)
     full = full or state.get("signature") != signature
+    # Copied while the history is listed (40 ms each at a year), in case the build can
+    # update the warehouse in place; deleted unused otherwise.
+    copying = None if full or not paths.db.exists() else \
+        _in_background(shutil.copyfile, paths.db, tmp_db)
+    listings = {table: paths.store.partition_files(table) for table in SOURCE_SCHEMAS}
+    sources = {table: Store.fingerprints(listing) for table, listing in listings.items()}
+    if not sources["snapshots"] and not sources["instance_snapshots"]:
+        _discard_copy(copying, tmp_db)
+        raise WarehouseError(
+            f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
+        )
     full, window = _plan_window(state, sources, full)
-    build_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     store = _DailyStore(paths, state, full)
     store.begin(build_id, walk=not state.get("builds_leave_markers"))
-    _remove_killed_build_files(paths)
     say(f"build {build_id}: {'full' if full else 'incremental'}, days {window or 'none'}")
     result = BuildResult(paths.db, build_id, full, window,
                          len(_days_between(*window)) if window else 0, [m.name for m in models])
     cap = 2 * cadence
-    tmp_db = paths.db.with_name(f".{paths.db.name}.{build_id}.building")
     uniform, schemas = _uniform_schemas(paths.store, listings, sources,
                                         state.get("schemas", {}))
     placeholders = _placeholders(paths, sources, uniform)
     context_days, newest_from = _context_days(cap), _newest_snapshots_from(paths.store)
     carry = not full and _only_appended(state, sources)
-    con = _open_build_copy(paths, tmp_db, state, models, memory_limit, threads) \
+    con = _open_build_copy(paths, tmp_db, copying, state, models, memory_limit, threads) \
         if carry else None
     result.updated_in_place = carry = con is not None
-    flushing = _flush_in_background(tmp_db) if carry else None
+    if not carry:
+        _discard_copy(copying, tmp_db)
+    # The copy leaves all of the file (100 MB at a year) to be written out, which the end
+    # waited for (55 ms); the disk is idle while the models run. `_sync_file` still syncs.
+    flushing = _in_background(_sync_file, tmp_db) if carry else None
     con = con or _connect_build(tmp_db, paths, memory_limit, threads)
     recent = _RecentViews(con, min(window[0] if window else newest_from, newest_from)
                           - timedelta(days=context_days), context_days, say) if carry else None
@@ -1026,7 +1043,8 @@ def _build_locked(
     say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)
     if flushing is not None:
-        flushing.join()
+        with contextlib.suppress(OSError):  # an early start only: the file was synced
+            flushing.result()
     store.sweep(RETAIN_SUPERSEDED_SECONDS, orphans=False)
     store.end(build_id)
     result.seconds = time.monotonic() - started
