@@ -871,13 +871,15 @@ def _update_in_place(run: _Run, model: Model, sql: str) -> int:
     assert model.incremental is not None
     con = run.con
     name, rows, day = model.name, model.incremental.rows, model.incremental.day
-    con.execute(
-        "SET VARIABLE recompute_from = (SELECT least(getvariable('changed_from'), "
-        f"getvariable('bills_changed_from'), min({day})) FROM {name} WHERE {rows})")
+    # one scan of the table: the rows out, and the earliest day among them
+    days = [d for (d,) in con.execute(f"DELETE FROM {name} WHERE {rows} RETURNING {day}"
+                                       ).fetchall()]
+    deleted = len(days)
+    con.execute("SET VARIABLE recompute_from = least(getvariable('changed_from'), "
+                "getvariable('bills_changed_from'), ?::DATE)", [min(days, default=None)])
     start = con.execute("SELECT getvariable('recompute_from')").fetchone()[0]
     if run.recent is not None:
         run.recent.widen(start)
-    deleted = con.execute(f"DELETE FROM {name} WHERE {rows}").fetchone()[0]
     inserted = con.execute(
         f"INSERT INTO {name} BY NAME SELECT * FROM ({sql}) AS {name} WHERE {rows}"
     ).fetchone()[0]
