@@ -387,31 +387,33 @@ def _connect_build(path: Path, paths: Paths, memory_limit: str, threads: int | N
     return con
 
 
+def _file_identity(path: Path) -> list[int]:
+    """What changes when a file is replaced or written to: inode, size, modification time."""
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
 def _open_build_copy(paths: Paths, tmp_db: Path, copying: Future[Any] | None,
-                     state: dict[str, Any], models: list[Model], memory_limit: str,
+                     state: dict[str, Any], memory_limit: str,
                      threads: int | None) -> Any | None:
     """The copy of the live warehouse (`copying` into `tmp_db`) to update in place, or
-    None when there is none, it is not the build the state describes (a build killed after
-    writing its state left the warehouse before it live, and the next build must not carry
-    its tables) or someone added objects to it (what an analyst writes there is lost at
-    the next build)."""
+    None when there is none, the live file is not the one the state's build swapped in (a
+    build killed after writing its state left the warehouse before it live, and the next
+    build must not carry its tables) or it was written to since (what an analyst writes
+    there is lost at the next build; a read-only session changes nothing)."""
     if copying is None:
         return None
     copying.result()
+    try:
+        untouched = state.get("db_file") == _file_identity(paths.db)
+    except FileNotFoundError:
+        untouched = False
     con = _connect_build(tmp_db, paths, memory_limit, threads)
     try:
         built = con.execute("SELECT build_id FROM build_info").fetchone()
-        ours = {m.name for m in models} | {"build_info"}
-        foreign = con.execute(
-            "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM duckdb_tables() "
-            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
-            "UNION ALL SELECT schema_name, sequence_name FROM duckdb_sequences() "
-            "UNION ALL SELECT schema_name, function_name FROM duckdb_functions() "
-            "WHERE NOT internal) WHERE schema_name <> 'main' OR list_position(?, name) IS NULL",
-            [sorted(ours)]).fetchone()[0]
     except duckdb.Error:
-        built, foreign = None, 1
-    if built is not None and built[0] == state.get("build_id") and not foreign:
+        built = None
+    if untouched and built is not None and built[0] == state.get("build_id"):
         return con
     con.close()
     tmp_db.unlink(missing_ok=True)
@@ -995,7 +997,7 @@ def _build_locked(
     placeholders = _placeholders(paths, sources, uniform)
     context_days, newest_from = _context_days(cap), _newest_snapshots_from(paths.store)
     carry = not full and _only_appended(state, sources)
-    con = _open_build_copy(paths, tmp_db, copying, state, models, memory_limit, threads) \
+    con = _open_build_copy(paths, tmp_db, copying, state, memory_limit, threads) \
         if carry else None
     result.updated_in_place = carry = con is not None
     if not carry:
@@ -1035,12 +1037,13 @@ def _build_locked(
         raise
     con.close()
     _sync_file(tmp_db)
+    db_file = _file_identity(tmp_db)  # the rename keeps it
     shutil.rmtree(_staging(paths, build_id), ignore_errors=True)
     # State first: the files the live (old) warehouse reads are in `superseded` from here.
     _write_json_atomic(paths.state, {
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
-        "schemas": schemas, "builds_leave_markers": True,
+        "schemas": schemas, "builds_leave_markers": True, "db_file": db_file,
     })
     say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)

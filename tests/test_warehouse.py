@@ -447,8 +447,9 @@ def _build_copy(home: Path, into: Path) -> Path:
 
 def test_what_an_analyst_wrote_into_the_warehouse_is_gone_after_the_next_build(
         tmp_path: Path) -> None:
-    """An incremental build starts from a copy of the live warehouse only when it holds
-    nothing but the build's own objects: the README's promise holds either way."""
+    """An incremental build starts from a copy of the live warehouse only when nobody wrote
+    to it since the last build: what an analyst added, changed or deleted there is gone
+    after the next build, as the README promises; reading it changes nothing."""
     home = tmp_path / "home"
     _history(home, DAYS[:2])
     _build(home)
@@ -462,7 +463,17 @@ def test_what_an_analyst_wrote_into_the_warehouse_is_gone_after_the_next_build(
     assert query(home, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'my_notes'"
                  ).rows == [(0,)]
     _history(home, DAYS[2:], seed=4)  # the newest day again, other content
+    query(home, "SELECT count(*) FROM spend_daily")  # a read-only session
     assert _build(home).updated_in_place  # nothing foreign left: in place again
+    # rows deleted from a table the builds update in place
+    con = duckdb.connect(str(home / warehouse.DB_NAME))
+    con.execute("DELETE FROM spend_daily WHERE day = ?", [DAYS[0]])
+    con.execute("DELETE FROM incidents")
+    con.close()
+    _history(home, DAYS[2:], seed=5)
+    assert not _build(home).updated_in_place
+    assert _snapshot_of_models(home) == _snapshot_of_models(
+        _build_copy(home, tmp_path / "full"))
 
 
 def test_builds_in_place_one_after_another_do_not_grow_the_warehouse_file(
