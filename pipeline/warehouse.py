@@ -755,6 +755,9 @@ class _Run:
     # snapshot datasets whose files all share one schema, with their files as (ISO day, uri)
     uniform_files: dict[str, list[tuple[str, str]]]
     recent: _RecentViews | None
+    # digests of the SQL of the views of history files, in the previous build and this one
+    views_before: dict[str, str]
+    views_now: dict[str, str] = field(default_factory=dict)
 
 
 def _build_daily(run: _Run, model: Model, sql: str) -> int:
@@ -826,11 +829,19 @@ def _materialize(run: _Run, model: Model, sql: str) -> int:
 
 def _create_view(run: _Run, model: Model, sql: str) -> None:
     """Create a view model; a view of one snapshot dataset's files gets its twin over the
-    recent days too, in a build that updates in place (`_RecentViews`)."""
-    run.say(f"{model.name} (view)")
-    _drop_previous(run.con, model.name)
-    run.con.execute(f"CREATE VIEW {model.name} AS {sql}")
-    source = model.sources[0] if len(model.sources) == 1 and not model.deps else None
+    recent days too, in a build that updates in place (`_RecentViews`).
+
+    A build in place keeps the previous build's view of history files when its SQL is
+    unchanged: binding one over a year of day files costs 10 to 20 ms, and the copy is
+    the file that build wrote, untouched since (`_open_build_copy`)."""
+    reads_files_only = not model.deps
+    if reads_files_only:
+        run.views_now[model.name] = digest = hashlib.sha1(sql.encode()).hexdigest()[:16]
+    if not (run.carry and reads_files_only and run.views_before.get(model.name) == digest):
+        run.say(f"{model.name} (view)")
+        _drop_previous(run.con, model.name)
+        run.con.execute(f"CREATE VIEW {model.name} AS {sql}")
+    source = model.sources[0] if len(model.sources) == 1 and reads_files_only else None
     if run.recent is not None and source in run.uniform_files:
         run.recent.add(
             model.name,
@@ -1010,7 +1021,8 @@ def _build_locked(
                           - timedelta(days=context_days), context_days, say) if carry else None
     run = _Run(con, store, window, build_id,
                _Chunking(chunk_days, threads or os.cpu_count() or 1), say, carry,
-               placeholders, _uniform_snapshot_files(paths.store, listings, uniform), recent)
+               placeholders, _uniform_snapshot_files(paths.store, listings, uniform), recent,
+               state.get("views", {}))
     try:
         con.execute("SET VARIABLE cap_minutes = ?::INTEGER", [cap])
         con.execute("SET VARIABLE context_days = ?::INTEGER", [context_days])
@@ -1044,6 +1056,7 @@ def _build_locked(
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
         "schemas": schemas, "builds_leave_markers": True, "db_file": db_file,
+        "views": run.views_now,
     })
     say(f"state written, swapping in {paths.db}")
     os.replace(tmp_db, paths.db)
