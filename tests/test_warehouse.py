@@ -272,6 +272,18 @@ def _long_day(day: date) -> list[dict]:
     return [{**r, "snapshot_at": r["snapshot_at"] + timedelta(minutes=5)} for r in rows]
 
 
+def _in_place_equals_full(home: Path, full: Path, step: str) -> list[date]:
+    """Build `home` in place and compare every model with a full build of its sources in
+    `full`; returns the days the build read the history from, as its progress says."""
+    said: list[str] = []
+    assert _build(home, progress=said.append).updated_in_place, step
+    got, want = _snapshot_of_models(home), _snapshot_of_models(_build_copy(home, full))
+    for name in want:
+        assert got[name] == want[name], (step, name)
+    return [date.fromisoformat(m.split("reading the history from ")[1][:10])
+            for m in said if "reading the history from" in m]
+
+
 def test_builds_in_place_read_only_the_recent_history_and_equal_a_full_build(
         tmp_path: Path) -> None:
     """A build in place reads the history from the day before its window on (the views it
@@ -284,16 +296,8 @@ def test_builds_in_place_read_only_the_recent_history_and_equal_a_full_build(
     _build(home)
 
     def same_as_full(step: str) -> list[date]:
-        """Build in place and compare; returns the days the build read the history from."""
-        said: list[str] = []
-        assert _build(home, progress=said.append).updated_in_place, step
-        full = _same_sources(home, tmp_path / f"full-{len(list(tmp_path.iterdir()))}")
-        _build(full)
-        got, want = _snapshot_of_models(home), _snapshot_of_models(full)
-        for name in want:
-            assert got[name] == want[name], (step, name)
-        return [date.fromisoformat(m.split("reading the history from ")[1][:10])
-                for m in said if "reading the history from" in m]
+        return _in_place_equals_full(home, tmp_path / f"full-{len(list(tmp_path.iterdir()))}",
+                                     step)
 
     for d in DAYS_LONG[5:]:
         rows = _long_day(d)
@@ -336,12 +340,7 @@ def test_a_build_in_place_reads_the_day_before_its_window_and_before_a_late_bill
     _build(home)
 
     def build_and_compare(step: str) -> list[date]:
-        said: list[str] = []
-        assert _build(home, progress=said.append).updated_in_place, step
-        assert _snapshot_of_models(home) == _snapshot_of_models(
-            _build_copy(home, tmp_path / step)), step
-        return [date.fromisoformat(m.split("reading the history from ")[1][:10])
-                for m in said if "reading the history from" in m]
+        return _in_place_equals_full(home, tmp_path / step, step)
 
     write_history(home, day_rows(days[5]))
     assert build_and_compare("new-day") == [days[3]]  # window days[4] .. days[5]
