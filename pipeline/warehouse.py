@@ -397,10 +397,11 @@ def _open_build_copy(paths: Paths, tmp_db: Path, copying: Future[Any] | None,
                      state: dict[str, Any], memory_limit: str,
                      threads: int | None) -> Any | None:
     """The copy of the live warehouse (`copying` into `tmp_db`) to update in place, or
-    None when there is none, the live file is not the one the state's build swapped in (a
-    build killed after writing its state left the warehouse before it live, and the next
-    build must not carry its tables) or it was written to since (what an analyst writes
-    there is lost at the next build; a read-only session changes nothing)."""
+    None (the caller deletes the copy) when there is none or the live file is not the one
+    the state's build swapped in: a build killed after writing its state left the
+    warehouse before it live, whose tables the next build must not carry, or someone wrote
+    to it since (what an analyst writes there is lost at the next build; a read-only
+    session changes nothing)."""
     if copying is None:
         return None
     copying.result()
@@ -408,16 +409,7 @@ def _open_build_copy(paths: Paths, tmp_db: Path, copying: Future[Any] | None,
         untouched = state.get("db_file") == _file_identity(paths.db)
     except FileNotFoundError:
         untouched = False
-    con = _connect_build(tmp_db, paths, memory_limit, threads)
-    try:
-        built = con.execute("SELECT build_id FROM build_info").fetchone()
-    except duckdb.Error:
-        built = None
-    if untouched and built is not None and built[0] == state.get("build_id"):
-        return con
-    con.close()
-    tmp_db.unlink(missing_ok=True)
-    return None
+    return _connect_build(tmp_db, paths, memory_limit, threads) if untouched else None
 
 
 def _sync_file(path: Path) -> None:
