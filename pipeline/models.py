@@ -3,7 +3,7 @@
 Why the model list and build order come from the SQL files themselves: a model depends on
 every other model whose name appears in its SQL as an identifier, so no hand-kept list can
 drift. Each file starts with a comment stating its grain and says how it is materialized
-(`-- materialized: view|table|daily`). The SQL tokenizer here is also what the read-only
+(`-- materialized: view|table|daily|macro`). The SQL tokenizer here is also what the read-only
 query guard (`pipeline.query`) uses to look inside EXPLAIN.
 """
 
@@ -20,7 +20,7 @@ from pipeline.resources import sql_dir
 from pipeline.storage import sql_file_list
 
 SQL_DIR = sql_dir()
-MATERIALIZATIONS = ("view", "table", "daily")
+MATERIALIZATIONS = ("view", "table", "daily", "macro")
 
 
 def sql_literal(text: str) -> str:
@@ -66,6 +66,13 @@ class Model:
     incremental: Incremental | None = None
     # A daily model also kept as a warehouse table of all its days (`-- warehouse: table`).
     warehouse_table: bool = False
+    # A macro's parameters as written in its `-- macro: name(...)` line, else "".
+    parameters: str = ""
+
+    def call(self, *args: str) -> str:
+        """The FROM-clause text that reads the model: its name, or for a macro (a table
+        macro: a mart over a window the reader chooses) a call with `args` (SQL text)."""
+        return f"{self.name}({', '.join(args)})" if self.materialized == "macro" else self.name
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -209,6 +216,27 @@ def _warehouse_table(header: str, path: Path, materialized: str) -> bool:
     return True
 
 
+_MACRO_RE = re.compile(r"^macro:\s*(?P<name>\w+)\((?P<params>[^)]*)\)\s*$", re.MULTILINE)
+
+
+def _macro_parameters(header: str, path: Path, materialized: str) -> str:
+    """The parameter list of a `-- materialized: macro` model (`-- macro: name(a, b := NULL)`).
+
+    Why macros: a report figure over a window (a sum, and the ratio of two sums) is defined
+    once in SQL with the window as parameters, so the reports, the demo and an analyst read
+    the same column instead of each writing its own aggregate."""
+    match = _MACRO_RE.search(header)
+    if materialized != "macro":
+        if match:
+            raise WarehouseError(f"Model {path.name}: a `-- macro:` line needs "
+                                 "`-- materialized: macro`.")
+        return ""
+    if not match or match.group("name").lower() != path.stem.lower():
+        raise WarehouseError(f"Model {path.name}: a macro model states its parameters as "
+                             f"`-- macro: {path.stem}(day_from, day_to, account_name := NULL)`.")
+    return match.group("params").strip()
+
+
 def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
     """All models of `sql_dir` in build order (dependencies first).
 
@@ -237,7 +265,8 @@ def discover_models(sql_dir: Path | str = SQL_DIR) -> list[Model]:
                 f"known models: {', '.join(sorted(names))}."
             )
         raw[name] = Model(name, path, sql, deps, header, materialized, _settings(header, path),
-                          incremental, _warehouse_table(header, path, materialized))
+                          incremental, _warehouse_table(header, path, materialized),
+                          _macro_parameters(header, path, materialized))
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in sorted(raw):
         sorter.add(name, *raw[name].deps)

@@ -813,6 +813,10 @@ def _materialize(run: _Run, model: Model, sql: str) -> int:
     if model.materialized == "view":
         _create_view(run, model, sql)
         return 0
+    if model.materialized == "macro":
+        run.say(f"{model.name} (macro)")
+        run.con.execute(f"CREATE OR REPLACE MACRO {model.name}({model.parameters}) AS TABLE {sql}")
+        return 0
     run.say(f"{model.name} (table)")
     _drop_previous(run.con, model.name)
     run.con.execute(f"CREATE TABLE {model.name} AS {sql}")

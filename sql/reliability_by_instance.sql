@@ -2,7 +2,9 @@
 -- Grain: (account, instance_id). window_hours runs from the instance's first snapshot to
 -- the end of its last interval's span (its account's next snapshot); coverage =
 -- observed_hours / window_hours. availability = up / (up + down), NULL when both are 0;
--- starting_hours is the time to running (excluded from availability); mttr_hours = mean
+-- starting_hours: observed hours meant to run but still starting (excluded from
+-- availability); time_to_running_hours: from the first snapshot to the first one seen
+-- running (NULL for an instance never seen running); mttr_hours = mean
 -- incident hours; mtbf_hours = up_hours / incidents (NULL without incidents).
 -- reliability2 is Vast.ai's score of the host (first, last and min seen), a prior about
 -- the host shown beside what was observed.
@@ -74,6 +76,7 @@ select
     first_seen,
     last_seen,
     first_running_at,
+    epoch(first_running_at - first_seen) / 3600.0 as time_to_running_hours,
     window_hours,
     observed_hours,
     observed_hours / nullif(window_hours, 0) as coverage,

@@ -163,6 +163,17 @@ class Scenario:
                 burn += rec["storage_total_cost"]
         return t, burn
 
+    def credit(self, account: str | None) -> tuple[float | None, float | None]:
+        """(credit balance summed over the accounts, the shortest runway in days): each
+        account's balance is the one its instances report in the newest snapshot."""
+        t = self.times[-1]
+        balances = {spec.account: rec["credit_balance"] for spec in self.specs
+                    if account in (None, spec.account) and (rec := spec.record(t)) is not None}
+        runways = [balance / burn / 24 for name, balance in balances.items()
+                   if (burn := self.newest(name)[1]) > 0]
+        return (sum(balances.values()) if balances else None,
+                min(runways) if runways else None)
+
     def per_instance_cost(self, d0: date, d1: date,
                           account: str | None = None) -> dict[tuple[str, int], float]:
         totals: dict[tuple[str, int], float] = defaultdict(float)
@@ -196,10 +207,11 @@ class Scenario:
             "cost_per_gpu_hour": (gpu + storage) / gpu_hours if gpu_hours else None,
             "idle_spend": stopped + idle_gpu, "burn_rate_per_hour": burn,
             "gpu_cost": gpu, "storage_cost": storage, "gpu_hours": gpu_hours,
-            "running_hours": sum(p.running_hours for p in ps),
+            "instance_hours": sum(p.running_hours for p in ps),
             "instances": len({(p.account, p.instance_id) for p in ps}),
             "idle_stopped_storage": stopped, "idle_gpu": idle_gpu,
             "burn_per_day": 24 * burn, "burn_per_month": 730 * burn,
+            "credit_balance": self.credit(account)[0], "runway_days": self.credit(account)[1],
         }
 
     # -- reliability -------------------------------------------------------------------
@@ -228,10 +240,6 @@ class Scenario:
             span += (max(e for _, e in clipped) - min(s for s, _ in clipped)).total_seconds()
         return covered / span
 
-    def _starting_hours(self, spec: Spec) -> float:
-        return sum((i.end - i.start).total_seconds() / 3600 for i in self.intervals
-                   if (i.account, i.instance_id) == (spec.account, spec.id) and i.starting)
-
     def reliability(self, d0: date, d1: date,
                     account: str | None = None) -> dict[str, float | None]:
         t0, t1 = _midnight(d0), _midnight(d1) + timedelta(days=1)
@@ -240,9 +248,9 @@ class Scenario:
         keys = {(p.account, p.instance_id) for p in ps}
         hit = [h for a, _, s, e, h in self.incidents
                if account in (None, a) and s < t1 and e > t0]
-        starts = [h for spec in self.specs
-                  if account in (None, spec.account) and t0 <= self._first_seen(spec) < t1
-                  and (h := self._starting_hours(spec)) > 0]
+        first_seen = [spec for spec in self.specs
+                      if account in (None, spec.account) and t0 <= self._first_seen(spec) < t1]
+        starts = [h for spec in first_seen if (h := self._time_to_running(spec)) is not None]
         hosts = {s.host_id for s in self.specs if (s.account, s.id) in keys}
         return {
             "availability": up / (up + down) if up + down else None,
@@ -254,8 +262,17 @@ class Scenario:
             "mtbf_hours": up / len(hit) if hit else None,
             "instances": len(keys), "hosts": len(hosts),
             "time_to_running_mean": statistics.mean(starts) if starts else None,
+            "starts": len(first_seen), "starts_reached_running": len(starts),
             "time_to_running_max": max(starts) if starts else None,
         }
+
+    def _time_to_running(self, spec: Spec) -> float | None:
+        """Hours from the first snapshot listing the instance to the first one showing it
+        running; None when no snapshot ever did."""
+        running = next((t for t in self.times if (rec := spec.record(t)) is not None
+                        and rec["actual_status"] == "running"), None)
+        return None if running is None else (
+            (running - self._first_seen(spec)).total_seconds() / 3600)
 
     def _first_seen(self, spec: Spec) -> datetime:
         return next(t for t in self.times if spec.record(t) is not None)

@@ -229,21 +229,6 @@ def test_parse_window_defaults_and_errors() -> None:
     assert month_to_date_window(today) == (date(2026, 11, 1), today)
 
 
-def test_reliability_scans_instance_intervals_once(home: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[str] = []
-    real = reports.reliability.fetch
-
-    def spy(con: object, sql: str, params: dict) -> list[dict]:
-        sent.append(sql)
-        return real(con, sql, params)
-
-    monkeypatch.setattr(reports.reliability, "fetch", spy)
-    report = build_report(home, "reliability", date_from=D0, date_to=D1, now=NOW)
-    assert sum("instance_intervals" in sql for sql in sent) == 1
-    assert {m.key: m.value for m in report.metrics}["instances"] > 0
-
-
 def test_parse_day_is_strict_and_names_the_flag() -> None:
     assert parse_day(" 2026-11-05 ", "--from") == date(2026, 11, 5)
     for text in ("20261105", "2026-11-31", "2026-1-5", "yesterday"):

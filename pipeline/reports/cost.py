@@ -2,10 +2,10 @@
 and how far the snapshot estimate is from the bill.
 
 Spend is `spend_daily`: Vast.ai's bill for every account-day with a stored bill, the
-estimate from snapshots only for the days not billed yet. Every figure comes from one of
-the queries in `QUERIES` (the only place report SQL for cost lives), over the analyst tables
-`spend_daily`, `cost_reconciliation`, `idle_spend`, `fleet_now` and `price_changes`; this
-module only arranges the results into a `Report`.
+estimate from snapshots only for the days not billed yet. Every figure is a column of a
+warehouse mart called over the report's window (`report_cost_*`, `report_reconciliation_*`
+in sql/, the same the demo's console reads) or a row of `cost_reconciliation` and
+`price_changes`; `QUERIES` names them all, and this module only formats, sorts and cuts.
 """
 
 from __future__ import annotations
@@ -17,92 +17,21 @@ import duckdb
 
 from pipeline.reports.model import Column, Metric, Report, Section, Table, charts, fmt
 from pipeline.reports.source import ACCOUNT_FILTER, fetch, require_data, window_params
-from pipeline.reports.window import Window, day_start
+from pipeline.reports.window import Window
 
 _IN_WINDOW = f"day BETWEEN $d0 AND $d1 AND {ACCOUNT_FILTER}"
-# Volumes and other non-instance contracts have no GPU: name them by what they are.
-_GPU_NAME = ("coalesce(gpu_name, if(contract_type = 'instance', 'unknown', "
-             "contract_type || 's'))")
-_SOURCE = ("CASE WHEN bool_and(cost_source = 'billed') THEN 'billed' "
-           "WHEN bool_and(cost_source = 'estimated') THEN 'estimated' "
-           "ELSE 'billed + estimated' END")
+# Every mart is called over the report's window: `report_<name>(first day, last day, account)`.
+_WINDOW_ARGS = "$d0, $d1, account_name := $account::VARCHAR"
 TOP_DIFFERENCES = 15
+TOP_CHART = 10
 
 QUERIES: dict[str, str] = {
-    "totals": f"""
-        SELECT coalesce(sum(total_cost), 0) AS total, coalesce(sum(gpu_cost), 0) AS gpu,
-               coalesce(sum(storage_cost), 0) AS storage,
-               coalesce(sum(bandwidth_cost), 0) AS bandwidth,
-               coalesce(sum(other_cost), 0) AS other,
-               coalesce(sum(total_cost) FILTER (WHERE cost_source = 'billed'), 0) AS billed,
-               coalesce(sum(total_cost) FILTER (WHERE cost_source = 'estimated'), 0)
-                   AS estimated,
-               max(day) FILTER (WHERE cost_source = 'billed') AS billed_through,
-               min(day) FILTER (WHERE cost_source = 'estimated') AS estimated_from,
-               count(DISTINCT day) FILTER (WHERE cost_source = 'billed') AS billed_days,
-               bool_and(is_final) FILTER (WHERE cost_source = 'billed') AS all_final,
-               coalesce(sum(gpu_hours), 0) AS gpu_hours,
-               coalesce(sum(running_hours), 0) AS running_hours,
-               count(DISTINCT (account, instance_id)) AS instances
-        FROM spend_daily WHERE {_IN_WINDOW}""",
-    "bills_stored": f"""
-        SELECT count(*) AS days FROM billed_days WHERE {ACCOUNT_FILTER}""",
-    "month_to_date": f"""
-        SELECT coalesce(sum(total_cost), 0) AS total
-        FROM spend_daily WHERE day BETWEEN $m0 AND $d1 AND {ACCOUNT_FILTER}""",
-    "burn": f"""
-        SELECT coalesce(sum(burn_rate_per_hour), 0) AS per_hour, max(snapshot_at) AS as_of,
-               count(*) FILTER (WHERE actual_status = 'running') AS running
-        FROM fleet_now WHERE {ACCOUNT_FILTER}""",
-    "idle": f"""
-        SELECT coalesce(sum(idle_cost), 0) AS total,
-               coalesce(sum(stopped_storage_cost), 0) AS stopped_storage,
-               coalesce(sum(idle_gpu_cost), 0) AS idle_gpu
-        FROM idle_spend WHERE {_IN_WINDOW}""",
-    "daily": f"""
-        SELECT c.day, sum(c.gpu_cost) AS gpu_cost, sum(c.storage_cost) AS storage_cost,
-               sum(c.bandwidth_cost) AS bandwidth_cost, sum(c.total_cost) AS total_cost,
-               sum(c.gpu_hours) AS gpu_hours,
-               coalesce(any_value(i.idle_cost), 0) AS idle_cost,
-               {_SOURCE} AS cost_source
-        FROM spend_daily c
-        LEFT JOIN (SELECT day, sum(idle_cost) AS idle_cost
-                   FROM idle_spend WHERE {_IN_WINDOW} GROUP BY day) i USING (day)
-        WHERE c.day BETWEEN $d0 AND $d1 AND ($account::VARCHAR IS NULL
-              OR c.account = $account::VARCHAR)
-        GROUP BY c.day ORDER BY c.day""",
-    "daily_by_gpu": f"""
-        SELECT day, {_GPU_NAME} AS gpu_name, sum(total_cost) AS total_cost
-        FROM spend_daily WHERE {_IN_WINDOW} GROUP BY ALL ORDER BY day, gpu_name""",
-    "idle_daily": f"""
-        SELECT day, sum(stopped_storage_cost) AS stopped_storage_cost,
-               sum(idle_gpu_cost) AS idle_gpu_cost, sum(idle_cost) AS idle_cost
-        FROM idle_spend WHERE {_IN_WINDOW} GROUP BY day ORDER BY day""",
-    "instances": f"""
-        WITH c AS (
-            SELECT account, contract_type, contract_id AS instance_id,
-                   coalesce(arg_max(label, day), if(contract_type = 'instance', NULL,
-                            contract_type)) AS label,
-                   arg_max({_GPU_NAME}, day) AS gpu_name, max(num_gpus) AS num_gpus,
-                   bool_or(is_bid) AS is_bid, arg_max(host_id, day) AS host_id,
-                   sum(running_hours) AS running_hours, sum(gpu_hours) AS gpu_hours,
-                   sum(gpu_cost) AS gpu_cost, sum(storage_cost) AS storage_cost,
-                   sum(bandwidth_cost) AS bandwidth_cost, sum(total_cost) AS total_cost,
-                   {_SOURCE} AS cost_source
-            FROM spend_daily WHERE {_IN_WINDOW} GROUP BY account, contract_type, contract_id),
-        i AS (
-            SELECT account, instance_id, sum(idle_cost) AS idle_cost
-            FROM idle_spend WHERE {_IN_WINDOW} GROUP BY account, instance_id)
-        SELECT c.*, coalesce(i.idle_cost, 0) AS idle_cost,
-               c.total_cost / nullif(c.gpu_hours, 0) AS cost_per_gpu_hour
-        FROM c LEFT JOIN i ON c.account = i.account AND c.instance_id = i.instance_id
-            AND c.contract_type = 'instance'
-        ORDER BY total_cost DESC, instance_id""",
-    "labels": f"""
-        SELECT coalesce(label, '(no label)') AS label,
-               count(DISTINCT (contract_type, contract_id)) AS instances,
-               sum(gpu_hours) AS gpu_hours, sum(total_cost) AS total_cost
-        FROM spend_daily WHERE {_IN_WINDOW} GROUP BY ALL ORDER BY total_cost DESC, label""",
+    "summary": f"SELECT * FROM report_cost_summary({_WINDOW_ARGS})",
+    "daily": f"SELECT * FROM report_cost_by_day({_WINDOW_ARGS}) ORDER BY day",
+    "by_gpu": f"SELECT * FROM report_cost_by_gpu({_WINDOW_ARGS}) ORDER BY spend_rank",
+    "daily_by_gpu": f"SELECT * FROM report_cost_by_gpu_day({_WINDOW_ARGS}) ORDER BY day, gpu_name",
+    "instances": f"SELECT * FROM report_cost_by_contract({_WINDOW_ARGS}) ORDER BY spend_rank",
+    "labels": f"SELECT * FROM report_cost_by_label({_WINDOW_ARGS}) ORDER BY spend_rank",
     "price_changes": f"""
         SELECT changed_at, instance_id, label, gpu_name, is_bid, dph_total_before,
                dph_total_after, change_pct
@@ -110,31 +39,8 @@ QUERIES: dict[str, str] = {
         WHERE changed_at >= $t0 AND changed_at < $t1 AND {ACCOUNT_FILTER}
         ORDER BY changed_at, instance_id""",
     # -- the bill against the estimate, on the account-days that have a bill
-    "recon_totals": f"""
-        SELECT coalesce(sum(billed_cost), 0) AS billed,
-               coalesce(sum(estimated_cost), 0) AS estimated,
-               coalesce(sum(bandwidth_cost), 0) AS bandwidth,
-               coalesce(sum(billed_cost) FILTER (WHERE status = 'billed_only'), 0)
-                   AS billed_only,
-               count(*) FILTER (WHERE status = 'matched') AS matched,
-               count(*) FILTER (WHERE status = 'differs') AS differs,
-               count(*) FILTER (WHERE status = 'billed_only') AS billed_only_rows,
-               count(*) FILTER (WHERE status = 'estimated_only') AS estimated_only_rows,
-               -- the gap is measured only on account-days that also have snapshots: a day
-               -- billed before collection started has no estimate to compare (NULL, not 0)
-               coalesce(sum(billed_cost) FILTER (WHERE observed), 0) AS billed_observed,
-               coalesce(sum(estimated_cost) FILTER (WHERE observed), 0) AS estimated_observed
-        FROM (SELECT *, bool_or(estimated_cost IS NOT NULL)
-                            OVER (PARTITION BY account, day) AS observed
-              FROM cost_reconciliation WHERE day_billed AND {_IN_WINDOW})""",
-    "recon_daily": f"""
-        SELECT day, coalesce(sum(billed_cost), 0) AS billed_cost,
-               coalesce(sum(estimated_cost), 0) AS estimated_cost,
-               coalesce(sum(bandwidth_cost), 0) AS bandwidth_cost,
-               coalesce(sum(billed_cost), 0) - coalesce(sum(estimated_cost), 0) AS difference,
-               bool_and(is_final) AS is_final
-        FROM cost_reconciliation WHERE day_billed AND {_IN_WINDOW}
-        GROUP BY day ORDER BY day""",
+    "recon": f"SELECT * FROM report_reconciliation_summary({_WINDOW_ARGS})",
+    "recon_daily": f"SELECT * FROM report_reconciliation_by_day({_WINDOW_ARGS}) ORDER BY day",
     "recon_top": f"""
         SELECT day, instance_id, label, estimated_cost, billed_cost, difference,
                difference_pct, bandwidth_cost, status, likely_reason
@@ -175,156 +81,166 @@ def build(con: duckdb.DuckDBPyConnection, window: Window, account: str | None,
     require_data(con, "spend_daily", "day", window, account)
     params = window_params(window, account)
     q = {name: fetch(con, sql, params) for name, sql in QUERIES.items()}
-    metrics = _metrics(q, window)
+    metrics = _metrics(q["summary"][0], q["recon"][0], window)
     return Report(
         kind="cost", title="GPU cost report", window=window, account=account,
-        generated_at=generated_at, metrics=metrics, sections=_sections(q, window, metrics),
-        notes=_notes(q), summary=_summary(q, window, metrics),
+        generated_at=generated_at, metrics=metrics, sections=_sections(q, window),
+        notes=_notes(q["summary"][0]), summary=_summary(q, window),
     )
 
 
-def _notes(q: dict[str, list[dict]]) -> list[str]:
-    totals = q["totals"][0]
-    if not totals["billed_days"]:
-        return [BANDWIDTH_NOTE, NO_BILLS_NOTE if not q["bills_stored"][0]["days"] else
+def _notes(s: dict[str, Any]) -> list[str]:
+    if not s["billed_days"]:
+        return [BANDWIDTH_NOTE, NO_BILLS_NOTE if not s["bills_stored_days"] else
                 "No bill is stored for the days of this window yet; figures are estimates."]
-    return [BILLED_NOTE] + ([] if totals["all_final"] else [NOT_FINAL_NOTE])
+    return [BILLED_NOTE] + ([] if s["bills_all_final"] else [NOT_FINAL_NOTE])
 
 
-def spend_phrase(totals: dict[str, Any]) -> str:
-    """'billed $10,934.12 to 2026-11-30 + estimated $412.50 since' (or only one part)."""
-    if not totals["billed_days"]:
+def spend_phrase(s: dict[str, Any]) -> str:
+    """'billed $10,934.12 to 2026-11-30 + estimated $412.50 since' (or only one part),
+    from a `report_cost_summary` row."""
+    if not s["billed_days"]:
         return "estimated from snapshots"
-    billed = f"billed {fmt(totals['billed'], 'usd')} to {totals['billed_through']}"
-    if not totals["estimated"]:
+    billed = f"billed {fmt(s['billed_cost'], 'usd')} to {s['billed_through']}"
+    if not s["estimated_cost"]:
         return billed
-    since = totals["estimated_from"] > totals["billed_through"]
-    return (f"{billed} + estimated {fmt(totals['estimated'], 'usd')} "
+    since = s["estimated_from"] > s["billed_through"]
+    return (f"{billed} + estimated {fmt(s['estimated_cost'], 'usd')} "
             + ("since" if since else "for the days not billed yet"))
 
 
-def _summary(q: dict[str, list[dict]], window: Window, metrics: list[Metric]) -> str:
+def _summary(q: dict[str, list[dict]], window: Window) -> str:
     """One sentence a team lead reads first: total, where it went, waste, where it heads."""
-    m = {x.key: x.value for x in metrics}
-    total = m["window_spend"] or 0.0
-    by_gpu: dict[str, float] = {}
-    for r in q["daily_by_gpu"]:
-        by_gpu[r["gpu_name"]] = by_gpu.get(r["gpu_name"], 0.0) + (r["total_cost"] or 0.0)
-    totals = q["totals"][0]
-    parts = [f"Spent {fmt(total, 'usd')} over {len(window.days)} days "
-             f"({fmt(total / len(window.days), 'usd')}/day: {spend_phrase(totals)}"
-             + (f", bandwidth {fmt(totals['bandwidth'], 'usd')})" if totals["billed_days"]
+    s = q["summary"][0]
+    parts = [f"Spent {fmt(s['spend_total'], 'usd')} over {s['window_days']} days "
+             f"({fmt(s['spend_per_day'], 'usd')}/day: {spend_phrase(s)}"
+             + (f", bandwidth {fmt(s['bandwidth_cost'], 'usd')})" if s["billed_days"]
                 else "; bills not fetched yet, run `vast-pipeline charges`)")]
-    if by_gpu and total > 0:
-        gpu = max(by_gpu, key=lambda k: by_gpu[k])
-        parts.append(f"{100 * by_gpu[gpu] / total:.0f}% of it on {gpu}")
+    top_gpu = q["by_gpu"][0] if q["by_gpu"] else None
+    if top_gpu and top_gpu["share_of_spend"]:
+        parts.append(f"{fmt(top_gpu['share_of_spend'], 'share')} of it on {top_gpu['gpu_name']}")
     if q["labels"]:
         top = q["labels"][0]
         parts.append(f"top label {top['label']} ({fmt(top['total_cost'], 'usd')})")
-    idle_share = (m["idle_spend"] or 0.0) / total if total else 0.0
-    return (", ".join(parts) + f". Idle spend {fmt(m['idle_spend'], 'usd')} "
-            f"({100 * idle_share:.1f}%). At the current burn rate of "
-            f"{fmt(m['burn_rate_per_hour'], 'usd_per_hour')}, "
-            f"{window.month_start.strftime('%B')} ends near {fmt(m['projected_month'], 'usd')}.")
+    text = (", ".join(parts) + f". Idle spend {fmt(s['idle_cost'], 'usd')} "
+            f"({fmt(s['idle_share'], 'pct1')}, estimated). At the current burn rate of "
+            f"{fmt(s['burn_rate_per_hour'], 'usd_per_hour')}, "
+            f"{window.month_start.strftime('%B')} ends near {fmt(s['projected_month'], 'usd')}")
+    if s["runway_days"] is not None:
+        text += (f"; {fmt(s['credit_balance'], 'usd')} of credit lasts "
+                 f"{fmt(s['runway_days'], 'days')} at that rate")
+    return text + "."
 
 
-def _projection(month_to_date: float, burn: dict[str, Any], window: Window) -> tuple[float, float]:
-    """Month to date + today's burn rate x the hours left in the month after the data ends.
-
-    The data ends at the newest snapshot, or at the end of the window when the window
-    ends earlier; the burn rate is the fleet as it runs now (`fleet_now`).
-    """
-    as_of = burn.get("as_of")
-    data_end = min(window.end, as_of) if as_of is not None else window.end
-    data_end = max(data_end, day_start(window.month_start))
-    remaining = max(0.0, (window.month_end - data_end).total_seconds() / 3600.0)
-    return month_to_date + burn["per_hour"] * remaining, remaining
-
-
-def _metrics(q: dict[str, list[dict]], window: Window) -> list[Metric]:
-    totals, idle, burn = q["totals"][0], q["idle"][0], q["burn"][0]
-    recon = q["recon_totals"][0]
-    gap = ((recon["billed_observed"] - recon["estimated_observed"]) / recon["billed_observed"]
-           if recon["billed_observed"] else None)
-    mtd = q["month_to_date"][0]["total"]
-    projected, remaining = _projection(mtd, burn, window)
+def _metrics(s: dict[str, Any], r: dict[str, Any], window: Window) -> list[Metric]:
+    """Every figure is a column of report_cost_summary or report_reconciliation_summary."""
     month = window.month_start.strftime("%B %Y")
-    per_gpu_hour = totals["total"] / totals["gpu_hours"] if totals["gpu_hours"] else None
-    idle_share = idle["total"] / totals["total"] if totals["total"] else 0.0
-    gpu_share = totals["gpu"] / totals["total"] if totals["total"] else 0.0
+    burn_as_of = fmt(s["burn_as_of"], "datetime")
     return [
-        Metric("window_spend", "Spend in window", totals["total"], "usd",
-               f"{window.label()} ({len(window.days)} days): {spend_phrase(totals)}",
+        Metric("window_spend", "Spend in window", s["spend_total"], "usd",
+               f"{window.label()} ({s['window_days']} days), every contract: "
+               f"{spend_phrase(s)}", headline=True),
+        Metric("month_to_date", "Month to date", s["month_to_date"], "usd",
+               f"{s['month_from']} to {window.date_to}", headline=True),
+        Metric("projected_month", f"Projected {month}", s["projected_month"], "usd",
+               f"month to date + {fmt(s['burn_rate_per_hour'], 'usd_per_hour')} now "
+               f"× {s['hours_left_in_month']:,.0f} h left", headline=True),
+        Metric("cost_per_gpu_hour", "Average per GPU-hour", s["cost_per_gpu_hour"],
+               "usd_per_gpu_hour",
+               f"instances' {fmt(s['instance_cost'], 'usd')} / "
+               f"{s['gpu_hours']:,.0f} GPU-hours (hours × GPUs)", headline=True),
+        Metric("idle_spend", "Idle spend", s["idle_cost"], "usd",
+               f"{fmt(s['idle_share'], 'pct1')} of spend, estimated: stopped storage + idle GPUs",
                headline=True),
-        Metric("month_to_date", "Month to date", mtd, "usd",
-               f"{window.month_start} to {window.date_to}", headline=True),
-        Metric("projected_month", f"Projected {month}", projected, "usd",
-               f"month to date + {fmt(burn['per_hour'], 'usd_per_hour')} now "
-               f"× {remaining:,.0f} h left", headline=True),
-        Metric("cost_per_gpu_hour", "Average per GPU-hour", per_gpu_hour, "usd_per_gpu_hour",
-               f"{totals['gpu_hours']:,.0f} GPU-hours", headline=True),
-        Metric("idle_spend", "Idle spend", idle["total"], "usd",
-               f"{100 * idle_share:.1f}% of spend: stopped storage + idle GPUs", headline=True),
-        Metric("burn_rate_per_hour", "Burn rate now", burn["per_hour"], "usd_per_hour",
-               f"{fmt(24 * burn['per_hour'], 'usd')}/day, "
-               f"{fmt(730 * burn['per_hour'], 'usd')}/month", headline=True),
-        Metric("gpu_cost", "GPU cost", totals["gpu"], "usd", f"{100 * gpu_share:.1f}%"),
-        Metric("storage_cost", "Storage cost", totals["storage"], "usd"),
-        Metric("bandwidth_cost", "Bandwidth cost", totals["bandwidth"], "usd",
+        Metric("burn_rate_per_hour", "Burn rate now", s["burn_rate_per_hour"], "usd_per_hour",
+               f"{fmt(s['burn_per_day'], 'usd')}/day, {fmt(s['burn_per_month'], 'usd')}/month "
+               f"(730 h), estimated at {burn_as_of}", headline=True),
+        Metric("credit_balance", "Credit left", s["credit_balance"], "usd",
+               f"as of {burn_as_of}", headline=True),
+        Metric("runway_days", "Credit runway", s["runway_days"], "days",
+               f"at the burn rate now (shortest: {s['runway_account']})"
+               if s["runway_days"] is not None else "no burn, or no balance reported",
+               headline=True),
+        Metric("gpu_cost", "GPU cost", s["gpu_cost"], "usd",
+               f"{fmt(s['gpu_share'], 'pct1')} of spend"),
+        Metric("storage_cost", "Storage cost", s["storage_cost"], "usd"),
+        Metric("bandwidth_cost", "Bandwidth cost", s["bandwidth_cost"], "usd",
                "billed days only (snapshots cannot estimate it)"),
-        Metric("other_cost", "Other billed charges", totals["other"], "usd"),
-        Metric("billed_cost", "Billed", totals["billed"], "usd",
-               f"{totals['billed_days']} days with a stored bill"
-               + (f", to {totals['billed_through']}" if totals["billed_through"] else "")),
-        Metric("estimated_cost", "Estimated (not billed yet)", totals["estimated"], "usd",
-               "from snapshots"),
-        Metric("estimate_gap", "Estimate below the bill", gap, "pct",
-               "on the billed days that have snapshots: (billed - estimated) / billed"),
-        Metric("gpu_hours", "GPU-hours", totals["gpu_hours"], "hours"),
-        Metric("running_hours", "Instance running hours", totals["running_hours"], "hours"),
-        Metric("instances", "Instances billed", totals["instances"], "count"),
+        Metric("other_cost", "Other billed charges", s["other_cost"], "usd"),
+        Metric("billed_cost", "Billed", s["billed_cost"], "usd",
+               f"{s['billed_days']} days with a stored bill, every contract"
+               + (f", to {s['billed_through']}" if s["billed_through"] else "")),
+        Metric("estimated_cost", "Estimated (not billed yet)", s["estimated_cost"], "usd",
+               "from snapshots, instances only"),
+        Metric("estimate_gap", "Estimate below the bill", r["estimate_gap"], "pct",
+               "instances, on the billed days that have snapshots: "
+               "(billed - estimated) / billed"),
+        Metric("gpu_hours", "GPU-hours", s["gpu_hours"], "hours", "hours × GPU count"),
+        Metric("instance_hours", "Instance hours", s["instance_hours"], "hours",
+               "hours with the GPU billed, not × GPU count"),
+        Metric("instances", "Instances with spend", s["instances"], "count",
+               f"of {s['contracts']} contracts"),
         Metric("idle_stopped_storage", "Storage of stopped instances",
-               idle["stopped_storage"], "usd"),
-        Metric("idle_gpu", "GPUs billed while idle", idle["idle_gpu"], "usd"),
-        Metric("burn_per_day", "Burn rate now, per day", 24 * burn["per_hour"], "usd"),
-        Metric("burn_per_month", "Burn rate now, per month (x730)",
-               730 * burn["per_hour"], "usd"),
+               s["idle_stopped_storage_cost"], "usd"),
+        Metric("idle_gpu", "GPUs billed while idle", s["idle_gpu_cost"], "usd"),
+        Metric("burn_per_day", "Burn rate now, per day", s["burn_per_day"], "usd"),
+        Metric("burn_per_month", "Burn rate now, per month (x730)", s["burn_per_month"], "usd"),
     ]
 
 
-def _sections(q: dict[str, list[dict]], window: Window, metrics: list[Metric]) -> list[Section]:
-    by_key = {m.key: m for m in metrics}
-    split = {"GPU": by_key["gpu_cost"].value, "Storage": by_key["storage_cost"].value}
-    split.update({k: by_key[key].value for k, key in (("Bandwidth", "bandwidth_cost"),
-                                                      ("Other", "other_cost"))
-                  if by_key[key].value})
+def _top(rows: list[dict], n: int, total_key: str, noun: str) -> str:
+    """'top 10 of 42 instances' (or 'all 7 instances'), from a mart's row count column."""
+    total = rows[0][total_key] if rows else 0
+    return f"all {total} {noun}" if total <= n else f"top {n} of {total} {noun}"
+
+
+def _sections(q: dict[str, list[dict]], window: Window) -> list[Section]:
+    s = q["summary"][0]
+    split = {"GPU": s["gpu_cost"], "Storage": s["storage_cost"]}
+    split.update({k: s[key] for k, key in (("Bandwidth", "bandwidth_cost"),
+                                           ("Other", "other_cost")) if s[key]})
     days = window.days
     instances, labels = q["instances"], q["labels"]
+    scope = f"{window.label()}, UTC days; {spend_phrase(s)}."
     return [
         Section("Daily spend by GPU model",
+                text=f"US dollars per UTC day, every contract (volumes under their own name). "
+                     f"{scope}",
                 chart=lambda: charts().stacked_daily(days, q["daily_by_gpu"], "gpu_name",
                                                    "total_cost"),
                 table=_daily_table(q["daily"]), collapsed=True),
         Section("GPU vs storage" if len(split) == 2 else "GPU, storage and bandwidth",
-                text=", ".join(f"{k} {fmt(v, 'usd')}" for k, v in split.items()) + ".",
+                text=", ".join(f"{k} {fmt(v, 'usd')}" for k, v in split.items())
+                     + f" ({window.label()}).",
                 chart=lambda: charts().split_donut(split), wide=False),
         Section("Idle spend by day",
-                text="Storage paid while an instance is stopped, and GPUs billed while "
-                     "their utilisation stays under 5%.",
-                chart=lambda: charts().stacked_columns(days, q["idle_daily"], {
-                    "stopped_storage_cost": "Stopped storage", "idle_gpu_cost": "Idle GPU"}),
+                text="Estimated from snapshots, US dollars per UTC day: storage paid while an "
+                     "instance is stopped, and GPUs billed while their utilisation stays "
+                     "under 5%.",
+                chart=lambda: charts().stacked_columns(days, q["daily"], {
+                    "idle_stopped_storage_cost": "Stopped storage",
+                    "idle_gpu_cost": "Idle GPU"}),
                 wide=False),
         Section("Top instances by spend",
+                text=f"{_top(instances, TOP_CHART, 'contracts', 'contracts')} with spend, "
+                     f"US dollars over {window.label()}.",
                 chart=lambda: charts().top_bars(
-                    [(_instance_name(r), r["total_cost"]) for r in instances[:10]]),
+                    [(_instance_name(r), r["total_cost"]) for r in instances[:TOP_CHART]]),
                 wide=False),
         Section("Top labels by spend",
+                text=f"{_top(labels, TOP_CHART, 'labels', 'labels')}, US dollars over "
+                     f"{window.label()}.",
                 chart=lambda: charts().top_bars([(r["label"], r["total_cost"])
-                                               for r in labels[:10]]),
+                                               for r in labels[:TOP_CHART]]),
                 wide=False),
-        Section("Spend per instance", table=_instances_table(instances)),
-        Section("Spend per label", table=_labels_table(labels), collapsed=True),
-        *_reconciliation_sections(q, days),
+        Section("Spend per contract",
+                text=f"Every contract with spend in {window.label()} ({len(instances)}): "
+                     "instances, and volumes or other contracts where billed. Source says "
+                     "whether its days were billed or estimated.",
+                table=_instances_table(instances)),
+        Section("Spend per label", text=f"Every label ({len(labels)}), {window.label()}.",
+                table=_labels_table(labels), collapsed=True),
+        *_reconciliation_sections(q, days, s),
         Section("Price changes in the window",
                 text="Changes of an instance's total hourly price (bid instances follow the "
                      "market).",
@@ -332,27 +248,35 @@ def _sections(q: dict[str, list[dict]], window: Window, metrics: list[Metric]) -
     ]
 
 
-def _reconciliation_sections(q: dict[str, list[dict]], days: list) -> list[Section]:
+def _reconciliation_sections(q: dict[str, list[dict]], days: list,
+                             s: dict[str, Any]) -> list[Section]:
     """Bill vs estimate per day, the largest differences and the instances only billed."""
-    r = q["recon_totals"][0]
+    r = q["recon"][0]
     if not q["recon_daily"]:
         return []
-    gap = r["billed"] - r["estimated"]
-    text = (f"On the billed days the bill is {fmt(r['billed'], 'usd')} and the estimate from "
-            f"snapshots {fmt(r['estimated'], 'usd')}: {fmt(gap, 'usd')} "
-            f"({100 * gap / r['billed']:.2f}% of the bill)" if r["billed"] else "")
-    text += (f", of which bandwidth {fmt(r['bandwidth'], 'usd')} and instances only in the "
-             f"bill {fmt(r['billed_only'], 'usd')}. {r['matched']} instance-days match, "
-             f"{r['differs']} differ, {r['billed_only_rows']} are only in the bill, "
+    text = ("Instance contracts only, on the billed days: volumes and other contracts have "
+            "no estimate to compare"
+            + (f" (they were billed {fmt(r['other_contracts_billed_cost'], 'usd')}, so the "
+               f"window's billed total is {fmt(s['billed_cost'], 'usd')})"
+               if r["other_contracts_billed_cost"] else "") + ". ")
+    if r["billed_cost"]:
+        text += (f"The bill is {fmt(r['billed_cost'], 'usd')} and the estimate from snapshots "
+                 f"{fmt(r['estimated_cost'], 'usd')}: {fmt(r['difference'], 'usd')} "
+                 f"({fmt(r['difference_share'], 'pct')} of the bill)")
+    text += (f", of which bandwidth {fmt(r['bandwidth_cost'], 'usd')} and instances only in the "
+             f"bill {fmt(r['billed_only_cost'], 'usd')}. {r['matched_rows']} instance-days "
+             f"match, {r['differs_rows']} differ, {r['billed_only_rows']} are only in the bill, "
              f"{r['estimated_only_rows']} only in the estimate.")
+    shown = r["differs_rows"] + r["estimated_only_rows"]
     return [
         Section("Billed vs estimated", text=text,
                 chart=lambda: charts().paired_daily(days, q["recon_daily"], {
                     "billed_cost": "Billed", "estimated_cost": "Estimated"}),
                 table=_recon_daily_table(q["recon_daily"])),
         Section("Largest differences between bill and estimate",
-                text="Per instance and day, with the likely reason (see README, "
-                     "cost_reconciliation).",
+                text=f"{'All' if shown <= TOP_DIFFERENCES else f'The {TOP_DIFFERENCES} largest of'}"
+                     f" {shown} instance-days that differ or are only estimated, with the "
+                     "likely reason (see the cost_reconciliation model).",
                 table=_recon_top_table(q["recon_top"])),
         Section("Only in the bill",
                 text="Instances billed on a day no snapshot saw them: shorter than a "
@@ -402,11 +326,13 @@ def _daily_table(rows: list[dict]) -> Table:
 
 
 def _instances_table(rows: list[dict]) -> Table:
-    shaped = [{**r, "gpu": f"{r['num_gpus'] or '?'}x {r['gpu_name'] or 'unknown'}",
-               "pricing": "bid" if r["is_bid"] else "on-demand"} for r in rows]
+    shaped = [{**r, "gpu": (f"{r['num_gpus'] or '?'}x {r['gpu_name'] or 'unknown'}"
+                            if r["contract_type"] == "instance" else r["gpu_name"]),
+               "pricing": ("bid" if r["is_bid"] else "on-demand")
+               if r["contract_type"] == "instance" else r["contract_type"]} for r in rows]
     return Table("instances", (
         Column("label", "Label"), Column("instance_id", "Instance"), Column("gpu", "GPU"),
-        Column("pricing", "Pricing"), Column("running_hours", "Running", "hours"),
+        Column("pricing", "Pricing"), Column("instance_hours", "Instance hours", "hours"),
         Column("gpu_hours", "GPU-hours", "hours"), Column("gpu_cost", "GPU", "usd"),
         Column("storage_cost", "Storage", "usd"), Column("bandwidth_cost", "Bandwidth", "usd"),
         Column("total_cost", "Cost", "usd"), Column("idle_cost", "Idle", "usd"),
@@ -417,8 +343,9 @@ def _instances_table(rows: list[dict]) -> Table:
 
 def _labels_table(rows: list[dict]) -> Table:
     return Table("labels", (
-        Column("label", "Label"), Column("instances", "Instances", "count"),
+        Column("label", "Label"), Column("contracts", "Contracts", "count"),
         Column("gpu_hours", "GPU-hours", "hours"), Column("total_cost", "Cost", "usd"),
+        Column("share_of_spend", "Share", "pct"),
     ), rows)
 
 

@@ -102,6 +102,12 @@ def fmt(value: Any, unit: str) -> str:
         return f"${value:,.3f}"
     if unit == "pct":
         return f"{100 * value:.2f}%"
+    if unit == "pct1":
+        return f"{100 * value:.1f}%"
+    if unit == "share":
+        return f"{100 * value:.0f}%"
+    if unit == "days":
+        return f"{value:,.1f} days"
     if unit == "percent":
         return f"{value:+.1f}%"
     if unit == "hours":

@@ -3,7 +3,8 @@
 Availability always comes with coverage beside it (gaps in collection would otherwise
 inflate it, the Prometheus `avg_over_time` trap), and the host's `reliability2` is shown
 next to what we observed, because it is a prior about the host, not a measurement of the
-user's instance. All SQL for these figures is in `PREPARE` and `QUERIES`.
+user's instance. Every figure is a column of the `report_reliability_*`, `report_incidents`
+and `report_time_to_running` marts (sql/), read by `QUERIES`.
 """
 
 from __future__ import annotations
@@ -14,92 +15,20 @@ from typing import Any
 import duckdb
 
 from pipeline.reports.model import Column, Metric, Report, Section, Table, charts, fmt
-from pipeline.reports.source import ACCOUNT_FILTER, fetch, require_data, window_params
+from pipeline.reports.source import fetch, require_data, window_params
 from pipeline.reports.window import Window
 
-_IN_WINDOW = f"day BETWEEN $d0 AND $d1 AND {ACCOUNT_FILTER}"
+# Every mart is called over the report's window: `report_<name>(first day, last day, account)`.
+_WINDOW_ARGS = "$d0, $d1, account_name := $account::VARCHAR"
 TOP = 15
 
-# Per instance, window-scoped: daily reliability summed, coverage from the intervals
-# clipped to the window, descriptive columns from reliability_by_instance.
-_INSTANCES = f"""
-    WITH d AS (
-        SELECT account, instance_id, sum(observed_hours) AS observed_hours,
-               sum(up_hours) AS up_hours, sum(down_hours) AS down_hours,
-               sum(starting_hours) AS starting_hours,
-               sum(incidents_started) AS incidents_started,
-               arg_max(reliability2_last, day) AS reliability2_last,
-               min(reliability2_min) AS reliability2_min
-        FROM reliability_daily WHERE {_IN_WINDOW} GROUP BY account, instance_id),
-    iv AS (
-        SELECT account, instance_id, greatest(interval_start, $t0) AS s,
-               least(interval_end, $t1) AS e
-        FROM instance_intervals
-        WHERE interval_end > $t0 AND interval_start < $t1 AND {ACCOUNT_FILTER}),
-    cov AS (
-        SELECT account, instance_id, sum(epoch(e - s)) / 3600.0 AS covered_hours,
-               epoch(max(e) - min(s)) / 3600.0 AS span_hours
-        FROM iv GROUP BY account, instance_id)
-    SELECT d.account, d.instance_id, b.label, b.gpu_name, b.machine_id, b.host_id, b.country,
-           d.observed_hours, d.up_hours, d.down_hours, d.starting_hours, d.incidents_started,
-           d.up_hours / nullif(d.up_hours + d.down_hours, 0) AS availability,
-           cov.covered_hours, cov.span_hours,
-           cov.covered_hours / nullif(cov.span_hours, 0) AS coverage,
-           d.reliability2_last, d.reliability2_min
-    FROM d
-    LEFT JOIN reliability_by_instance b USING (account, instance_id)
-    LEFT JOIN cov USING (account, instance_id)"""
-
-_INCIDENTS = f"""
-    SELECT account, instance_id, label, gpu_name, machine_id, host_id, started_at, ended_at,
-           hours, statuses, is_ongoing,
-           epoch(least(ended_at, $t1) - greatest(started_at, $t0)) / 3600.0 AS hours_in_window
-    FROM incidents
-    WHERE started_at < $t1 AND ended_at > $t0 AND {ACCOUNT_FILTER}"""
-
-_STARTS = f"""
-    SELECT account, instance_id, label, gpu_name, host_id, first_seen, starting_hours
-    FROM reliability_by_instance
-    WHERE first_seen >= $t0 AND first_seen < $t1 AND starting_hours > 0 AND {ACCOUNT_FILTER}"""
-
-# `_INSTANCES` scans instance_intervals: it runs once, into a temporary table of the
-# report's own (read-only) connection, and the totals, instances and hosts queries read that.
-INSTANCES_TABLE = "_report_instances"
-PREPARE = f"CREATE OR REPLACE TEMP TABLE {INSTANCES_TABLE} AS {_INSTANCES}"
-
 QUERIES: dict[str, str] = {
-    "totals": f"""
-        SELECT coalesce(sum(observed_hours), 0) AS observed_hours,
-               coalesce(sum(up_hours), 0) AS up_hours,
-               coalesce(sum(down_hours), 0) AS down_hours,
-               coalesce(sum(starting_hours), 0) AS starting_hours,
-               sum(up_hours) / nullif(sum(up_hours) + sum(down_hours), 0) AS availability,
-               sum(covered_hours) / nullif(sum(span_hours), 0) AS coverage,
-               count(*) AS instances, count(DISTINCT host_id) AS hosts
-        FROM {INSTANCES_TABLE}""",
-    "incident_totals": f"""
-        SELECT count(*) AS incidents, avg(hours) AS mttr_hours,
-               coalesce(sum(hours_in_window), 0) AS hours_in_window,
-               count(*) FILTER (WHERE is_ongoing) AS ongoing
-        FROM ({_INCIDENTS})""",
-    "start_totals": f"""
-        SELECT count(*) AS starts, median(starting_hours) AS median_hours,
-               avg(starting_hours) AS mean_hours, max(starting_hours) AS max_hours
-        FROM ({_STARTS})""",
+    "summary": f"SELECT * FROM report_reliability_summary({_WINDOW_ARGS})",
     "instances": f"""
-        SELECT * FROM {INSTANCES_TABLE}
-        ORDER BY availability ASC NULLS LAST, down_hours DESC, instance_id""",
-    "hosts": f"""
-        SELECT host_id, count(*) AS instances, count(DISTINCT machine_id) AS machines,
-               sum(up_hours) AS up_hours, sum(down_hours) AS down_hours,
-               sum(up_hours) / nullif(sum(up_hours) + sum(down_hours), 0) AS availability,
-               sum(covered_hours) / nullif(sum(span_hours), 0) AS coverage,
-               sum(incidents_started) AS incidents_started,
-               min(reliability2_last) AS reliability2_last,
-               min(reliability2_min) AS reliability2_min
-        FROM {INSTANCES_TABLE} GROUP BY host_id
-        ORDER BY availability ASC NULLS LAST, down_hours DESC, host_id""",
-    "incidents": f"{_INCIDENTS} ORDER BY started_at, instance_id",
+        SELECT * FROM report_reliability_by_instance({_WINDOW_ARGS}) ORDER BY availability_rank""",
+    "hosts": f"SELECT * FROM report_reliability_by_host({_WINDOW_ARGS}) ORDER BY availability_rank",
+    "incidents": f"""
+        SELECT * FROM report_incidents({_WINDOW_ARGS}) ORDER BY started_at, instance_id""",
     # Alerts about no account (a failed Dagster run) show in every account's report.
     "alerts": """
         SELECT observed_at, state, rule, key, summary, delivery_status
@@ -107,7 +36,9 @@ QUERIES: dict[str, str] = {
         WHERE observed_at >= $t0 AND observed_at < $t1
             AND ($account::VARCHAR IS NULL OR account IS NULL OR account = $account::VARCHAR)
         ORDER BY observed_at, seq""",
-    "starts": f"{_STARTS} ORDER BY starting_hours DESC, instance_id",
+    "starts": f"""
+        SELECT * FROM report_time_to_running({_WINDOW_ARGS})
+        ORDER BY reached_running DESC, time_to_running_hours DESC, first_seen, instance_id""",
 }
 
 NOTES = (
@@ -129,23 +60,22 @@ def build(con: duckdb.DuckDBPyConnection, window: Window, account: str | None,
     """Query every figure, then arrange headlines, charts and tables."""
     require_data(con, "reliability_daily", "day", window, account)
     params = window_params(window, account)
-    fetch(con, PREPARE, params)
     q = {name: fetch(con, sql, params) for name, sql in QUERIES.items()}
-    metrics = _metrics(q)
+    metrics = _metrics(q["summary"][0])
     return Report(
         kind="reliability", title="GPU fleet reliability report", window=window,
         account=account, generated_at=generated_at, metrics=metrics,
-        sections=_sections(q, window), notes=list(NOTES), summary=_summary(q, metrics),
+        sections=_sections(q, window), notes=list(NOTES), summary=_summary(q),
     )
 
 
-def _summary(q: dict[str, list[dict]], metrics: list[Metric]) -> str:
+def _summary(q: dict[str, list[dict]]) -> str:
     """One sentence first: availability with its coverage, incidents, the worst host."""
-    m = {x.key: x.value for x in metrics}
-    text = (f"Instances meant to run were up {fmt(m['availability'], 'pct')} of the observed "
-            f"time (coverage {fmt(m['coverage'], 'pct')}); "
-            f"{_plural(int(m['incidents']), 'incident')} cost "
-            f"{fmt(m['down_hours'], 'hours')} down")
+    s = q["summary"][0]
+    text = (f"Instances meant to run were up {fmt(s['availability'], 'pct')} of the observed "
+            f"time (coverage {fmt(s['coverage'], 'pct')}); "
+            f"{_plural(s['incidents'], 'incident')} cost "
+            f"{fmt(s['down_hours'], 'hours')} down")
     worst = [r for r in q["hosts"] if r["availability"] is not None and r["down_hours"]]
     if worst:
         text += (f", the worst host {worst[0]['host_id']} at "
@@ -153,32 +83,41 @@ def _summary(q: dict[str, list[dict]], metrics: list[Metric]) -> str:
     return text + "."
 
 
-def _metrics(q: dict[str, list[dict]]) -> list[Metric]:
-    t, inc, st = q["totals"][0], q["incident_totals"][0], q["start_totals"][0]
-    mtbf = t["up_hours"] / inc["incidents"] if inc["incidents"] else None
+def _metrics(s: dict[str, Any]) -> list[Metric]:
+    """Every figure is a column of report_reliability_summary."""
+    starts = (f"{s['starts_reached_running']} of {_plural(s['starts'], 'instance')} first seen "
+              "in the window reached running")
     return [
-        Metric("availability", "Fleet availability", t["availability"], "pct",
-               f"{t['up_hours']:,.1f} h up, {t['down_hours']:,.1f} h down", headline=True),
-        Metric("coverage", "Coverage", t["coverage"], "pct",
+        Metric("availability", "Fleet availability", s["availability"], "pct",
+               f"{s['up_hours']:,.1f} h up, {s['down_hours']:,.1f} h down while meant to run",
+               headline=True),
+        Metric("coverage", "Coverage", s["coverage"], "pct",
                "share of instance time observed by snapshots", headline=True),
-        Metric("incidents", "Incidents", inc["incidents"], "count",
-               f"{inc['ongoing']} ongoing" if inc["ongoing"] else "all resolved", headline=True),
-        Metric("down_hours", "Hours down", t["down_hours"], "hours",
-               f"over {_plural(t['instances'], 'instance')} on {_plural(t['hosts'], 'host')}",
+        Metric("incidents", "Incidents", s["incidents"], "count",
+               "overlapping the window, "
+               + (f"{s['incidents_ongoing']} ongoing" if s["incidents_ongoing"]
+                  else "all resolved"), headline=True),
+        Metric("down_hours", "Hours down", s["down_hours"], "hours",
+               f"over {_plural(s['instances'], 'instance')} on {_plural(s['hosts'], 'host')}",
                headline=True),
-        Metric("mttr_hours", "Mean time to recover", inc["mttr_hours"], "hours",
-               "mean incident length", headline=True),
-        Metric("time_to_running_median", "Median time to running", st["median_hours"],
-               "minutes", _plural(st["starts"], "instance") + " started in window",
-               headline=True),
-        Metric("up_hours", "Hours up", t["up_hours"], "hours"),
-        Metric("observed_hours", "Hours observed", t["observed_hours"], "hours"),
-        Metric("starting_hours", "Hours starting", t["starting_hours"], "hours"),
-        Metric("mtbf_hours", "Mean time between failures", mtbf, "hours"),
-        Metric("instances", "Instances observed", t["instances"], "count"),
-        Metric("hosts", "Hosts", t["hosts"], "count"),
-        Metric("time_to_running_mean", "Mean time to running", st["mean_hours"], "minutes"),
-        Metric("time_to_running_max", "Longest time to running", st["max_hours"], "minutes"),
+        Metric("mttr_hours", "Mean time to recover", s["mttr_hours"], "hours",
+               "mean length of those incidents", headline=True),
+        Metric("time_to_running_median", "Median time to running", s["time_to_running_median"],
+               "minutes", starts, headline=True),
+        Metric("up_hours", "Hours up", s["up_hours"], "hours"),
+        Metric("observed_hours", "Hours observed", s["observed_hours"], "hours"),
+        Metric("starting_hours", "Hours starting", s["starting_hours"], "hours"),
+        Metric("mtbf_hours", "Mean time between failures", s["mtbf_hours"], "hours",
+               "hours up / incidents"),
+        Metric("instances", "Instances observed", s["instances"], "count"),
+        Metric("hosts", "Hosts", s["hosts"], "count"),
+        Metric("starts", "Instances first seen", s["starts"], "count"),
+        Metric("starts_reached_running", "Of them reached running",
+               s["starts_reached_running"], "count"),
+        Metric("time_to_running_mean", "Mean time to running", s["time_to_running_mean"],
+               "minutes"),
+        Metric("time_to_running_max", "Longest time to running", s["time_to_running_max"],
+               "minutes"),
     ]
 
 
@@ -190,50 +129,77 @@ def _instance_name(r: dict[str, Any]) -> str:
     return f"{r['label'] or '(no label)'} #{r['instance_id']}"
 
 
+def _top(rows: list[dict], n: int, total_key: str, noun: str) -> str:
+    """'the 15 least available of 42 hosts' (or 'all 7 hosts'), from a mart's count column."""
+    total = rows[0][total_key] if rows else 0
+    return f"all {total} {noun}" if total <= n else f"the {n} least available of {total} {noun}"
+
+
 def _sections(q: dict[str, list[dict]], window: Window) -> list[Section]:
     inst = [r for r in q["instances"] if r["availability"] is not None]
     hosts = [r for r in q["hosts"] if r["availability"] is not None]
-    lanes = _timeline_rows(q["incidents"])
+    lanes = _timeline_rows(q["incidents"], q["instances"])
+    s = q["summary"][0]
+    scope = f"{window.label()}, instances meant to run"
     return [
         Section("Incidents on a timeline",
                 text="Each bar is one incident (consecutive snapshots where an instance meant "
-                     "to run was not running), clipped to the window.",
+                     f"to run was not running), clipped to {window.label()}"
+                     + (f"; the {LANES} instances with the most hours down of "
+                        f"{len({(r['account'], r['instance_id']) for r in q['incidents']})}"
+                        if len(lanes) < len(q["incidents"]) else "") + ".",
                 chart=lambda: charts().incident_timeline(window.start, window.end, lanes)),
         Section("Least available instances",
+                text=f"Availability (up / (up + down) hours), "
+                     f"{_top(inst, TOP, 'instances', 'instances')} observed; {scope}.",
                 chart=lambda: charts().availability_bars(
                     "instances", [(_instance_name(r), r["availability"]) for r in inst[:TOP]]),
                 wide=False),
         Section("Least available hosts",
+                text=f"Availability, {_top(hosts, TOP, 'hosts', 'hosts')}; {scope}.",
                 chart=lambda: charts().availability_bars(
                     "hosts", [(f"host {r['host_id']}", r["availability"]) for r in hosts[:TOP]]),
                 wide=False),
         Section("Observed availability vs host reliability2",
-                text="Points under the diagonal did worse than the host's score suggests.",
+                text="Points under the diagonal did worse than the host's score suggests "
+                     f"({len(inst)} instances, {window.label()}).",
                 chart=lambda: charts().reliability_scatter(
                     [(r["reliability2_last"], r["availability"], r["observed_hours"])
                      for r in inst]),
                 wide=False),
         Section("Time to running",
-                text="From an instance's first snapshot until it was first seen running.",
+                text="From an instance's first snapshot until it was first seen running, for "
+                     f"the {_plural(s['starts'], 'instance')} first seen in {window.label()}: "
+                     f"{s['starts_reached_running']} reached running"
+                     + (", the others never did (shown as never ran)."
+                        if s["starts"] > s["starts_reached_running"] else "."),
                 table=_starts_table(q["starts"]), wide=False),
-        Section("Incidents", table=_incidents_table(q["incidents"])),
+        Section("Incidents", text=f"Every incident overlapping {window.label()} "
+                                  f"({len(q['incidents'])}); durations are whole incidents.",
+                table=_incidents_table(q["incidents"])),
         Section("Alerts in the window",
                 text="Transitions sent to the alert receivers (`vast-pipeline alerts`): "
                      "firing when a problem began, resolved when it cleared.",
                 table=_alerts_table(q["alerts"])),
-        Section("Worst hosts", table=_hosts_table(q["hosts"][:TOP])),
-        Section("Availability per instance", table=_instances_table(q["instances"]),
-                collapsed=True),
+        Section("Worst hosts", text=f"{_top(hosts, TOP, 'hosts', 'hosts').capitalize()}; "
+                                    f"{scope}. Incidents: those started in the window.",
+                table=_hosts_table(q["hosts"][:TOP])),
+        Section("Availability per instance",
+                text=f"Every instance observed in {window.label()} ({len(q['instances'])}).",
+                table=_instances_table(q["instances"]), collapsed=True),
     ]
 
 
-def _timeline_rows(incidents: list[dict]) -> list[dict]:
-    """Incidents of the instances with the most down time in the window (one lane each)."""
-    hours: dict[tuple, float] = {}
-    for r in incidents:
-        key = (r["account"], r["instance_id"])
-        hours[key] = hours.get(key, 0.0) + r["hours_in_window"]
-    keep = set(sorted(hours, key=lambda k: -hours[k])[:20])
+LANES = 20
+
+
+def _timeline_rows(incidents: list[dict], instances: list[dict]) -> list[dict]:
+    """Incidents of the LANES instances with the most hours down in the window (one lane
+    each), ranked by report_reliability_by_instance.down_hours."""
+    hit = {(r["account"], r["instance_id"]) for r in incidents}
+    ranked = sorted((r for r in instances if (r["account"], r["instance_id"]) in hit),
+                    key=lambda r: (-r["down_hours"], r["availability_rank"]))
+    keep = {(r["account"], r["instance_id"]) for r in ranked[:LANES]}
     return [{**r, "lane": f"{_instance_name(r)} · host {r['host_id']}"}
             for r in incidents if (r["account"], r["instance_id"]) in keep]
 
@@ -269,11 +235,14 @@ def _hosts_table(rows: list[dict]) -> Table:
 
 
 def _starts_table(rows: list[dict]) -> Table:
+    shaped = [{**r, "reached": "running" if r["reached_running"] else "never ran"}
+              for r in rows]
     return Table("time_to_running", (
         Column("instance_id", "Instance"), Column("label", "Label"),
         Column("first_seen", "First seen (UTC)", "datetime"),
-        Column("starting_hours", "Time to running", "minutes"),
-    ), rows, empty_text="No instance started in this window.")
+        Column("time_to_running_hours", "Time to running", "minutes"),
+        Column("reached", "Reached"),
+    ), shaped, empty_text="No instance was first seen in this window.")
 
 
 def _instances_table(rows: list[dict]) -> Table:
