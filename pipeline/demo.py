@@ -32,6 +32,7 @@ from pipeline.fleet import FleetModel
 from pipeline.history import land_pending
 from pipeline.progress import progress_bar
 from pipeline.raw import snapshot_files
+from pipeline.reports.model import fmt
 from pipeline.resources import dagster_dev_command
 from pipeline.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.storage import Store
@@ -176,23 +177,28 @@ def _finish(settings: Settings, dagster_home: Path, today: date, days: int) -> i
 
 
 def _headline_answers(home: str, query, date_from: date, date_to: date) -> list[str]:
-    # spend_daily: the bill where a day is billed, the estimate only where it is not yet.
-    spend = query(home, "select coalesce(sum(total_cost), 0), coalesce(sum(gpu_hours), 0), "
-                        "coalesce(sum(total_cost) filter (where cost_source = 'billed'), 0) "
-                        "from spend_daily where day between ? and ?",
-                  params=[date_from, date_to]).rows[0]
-    burn = query(home, "select coalesce(sum(burn_rate_per_hour), 0), count(*) filter "
-                       "(where actual_status = 'running') from fleet_now").rows[0]
-    avail = query(home, "select sum(up_hours) / nullif(sum(up_hours) + sum(down_hours), 0), "
-                        "sum(incidents) from reliability_by_instance").rows[0]
-    per_gpu_hour = spend[0] / spend[1] if spend[1] else 0.0
-    return [
-        f"spend {date_from} .. {date_to}: ${spend[0]:,.2f}, ${spend[2]:,.2f} of it billed "
-        f"(${per_gpu_hour:.3f} per GPU-hour)",
-        f"burn rate now: ${burn[0]:,.2f}/h = ${burn[0] * 730:,.0f}/month "
-        f"({burn[1]} instances running)",
-        f"fleet availability: {100 * (avail[0] or 0):.2f}% with {avail[1] or 0} incidents",
+    """The console's figures: columns of the marts the reports read, over the reports'
+    window, so the console and the reports it just wrote cannot disagree."""
+    cost = query(home, "select spend_total, billed_cost, cost_per_gpu_hour, burn_rate_per_hour, "
+                       "burn_per_month, instances_running, credit_balance, runway_days "
+                       "from report_cost_summary(?, ?)", params=[date_from, date_to]).rows[0]
+    rel = query(home, "select availability, incidents, incidents_ongoing "
+                      "from report_reliability_summary(?, ?)", params=[date_from, date_to]).rows
+    spend, billed, per_gpu_hour, burn, burn_month, running, credit, runway = cost
+    window = f"{date_from} .. {date_to}"
+    lines = [
+        f"spend {window}: {fmt(spend, 'usd')}, {fmt(billed, 'usd')} of it billed "
+        f"({fmt(per_gpu_hour, 'usd_per_gpu_hour')} per GPU-hour)",
+        f"burn rate now: {fmt(burn, 'usd_per_hour')} = {fmt(burn_month, 'usd')}/month "
+        f"({running} instances running)"
+        + (f"; credit {fmt(credit, 'usd')} lasts {fmt(runway, 'days')}"
+           if runway is not None else ""),
     ]
+    if rel:
+        availability, incidents, ongoing = rel[0]
+        lines.append(f"fleet availability {window}: {fmt(availability, 'pct')} with "
+                     f"{incidents} incidents ({ongoing} ongoing)")
+    return lines
 
 
 def _print_summary(home_dir: Path, dagster_home: Path, reports: list[Path], focus: Path,
@@ -207,7 +213,7 @@ def _print_summary(home_dir: Path, dagster_home: Path, reports: list[Path], focu
     print(f"FOCUS export: {focus}")
     print(f"\nQuery the warehouse:\n  {bin_dir / 'duckdb'} -readonly "
           f"{home_dir / 'warehouse.duckdb'} "
-          "-c 'select * from cost_daily order by total_cost desc limit 10'\n"
+          "-c 'select * from spend_daily order by total_cost desc limit 10'\n"
           f"  VAST_PIPELINE_HOME={home_dir} {bin_dir / 'vast-pipeline'} sql "
           "\"select * from fleet_now\"")
     print("Dagster UI on the same data (then open http://127.0.0.1:3000):\n"

@@ -274,6 +274,73 @@ class Scenario:
         return None if running is None else (
             (running - self._first_seen(spec)).total_seconds() / 3600)
 
+    # -- the reports' tables, row by row --------------------------------------------------
+
+    def _spec(self, account: str, instance_id: int) -> Spec:
+        return next(s for s in self.specs if (s.account, s.id) == (account, instance_id))
+
+    def cost_tables(self, d0: date, d1: date,
+                    account: str | None = None) -> dict[str, dict[object, dict[str, float]]]:
+        """Rows of the cost report's tables keyed by day, (account, instance) and label."""
+        ps = self._pieces(d0, d1, account)
+        daily: dict[object, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        inst: dict[object, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for p in ps:
+            if p.gpu_cost + p.storage_cost == 0 and p.running_hours == 0:
+                continue  # no money and no billed hours: no spend row that day
+            for row in (daily[p.day], inst[(p.account, p.instance_id)]):
+                row["gpu_cost"] += p.gpu_cost
+                row["storage_cost"] += p.storage_cost
+                row["total_cost"] += p.gpu_cost + p.storage_cost
+                row["gpu_hours"] += p.gpu_hours
+                row["idle_cost"] += p.stopped_storage_cost + p.idle_gpu_cost
+            inst[(p.account, p.instance_id)]["instance_hours"] += p.running_hours
+        for row in inst.values():
+            row["cost_per_gpu_hour"] = (row["total_cost"] / row["gpu_hours"]
+                                        if row["gpu_hours"] else None)
+        total = sum(r["total_cost"] for r in inst.values())
+        labels: dict[object, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for key, row in inst.items():
+            label = self._spec(*key).label or "(no label)"
+            labels[label]["contracts"] += 1
+            labels[label]["gpu_hours"] += row["gpu_hours"]
+            labels[label]["total_cost"] += row["total_cost"]
+        for row in labels.values():
+            row["share_of_spend"] = row["total_cost"] / total if total else None
+        return {"daily": daily, "instances": inst, "labels": labels}
+
+    def reliability_tables(self, d0: date, d1: date, account: str | None = None
+                           ) -> dict[str, dict[object, dict[str, float | None]]]:
+        """Rows of the reliability report's tables keyed by (account, instance), host,
+        (account, instance, start) and (account, instance)."""
+        t0, t1 = _midnight(d0), _midnight(d1) + timedelta(days=1)
+        inst: dict[object, dict[str, float | None]] = defaultdict(lambda: defaultdict(float))
+        for p in self._pieces(d0, d1, account):
+            row = inst[(p.account, p.instance_id)]
+            row["up_hours"] += p.up
+            row["down_hours"] += p.down
+        started = defaultdict(int)
+        for a, i, s, _e, _h in self.incidents:
+            if account in (None, a) and t0 <= s < t1:
+                started[(a, i)] += 1
+        hosts: dict[object, dict[str, float | None]] = defaultdict(lambda: defaultdict(float))
+        for key, row in inst.items():
+            row["incidents_started"] = started[key]
+            row["coverage"] = self._coverage(t0, t1, {key})
+            host = hosts[self._spec(*key).host_id]
+            for k in ("up_hours", "down_hours", "incidents_started"):
+                host[k] += row[k]
+        for row in (*inst.values(), *hosts.values()):
+            meant = row["up_hours"] + row["down_hours"]
+            row["availability"] = row["up_hours"] / meant if meant else None
+        incidents = {(a, i, s): {"hours": h} for a, i, s, e, h in self.incidents
+                     if account in (None, a) and s < t1 and e > t0}
+        starts = {(spec.account, spec.id): {"time_to_running_hours": self._time_to_running(spec)}
+                  for spec in self.specs
+                  if account in (None, spec.account) and t0 <= self._first_seen(spec) < t1}
+        return {"instances": inst, "hosts": hosts, "incidents": incidents,
+                "time_to_running": starts}
+
     def _first_seen(self, spec: Spec) -> datetime:
         return next(t for t in self.times if spec.record(t) is not None)
 

@@ -331,3 +331,36 @@ def test_empty_window_names_what_the_warehouse_covers(home: Path, tmp_path: Path
     with pytest.raises(ReportError, match="no data for account nobody"):
         write_report(home, kind, date_from=D0, date_to=D1, account="nobody", out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# Each table of a report, keyed the way the oracle keys it.
+_TABLE_KEYS = {
+    ("cost", "daily"): lambda r: r["day"],
+    ("cost", "instances"): lambda r: (r["account"], r["instance_id"]),
+    ("cost", "labels"): lambda r: r["label"],
+    ("reliability", "instances"): lambda r: (r["account"], r["instance_id"]),
+    ("reliability", "hosts"): lambda r: r["host_id"],
+    ("reliability", "incidents"): lambda r: (r["account"], r["instance_id"], r["started_at"]),
+    ("reliability", "time_to_running"): lambda r: (r["account"], r["instance_id"]),
+}
+
+
+@pytest.mark.parametrize(("scenario", "d0", "d1", "account"), WINDOWS)
+@pytest.mark.parametrize("kind", ["cost", "reliability"])
+def test_every_table_row_equals_the_scenario(homes: dict[str, Path], scenario: str, d0: date,
+                                             d1: date, account: str | None, kind: str) -> None:
+    """Every row and figure of every table the report shows (and so of its HTML, Markdown
+    and CSV, which render these rows) against the oracle's own computation."""
+    report = build_report(homes[scenario], kind, date_from=d0, date_to=d1, account=account,
+                          now=NOW)
+    oracle = ORACLES[scenario]
+    expected = (oracle.cost_tables(d0, d1, account) if kind == "cost"
+                else oracle.reliability_tables(d0, d1, account))
+    tables = {t.key: t for t in report.tables}
+    for name, rows in expected.items():
+        key = _TABLE_KEYS[(kind, name)]
+        shown = {key(r): r for r in tables[name].rows}
+        assert set(shown) == set(rows), (kind, name)
+        for k, figures in rows.items():
+            bad = {f: (shown[k][f], v) for f, v in figures.items() if not _close(shown[k][f], v)}
+            assert bad == {}, (kind, name, k)

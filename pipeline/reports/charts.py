@@ -185,6 +185,8 @@ def availability_bars(name: str, items: list[tuple[str, float | None]]) -> str:
                     fontsize=8, color="white" if inside else INK)
         ax.set_xlim(low, 1.0)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        if low > 0:  # zoomed in so that 99.5% and 99.9% differ: say so on the axis
+            ax.set_xlabel(f"availability (axis starts at {100 * low:.1f}%, not 0)", fontsize=8)
         ax.grid(axis="x", color=GRID, linewidth=0.6)
         ax.set_axisbelow(True)
     return _render(name, (5.2, 0.5 + 0.26 * max(len(items), 3)), draw)
@@ -236,7 +238,9 @@ def reliability_scatter(points: list[tuple[float, float, float]]) -> str:
         lo = min(min(p[0] for p in pts), min(p[1] for p in pts))
         ax.set_xlim(max(0.0, lo - 0.05), 1.01)
         ax.set_ylim(max(0.0, lo - 0.05), 1.01)
-        ax.set_xlabel("host reliability2 (Vast.ai's score, last in window)")
+        start = max(0.0, lo - 0.05)
+        note = f" (axes start at {start:.2f}, not 0)" if start > 0 else ""
+        ax.set_xlabel(f"host reliability2 (Vast.ai's score, last in window){note}")
         ax.set_ylabel("observed availability")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.grid(color=GRID, linewidth=0.6)
