@@ -125,7 +125,8 @@ def test_headline_numbers_equal_the_scenario(pages: dict[str, Any], kind: str) -
     assert len(shown) >= 6
     units = {"cost_per_gpu_hour": "usd_per_gpu_hour", "burn_rate_per_hour": "usd_per_hour",
              "availability": "pct", "coverage": "pct", "incidents": "count",
-             "down_hours": "hours", "mttr_hours": "hours", "time_to_running_median": "minutes"}
+             "down_hours": "hours", "mttr_hours": "hours", "time_to_running_median": "minutes",
+                 "runway_days": "days"}
     for key, metric in shown.items():
         value = expected[key]
         if value is None:
