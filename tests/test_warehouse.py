@@ -548,7 +548,7 @@ def test_account_with_empty_snapshots_only(tmp_path: Path) -> None:
 
 
 def test_no_history_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(WarehouseError, match=r"No snapshots under .*collect"):
+    with pytest.raises(WarehouseError, match=r"No snapshots or bills under .*collect.*charges"):
         _build(tmp_path)
 
 
