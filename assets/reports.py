@@ -10,13 +10,14 @@ materialized, and the run's log says why. Any other report error fails the step.
 
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import partial
 
 import dagster as dg
 
 from assets.resources import VastPipelineResource
 from assets.warehouse import FOLLOW_COLLECTION, MODELS, _key
+from pipeline import clock
 from pipeline.config import local_dir
 from pipeline.errors import NoDataYetError, PipelineError
 from pipeline.reports import FORMATS, month_to_date_window, parse_window, write_reports
@@ -48,7 +49,7 @@ def _write(context: dg.AssetExecutionContext, vast: VastPipelineResource, kind: 
 
 
 def _last_7_days() -> Window:
-    return parse_window(None, None, today=datetime.now(UTC).date())
+    return parse_window(None, None, today=clock.today())
 
 
 # A report asset: after the models, following collection, skipped while there is no data.
@@ -68,7 +69,7 @@ def cost_report_month_to_date(context: dg.AssetExecutionContext,
                               vast: VastPipelineResource) -> Iterator[dg.MaterializeResult]:
     """Cost of the current month so far, with the projected month."""
     yield from _write(context, vast, "cost", "cost_month_to_date",
-                      month_to_date_window(datetime.now(UTC).date()))
+                      month_to_date_window(clock.today()))
 
 
 @_report()

@@ -38,7 +38,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import __version__
+from pipeline import __version__, clock
 from pipeline.client import DAY_LAST_SECOND, ChargesListing, VastClient
 from pipeline.collect import client_for, raise_for_failures
 from pipeline.config import Account, Settings
@@ -246,16 +246,18 @@ def _result(raw: RawBill, flat: FlatBill, previous: float | None,
 
 def collect_charges(settings: Settings, days: list[date], account: str | None = None,
                     progress: Progress | None = None, *,
-                    clients: ClientFactory | None = None) -> list[BillDayResult]:
+                    clients: ClientFactory | None = None,
+                    today: date | None = None) -> list[BillDayResult]:
     """Fetch the bill of each day for each configured account (or only `account`).
 
     Days go one at a time, in the order given; `progress` is called after each landed
     day. A failure stops that account at the failing day (days before it stay landed, the
     failing one keeps its old bill); the other accounts are still fetched, then the
     failures are raised together. `clients` opens a client per account (default: the
-    account's API, or the embedded simulator when no key is set).
+    account's API, or the embedded simulator when no key is set). `today`: the UTC day of
+    the caller's clock (default `pipeline.clock.today()`), after which no bill exists yet.
     """
-    check_days(days)
+    check_days(days, today)
     accounts = [settings.account(account)] if account else list(settings.accounts)
     open_client = clients or client_for
     store = Store(settings.home)
@@ -276,8 +278,9 @@ def collect_charges(settings: Settings, days: list[date], account: str | None = 
 
 
 def check_days(days: list[date], today: date | None = None) -> None:
-    """Refuse a day after today (UTC): its bill cannot exist yet."""
-    today = today or datetime.now(UTC).date()
+    """Refuse a day after today (UTC, default `pipeline.clock.today()`): its bill cannot
+    exist yet."""
+    today = today or clock.today()
     future = [d for d in days if d > today]
     if future:
         raise ConfigError(f"{min(future)} is in the future (today is {today} UTC): bills "

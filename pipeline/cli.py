@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    """The UTC day of the run's one clock (`pipeline.clock`), read once per command."""
+    from pipeline import clock
+
+    return clock.today()
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -183,7 +186,8 @@ def _run_charges(args: argparse.Namespace) -> int:
     from pipeline.charges import collect_charges
     from pipeline.progress import progress_bar
 
-    days = _charge_days(args.date_from, args.date_to, _today())
+    today = _today()
+    days = _charge_days(args.date_from, args.date_to, today)
     settings = _checked_settings(args.account, "fetches bills from the embedded simulator; "
                                  "export VAST_API_KEY to fetch your Vast.ai account's bills")
     several = args.account is None and len(settings.accounts) > 1
@@ -194,7 +198,7 @@ def _run_charges(args: argparse.Namespace) -> int:
             print(f"{prefix}{result.change_line()}", flush=True)
             bar.advance()
 
-        collect_charges(settings, days, args.account, progress=landed)
+        collect_charges(settings, days, args.account, progress=landed, today=today)
     return 0
 
 
@@ -286,15 +290,17 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from pipeline import clock
     from pipeline.config import load_settings, local_dir
     from pipeline.reports import parse_window, write_reports
 
     settings = load_settings()
-    date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
+    now = clock.now()  # once: the default window and the report's "generated" moment
+    date_from, date_to = parse_window(args.date_from, args.date_to, today=now.date())
     out_dir = Path(args.out) if args.out else local_dir(settings.home) / "reports"
     paths = write_reports(settings.home, args.kind, date_from=date_from, date_to=date_to,
                           account=args.account, formats=args.format or ["html"],
-                          out_dir=out_dir)
+                          out_dir=out_dir, now=now)
     for path in paths:
         print(path)
     return 0

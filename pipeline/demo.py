@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from pipeline import clock
 from pipeline.charges import BillDayResult, collect_charges, day_range
 from pipeline.client import VastClient
 from pipeline.collect import fetch_snapshot
@@ -46,24 +47,39 @@ DEMO_ACCOUNT = Account("default", "embedded simulator", "VAST_API_KEY", "simulat
 
 @dataclass(frozen=True)
 class DemoWindow:
+    """What `demo --days N` covers, one definition for every step of the run: the last
+    N x 24 h of snapshots on the cadence grid (`first` .. `last`, `step` apart), billed,
+    reported and exported for every UTC day those snapshots touch (`date_from` ..
+    `date_to`, the first of them partly covered unless the run starts at midnight)."""
+
     first: datetime
     last: datetime
     step: timedelta
 
     @property
-    def days(self) -> int:
-        """How many days the window spans (its moments are `step` apart)."""
-        return round((self.last - self.first + self.step) / timedelta(days=1))
+    def date_from(self) -> date:
+        return self.first.date()
+
+    @property
+    def date_to(self) -> date:
+        return self.last.date()
 
     def moments(self) -> list[datetime]:
         count = int((self.last - self.first) / self.step) + 1
         return [self.first + i * self.step for i in range(count)]
 
+    def label(self) -> str:
+        """The window in words: the demo's first printed line says what it covers."""
+        return (f"snapshots {self.first:%Y-%m-%d %H:%M} to {self.last:%Y-%m-%d %H:%M} UTC; "
+                f"bills, reports and the FOCUS export for the UTC days {self.date_from} to "
+                f"{self.date_to}")
 
-def demo_window(days: int, cadence_minutes: int, now: datetime | None = None) -> DemoWindow:
-    """The grid of the configured cadence over the last `days` days, ending at its last
-    moment: the demo's snapshots follow the cadence its warehouse is built with."""
-    now = now or datetime.now(UTC)
+
+def demo_window(days: int, cadence_minutes: int, now: datetime) -> DemoWindow:
+    """The grid of the configured cadence over the `days` x 24 h before `now` (the run's one
+    clock), ending at its last moment: the demo's snapshots follow the cadence its
+    warehouse is built with."""
+    now = now.astimezone(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     minutes = now.hour * 60 + now.minute
     last = midnight + timedelta(minutes=minutes - minutes % cadence_minutes)
@@ -101,11 +117,12 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
 
 def fetch_bills(settings: Settings, fleet: FleetModel,
                 window: DemoWindow) -> list[BillDayResult]:
-    """The bill of the window's last `window.days` UTC days, through the same
-    `collect_charges` as the CLI (a second run replaces them, it never adds).
+    """The bill of every UTC day of the window, through the same `collect_charges` as the
+    CLI (a second run replaces them, it never adds).
 
     The simulator answers as of the window's last moment, so the days before it are
-    complete and today's bill runs to the last snapshot, like the estimates beside it.
+    complete and the last day's bill runs to the last snapshot, like the estimates beside
+    it.
     """
     @contextmanager
     def demo_client(account: Account, _settings: Settings) -> Iterator[VastClient]:
@@ -114,11 +131,10 @@ def fetch_bills(settings: Settings, fleet: FleetModel,
                            simulated_time=window.last) as client:
             yield client
 
-    last = window.last.date()
-    days = day_range(last - timedelta(days=window.days - 1), last)
+    days = day_range(window.date_from, window.date_to)
     with progress_bar(len(days), "fetching bills") as bar:
         return collect_charges(settings, days, "default", progress=lambda _r: bar.advance(),
-                               clients=demo_client)
+                               clients=demo_client, today=window.date_to)
 
 
 def _existing_ids(store: Store, account: str, moments: list[datetime]) -> set[str]:
@@ -126,8 +142,10 @@ def _existing_ids(store: Store, account: str, moments: list[datetime]) -> set[st
     return {sid for day in days for sid in snapshot_files(store, account, day)}
 
 
-def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None = None) -> int:
-    """The whole demo; prints where everything is and a few answers."""
+def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None = None,
+             now: datetime | None = None) -> int:
+    """The whole demo; prints where everything is and a few answers. `now`: the run's
+    one clock (default `pipeline.clock.now()`), read once; every window derives from it."""
     if not 1 <= days <= 366:
         raise ConfigError(f"--days {days} is out of range; use 1 to 366.")
     if not 1 <= size <= 5000:
@@ -141,9 +159,11 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
     fleet = FleetModel(seed=seed, size=size, drift_rate=0.01, new_field_rate=0.002,
                        broken_rate=0.0005)
     settings = load_settings({**os.environ, "VAST_PIPELINE_HOME": str(home_dir)})
-    window = demo_window(days, settings.cadence_minutes)
-    _say(f"vast-pipeline demo: {days} days of {settings.cadence_minutes}-minute snapshots of a "
-         f"simulated fleet of about {size} instances, into {home_dir}")
+    now = now or clock.now()
+    window = demo_window(days, settings.cadence_minutes, now)
+    _say(f"vast-pipeline demo: the last {days} x 24 h of {settings.cadence_minutes}-minute "
+         f"snapshots of a simulated fleet of about {size} instances ({window.label()}), "
+         f"into {home_dir}")
     collected, skipped = backfill(store, fleet, window)
     _say(f"snapshots: {collected} collected, {skipped} already there")
     bills = fetch_bills(Settings(home=str(home_dir), accounts=(DEMO_ACCOUNT,)), fleet, window)
@@ -151,10 +171,10 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
          f"${sum(b.total for b in bills):,.2f} billed ({sum(b.contracts for b in bills)} "
          f"contract-days, {sum(1 for b in bills if b.previous_total is None)} new days)")
     dagster_home = prepare_dagster_home(settings)
-    return _finish(settings, dagster_home, window.last.date(), days)
+    return _finish(settings, dagster_home, window, now)
 
 
-def _finish(settings: Settings, dagster_home: Path, today: date, days: int) -> int:
+def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: datetime) -> int:
     from pipeline.focus import export_focus
     from pipeline.query import query
     from pipeline.reports import write_reports
@@ -164,14 +184,14 @@ def _finish(settings: Settings, dagster_home: Path, today: date, days: int) -> i
     with progress_bar(None, "building warehouse") as bar:
         result = build_for(settings, progress=bar)
     _say(result.summary())
-    date_from = today - timedelta(days=min(days, 7) - 1)
+    date_from, date_to = window.date_from, window.date_to
     reports_dir = home_dir / "reports" / "demo"
     paths = [p for kind in ("cost", "reliability")
-             for p in write_reports(str(home_dir), kind, date_from=date_from, date_to=today,
-                                    out_dir=reports_dir)]
-    focus = export_focus(str(home_dir), date_from=date_from, date_to=today,
-                         out=home_dir / "exports" / f"focus_{date_from}_{today}.parquet")
-    answers = _headline_answers(str(home_dir), query, date_from, today)
+             for p in write_reports(str(home_dir), kind, date_from=date_from, date_to=date_to,
+                                    out_dir=reports_dir, now=now)]
+    focus = export_focus(str(home_dir), date_from=date_from, date_to=date_to,
+                         out=home_dir / "exports" / f"focus_{date_from}_{date_to}.parquet")
+    answers = _headline_answers(str(home_dir), query, date_from, date_to)
     _print_summary(home_dir, dagster_home, paths, focus.path, answers)
     return 0
 

@@ -61,7 +61,10 @@ class ReportError(PipelineError):
 
 
 class NoDataYetError(ReportError):
-    """The warehouse holds no data at all yet (a fresh deployment): nothing to report."""
+    """The warehouse holds nothing this report is built from yet (a fresh deployment, or
+    bills before the first snapshot): a data condition, not the user's mistake."""
+
+    exit_code = 1
 
 
 def first_line(exc: BaseException) -> str:

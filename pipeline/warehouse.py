@@ -1004,11 +1004,13 @@ def _build_locked(
         _in_background(shutil.copyfile, paths.db, tmp_db)
     listings = {table: paths.store.partition_files(table) for table in SOURCE_SCHEMAS}
     sources = {table: Store.fingerprints(listing) for table, listing in listings.items()}
-    if not sources["snapshots"] and not sources["instance_snapshots"]:
+    if not any(sources.values()):
         _discard_copy(copying, tmp_db)
-        raise WarehouseError(
-            f"No snapshots under {paths.parquet}: run `vast-pipeline collect` first."
-        )
+        raise WarehouseError(f"No snapshots or bills under {paths.parquet}: run "
+                             "`vast-pipeline collect` or `vast-pipeline charges` first.")
+    # Bills without snapshots build too (a team backfilling months of bills before its first
+    # snapshot): the snapshot models read empty stand-in files (`_empty_source`) and come out
+    # empty; the first snapshots then arrive as history that only grew at its end.
     full, window = _plan_window(state, sources, full)
     store = _DailyStore(paths, state, full)
     store.begin(build_id, walk=not state.get("builds_leave_markers"))

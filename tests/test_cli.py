@@ -172,22 +172,27 @@ def _collected(stdout: str) -> tuple[int, int]:
 
 
 def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> None:
-    """`make demo` run again: snapshot ids follow the moment, so what exists is skipped."""
+    """`make demo` run again: snapshot ids follow the moment, so what exists is skipped;
+    a quarter hour later, exactly that new moment is collected."""
     args = ("demo", "--days", "2", "--size", "8")
-    first = run_cli(*args, home=home)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    pinned = {"VAST_PIPELINE_NOW": now.isoformat()}
+    first = run_cli(*args, home=home, env=pinned)
     assert first.returncode == 0, first.stderr
     before = _history(home)
     raw_before = len(list((home / "raw").rglob("*.ndjson.zst")))
-    second = run_cli(*args, home=home)
+    second = run_cli(*args, home=home, env=pinned)
     assert second.returncode == 0, second.stderr
-    after = _history(home)
     assert _collected(first.stdout) == (2 * 96, 0) and len(before) == raw_before == 2 * 96
-    new, skipped = _collected(second.stdout)
-    # Nothing new, unless a quarter hour began between the runs: then exactly that moment.
-    assert (new, skipped) in ((0, 2 * 96), (1, 2 * 96 - 1))
-    assert {k: after[k] for k in before} == before  # every snapshot kept, rows unchanged
-    assert len(after) == len(before) + new
-    assert len(list((home / "raw").rglob("*.ndjson.zst"))) == raw_before + new
+    assert _collected(second.stdout) == (0, 2 * 96)
+    assert _history(home) == before  # every snapshot kept, rows unchanged
+    later = run_cli(*args, home=home,
+                    env={"VAST_PIPELINE_NOW": (now + timedelta(minutes=15)).isoformat()})
+    assert later.returncode == 0, later.stderr
+    after = _history(home)
+    assert _collected(later.stdout) == (1, 2 * 96 - 1)
+    assert {k: after[k] for k in before} == before and len(after) == len(before) + 1
+    assert len(list((home / "raw").rglob("*.ndjson.zst"))) == raw_before + 1
 
 
 def _billed_files(home: Path, day: date) -> dict[str, bytes]:

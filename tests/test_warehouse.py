@@ -548,7 +548,7 @@ def test_account_with_empty_snapshots_only(tmp_path: Path) -> None:
 
 
 def test_no_history_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(WarehouseError, match=r"No snapshots under .*collect"):
+    with pytest.raises(WarehouseError, match=r"No snapshots or bills under .*collect.*charges"):
         _build(tmp_path)
 
 
@@ -638,7 +638,7 @@ def test_demo_then_cli_build_with_the_same_settings_is_incremental(tmp_path: Pat
     env = {"VAST_PIPELINE_CONFIG": str(config)}
     demo = run_cli("demo", "--days", "1", "--size", "20", home=home, env=env)
     assert demo.returncode == 0, demo.stderr
-    assert "1 days of 30-minute snapshots" in demo.stdout
+    assert "the last 1 x 24 h of 30-minute snapshots" in demo.stdout
     result = run_cli("build", home=home, env=env)
     assert result.returncode == 0, result.stderr
     assert "incremental build" in result.stdout and "0 days recomputed" in result.stdout

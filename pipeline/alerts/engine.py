@@ -337,11 +337,12 @@ def read_state(store: Store) -> dict[str, Any]:
     return {**_empty_state(), **state}
 
 
-def read_log(store: Store, since: date) -> list[dict[str, Any]]:
-    """Log records of the days from `since` to today, in write order."""
+def read_log(store: Store, since: date, until: date | None = None) -> list[dict[str, Any]]:
+    """Log records of the days from `since` to `until` (default: today, UTC), in write
+    order."""
     records: list[dict[str, Any]] = []
-    day = since
-    while day <= datetime.now(UTC).date():
+    day, until = since, until or datetime.now(UTC).date()
+    while day <= until:
         for path in store.list_files(store.path(LOG_DIR, f"day={day.isoformat()}"), ".ndjson"):
             text = store.read_bytes(path).decode()
             records += [json.loads(line) for line in text.splitlines() if line.strip()]

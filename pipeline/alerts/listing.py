@@ -6,9 +6,10 @@ right after a collection. Receivers appear by name only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
+from pipeline import clock
 from pipeline.alerts.engine import read_log, read_state
 from pipeline.config import Settings
 from pipeline.storage import Store
@@ -36,7 +37,10 @@ def delivery_status(transition: dict[str, Any], deliveries: list[dict[str, Any]]
     return "; ".join(parts)
 
 
-def alert_lines(settings: Settings, limit: int = 20) -> list[str]:
+def alert_lines(settings: Settings, limit: int = 20, today: date | None = None) -> list[str]:
+    """The listing; its recent transitions are those of the `RECENT_DAYS` UTC days ending
+    `today` (default: the run's one clock, `pipeline.clock.today()`)."""
+    today = today or clock.today()
     store = Store(settings.home)
     state = read_state(store)
     alerts = settings.alerts
@@ -51,7 +55,7 @@ def alert_lines(settings: Settings, limit: int = 20) -> list[str]:
     outbox = state["outbox"]
     if outbox:
         lines.append(f"queued for delivery: {len(outbox)} message(s), retried next run")
-    records = read_log(store, datetime.now(UTC).date() - timedelta(days=RECENT_DAYS - 1))
+    records = read_log(store, today - timedelta(days=RECENT_DAYS - 1), today)
     transitions = [r for r in records if r["record"] == "transition"]
     deliveries = [r for r in records if r["record"] == "delivery"]
     queued = {(i["payload"]["id"], i["receiver"]) for i in outbox}

@@ -8,10 +8,11 @@ assets and the demo); `write_report` writes one format (the CLI, `vast-pipeline 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
+from pipeline import clock
 from pipeline.errors import ReportError
 from pipeline.reports import cost, reliability, render
 from pipeline.reports.model import Report
@@ -28,12 +29,13 @@ FORMATS = ("html", "md", "csv")
 def build_report(home: Path | str, kind: Literal["cost", "reliability"], *, date_from: date,
                  date_to: date, account: str | None = None,
                  now: datetime | None = None) -> Report:
-    """The report as data (every figure queried), before any rendering."""
+    """The report as data (every figure queried), before any rendering. `now` (default
+    `pipeline.clock.now()`): the moment it is generated at, from the caller's clock."""
     if kind not in KINDS:
         raise ReportError(f"Unknown report {kind!r}; choose cost or reliability.")
     window = Window(date_from, date_to)  # raises ReportError if date_from > date_to
     with open_warehouse(home) as con:
-        return KINDS[kind](con, window, account, now or datetime.now(UTC))
+        return KINDS[kind](con, window, account, now or clock.now())
 
 
 def write_reports(home: Path | str, kind: Literal["cost", "reliability"], *, date_from: date,

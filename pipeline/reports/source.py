@@ -106,6 +106,12 @@ def require_data(con: duckdb.DuckDBPyConnection, table: str, day_column: str,
         return
     who = f" for account {account}" if account else ""
     if span.get("first") is None:
+        billed = fetch_one(con, f"SELECT count(*) AS days FROM billed_days WHERE {ACCOUNT_FILTER}",
+                           params)
+        if billed.get("days"):  # only a table built from snapshots can be empty then
+            raise NoDataYetError(f"The warehouse has bills{who} but no snapshots yet, and this "
+                                 "report is built from snapshots: run `vast-pipeline collect`, "
+                                 "then `vast-pipeline build`.")
         raise NoDataYetError(f"The warehouse has no data{who} yet; collect snapshots and run "
                           "`vast-pipeline build` first.")
     raise ReportError(
