@@ -691,7 +691,7 @@ def test_spend_spike_compares_the_burn_now_with_the_7_day_average(tmp_path: Path
         select 'default' as account, cast(snapshot_at as date) as day, 1 as instance_id,
             snapshot_at as interval_start, 1.0 as total_cost
         from snapshots where snapshot_at < timestamptz '2026-03-05 00:00:00+00'""")
-    con.execute("create table fleet_now as select 'default' as account, 2.5 as "
+    con.execute("create table account_now as select 'default' as account, 2.5 as "
                 "burn_rate_per_hour")
     fired = evaluate_build_rules(con, only_spike).conditions
     assert [c.key for c in fired] == ["spend_spike/default"]
