@@ -944,3 +944,35 @@ def test_the_log_is_merged_once_a_day_by_the_first_run(home: Path, tmp_path: Pat
     assert [(r["state"], r["key"]) for r in read_log(Store(home), today)
             if r["record"] == "transition"] == [("firing", "run_failed/job"),
                                                 ("resolved", "run_failed/job")]
+
+
+def test_after_the_demo_the_warehouse_and_its_report_show_what_fires(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`make demo` evaluates the rules after its build, as a scheduled run does, and posts
+    nothing even with a receiver set: the report it writes lists what fires."""
+    import pyarrow.parquet as pq
+
+    from pipeline.query import query
+
+    home = tmp_path / "demo"
+    with Receiver() as receiver:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
+        assert main(["demo", "--days", "1", "--size", "12", "--home", str(home)]) == 0
+    assert receiver.requests == []
+    capsys.readouterr()
+    newest = max(pq.read_table(home / "parquet" / "snapshots").column("snapshot_at").to_pylist())
+    evaluations = query(home, "select point, observed_at, firing_total from alert_evaluations "
+                              "order by evaluated_at").rows
+    assert [(p, at) for p, at, _ in evaluations] == [("after_landing", newest),
+                                                     ("after_build", newest)]
+    firing = {key: status for key, status in
+              query(home, "select key, delivery_status from alerts_firing").rows}
+    assert firing, "the simulated fleet has problems for the demo to show"
+    assert set(firing) == set(read_state(Store(home))["firing"])
+    assert evaluations[-1][2] == len(firing) and set(firing.values()) == {"no receiver"}
+    monkeypatch.setenv("VAST_PIPELINE_HOME", str(home))
+    assert main(["alerts"]) == 0
+    assert f"firing: {len(firing)}\n" in capsys.readouterr().out
+    report = next((home / "reports" / "demo").glob("reliability_*.md")).read_text()
+    assert all(key in report for key in firing)

@@ -1,5 +1,6 @@
 """Where the pipeline calls alerting: after a collection, after landing, after a build,
-from the Dagster run sensors, and for `vast-pipeline alerts test`.
+from the Dagster run sensors, once after the demo's build, and for `vast-pipeline alerts
+test`.
 
 A receiver's failure (or any trouble evaluating alerts) never fails a collection or a
 build: each hook logs one line and returns. What was not delivered stays queued.
