@@ -296,7 +296,7 @@ REPORT_QUERIES: dict[str, str] = {
         "SELECT day, sum(stopped_storage_cost), sum(idle_gpu_cost) FROM idle_spend "
         "WHERE day > (SELECT max(day) FROM idle_spend) - 7 GROUP BY day ORDER BY day"),
     "burn rate now": (
-        "SELECT account, sum(burn_rate_per_hour), sum(burn_per_month) FROM fleet_now GROUP BY 1"),
+        "SELECT account, burn_rate_per_hour, burn_per_month, runway_days FROM account_now"),
     "price changes (7 d)": (
         "SELECT * FROM price_changes WHERE day > (SELECT max(day) FROM price_changes) - 7"),
     "availability by instance (7 d)": (

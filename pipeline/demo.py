@@ -175,6 +175,7 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
 
 
 def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: datetime) -> int:
+    from pipeline.alerts.hooks import after_landing_and_build
     from pipeline.focus import export_focus
     from pipeline.query import query
     from pipeline.reports import write_reports
@@ -184,6 +185,7 @@ def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: dat
     with progress_bar(None, "building warehouse") as bar:
         result = build_for(settings, progress=bar)
     _say(result.summary())
+    after_landing_and_build(settings, [DEMO_ACCOUNT.name], deliver=False)
     date_from, date_to = window.date_from, window.date_to
     reports_dir = home_dir / "reports" / "demo"
     paths = [p for kind in ("cost", "reliability")

@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.alerts.engine import alert_log_dir
 from pipeline.errors import WarehouseError, first_line
 from pipeline.models import sql_literal, sql_tokens
 from pipeline.objectstore import register_on
@@ -65,7 +66,8 @@ def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
         con.execute(f"ATTACH '{sql_literal(str(paths.db))}' AS {CATALOG} (READ_ONLY)")
         con.execute(f"USE {CATALOG}")
         register_on(con, paths.home)  # views over s3:// read through an fsspec filesystem
-        _confine(con, paths.parquet, paths.db.parent / ".duckdb_tmp")
+        _confine(con, [paths.parquet, alert_log_dir(paths.store)],
+                 paths.db.parent / ".duckdb_tmp")
     except duckdb.Error as exc:
         con.close()
         raise WarehouseError(
@@ -75,11 +77,13 @@ def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _confine(con: duckdb.DuckDBPyConnection, readable: str, spill: Path) -> None:
-    """Files only under `readable` (spills under `spill`), no extensions, settings locked."""
+def _confine(con: duckdb.DuckDBPyConnection, readable: list[str], spill: Path) -> None:
+    """Files only under `readable` (spills under `spill`), no extensions, settings locked.
+    The Parquet and the alert log (read live by the alert views) are readable."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{sql_literal(str(spill))}'")
-    con.execute(f"SET allowed_directories = ['{sql_literal(str(readable))}/']")
+    folders = ", ".join(f"'{sql_literal(str(r))}/'" for r in readable)
+    con.execute(f"SET allowed_directories = [{folders}]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET allow_persistent_secrets = false")
     con.execute("SET enable_external_access = false")

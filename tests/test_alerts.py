@@ -691,7 +691,7 @@ def test_spend_spike_compares_the_burn_now_with_the_7_day_average(tmp_path: Path
         select 'default' as account, cast(snapshot_at as date) as day, 1 as instance_id,
             snapshot_at as interval_start, 1.0 as total_cost
         from snapshots where snapshot_at < timestamptz '2026-03-05 00:00:00+00'""")
-    con.execute("create table fleet_now as select 'default' as account, 2.5 as "
+    con.execute("create table account_now as select 'default' as account, 2.5 as "
                 "burn_rate_per_hour")
     fired = evaluate_build_rules(con, only_spike).conditions
     assert [c.key for c in fired] == ["spend_spike/default"]
@@ -730,3 +730,249 @@ def test_dagster_collections_count_failures_and_ping_the_heartbeat(
         ("firing", "collection_failing/default"), ("resolved", "collection_failing/default")]
     assert receiver.gets() == ["/heartbeat/secret-ping-token"]
     assert b"T0SECRET" not in all_bytes_under(home)
+
+
+# -- the record of every evaluation, and what fires now, in the warehouse -----------------
+
+
+def burn_now(fleet: FleetModel, moment: datetime) -> float:
+    """$/h of the instances listed at `moment` under the billing rules: the GPU while running
+    or frozen, storage (storage_total_cost, which the fleet model always sets) unless
+    offline."""
+    burn = 0.0
+    for r in fleet.clean_records_at(moment):
+        if r["actual_status"] in ("running", "frozen"):
+            burn += r["dph_base"]
+        if r["actual_status"] != "offline":
+            burn += r["storage_total_cost"]
+    return burn
+
+
+def land_like_the_demo(settings, clock: Clock, server_url: str,
+                       moments: list[datetime]) -> None:
+    """Fetch each moment into the raw zone and land the days, as the demo's backfill does:
+    no collection hook runs, so nothing is evaluated until the test asks."""
+    from pipeline.client import VastClient
+    from pipeline.collect import fetch_snapshot
+    from pipeline.history import land_pending
+
+    store, account = Store(settings.home), settings.accounts[0]
+    with VastClient(KEY, server_url, min_interval=0) as client:
+        for moment in moments:
+            clock.now = moment
+            fetch_snapshot(store, account, client, snapshot_at=moment, source="vast")
+    for day in sorted({m.date() for m in moments}):
+        land_pending(store, account.name, day)
+
+
+def test_the_demos_evaluation_is_in_the_warehouse_and_matches_the_fleet(
+        home: Path, tmp_path: Path) -> None:
+    """The demo's call (`after_landing_and_build`, deliver=False) over a home with an outage
+    in progress: the warehouse built BEFORE it shows the evaluations and what fires, and
+    every figure equals the fleet model's own, worked out here in plain Python."""
+    from pipeline.alerts.hooks import after_landing_and_build
+    from pipeline.query import query
+    from pipeline.warehouse import build_for
+
+    fleet = FleetModel(seed=SEED, size=SIZE)
+    instance, first_down, _ = find_outage(fleet)
+    moments = [first_down - 8 * STEP + i * STEP for i in range(11)]  # down 30 min at the end
+    thresholds = "idle_gpu_hours = 0.5\nstopped_days = 0.05\ncredit_runway_days = 100000\n"
+    clock = Clock(moments[0])
+    with SimulatorServer({KEY: fleet}, clock=clock) as server, Receiver() as receiver:
+        settings = make_settings(home, server.url, receiver,
+                                 write_config(tmp_path / "c.toml", FAST + thresholds))
+        land_like_the_demo(settings, clock, server.url, moments)
+        build_for(settings)
+        assert query(home, "select count(*) from alert_evaluations").rows == [(0,)]
+        after_landing_and_build(settings, ["default"], deliver=False)
+    assert receiver.requests == []  # the demo's alerts are about a simulated fleet
+
+    # the oracle: what fires after one evaluation at the last moment
+    firing_now: dict[str, str] = {}
+    for _at, state, key in expected_transitions(fleet, moments):
+        firing_now[key] = state
+    down = {key for key, state in firing_now.items() if state == "firing"}
+    assert f"instance_down/default/{instance}" in down
+    idle = {f"idle_gpu/default/{i}" for i, h in idle_runs(fleet, moments, is_idle_gpu).items()
+            if h >= 0.5}
+    before_newest = {r["id"]: r for r in fleet.clean_records_at(moments[-2])}
+    stopped = {f"stopped_storage/default/{i}" for i, h in
+               idle_runs(fleet, moments, is_stopped).items()
+               if h >= 0.05 * 24 and before_newest[i]["actual_status"] != "offline"}
+    assert idle, "the window must hold an idle GPU for this test"
+    cost_rules = idle | stopped | {"credit_runway/default"}
+    burn = burn_now(fleet, moments[-1])
+    runway_days = fleet.credit_balance / burn / 24
+
+    columns, rows = (lambda r: (r.columns, r.rows))(query(
+        home, "select * from alert_evaluations order by evaluated_at"))
+    evaluations = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert [e["point"] for e in evaluations] == ["after_landing", "after_build"]
+    landing, build = evaluations
+    assert all(e["observed_at"] == moments[-1] for e in evaluations)  # data as of
+    assert (landing["rules"], landing["covers_all_accounts"], landing["accounts"]) == (
+        ["instance_down"], False, ["default"])
+    assert build["covers_all_accounts"] and "credit_runway" in build["rules"]
+    assert (landing["firing_in_scope"], landing["fired"], landing["resolved"]) == (
+        len(down), len(down), 0)
+    assert (build["firing_in_scope"], build["fired"]) == (len(cost_rules), len(cost_rules))
+    assert build["firing_total"] == len(down) + len(cost_rules)
+    assert landing["run_id"] != build["run_id"]  # two passes, as in a scheduled run
+
+    firing = query(home, "select key, delivery_status, last_evaluated_at, data_as_of, summary "
+                         "from alerts_firing order by key").rows
+    assert {row[0] for row in firing} == down | cost_rules
+    assert {row[1] for row in firing} == {"no receiver"}
+    when = {"instance_down": landing["evaluated_at"]}
+    assert all(row[2] == when.get(row[0].split("/")[0], build["evaluated_at"])
+               and row[3] == moments[-1] for row in firing)
+    # `vast-pipeline alerts` (the state) and the warehouse say the same
+    assert set(read_state(Store(home))["firing"]) == {row[0] for row in firing}
+
+    account = query(home, "select credit_balance, burn_rate_per_hour, runway_days "
+                          "from account_now").rows
+    assert account[0][0] == fleet.credit_balance
+    assert account[0][1] == pytest.approx(burn, rel=1e-9)
+    assert account[0][2] == pytest.approx(runway_days, rel=1e-9)
+    runway = next(row[4] for row in firing if row[0] == "credit_runway/default")
+    assert f"${fleet.credit_balance:,.2f} of credit left, {runway_days:.1f} days" in runway
+    assert f"${burn:,.2f}/h (${burn * 24:,.2f} a day)" in runway
+
+
+def _tiny_warehouse(home: Path) -> None:
+    """A built warehouse over two snapshots of one instance (the alert views need one)."""
+    from sql_fixtures import RUN, every, instance_rows, write_history
+
+    from pipeline.warehouse import build
+
+    write_history(home, instance_rows("default", 1, every("2026-03-02 10:00", 2), [RUN] * 2,
+                                      dph_base=1.0, storage_total_cost=0.1))
+    build(home, cadence_minutes=15)
+
+
+def _firing_keys(home: Path) -> set[str]:
+    from pipeline.query import query
+
+    return {row[0] for row in query(home, "select key from alerts_firing").rows}
+
+
+def test_what_fires_comes_from_the_current_alert_state_only(home: Path, tmp_path: Path) -> None:
+    """A state file moved aside (the documented way out of a corrupt one) takes its firing
+    alerts with it: the warehouse then shows the new state's, like `vast-pipeline alerts`."""
+    from pipeline.alerts.hooks import run_finished
+    from pipeline.query import query
+
+    _tiny_warehouse(home)
+    settings = make_settings(home, "http://127.0.0.1:9", None, write_config(tmp_path / "c.toml"))
+    assert _firing_keys(home) == set()
+    run_finished(settings, "nightly", "run-1", failed=True)
+    run_finished(settings, "hourly", "run-2", failed=True)
+    run_finished(settings, "hourly", "run-3", failed=False)
+    assert _firing_keys(home) == {"run_failed/nightly"}  # live: no build since
+    scoped = query(home, "select keys, firing_in_scope, firing_total, fired, resolved "
+                         "from alert_evaluations order by evaluated_at").rows
+    assert [(list(k), *rest) for k, *rest in scoped] == [
+        (["run_failed/nightly"], 1, 1, 1, 0), (["run_failed/hourly"], 1, 2, 1, 0),
+        (["run_failed/hourly"], 0, 1, 0, 1)]
+    state = home / "alerts" / "state.json"
+    state.rename(state.with_suffix(".json.moved"))
+    run_finished(settings, "weekly", "run-4", failed=True)
+    assert _firing_keys(home) == {"run_failed/weekly"} == set(read_state(Store(home))["firing"])
+    states = query(home, "select count(distinct alert_state_id) from alerts").rows
+    assert states == [(2,)]
+    # the read-only connection reads the log, not the state beside it
+    with pytest.raises(PipelineError, match="reads only the warehouse"):
+        query(home, f"select content from read_text('{home / 'alerts' / 'state.json'}')")
+
+
+def test_merging_a_days_log_files_keeps_every_record_once(home: Path, tmp_path: Path) -> None:
+    """The daily merge of the log: readers (the warehouse views and `read_log`) see the same
+    records before, after, and when an interrupted merge left the old files behind."""
+    import shutil
+
+    from pipeline.alerts.engine import LOG_DIR, compact_day
+    from pipeline.alerts.hooks import run_finished
+    from pipeline.query import query
+
+    _tiny_warehouse(home)
+    settings = make_settings(home, "http://127.0.0.1:9", None, write_config(tmp_path / "c.toml"))
+    store = Store(home)
+    for i, failed in enumerate((True, True, False, False)):  # two fire, both resolve
+        run_finished(settings, f"job{i % 2}", f"run-{i}", failed=failed)
+    today = datetime.now(UTC).date()
+    folder = home / LOG_DIR / f"day={today.isoformat()}"
+
+    def seen() -> tuple[list, list, list]:
+        records = sorted(json.dumps(r, sort_keys=True) for r in read_log(store, today))
+        views = [query(home, f"select * from {name} order by all").rows
+                 for name in ("alerts", "alert_evaluations")]
+        return records, *views
+
+    before = seen()
+    assert len(before[2]) == 4 and len(before[1]) == 4 and len(list(folder.iterdir())) == 4
+    originals = tmp_path / "originals"
+    shutil.copytree(folder, originals)
+    compact_day(store, today)
+    assert len(list(folder.iterdir())) == 1
+    assert seen() == before
+    for path in originals.iterdir():  # a merge interrupted before it deleted them
+        shutil.copy(path, folder / path.name)
+    assert seen() == before
+    run_finished(settings, "job0", "run-5", failed=True)
+    after = seen()
+    assert len(after[2]) == 5 and set(before[0]) < set(after[0])
+    compact_day(store, today)  # merges the merged file and the new one, drops the leftovers
+    assert len(list(folder.iterdir())) == 1
+    assert seen() == after
+
+
+def test_the_log_is_merged_once_a_day_by_the_first_run(home: Path, tmp_path: Path) -> None:
+    from pipeline.alerts.engine import LOG_DIR, alert_book
+    from pipeline.alerts.hooks import run_finished
+
+    settings = make_settings(home, "http://127.0.0.1:9", None, write_config(tmp_path / "c.toml"))
+    for i in range(3):
+        run_finished(settings, "job", f"run-{i}", failed=bool(i % 2))
+    today = datetime.now(UTC).date()
+    folder = home / LOG_DIR / f"day={today.isoformat()}"
+    assert len(list(folder.iterdir())) == 3  # today's files stay apart
+    with alert_book(Store(home), settings.alerts) as book:
+        book.compact_log(today=today + timedelta(days=1))  # as the first run of tomorrow
+    assert len(list(folder.iterdir())) == 1
+    assert read_state(Store(home))["log_compacted_through"] == today.isoformat()
+    assert [(r["state"], r["key"]) for r in read_log(Store(home), today)
+            if r["record"] == "transition"] == [("firing", "run_failed/job"),
+                                                ("resolved", "run_failed/job")]
+
+
+def test_after_the_demo_the_warehouse_and_its_report_show_what_fires(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`make demo` evaluates the rules after its build, as a scheduled run does, and posts
+    nothing even with a receiver set: the report it writes lists what fires."""
+    import pyarrow.parquet as pq
+
+    from pipeline.query import query
+
+    home = tmp_path / "demo"
+    with Receiver() as receiver:
+        monkeypatch.setenv("VAST_PIPELINE_ALERT_WEBHOOK", receiver.url)
+        assert main(["demo", "--days", "1", "--size", "12", "--home", str(home)]) == 0
+    assert receiver.requests == []
+    capsys.readouterr()
+    newest = max(pq.read_table(home / "parquet" / "snapshots").column("snapshot_at").to_pylist())
+    evaluations = query(home, "select point, observed_at, firing_total from alert_evaluations "
+                              "order by evaluated_at").rows
+    assert [(p, at) for p, at, _ in evaluations] == [("after_landing", newest),
+                                                     ("after_build", newest)]
+    firing = {key: status for key, status in
+              query(home, "select key, delivery_status from alerts_firing").rows}
+    assert firing, "the simulated fleet has problems for the demo to show"
+    assert set(firing) == set(read_state(Store(home))["firing"])
+    assert evaluations[-1][2] == len(firing) and set(firing.values()) == {"no receiver"}
+    monkeypatch.setenv("VAST_PIPELINE_HOME", str(home))
+    assert main(["alerts"]) == 0
+    assert f"firing: {len(firing)}\n" in capsys.readouterr().out
+    report = next((home / "reports" / "demo").glob("reliability_*.md")).read_text()
+    assert all(key in report for key in firing)

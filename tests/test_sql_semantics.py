@@ -95,6 +95,11 @@ def _scenarios() -> tuple[list[dict], list[tuple[str, object]]]:
     rows += instance_rows("idle", 802, t, [STOPPED] * 4, dph_base=1.0, dph_total=1.6,
                           storage_total_cost=0.6, num_gpus=1, credit_balance=100.0)
 
+    # no credit left: the newest snapshot (10:15) reports a balance of -$3 while burning $2/h
+    t = every("2024-03-01 10:00", 2)
+    rows += instance_rows("broke", 1101, t, [RUN] * 2, dph_base=2.0, storage_total_cost=0.0,
+                          credit_balance=-3.0)
+
     # NULL status at the end: 901 runs 23:45 and 00:00, then its status is NULL at 00:15 and
     # at 00:30, the account's newest snapshot. The day's last status is NULL, not 'running'.
     t = every("2024-03-01 23:45", 4)
@@ -356,11 +361,57 @@ def test_fleet_now_burn_rate(home: Path) -> None:
     assert [f["snapshot_at"] for f in fleet] == [at("2024-03-01 10:45")] * 2
     running, stopped = fleet
     assert running["burn_rate_per_hour"] == pytest.approx(4.4, **APPROX)  # GPU 4 + storage .4
-    assert running["burn_per_day"] == pytest.approx(4.4 * 24, **APPROX)
-    assert running["burn_per_month"] == pytest.approx(4.4 * 730, **APPROX)
+    assert running["gpu_burn_rate_per_hour"] == pytest.approx(4.0, **APPROX)
+    assert running["storage_burn_rate_per_hour"] == pytest.approx(0.4, **APPROX)
     assert running["gpu_util_fraction"] == pytest.approx(0.6, **APPROX)
     assert stopped["burn_rate_per_hour"] == pytest.approx(0.6, **APPROX)  # storage only
-    assert running["credit_balance"] == 100.0
+    # the account's figures are account_now's: no instance row repeats the balance, and no
+    # per-day or per-month copy of the burn rate sits beside the account's own
+    for column in ("credit_balance", "burn_per_day", "burn_per_month"):
+        assert column not in running
+
+
+def test_account_now_has_one_row_per_account_with_its_credit_burn_and_runway(
+        home: Path) -> None:
+    idle = one(home, "SELECT * FROM account_now WHERE account = 'idle'")
+    # newest snapshot 10:45: 801 runs (4 GPUs, $4 GPU + $.4 storage), 802 is stopped ($.6)
+    assert idle["snapshot_at"] == at("2024-03-01 10:45")
+    assert (idle["instances_listed"], idle["instances_running"], idle["gpus_running"]) == \
+        (2, 1, 4)
+    assert idle["credit_balance"] == 100.0  # once, though both instance rows carry it
+    assert idle["burn_rate_per_hour"] == pytest.approx(5.0, **APPROX)
+    assert idle["gpu_burn_rate_per_hour"] == pytest.approx(4.0, **APPROX)
+    assert idle["storage_burn_rate_per_hour"] == pytest.approx(1.0, **APPROX)
+    assert idle["burn_per_day"] == pytest.approx(120.0, **APPROX)
+    assert idle["burn_per_month"] == pytest.approx(3650.0, **APPROX)
+    # $100 at $5/h: 20 hours, out at 06:45 the next day
+    assert idle["runway_hours"] == pytest.approx(20.0, **APPROX)
+    assert idle["runway_days"] == pytest.approx(20.0 / 24, **APPROX)
+    assert idle["credit_runs_out_at"] == at("2024-03-02 06:45")
+    # the newest snapshot (10:45) listed nobody: nothing burns, the credit is unknown
+    gone = one(home, "SELECT * FROM account_now WHERE account = 'destroyed'")
+    assert gone["snapshot_at"] == at("2024-03-01 10:45")
+    assert (gone["instances_listed"], gone["instances_running"], gone["gpus_running"]) == \
+        (0, 0, 0)
+    assert gone["burn_rate_per_hour"] == 0 and gone["burn_per_month"] == 0
+    assert (gone["credit_balance"], gone["runway_hours"], gone["runway_days"],
+            gone["credit_runs_out_at"]) == (None, None, None, None)
+    # burning with no balance reported: no runway rather than a guess
+    billing = one(home, "SELECT * FROM account_now WHERE account = 'billing'")
+    assert billing["burn_rate_per_hour"] > 0 and billing["credit_balance"] is None
+    assert billing["runway_hours"] is None
+    # a negative balance has no runway left, not a negative one
+    broke = one(home, "SELECT * FROM account_now WHERE account = 'broke'")
+    assert broke["credit_balance"] == -3.0 and broke["runway_hours"] == 0
+    assert broke["credit_runs_out_at"] == at("2024-03-01 10:15")
+    # one row per account that has a snapshot; its burn rate is its fleet_now rows' sum
+    sums = dict(query(home, "SELECT account, sum(burn_rate_per_hour) FROM fleet_now "
+                            "GROUP BY account").rows)
+    accounts = rows_of(home, "SELECT account, burn_rate_per_hour FROM account_now")
+    assert sorted(a["account"] for a in accounts) == sorted(
+        r[0] for r in query(home, "SELECT DISTINCT account FROM snapshots").rows)
+    for a in accounts:
+        assert a["burn_rate_per_hour"] == pytest.approx(sums.get(a["account"], 0), **APPROX)
 
 
 def test_null_status_in_the_newest_snapshot_is_an_ongoing_incident(home: Path) -> None:
@@ -415,6 +466,6 @@ def test_cost_daily_sums_to_intervals_per_account(home: Path) -> None:
                   "(SELECT account, sum(total_cost) AS total FROM instance_intervals GROUP BY 1) i "
                   "JOIN (SELECT account, sum(total_cost) AS total FROM cost_daily GROUP BY 1) d "
                   "USING (account)")
-    assert len(per) == 11
+    assert len(per) == 12  # every scenario account: each has intervals
     for p in per:
         assert p["daily"] == pytest.approx(p["total"], **APPROX)

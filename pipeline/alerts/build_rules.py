@@ -2,7 +2,7 @@
 
 Each rule reuses a model's definitions rather than restating them: billed time, rates and
 costs come from `instance_intervals` (idle GPU = GPU billed while gpu_util_fraction < 0.05,
-the `idle_spend` definition), the burn rate from `fleet_now`, the bill from
+the `idle_spend` definition), the credit, burn and runway from `account_now`, the bill from
 `cost_reconciliation` (only when that model exists: otherwise `bill_difference` is not
 evaluated at all). A run of an instance counts only if it reaches the account's newest
 snapshot, so an alert describes the fleet as it is now.
@@ -56,10 +56,11 @@ having sum(f.hours) >= $hours
 order by f.account, f.instance_id
 """
 
+# The account's figures are account_now's columns: the rule compares and formats them.
 _RUNWAY_SQL = """
-select account, max(snapshot_at) as observed_at, max(credit_balance)::double as balance,
-    sum(burn_rate_per_hour)::double as burn
-from fleet_now group by account order by account
+select account, snapshot_at, credit_balance, burn_rate_per_hour, burn_per_day, runway_days,
+    credit_runs_out_at
+from account_now where runway_days < $days order by account
 """
 
 _SPIKE_SQL = """
@@ -76,14 +77,17 @@ spent as (
     where i.day >= $since and i.interval_start >= n.snapshot_at - to_days($days)
     group by i.account
 ),
-burn as (
-    select account, sum(burn_rate_per_hour)::double as burn from fleet_now group by account
+averaged as (
+    select n.account, n.snapshot_at, a.burn_rate_per_hour as burn,
+        (epoch(n.snapshot_at) - epoch(w.first_at)) / 3600.0 as hours, s.cost
+    from newest as n join window_start as w using (account)
+    join spent as s using (account) join account_now as a using (account)
 )
-select n.account, n.snapshot_at, b.burn, s.cost,
-    (epoch(n.snapshot_at) - epoch(w.first_at)) / 3600.0 as hours
-from newest as n join window_start as w using (account)
-join spent as s using (account) join burn as b using (account)
-order by n.account
+select account, snapshot_at, burn, hours, cost / hours as average,
+    burn / (cost / hours) as ratio, (burn - cost / hours) * 24 as more_per_day
+from averaged
+where hours >= $min_hours and cost > 0 and burn > $ratio * (cost / hours)
+order by account
 """
 
 _BILL_SQL = """
@@ -179,36 +183,28 @@ def _condition(rule: str, r: dict, summary: str, subject: str) -> Condition:
 def _credit_runway(con: duckdb.DuckDBPyConnection, s: AlertSettings, _day: Any
                    ) -> list[Condition]:
     out = []
-    for r in _rows(con, _RUNWAY_SQL, {}):
-        if r["balance"] is None or not r["burn"] or r["burn"] <= 0:
-            continue
-        days = r["balance"] / r["burn"] / 24
-        if days >= s.credit_runway_days:
-            continue
-        empty_at: datetime = r["observed_at"] + timedelta(days=days)
+    for r in _rows(con, _RUNWAY_SQL, {"days": s.credit_runway_days}):
         subject = f"Account {r['account']}"
-        summary = (f"{subject} has ${r['balance']:,.2f} of credit left, {days:.1f} days at the "
-                   f"current burn of ${r['burn']:,.2f}/h (${r['burn'] * 24:,.2f} a day): it "
-                   f"runs out around {empty_at:%Y-%m-%d %H:%M} UTC; top up or stop instances.")
+        summary = (f"{subject} has ${r['credit_balance']:,.2f} of credit left, "
+                   f"{r['runway_days']:.1f} days at the current burn of "
+                   f"${r['burn_rate_per_hour']:,.2f}/h (${r['burn_per_day']:,.2f} a day): it "
+                   f"runs out around {r['credit_runs_out_at']:%Y-%m-%d %H:%M} UTC; top up or "
+                   "stop instances.")
         out.append(Condition("credit_runway", f"credit_runway/{r['account']}", r["account"],
-                             None, summary, subject, r["observed_at"]))
+                             None, summary, subject, r["snapshot_at"]))
     return out
 
 
 def _spend_spike(con: duckdb.DuckDBPyConnection, s: AlertSettings, newest_day: Any
                  ) -> list[Condition]:
     out = []
-    params = {"days": SPIKE_WINDOW_DAYS, "since": _since(newest_day, SPIKE_WINDOW_DAYS)}
+    params = {"days": SPIKE_WINDOW_DAYS, "since": _since(newest_day, SPIKE_WINDOW_DAYS),
+              "min_hours": SPIKE_MIN_HISTORY_HOURS, "ratio": s.spend_spike_ratio}
     for r in _rows(con, _SPIKE_SQL, params):
-        if r["hours"] < SPIKE_MIN_HISTORY_HOURS or not r["cost"] or r["burn"] is None:
-            continue
-        average = r["cost"] / r["hours"]
-        if r["burn"] <= s.spend_spike_ratio * average:
-            continue
         subject = f"Account {r['account']}"
-        summary = (f"{subject} burns ${r['burn']:,.2f}/h now, {r['burn'] / average:.1f} times "
-                   f"its {SPIKE_WINDOW_DAYS}-day average of ${average:,.2f}/h "
-                   f"(${(r['burn'] - average) * 24:,.2f} a day more); check what was started.")
+        summary = (f"{subject} burns ${r['burn']:,.2f}/h now, {r['ratio']:.1f} times "
+                   f"its {SPIKE_WINDOW_DAYS}-day average of ${r['average']:,.2f}/h "
+                   f"(${r['more_per_day']:,.2f} a day more); check what was started.")
         out.append(Condition("spend_spike", f"spend_spike/{r['account']}", r["account"], None,
                              summary, subject, r["snapshot_at"]))
     return out

@@ -11,9 +11,15 @@ How it works (the Alertmanager contract, without a server):
 - Every transition is queued once per receiver (by NAME: the URL is never stored) and the
   queue is delivered in order; what a receiver still refuses after the retries stays queued
   for the next run, and later messages to that receiver wait behind it.
-- Every transition and delivery attempt is appended to the alert log (write-once NDJSON
-  files under `alerts/log/`, read by the warehouse `alerts` model and `vast-pipeline
-  alerts`).
+- Every evaluation (when, which rules and accounts, data as of which snapshot, how many
+  firing), transition and delivery attempt is appended to the alert log: one write-once
+  NDJSON file per run under `alerts/log/day=D/`, read by the warehouse views
+  `alert_evaluations`, `alerts` and `alerts_firing` (live, so a report written right after
+  an evaluation sees it) and by `vast-pipeline alerts`. So that a year of runs every 15
+  minutes is not 100,000 files for every reader, the first run of a day merges each past
+  day's files into one new file whose first record lists the files it replaces, then
+  deletes them; readers skip a listed file, so one an interrupted run left is not read
+  twice.
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ STATE_VERSION = 1
 ALERTS_DIR = "alerts"
 STATE_FILE = "alerts/state.json"
 LOG_DIR = "alerts/log"
+# A zero-byte file under the log's glob, so that the glob matches before the first record.
+EMPTY_LOG = "alerts/log/day=1970-01-01/_empty.ndjson"
+COMPACTED = "compacted"
+# Days the daily merge looks at again, for a file a writer with a late clock added there.
+COMPACT_REVISIT_DAYS = 2
+# The state id of a state file written before states had one (its log records have none).
+LEGACY_STATE_ID = ""
 LOCK_TIMEOUT_SECONDS = 600.0
 
 
@@ -117,8 +130,17 @@ def human_duration(delta: timedelta) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+def iso_precise(moment: datetime) -> str:
+    """UTC ISO-8601 to the microsecond: when an evaluation ran (two can share a second)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _empty_state() -> dict[str, Any]:
-    return {"version": STATE_VERSION, "seq": 0, "firing": {}, "collections": {}, "outbox": []}
+    """A fresh state. Its `state_id` is on every log record written under it, so the
+    warehouse tells what fires now from the transitions of the current state only (a state
+    moved aside took its firing alerts with it)."""
+    return {"version": STATE_VERSION, "state_id": uuid.uuid4().hex[:12], "seq": 0,
+            "firing": {}, "collections": {}, "outbox": [], "log_compacted_through": None}
 
 
 @dataclass
@@ -155,6 +177,20 @@ class AlertBook:
             self.store.write_bytes_atomic(path, body.encode())
             self._log = []
 
+    def compact_log(self, today: date | None = None) -> None:
+        """Once a day (the first run after midnight UTC), merge each past day's log files
+        into one (`compact_day`): the days since the last merge and a few before it."""
+        yesterday = (today or datetime.now(UTC).date()) - timedelta(days=1)
+        done = self.state.get("log_compacted_through")
+        if done is not None and date.fromisoformat(done) >= yesterday:
+            return
+        start = (date.fromisoformat(done) - timedelta(days=COMPACT_REVISIT_DAYS)
+                 if done is not None else date.min)
+        for day in log_days(self.store):
+            if start <= day <= yesterday:
+                compact_day(self.store, day)
+        self.state["log_compacted_through"] = yesterday.isoformat()
+
     @property
     def firing(self) -> dict[str, dict[str, Any]]:
         return self.state["firing"]
@@ -163,8 +199,25 @@ class AlertBook:
         return self.state["collections"].setdefault(account, {"failures": 0})
 
     # -- transitions -------------------------------------------------------------------
-    def record(self, evaluation: Evaluation) -> list[dict[str, Any]]:
-        """Compare an evaluation with what fires; queue and log each transition."""
+    def record(self, evaluation: Evaluation, *, point: str, run_id: str
+               ) -> list[dict[str, Any]]:
+        """Compare an evaluation with what fires; queue and log each transition, then log
+        the evaluation itself (made at `point`, one of the run `run_id`)."""
+        transitions = self._transitions(evaluation)
+        fired = sum(1 for t in transitions if t["state"] == "firing")
+        self._log.append({
+            "record": "evaluation", "evaluation_id": uuid.uuid4().hex[:16], "run_id": run_id,
+            "point": point, "evaluated_at": iso_precise(datetime.now(UTC)),
+            "observed_at": iso(evaluation.observed_at), "rules": list(evaluation.rules),
+            "rules_switched_off": [r for r in evaluation.rules if not self.settings.enabled(r)],
+            "accounts": None if evaluation.accounts is None else sorted(evaluation.accounts),
+            "keys": None if evaluation.keys is None else sorted(evaluation.keys),
+            "firing_in_scope": sum(1 for a in self.firing.values() if evaluation.covers(a)),
+            "firing_total": len(self.firing), "fired": fired,
+            "resolved": len(transitions) - fired, "state_id": self.state["state_id"]})
+        return transitions
+
+    def _transitions(self, evaluation: Evaluation) -> list[dict[str, Any]]:
         now_keys = {c.key for c in evaluation.conditions}
         out = []
         for key, alert in sorted(self.firing.items()):
@@ -216,7 +269,7 @@ class AlertBook:
                           "seq": self.state["seq"], **{k: payload[k] for k in (
                               "rule", "state", "key", "account", "instance_id", "summary",
                               "started_at", "observed_at")},
-                          "receivers": receivers})
+                          "receivers": receivers, "state_id": self.state["state_id"]})
         return payload
 
     # -- delivery ----------------------------------------------------------------------
@@ -284,16 +337,19 @@ def alert_book(store: Store, settings: AlertSettings) -> Iterator[AlertBook]:
         book = AlertBook(store, settings)
         book.load()
         yield book
+        book.compact_log()
         book.save()
 
 
 def run(store: Store, settings: AlertSettings,
-        evaluate: Callable[[AlertBook], list[Evaluation]]) -> Delivered:
-    """Under the lock: evaluate, record the transitions, save, deliver the outbox, save."""
+        evaluate: Callable[[AlertBook], list[Evaluation]], *, point: str) -> Delivered:
+    """Under the lock: evaluate, record the transitions and the evaluations, save, deliver
+    the outbox, save. `point` names where the pipeline evaluated (e.g. `after_build`)."""
     result = Delivered()
+    run_id = uuid.uuid4().hex[:12]
     with alert_book(store, settings) as book:
         for evaluation in evaluate(book):
-            result.transitions += book.record(evaluation)
+            result.transitions += book.record(evaluation, point=point, run_id=run_id)
         book.save()  # queued and logged before the first byte goes out: nothing lost
         delivered = book.deliver()
         result.accepted, result.queued = delivered.accepted, delivered.queued
@@ -301,21 +357,20 @@ def run(store: Store, settings: AlertSettings,
 
 
 def alert_log_source(store: Store) -> str:
-    """What the warehouse `alerts` model reads: the log's glob, or an empty stand-in file
-    before the first transition (DuckDB refuses a glob matching nothing)."""
-    if _has_log(store):
-        return store.uri(store.path(LOG_DIR, "day=*", "*.ndjson"))
-    empty = store.path(LOG_DIR, "_empty.ndjson")
+    """The glob of every alert log file, which the warehouse's `alert_log` view reads at
+    query time. A zero-byte stand-in under it keeps the glob matching before the first
+    record (DuckDB refuses a glob matching nothing), so the view, created once, sees every
+    later record without a rebuild."""
+    empty = store.path(EMPTY_LOG)
     if not store.exists(empty):
         store.write_bytes_atomic(empty, b"")
-    return store.uri(empty)
+    return store.uri(store.path(LOG_DIR, "day=*", "*.ndjson"))
 
 
-def _has_log(store: Store) -> bool:
-    infos = store.fs.get_file_info(pafs.FileSelector(store.path(LOG_DIR), recursive=True,
-                                                     allow_not_found=True))
-    return any(i.base_name.endswith(".ndjson") and not i.base_name.startswith("_")
-               for i in infos)
+def alert_log_dir(store: Store) -> str:
+    """The folder of the alert log (no secret is ever written there): the one place outside
+    the Parquet that the read-only warehouse connection may read."""
+    return store.uri(store.path(LOG_DIR))
 
 
 def read_state(store: Store) -> dict[str, Any]:
@@ -334,17 +389,76 @@ def read_state(store: Store) -> dict[str, Any]:
                         "move it aside (keep it to see what was queued) and rerun; the next "
                         "run starts a fresh state, so alerts whose condition still holds "
                         "fire again.")
-    return {**_empty_state(), **state}
+    merged = {**_empty_state(), **state}
+    if "state_id" not in state:  # written before states had an id: keep its log's (none)
+        merged["state_id"] = LEGACY_STATE_ID
+    return merged
 
 
 def read_log(store: Store, since: date, until: date | None = None) -> list[dict[str, Any]]:
     """Log records of the days from `since` to `until` (default: today, UTC), in write
-    order."""
+    order, each once."""
     records: list[dict[str, Any]] = []
     day, until = since, until or datetime.now(UTC).date()
     while day <= until:
-        for path in store.list_files(store.path(LOG_DIR, f"day={day.isoformat()}"), ".ndjson"):
-            text = store.read_bytes(path).decode()
-            records += [json.loads(line) for line in text.splitlines() if line.strip()]
+        records += [r for _name, day_records in _day_files(store, day) for r in day_records
+                    if r.get("record") != COMPACTED]
         day += timedelta(days=1)
     return records
+
+
+def _file_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _day_files(store: Store, day: date) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(file, records) of one day's log files in name (= write) order, without the files
+    a merged file lists: those are what it replaced."""
+    files = []
+    for path in store.list_files(store.path(LOG_DIR, f"day={day.isoformat()}"), ".ndjson"):
+        text = store.read_bytes(path).decode()
+        files.append((path, [json.loads(line) for line in text.splitlines() if line.strip()]))
+    merged = {name for _path, records in files for r in records
+              if r.get("record") == COMPACTED for name in r["files"]}
+    return [(path, records) for path, records in files if _file_name(path) not in merged]
+
+
+def log_days(store: Store) -> list[date]:
+    """The days that have a folder in the alert log."""
+    infos = store.fs.get_file_info(pafs.FileSelector(store.path(LOG_DIR), allow_not_found=True))
+    days = []
+    for info in infos:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("day="):
+            try:
+                days.append(date.fromisoformat(info.base_name.removeprefix("day=")))
+            except ValueError:
+                continue
+    return sorted(days)
+
+
+def compact_day(store: Store, day: date) -> None:
+    """Merge one day's log files into one new file, then delete them.
+
+    Write-once all the same: the new file is written whole (atomically) and never changed;
+    its first record lists every file it replaces (and those they had replaced), so a
+    reader skips them from the moment it exists, and a deletion an interrupted run missed
+    is made by the next merge.
+    """
+    directory = store.path(LOG_DIR, f"day={day.isoformat()}")
+    paths = store.list_files(directory, ".ndjson")
+    live = _day_files(store, day)
+    replaced = [p for p in paths if p not in {path for path, _records in live}]
+    if len(live) > 1:
+        names = {_file_name(path) for path, _records in live}
+        names |= {n for _path, records in live for r in records
+                  if r.get("record") == COMPACTED for n in r["files"]}
+        body = [{"record": COMPACTED, "files": sorted(names)}]
+        body += [r for _path, records in live for r in records if r.get("record") != COMPACTED]
+        # named by its first file's time, so it sorts where its records were written
+        stamp = _file_name(live[0][0]).split("-", 1)[0]
+        target = f"{directory}/{stamp}-{COMPACTED}-{uuid.uuid4().hex[:8]}.ndjson"
+        store.write_bytes_atomic(
+            target, "".join(json.dumps(r, sort_keys=True) + "\n" for r in body).encode())
+        replaced += [path for path, _records in live]
+    for path in replaced:
+        store.delete(path)

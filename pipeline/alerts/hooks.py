@@ -1,5 +1,6 @@
 """Where the pipeline calls alerting: after a collection, after landing, after a build,
-from the Dagster run sensors, and for `vast-pipeline alerts test`.
+from the Dagster run sensors, once after the demo's build, and for `vast-pipeline alerts
+test`.
 
 A receiver's failure (or any trouble evaluating alerts) never fails a collection or a
 build: each hook logs one line and returns. What was not delivered stays queued.
@@ -11,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pipeline.alerts import engine
@@ -56,7 +58,8 @@ def after_collection(settings: Settings, outcomes: Mapping[str, str | None],
                                                          if e is None])
             return evaluations
 
-        result = engine.run(Store(settings.home), settings.alerts, evaluate)
+        result = engine.run(Store(settings.home), settings.alerts, evaluate,
+                            point="after_collection")
     if outcomes and all(error is None for error in outcomes.values()):
         heartbeat(settings.alerts)
     return result
@@ -67,7 +70,7 @@ def after_landing(settings: Settings, accounts: list[str]) -> Delivered | None:
     `instance_snapshots` step, which lands what `raw_snapshots` collected)."""
     with _never_fail("after landing"):
         return engine.run(Store(settings.home), settings.alerts,
-                          lambda _book: _instance_down(settings, accounts))
+                          lambda _book: _instance_down(settings, accounts), point="after_landing")
     return None
 
 
@@ -85,8 +88,21 @@ def after_build(settings: Settings) -> Delivered | None:
                 con.close()
             return [evaluation] if evaluation else []
 
-        return engine.run(Store(settings.home), settings.alerts, evaluate)
+        return engine.run(Store(settings.home), settings.alerts, evaluate, point="after_build")
     return None
+
+
+def after_landing_and_build(settings: Settings, accounts: list[str], *,
+                            deliver: bool = True) -> list[Delivered | None]:
+    """What a scheduled run evaluates once its snapshots are landed and its warehouse is
+    built, in its order and through the same hooks: `instance_down` for `accounts`
+    (`after_landing`), then the cost rules (`after_build`). `deliver=False` (the demo,
+    whose alerts are about a simulated fleet) records every transition with no receiver
+    instead of posting it to the configured ones; what they still have queued stays queued.
+    """
+    if not deliver:
+        settings = replace(settings, alerts=replace(settings.alerts, receivers=()))
+    return [after_landing(settings, accounts), after_build(settings)]
 
 
 def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
@@ -106,7 +122,8 @@ def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
     evaluation = Evaluation(rules=("run_failed",), accounts=None, conditions=conditions,
                             observed_at=at, keys=frozenset({key}))
     with _never_fail(f"for the run of {job}"):
-        return engine.run(Store(settings.home), settings.alerts, lambda _book: [evaluation])
+        return engine.run(Store(settings.home), settings.alerts, lambda _book: [evaluation],
+                          point="run_finished")
     return None
 
 

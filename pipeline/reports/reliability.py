@@ -36,6 +36,12 @@ QUERIES: dict[str, str] = {
         WHERE observed_at >= $t0 AND observed_at < $t1
             AND ($account::VARCHAR IS NULL OR account IS NULL OR account = $account::VARCHAR)
         ORDER BY observed_at, seq""",
+    "alert_summary": f"SELECT * FROM report_alert_summary({_WINDOW_ARGS})",
+    "alerts_firing": """
+        SELECT fired_at, started_at, rule, key, summary, delivery_status
+        FROM alerts_firing
+        WHERE $account::VARCHAR IS NULL OR account IS NULL OR account = $account::VARCHAR
+        ORDER BY started_at, key""",
     "starts": f"""
         SELECT * FROM report_time_to_running({_WINDOW_ARGS})
         ORDER BY reached_running DESC, time_to_running_hours DESC, first_seen, instance_id""",
@@ -177,10 +183,7 @@ def _sections(q: dict[str, list[dict]], window: Window) -> list[Section]:
         Section("Incidents", text=f"Every incident overlapping {window.label()} "
                                   f"({len(q['incidents'])}); durations are whole incidents.",
                 table=_incidents_table(q["incidents"])),
-        Section("Alerts in the window",
-                text="Transitions sent to the alert receivers (`vast-pipeline alerts`): "
-                     "firing when a problem began, resolved when it cleared.",
-                table=_alerts_table(q["alerts"])),
+        *_alert_sections(q, window),
         Section("Worst hosts", text=f"{_top(hosts, TOP, 'hosts', 'hosts').capitalize()}; "
                                     f"{scope}. Incidents: those started in the window.",
                 table=_hosts_table(q["hosts"][:TOP])),
@@ -191,6 +194,42 @@ def _sections(q: dict[str, list[dict]], window: Window) -> list[Section]:
 
 
 LANES = 20
+
+
+def _alert_sections(q: dict[str, list[dict]], window: Window) -> list[Section]:
+    """What the alert rules saw: 'not evaluated' is never shown as 'nothing fired'."""
+    a = q["alert_summary"][0]
+    if not a["evaluations_ever"]:
+        return [Section("Alerts", text="The alert rules were never evaluated on this data "
+                        "home, so this report cannot say whether anything fired: they run "
+                        "with `vast-pipeline collect` and the Dagster schedules.")]
+    last = (f"last evaluated at {fmt(a['last_evaluated_at'], 'datetime')} UTC on data as of "
+            f"{fmt(a['last_data_as_of'], 'datetime')}")
+    if a["evaluations_in_window"]:
+        watched = (f"The alert rules were evaluated {_plural(a['evaluations_in_window'], 'time')}"
+                   f" on data of {window.label()} ({last}).")
+        empty = "No alert fired or resolved in this window."
+    else:
+        watched = f"The alert rules were not evaluated on data of {window.label()} ({last})."
+        empty = "Not evaluated in this window: nothing is known of what would have fired."
+    return [
+        Section("Alerts firing now",
+                text=f"{_plural(a['firing_now'], 'alert')} firing as of the newest evaluation "
+                     f"({last}).",
+                table=_firing_table(q["alerts_firing"])),
+        Section("Alerts in the window",
+                text=f"{watched} Transitions queued for the alert receivers (delivery "
+                     "'no receiver' when none is configured): firing when a problem began, "
+                     "resolved when it cleared.",
+                table=_alerts_table(q["alerts"], empty)),
+    ]
+
+
+def _firing_table(rows: list[dict]) -> Table:
+    return Table("alerts_firing", (
+        Column("started_at", "Since (UTC)", "datetime"), Column("key", "Alert"),
+        Column("summary", "Summary"), Column("delivery_status", "Delivery"),
+    ), rows, empty_text="Nothing is firing.")
 
 
 def _timeline_rows(incidents: list[dict], instances: list[dict]) -> list[dict]:
@@ -215,12 +254,12 @@ def _incidents_table(rows: list[dict]) -> Table:
     ), shaped, empty_text="No incidents in this window.")
 
 
-def _alerts_table(rows: list[dict]) -> Table:
+def _alerts_table(rows: list[dict], empty_text: str) -> Table:
     return Table("alerts", (
         Column("observed_at", "When (UTC)", "datetime"), Column("state", "State"),
         Column("key", "Alert"), Column("summary", "Summary"),
         Column("delivery_status", "Delivery"),
-    ), rows, empty_text="No alert fired or resolved in this window.")
+    ), rows, empty_text=empty_text)
 
 
 def _hosts_table(rows: list[dict]) -> Table:
