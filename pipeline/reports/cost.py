@@ -42,7 +42,7 @@ QUERIES: dict[str, str] = {
                count(DISTINCT day) FILTER (WHERE cost_source = 'billed') AS billed_days,
                bool_and(is_final) FILTER (WHERE cost_source = 'billed') AS all_final,
                coalesce(sum(gpu_hours), 0) AS gpu_hours,
-               coalesce(sum(running_hours), 0) AS running_hours,
+               coalesce(sum(instance_hours), 0) AS running_hours,
                count(DISTINCT (account, instance_id)) AS instances
         FROM spend_daily WHERE {_IN_WINDOW}""",
     "bills_stored": f"""
@@ -85,7 +85,7 @@ QUERIES: dict[str, str] = {
                             contract_type)) AS label,
                    arg_max({_GPU_NAME}, day) AS gpu_name, max(num_gpus) AS num_gpus,
                    bool_or(is_bid) AS is_bid, arg_max(host_id, day) AS host_id,
-                   sum(running_hours) AS running_hours, sum(gpu_hours) AS gpu_hours,
+                   sum(instance_hours) AS running_hours, sum(gpu_hours) AS gpu_hours,
                    sum(gpu_cost) AS gpu_cost, sum(storage_cost) AS storage_cost,
                    sum(bandwidth_cost) AS bandwidth_cost, sum(total_cost) AS total_cost,
                    {_SOURCE} AS cost_source
