@@ -134,7 +134,7 @@ FOCUS_SQL = f"""
         '{PROVIDER}' AS ServiceProviderName, '{PROVIDER}' AS HostProviderName,
         coalesce(country, 'unknown') AS RegionId, coalesce(country, 'unknown') AS RegionName,
         CAST(coalesce(contract_id, -1) AS VARCHAR) AS ResourceId,
-        coalesce(label, source, contract_type || ' ' || contract_id) AS ResourceName,
+        coalesce(label, source, contract_type || '-' || contract_id) AS ResourceName,
         CASE WHEN contract_type = 'instance' THEN 'GPU Instance'
              ELSE upper(contract_type[1]) || contract_type[2:] END AS ResourceType,
         kind.cat AS ServiceCategory, kind.svc AS ServiceName,

@@ -32,5 +32,7 @@ from read_parquet(
     hive_types = {'account': varchar, 'day': date},
     union_by_name = {{ billed_charges_union_by_name }}
 ) as c
-semi join billed_days as d
+-- an inner join, not a semi join (billed_days has one row per account-day): a reader's
+-- filter on day then reaches billed_days' files too (3x faster for a few recent days)
+inner join billed_days as d
     on c.account = d.account and c.day = d.day and c.fetch_id = d.fetch_id

@@ -31,30 +31,13 @@
 -- An incremental build (the history only grew at its end) recomputes the days from the
 -- first recomputed day or the first day whose bill changed, whichever is earlier: an older
 -- day has the same bill, estimate and attributes that day. And, on any day, the billed
--- instance rows no snapshot saw that day of the instances seen since the first recomputed
--- day: only their latest observed attributes can change. All the rows it recomputes are on
+-- rows no snapshot saw that day (billed-only in cost_reconciliation) of the instances seen
+-- since the first recomputed day: only their latest observed attributes can change. All the rows it recomputes are on
 -- or after recompute_from, so it reads no older bill or estimate (the attributes still
 -- come from every day).
--- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or (cost_source = 'billed' and contract_type = 'instance' and (day, account, instance_id) not in (select day, account, instance_id from instance_daily) and (account, instance_id) in (select account, instance_id from instance_daily where day >= getvariable('changed_from')))
+-- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or ((day, account, instance_id) in (select day, account, instance_id from cost_reconciliation where estimated_cost is null) and (account, instance_id) in (select account, instance_id from instance_daily where day >= getvariable('changed_from')))
 -- incremental day: day
-with latest as (
-    -- an instance's attributes on its latest observed day
-    select
-        account,
-        instance_id,
-        max_by(label, day) as label,
-        max_by(gpu_name, day) as gpu_name,
-        max_by(num_gpus, day) as num_gpus,
-        max_by(machine_id, day) as machine_id,
-        max_by(host_id, day) as host_id,
-        max_by(country, day) as country,
-        max_by(is_bid, day) as is_bid,
-        max_by(reliability2_last, day) as reliability2
-    from instance_daily
-    group by account, instance_id
-),
-
-bill_items as (
+with bill_items as (
     -- one row per item (only `other` can gather several item types)
     select
         day,
@@ -81,6 +64,26 @@ bill_items as (
     from billed_charges
     where day >= getvariable('recompute_from')
     group by day, account, contract_type, contract_id, item
+),
+
+latest as (
+    -- the attributes of a billed instance on its latest observed day
+    select
+        account,
+        instance_id,
+        max_by(label, day) as label,
+        max_by(gpu_name, day) as gpu_name,
+        max_by(num_gpus, day) as num_gpus,
+        max_by(machine_id, day) as machine_id,
+        max_by(host_id, day) as host_id,
+        max_by(country, day) as country,
+        max_by(is_bid, day) as is_bid,
+        max_by(reliability2_last, day) as reliability2
+    from instance_daily
+    where (account, instance_id) in (
+        select account, contract_id from bill_items where contract_type = 'instance'
+    )
+    group by account, instance_id
 ),
 
 billed as (
@@ -128,51 +131,49 @@ billed as (
 ),
 
 unbilled as (
-    -- the estimate's instance-days of the account-days with no stored bill, by component
-    select i.*, 'gpu' as item, i.gpu_cost as cost, i.running_hours as hours
+    -- the estimate's instance-days of the account-days with no stored bill
+    select i.*
     from instance_daily as i
     where i.day >= getvariable('recompute_from')
         and not exists (
-            select 1 from billed_days as d where d.account = i.account and d.day = i.day
-        )
-    union all
-    select i.*, 'storage' as item, i.storage_cost as cost, i.storage_hours as hours
-    from instance_daily as i
-    where i.day >= getvariable('recompute_from')
-        and not exists (
-            select 1 from billed_days as d where d.account = i.account and d.day = i.day
+            select 1 from billed_days as d
+            where d.account = i.account and d.day = i.day
+                and d.day >= getvariable('recompute_from')
         )
 ),
 
 estimated as (
     select
-        day,
-        account,
+        u.day,
+        u.account,
         'instance' as contract_type,
-        instance_id as contract_id,
-        item,
-        instance_id,
+        u.instance_id as contract_id,
+        c.item,
+        u.instance_id,
         cast(null as varchar) as source,
-        label,
-        gpu_name,
-        num_gpus,
-        machine_id,
-        host_id,
-        country,
-        is_bid,
-        reliability2_last as reliability2,
+        u.label,
+        u.gpu_name,
+        u.num_gpus,
+        u.machine_id,
+        u.host_id,
+        u.country,
+        u.is_bid,
+        u.reliability2_last as reliability2,
         'estimated' as cost_source,
         cast(null as boolean) as is_final,
-        cost,
-        hours as quantity,
+        case when c.item = 'gpu' then u.gpu_cost else u.storage_cost end as cost,
+        case when c.item = 'gpu' then u.running_hours else u.storage_hours end as quantity,
         'Hours' as quantity_unit,
-        cost / hours as list_unit_price,
-        cost as list_cost,
-        case when item = 'gpu' then running_hours end as instance_hours,
-        case when item = 'gpu' then gpu_hours end as gpu_hours,
+        case when c.item = 'gpu' then u.gpu_cost / u.running_hours
+            else u.storage_cost / u.storage_hours end as list_unit_price,
+        case when c.item = 'gpu' then u.gpu_cost else u.storage_cost end as list_cost,
+        case when c.item = 'gpu' then u.running_hours end as instance_hours,
+        case when c.item = 'gpu' then u.gpu_hours end as gpu_hours,
         cast(null as varchar) as item_description
-    from unbilled
-    where hours > 0
+    from unbilled as u
+    cross join (values ('gpu'), ('storage')) as c (item)
+    where (c.item = 'gpu' and u.running_hours > 0)
+        or (c.item = 'storage' and u.storage_hours > 0)
 )
 
 select * from billed
