@@ -9,7 +9,7 @@
 -- Billed rows: the stored bill's items (billed_charges), download and upload apart. An
 -- estimated account-day has a gpu row per instance-day with GPU-billed hours and a storage
 -- row per instance-day with storage-billed hours (instance_daily, intervals split at UTC
--- midnight there); an instance-day the estimate charged nothing for has no row.
+-- midnight there); an instance-day with neither (offline throughout) has no row.
 -- cost: $ of the item that day (the bill's amount, or the estimate's gpu_cost/storage_cost).
 -- quantity, quantity_unit: billed: the quantity the item's description states, in
 -- billed_charges.unit ('Hours', 'GB'), or 1 'Charges' when it states none (or 0);
@@ -32,9 +32,9 @@
 -- first recomputed day or the first day whose bill changed, whichever is earlier: an older
 -- day has the same bill, estimate and attributes that day. And, on any day, the billed
 -- rows no snapshot saw that day (billed-only in cost_reconciliation) of the instances seen
--- since the first recomputed day: only their latest observed attributes can change. All the rows it recomputes are on
--- or after recompute_from, so it reads no older bill or estimate (the attributes still
--- come from every day).
+-- since the first recomputed day: only their latest observed attributes can change. All
+-- the rows it recomputes are on or after recompute_from, so it reads no older bill or
+-- estimate (the attributes still come from every day).
 -- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or ((day, account, instance_id) in (select day, account, instance_id from cost_reconciliation where estimated_cost is null) and (account, instance_id) in (select account, instance_id from instance_daily where day >= getvariable('changed_from')))
 -- incremental day: day
 with bill_items as (
