@@ -1,18 +1,17 @@
-"""Costs as a FinOps FOCUS 1.2 cost-and-usage dataset (Parquet or CSV): billed where a
-bill is stored, estimated where it is not yet.
+"""Costs as a FinOps FOCUS 1.2 cost-and-usage dataset (Parquet or CSV): one row per row of
+the warehouse's `spend_items` (the best-known spend per UTC day, contract and item: billed
+where a bill is stored, estimated where it is not yet), so BilledCost over a window sums to
+`spend_daily.total_cost` of the same window.
 
-Billed rows (`x_CostSource` = 'billed'): one per contract, UTC day and bill item (GPU,
-storage, download, upload, other), with BilledCost/EffectiveCost the bill's amount and
-ListCost/ContractedCost the item's list rate x quantity (from the item's description; the
-amount itself when the description gives no rate). Estimated rows (`x_CostSource` =
-'estimated', `x_IsEstimate`): for account-days with no stored bill only, one per instance,
-collection interval clipped to UTC day boundaries and component (GPU, storage), split
-exactly as `cost_daily` splits intervals at midnight. So BilledCost over a window sums to
-billed_daily.total_cost of the billed account-days plus cost_daily.total_cost of the rest.
-Vast.ai invoices cannot be linked from charges, so every row carries a provisional
-InvoiceId per account and billing month: `VAST-<account>-<YYYY-MM>-PROVISIONAL`.
-Columns follow FOCUS 1.2 (plus FOCUS 1.3's ServiceProviderName/HostProviderName, harmless
-for 1.2 readers); custom columns start with `x_` and come last.
+This module maps columns and formats; every figure (cost, list cost and rate, quantity,
+hours) is a `spend_items` column. Billed rows (`x_CostSource` = 'billed'): one per bill
+item (GPU, storage, download, upload, other); estimated rows (`x_CostSource` =
+'estimated', `x_IsEstimate`): one per instance-day and component (GPU, storage). Every
+row's charge period is its UTC day. Vast.ai invoices cannot be linked from charges, so every
+row carries a provisional InvoiceId per account and billing month:
+`VAST-<account>-<YYYY-MM>-PROVISIONAL`. Columns follow FOCUS 1.2 (plus FOCUS 1.3's
+ServiceProviderName/HostProviderName, harmless for 1.2 readers); custom columns start with
+`x_` and come last.
 """
 
 from __future__ import annotations
@@ -29,7 +28,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.errors import ReportError
-from pipeline.reports.source import ACCOUNT_FILTER, fetch_arrow, open_warehouse, require_data
+from pipeline.reports.source import (
+    ACCOUNT_FILTER,
+    fetch_arrow,
+    fetch_one,
+    open_warehouse,
+    require_data,
+    window_params,
+)
 from pipeline.reports.window import Window
 
 MONEY = pa.decimal128(38, 12)
@@ -62,179 +68,97 @@ FOCUS_SCHEMA = pa.schema([
     ("SubAccountId", pa.string()), ("SubAccountName", pa.string()),
     ("Tags", pa.string()),
     ("x_GpuName", pa.string()), ("x_NumGpus", pa.int64()), ("x_GpuHours", QUANTITY),
+    ("x_InstanceHours", QUANTITY),
     ("x_MachineId", pa.int64()), ("x_HostId", pa.int64()), ("x_Reliability2", pa.float64()),
-    ("x_ActualStatus", pa.string()), ("x_IntervalCapped", pa.bool_()),
     ("x_IsEstimate", pa.bool_()), ("x_CostSource", pa.string()),
     ("x_BillIsFinal", pa.bool_()),
 ])
 
 # Vast.ai invoices are not linkable from charges: a documented provisional id instead.
-INVOICE_ID = "'VAST-' || account || '-' || strftime({at}, '%Y-%m') || '-PROVISIONAL'"
+INVOICE_ID = "'VAST-' || account || '-' || strftime(day, '%Y-%m') || '-PROVISIONAL'"
 
-# Interval pieces: each interval cut at UTC midnight; `share` of its hours in the piece.
-_PIECES = f"""
-    WITH iv AS (
-        SELECT * FROM instance_intervals
-        WHERE interval_end > $t0 AND interval_start < $t1 AND hours > 0 AND {ACCOUNT_FILTER}),
-    cut AS (
-        SELECT iv.*, greatest(iv.interval_start, d.day_start) AS ps,
-               least(iv.interval_end, d.day_start + INTERVAL 1 DAY) AS pe
-        FROM iv, LATERAL (
-            SELECT unnest(generate_series(date_trunc('day', iv.interval_start),
-                                          iv.interval_end - INTERVAL 1 MICROSECOND,
-                                          INTERVAL 1 DAY)) AS day_start) AS d)
-    SELECT *, epoch(pe - ps) / 3600.0 AS piece_hours,
-           epoch(pe - ps) / epoch(interval_end - interval_start) AS share
-    FROM cut WHERE ps >= $t0 AND ps < $t1 AND pe > ps
-        AND NOT EXISTS (SELECT 1 FROM billed_days AS b
-                        WHERE b.account = cut.account AND b.day = CAST(cut.ps AS DATE))"""
-
-# One SELECT per component; the columns are the FOCUS schema's, in order.
-_COMPONENT = """
-    SELECT
-        CAST({cost} * share AS DECIMAL(38, 12)) AS BilledCost,
-        CAST({cost} * share AS DECIMAL(38, 12)) AS EffectiveCost,
-        CAST({cost} * share AS DECIMAL(38, 12)) AS ListCost,
-        CAST({cost} * share AS DECIMAL(38, 12)) AS ContractedCost,
-        account AS BillingAccountId, account AS BillingAccountName,
-        'USD' AS BillingCurrency,
-        date_trunc('month', ps) AS BillingPeriodStart,
-        date_trunc('month', ps) + INTERVAL 1 MONTH AS BillingPeriodEnd,
-        'Usage' AS ChargeCategory, CAST(NULL AS VARCHAR) AS ChargeClass,
-        {description} AS ChargeDescription, 'Usage-Based' AS ChargeFrequency,
-        ps AS ChargePeriodStart, pe AS ChargePeriodEnd,
-        CAST(piece_hours AS DECIMAL(38, 9)) AS ConsumedQuantity, 'Hours' AS ConsumedUnit,
-        CAST({rate} AS DECIMAL(38, 12)) AS ContractedUnitPrice,
-        CAST({rate} AS DECIMAL(38, 12)) AS ListUnitPrice,
-        {invoice} AS InvoiceId, '{provider}' AS InvoiceIssuerName,
-        CASE WHEN coalesce(is_bid, false) THEN 'Dynamic' ELSE 'Standard' END
-            AS PricingCategory,
-        CAST(piece_hours AS DECIMAL(38, 9)) AS PricingQuantity, 'Hours' AS PricingUnit,
-        '{provider}' AS ProviderName, '{provider}' AS PublisherName,
-        '{provider}' AS ServiceProviderName, '{provider}' AS HostProviderName,
-        country AS RegionId, country AS RegionName,
-        CAST(instance_id AS VARCHAR) AS ResourceId,
-        coalesce(label, 'instance ' || instance_id) AS ResourceName,
-        'GPU Instance' AS ResourceType,
-        '{category}' AS ServiceCategory, '{service}' AS ServiceName,
-        '{subcategory}' AS ServiceSubcategory,
-        {sku} AS SkuId, {sku} || '@' || printf('%.6f', {rate}) || '/h' AS SkuPriceId,
-        account AS SubAccountId, account AS SubAccountName,
-        CASE WHEN label IS NULL THEN '{{}}' ELSE CAST(json_object('label', label) AS VARCHAR)
-        END AS Tags,
-        gpu_name AS x_GpuName, num_gpus AS x_NumGpus,
-        CAST({gpu_hours} AS DECIMAL(38, 9)) AS x_GpuHours,
-        machine_id AS x_MachineId, host_id AS x_HostId, reliability2 AS x_Reliability2,
-        actual_status AS x_ActualStatus, is_capped AS x_IntervalCapped, true AS x_IsEstimate,
-        'estimated' AS x_CostSource, CAST(NULL AS BOOLEAN) AS x_BillIsFinal
-    FROM pieces WHERE {billed}"""
-
-# Bill items -> (ServiceCategory, ServiceName, ServiceSubcategory, SkuId, description).
-_ITEM_KIND = """
+# spend_items.item (and contract_type) -> FOCUS service columns, SKU and description.
+_KIND = """
     CASE
-        WHEN item_type = 'gpu' THEN {'cat': 'Compute', 'svc': 'GPU Instances',
+        WHEN item = 'gpu' THEN {'cat': 'Compute', 'svc': 'GPU Instances',
             'sub': 'Virtual Machines',
             'sku': 'gpu/' || coalesce(gpu_name, 'unknown') || ' x' || coalesce(num_gpus, 0),
-            'what': 'GPU compute'}
-        WHEN item_type = 'disk' AND contract_type = 'instance' THEN {'cat': 'Storage',
+            'what': 'GPU compute (' || coalesce(num_gpus || 'x ', '')
+                    || coalesce(gpu_name, 'unknown GPU') || ')'}
+        WHEN item = 'storage' AND contract_type = 'instance' THEN {'cat': 'Storage',
             'svc': 'Instance Storage', 'sub': 'Block Storage', 'sku': 'storage/disk',
             'what': 'Instance storage'}
-        WHEN item_type = 'disk' THEN {'cat': 'Storage', 'svc': 'Volumes',
+        WHEN item = 'storage' THEN {'cat': 'Storage', 'svc': 'Volumes',
             'sub': 'Block Storage', 'sku': 'storage/volume', 'what': 'Volume storage'}
-        WHEN item_type = 'bwd' THEN {'cat': 'Networking', 'svc': 'Data Transfer',
+        WHEN item = 'bandwidth_down' THEN {'cat': 'Networking', 'svc': 'Data Transfer',
             'sub': 'Network Connectivity', 'sku': 'network/download', 'what': 'Download'}
-        WHEN item_type = 'bwu' THEN {'cat': 'Networking', 'svc': 'Data Transfer',
+        WHEN item = 'bandwidth_up' THEN {'cat': 'Networking', 'svc': 'Data Transfer',
             'sub': 'Network Connectivity', 'sku': 'network/upload', 'what': 'Upload'}
         ELSE {'cat': 'Compute', 'svc': 'GPU Instances', 'sub': 'Virtual Machines',
-            'sku': 'other/' || item_type, 'what': 'Other charges'}
+            'sku': 'other', 'what': 'Other charges'}
     END"""
 
-# Billed items of the window with the instance's attributes of that day (when seen).
-_BILLED = f"""
-    WITH items AS (
-        SELECT c.*, d.is_final, i.gpu_name, i.num_gpus, i.machine_id, i.host_id,
-               i.country, i.is_bid, i.reliability2_last,
-               CAST(c.day AS TIMESTAMPTZ) AS ps,
-               CAST(c.day + 1 AS TIMESTAMPTZ) AS pe,
-               -- a description without a quantity is one unit of 'Charges'
-               CASE WHEN c.quantity IS NOT NULL AND c.quantity > 0 THEN c.quantity ELSE 1 END
-                   AS qty,
-               CASE lower(c.quantity_unit) WHEN 'hours' THEN 'Hours' WHEN 'hour' THEN 'Hours'
-                   WHEN 'gb' THEN 'GB' ELSE coalesce(c.quantity_unit, 'Charges') END AS unit
-        FROM billed_charges AS c
-        JOIN billed_days AS d ON c.account = d.account AND c.day = d.day
-        LEFT JOIN instance_daily AS i
-            ON c.account = i.account AND c.day = i.day AND c.instance_id = i.instance_id
-        WHERE c.day >= CAST($t0 AS DATE) AND c.day < CAST($t1 AS DATE)
-            AND ($account::VARCHAR IS NULL OR c.account = $account::VARCHAR)),
-    priced AS (
-        SELECT *, {_ITEM_KIND} AS kind,
-               CASE WHEN quantity > 0 THEN coalesce(unit_price, amount / quantity)
-                    ELSE amount END AS list_rate
-        FROM items)
+# One FOCUS row per spend_items row of the window: a mapping of its columns (names, casts
+# and labels), no figure computed here. The charge period is the row's UTC day.
+FOCUS_SQL = f"""
+    WITH rows AS (
+        SELECT *, {_KIND} AS kind,
+               CAST(day AS TIMESTAMPTZ) AS day_start,
+               CAST(day + 1 AS TIMESTAMPTZ) AS day_end,
+               CAST(date_trunc('month', day) AS TIMESTAMPTZ) AS month_start,
+               CAST(date_trunc('month', day) + INTERVAL 1 MONTH AS TIMESTAMPTZ) AS month_end
+        FROM spend_items
+        WHERE day BETWEEN $d0 AND $d1 AND {ACCOUNT_FILTER})
     SELECT
-        CAST(amount AS DECIMAL(38, 12)) AS BilledCost,
-        CAST(amount AS DECIMAL(38, 12)) AS EffectiveCost,
-        CAST(list_rate * qty AS DECIMAL(38, 12)) AS ListCost,
-        CAST(list_rate * qty AS DECIMAL(38, 12)) AS ContractedCost,
+        CAST(cost AS DECIMAL(38, 12)) AS BilledCost,
+        CAST(cost AS DECIMAL(38, 12)) AS EffectiveCost,
+        CAST(list_cost AS DECIMAL(38, 12)) AS ListCost,
+        CAST(list_cost AS DECIMAL(38, 12)) AS ContractedCost,
         account AS BillingAccountId, account AS BillingAccountName,
         'USD' AS BillingCurrency,
-        date_trunc('month', ps) AS BillingPeriodStart,
-        date_trunc('month', ps) + INTERVAL 1 MONTH AS BillingPeriodEnd,
+        month_start AS BillingPeriodStart, month_end AS BillingPeriodEnd,
         'Usage' AS ChargeCategory, CAST(NULL AS VARCHAR) AS ChargeClass,
-        kind.what || ': ' || coalesce(source, contract_type)
-            || coalesce(', ' || item_description, '') AS ChargeDescription,
+        kind.what || ': ' || contract_type || ' ' || coalesce(CAST(contract_id AS VARCHAR), '?')
+            || CASE WHEN cost_source = 'estimated' THEN ', estimated from snapshots'
+                    ELSE coalesce(', ' || item_description, '') END AS ChargeDescription,
         'Usage-Based' AS ChargeFrequency,
-        ps AS ChargePeriodStart, pe AS ChargePeriodEnd,
-        CAST(qty AS DECIMAL(38, 9)) AS ConsumedQuantity, unit AS ConsumedUnit,
-        CAST(list_rate AS DECIMAL(38, 12)) AS ContractedUnitPrice,
-        CAST(list_rate AS DECIMAL(38, 12)) AS ListUnitPrice,
-        {INVOICE_ID.format(at="ps")} AS InvoiceId, '{PROVIDER}' AS InvoiceIssuerName,
+        day_start AS ChargePeriodStart, day_end AS ChargePeriodEnd,
+        CAST(quantity AS DECIMAL(38, 9)) AS ConsumedQuantity, quantity_unit AS ConsumedUnit,
+        CAST(list_unit_price AS DECIMAL(38, 12)) AS ContractedUnitPrice,
+        CAST(list_unit_price AS DECIMAL(38, 12)) AS ListUnitPrice,
+        {INVOICE_ID} AS InvoiceId, '{PROVIDER}' AS InvoiceIssuerName,
         CASE WHEN coalesce(is_bid, false) THEN 'Dynamic' ELSE 'Standard' END
             AS PricingCategory,
-        CAST(qty AS DECIMAL(38, 9)) AS PricingQuantity, unit AS PricingUnit,
+        CAST(quantity AS DECIMAL(38, 9)) AS PricingQuantity, quantity_unit AS PricingUnit,
         '{PROVIDER}' AS ProviderName, '{PROVIDER}' AS PublisherName,
         '{PROVIDER}' AS ServiceProviderName, '{PROVIDER}' AS HostProviderName,
         coalesce(country, 'unknown') AS RegionId, coalesce(country, 'unknown') AS RegionName,
         CAST(coalesce(contract_id, -1) AS VARCHAR) AS ResourceId,
-        coalesce(label, source, contract_type || ' ' || contract_id) AS ResourceName,
+        coalesce(label, source, contract_type || '-' || contract_id) AS ResourceName,
         CASE WHEN contract_type = 'instance' THEN 'GPU Instance'
              ELSE upper(contract_type[1]) || contract_type[2:] END AS ResourceType,
         kind.cat AS ServiceCategory, kind.svc AS ServiceName,
         kind.sub AS ServiceSubcategory,
-        kind.sku AS SkuId, kind.sku || '@' || printf('%.6f', list_rate) || '/' || unit
+        kind.sku AS SkuId,
+        kind.sku || '@' || printf('%.6f', list_unit_price) || '/' || quantity_unit
             AS SkuPriceId,
         account AS SubAccountId, account AS SubAccountName,
         CASE WHEN label IS NULL THEN '{{}}' ELSE CAST(json_object('label', label) AS VARCHAR)
         END AS Tags,
         gpu_name AS x_GpuName, num_gpus AS x_NumGpus,
-        CAST(CASE WHEN item_type = 'gpu' AND unit = 'Hours'
-                  THEN qty * coalesce(num_gpus, 0) ELSE 0 END AS DECIMAL(38, 9)) AS x_GpuHours,
-        machine_id AS x_MachineId, host_id AS x_HostId, reliability2_last AS x_Reliability2,
-        CAST(NULL AS VARCHAR) AS x_ActualStatus, CAST(NULL AS BOOLEAN) AS x_IntervalCapped,
-        false AS x_IsEstimate, 'billed' AS x_CostSource, is_final AS x_BillIsFinal
-    FROM priced"""
+        CAST(gpu_hours AS DECIMAL(38, 9)) AS x_GpuHours,
+        CAST(instance_hours AS DECIMAL(38, 9)) AS x_InstanceHours,
+        machine_id AS x_MachineId, host_id AS x_HostId, reliability2 AS x_Reliability2,
+        cost_source = 'estimated' AS x_IsEstimate, cost_source AS x_CostSource,
+        is_final AS x_BillIsFinal
+    FROM rows
+    ORDER BY day, account, contract_type, contract_id, item"""
 
-FOCUS_SQL = f"""
-    WITH pieces AS ({_PIECES})
-    {_COMPONENT.format(
-        cost="gpu_cost", rate="gpu_rate", provider=PROVIDER, category="Compute",
-        service="GPU Instances", subcategory="Virtual Machines",
-        sku="'gpu/' || coalesce(gpu_name, 'unknown') || ' x' || coalesce(num_gpus, 0)",
-        description="'GPU compute: ' || coalesce(num_gpus, 0) || 'x ' "
-                    "|| coalesce(gpu_name, 'unknown GPU') || ', instance ' || instance_id",
-        gpu_hours="piece_hours * coalesce(num_gpus, 0)",
-        billed="gpu_billed", invoice=INVOICE_ID.format(at="ps"))}
-    UNION ALL
-    {_COMPONENT.format(
-        cost="storage_cost", rate="storage_rate", provider=PROVIDER, category="Storage",
-        service="Instance Storage", subcategory="Block Storage",
-        sku="'storage/disk'",
-        description="'Instance storage: instance ' || instance_id",
-        gpu_hours="0", billed="storage_billed", invoice=INVOICE_ID.format(at="ps"))}
-    UNION ALL
-    SELECT * FROM ({_BILLED})
-    ORDER BY ChargePeriodStart, ResourceId, ServiceCategory"""
+
+# The window's BilledCost total, from the same rows and casts as the export's BilledCost.
+TOTAL_SQL = f"""
+    SELECT CAST(coalesce(sum(CAST(cost AS DECIMAL(38, 12))), 0) AS DECIMAL(38, 12)) AS total
+    FROM spend_items WHERE day BETWEEN $d0 AND $d1 AND {ACCOUNT_FILTER}"""
 
 
 @dataclass(frozen=True)
@@ -245,14 +169,16 @@ class FocusResult:
 
 
 def focus_table(home: Path | str, *, date_from: date, date_to: date,
-                account: str | None = None) -> pa.Table:
-    """The FOCUS rows of a window as an Arrow table with `FOCUS_SCHEMA`."""
+                account: str | None = None) -> tuple[pa.Table, Decimal]:
+    """The FOCUS rows of a window as an Arrow table with `FOCUS_SCHEMA`, and their
+    BilledCost total (summed in SQL over the same spend_items rows)."""
     window = Window(date_from, date_to)  # raises ReportError if date_from > date_to
-    params = {"t0": window.start, "t1": window.end, "account": account}
+    params = window_params(window, account)
     with open_warehouse(home) as con:
-        require_data(con, "spend_daily", "day", window, account)
+        require_data(con, "spend_items", "day", window, account)
         table = fetch_arrow(con, FOCUS_SQL, params)
-    return table.cast(FOCUS_SCHEMA)
+        total = fetch_one(con, TOTAL_SQL, params)["total"]
+    return table.cast(FOCUS_SCHEMA), total
 
 
 def export_focus(home: Path | str, *, date_from: date, date_to: date, out: Path,
@@ -262,7 +188,7 @@ def export_focus(home: Path | str, *, date_from: date, date_to: date, out: Path,
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ReportError(f"{out.name} must end in .parquet or .csv.")
-    table = focus_table(home, date_from=date_from, date_to=date_to, account=account)
+    table, total = focus_table(home, date_from=date_from, date_to=date_to, account=account)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     if suffix == ".parquet":
@@ -270,7 +196,6 @@ def export_focus(home: Path | str, *, date_from: date, date_to: date, out: Path,
     else:
         pacsv.write_csv(_csv_ready(table), tmp)
     os.replace(tmp, out)
-    total = pc.sum(table["BilledCost"]).as_py() or Decimal(0)
     return FocusResult(rows=table.num_rows, total_billed_cost=total, path=out)
 
 

@@ -3,12 +3,12 @@
 -- account, instance_id). Volume and serverless contracts are rows too (instance_id NULL),
 -- so sum(total_cost) is the whole bill; filter contract_type = 'instance' to compare with
 -- the estimates.
--- Costs by item: gpu_cost (gpu), storage_cost (disk), bandwidth_down_cost (bwd),
--- bandwidth_up_cost (bwu), other_cost (the residual `other` and any new item type);
--- total_cost is their sum, equal to the contract's amount. gpu_hours and the GB columns are
--- parsed from the items' descriptions (unit 'hours'/'hour', 'GB' in any case; NULL when the
--- description did not say); gpu_hours is the hours the GPU was billed, not multiplied by
--- the GPU count.
+-- Costs by billed_charges.item: gpu_cost, storage_cost (disk), bandwidth_down_cost (bwd),
+-- bandwidth_up_cost (bwu), bandwidth_cost (both), other_cost (the residual `other` and any
+-- new item type); total_cost is their sum, equal to the contract's amount.
+-- billed_hours: the hours the bill's gpu item states (parsed from "24.000 hours at
+-- $0.389/hour"), the instance's hours, not multiplied by the GPU count; NULL when the
+-- description did not say. bandwidth_down_gb, bandwidth_up_gb: the GB the items state.
 -- is_final: the day ended more than 48 hours before it was fetched.
 -- materialized: table
 select
@@ -19,22 +19,19 @@ select
     max(c.instance_id) as instance_id,
     max(c.label) as label,
     max(c.source) as source,
-    coalesce(sum(c.amount) filter (where c.item_type = 'gpu'), 0.0) as gpu_cost,
-    coalesce(sum(c.amount) filter (where c.item_type = 'disk'), 0.0) as storage_cost,
-    coalesce(sum(c.amount) filter (where c.item_type = 'bwd'), 0.0) as bandwidth_down_cost,
-    coalesce(sum(c.amount) filter (where c.item_type = 'bwu'), 0.0) as bandwidth_up_cost,
-    coalesce(sum(c.amount) filter (where c.item_type in ('bwd', 'bwu')), 0.0)
+    coalesce(sum(c.amount) filter (where c.item = 'gpu'), 0.0) as gpu_cost,
+    coalesce(sum(c.amount) filter (where c.item = 'storage'), 0.0) as storage_cost,
+    coalesce(sum(c.amount) filter (where c.item = 'bandwidth_down'), 0.0)
+        as bandwidth_down_cost,
+    coalesce(sum(c.amount) filter (where c.item = 'bandwidth_up'), 0.0) as bandwidth_up_cost,
+    coalesce(sum(c.amount) filter (where c.item in ('bandwidth_down', 'bandwidth_up')), 0.0)
         as bandwidth_cost,
-    coalesce(
-        sum(c.amount) filter (where c.item_type not in ('gpu', 'disk', 'bwd', 'bwu')), 0.0
-    ) as other_cost,
+    coalesce(sum(c.amount) filter (where c.item = 'other'), 0.0) as other_cost,
     sum(c.amount) as total_cost,
-    sum(c.quantity) filter (
-        where c.item_type = 'gpu' and lower(c.quantity_unit) in ('hours', 'hour')
-    ) as gpu_hours,
-    sum(c.quantity) filter (where c.item_type = 'bwd' and upper(c.quantity_unit) = 'GB')
+    sum(c.quantity) filter (where c.item = 'gpu' and c.unit = 'Hours') as billed_hours,
+    sum(c.quantity) filter (where c.item = 'bandwidth_down' and c.unit = 'GB')
         as bandwidth_down_gb,
-    sum(c.quantity) filter (where c.item_type = 'bwu' and upper(c.quantity_unit) = 'GB')
+    sum(c.quantity) filter (where c.item = 'bandwidth_up' and c.unit = 'GB')
         as bandwidth_up_gb,
     max(d.fetched_at) as fetched_at,
     bool_and(d.is_final) as is_final,

@@ -3,6 +3,7 @@
 -- midnight and every hour, cost and state measure is counted proportionally on each side.
 -- cost_daily, idle_spend and reliability_daily are views/tables over it.
 -- Attributes (label, gpu_name, ...) are those of the day's last interval.
+-- running_hours: hours with the GPU billed; storage_hours: hours with the storage billed.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
 -- warehouse: table
 with pieces as (
@@ -43,6 +44,7 @@ select
     sum(piece_hours) as observed_hours,
     sum(case when gpu_billed then piece_hours else 0.0 end) as running_hours,
     sum(case when gpu_billed then piece_hours * coalesce(num_gpus, 0) else 0.0 end) as gpu_hours,
+    sum(case when storage_billed then piece_hours else 0.0 end) as storage_hours,
     sum(case when gpu_billed then coalesce(gpu_rate, 0) * piece_hours else 0.0 end) as gpu_cost,
     sum(case when storage_billed then coalesce(storage_rate, 0) * piece_hours else 0.0 end)
         as storage_cost,

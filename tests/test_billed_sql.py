@@ -102,21 +102,21 @@ def test_billed_daily_splits_items_and_ignores_uncommitted_rows(home: Path) -> N
     assert two["bandwidth_up_cost"] == pytest.approx(0.2, **APPROX)
     assert two["bandwidth_cost"] == pytest.approx(0.5, **APPROX)
     assert two["total_cost"] == pytest.approx(12.5, **APPROX)
-    assert two["gpu_hours"] == 24.0 and two["bandwidth_down_gb"] == 30.0
+    assert two["billed_hours"] == 24.0 and two["bandwidth_down_gb"] == 30.0
     one = rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 1", [D1])[0]
     assert one["gpu_cost"] == 24.0  # the stale 99.0 row is not part of the bill
     assert one["label"] == "job-1"
     three = rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 3", [D1])[0]
     assert three["other_cost"] == 0.25 and three["total_cost"] == pytest.approx(40.25)
-    assert three["gpu_hours"] == 20.0
+    assert three["billed_hours"] == 20.0
     # a killed fetch (charges without a log row) is not a bill
     assert rows(home, "SELECT * FROM billed_daily WHERE day = ?", [D3]) == []
     assert rows(home, "SELECT * FROM billed_charges WHERE day = ?", [D3]) == []
 
 
-def test_gpu_hours_null_when_not_parsed(home: Path) -> None:
-    (row,) = rows(home, "SELECT gpu_hours FROM billed_daily WHERE day = ?", [D2])
-    assert row["gpu_hours"] is None
+def test_billed_hours_null_when_not_parsed(home: Path) -> None:
+    (row,) = rows(home, "SELECT billed_hours FROM billed_daily WHERE day = ?", [D2])
+    assert row["billed_hours"] is None
 
 
 def test_volume_contracts_stay_in_the_totals(home: Path) -> None:

@@ -38,8 +38,8 @@ NON_NULL = (*MONEY_COLUMNS, "BillingAccountId", "BillingAccountName", "BillingCu
             "PricingUnit", "ServiceCategory", "ServiceName", "ResourceId", "ResourceName",
             "ResourceType", "ConsumedQuantity", "ConsumedUnit", "PricingCategory", "RegionId",
             "ListUnitPrice", "ContractedUnitPrice", "Tags", "ChargeFrequency", "x_IsEstimate")
-CUSTOM = ("x_GpuName", "x_NumGpus", "x_MachineId", "x_HostId", "x_Reliability2",
-          "x_ActualStatus", "x_IsEstimate")
+CUSTOM = ("x_GpuName", "x_NumGpus", "x_GpuHours", "x_InstanceHours", "x_MachineId",
+          "x_HostId", "x_Reliability2", "x_IsEstimate", "x_CostSource", "x_BillIsFinal")
 TIMES = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
 
 
@@ -164,17 +164,30 @@ def test_errors(home: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "f.parquet").exists()
 
 
-def test_missing_interval_files_are_one_sentence(tmp_path: Path) -> None:
-    # cost_daily (the window check) still reads; the FOCUS query over instance_intervals fails
+def test_export_reads_only_warehouse_tables_and_an_old_warehouse_is_one_sentence(
+        tmp_path: Path) -> None:
+    """The export reads the warehouse's spend_items table alone: with the daily models'
+    Parquet gone it writes the same rows; a warehouse without spend_items (built by an
+    older version) is one sentence that says to build."""
+    import duckdb
+
     damaged = tmp_path / "home"
     damaged.mkdir()
     scenario_history(damaged)
     build_warehouse(damaged)
+    before = export_focus(damaged, date_from=D0, date_to=D1, out=tmp_path / "before.parquet")
     assert delete_model_files(damaged, "instance_intervals") > 0
+    assert delete_model_files(damaged, "instance_daily") > 0
+    after = export_focus(damaged, date_from=D0, date_to=D1, out=tmp_path / "after.parquet")
+    assert pq.read_table(after.path).equals(pq.read_table(before.path))
+    assert after.total_billed_cost == before.total_billed_cost > 0
+    con = duckdb.connect(str(damaged / "warehouse.duckdb"))
+    con.execute("DROP TABLE spend_items")
+    con.close()
     with pytest.raises(ReportError) as err:
         export_focus(damaged, date_from=D0, date_to=D1, out=tmp_path / "f.parquet")
     message = str(err.value)
-    assert message.startswith("Reading the warehouse failed (IO Error: ")
-    assert message.endswith("run `vast-pipeline build` to rebuild it.")
+    assert message.startswith("The warehouse lacks a table this report reads (")
+    assert message.endswith("run `vast-pipeline build` first.")
     assert "\n" not in message and err.value.__cause__ is None
     assert not (tmp_path / "f.parquet").exists()

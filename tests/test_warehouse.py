@@ -468,7 +468,7 @@ def test_what_an_analyst_wrote_into_the_warehouse_is_gone_after_the_next_build(
     assert _build(home).updated_in_place  # nothing foreign left: in place again
     # rows deleted from a table the builds update in place
     con = duckdb.connect(str(home / warehouse.DB_NAME))
-    con.execute("DELETE FROM spend_daily WHERE day = ?", [DAYS[0]])
+    con.execute("DELETE FROM spend_items WHERE day = ?", [DAYS[0]])
     con.execute("DELETE FROM incidents")
     con.close()
     _history(home, DAYS[2:], seed=5)
@@ -851,7 +851,7 @@ def test_builds_killed_while_updating_in_place_leave_the_old_warehouse(
     expected = _snapshot_of_models(_build_copy(home, tmp_path / "expected"))
     assert expected != before
     for step in ("instance_daily: 2024-05-05", "incidents (table, updated",
-                 "spend_daily (table, updated", "state written, swapping in"):
+                 "spend_items (table, updated", "state written, swapping in"):
         proc = _spawn_build(home, die_at=step)
         out, _err = proc.communicate(timeout=120)
         assert proc.returncode == -9, out
