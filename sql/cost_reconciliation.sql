@@ -9,8 +9,9 @@
 -- that bill was fetched more than 48 hours after the day ended.
 -- status: matched (|difference| <= max($0.01, 1 % of the bill)), differs, billed_only,
 -- estimated_only. likely_reason (NULL when matched), first that applies:
--- 'bill not fetched yet', 'not in the bill' (estimated_only); 'never seen by a snapshot
--- (shorter than a snapshot interval)', 'missed collection (low coverage)', 'not seen that
+-- 'bill not fetched yet', 'not in the bill' (estimated_only); 'no snapshot covered the day
+-- (collection was not running)', 'never seen by a snapshot (shorter than a snapshot
+-- interval)', 'missed collection (low coverage)', 'not seen that
 -- day' (billed_only); 'bandwidth (not in snapshots)', 'missed collection (low coverage)',
 -- 'price change between snapshots', 'state changes between snapshots' (differs).
 -- materialized: table
@@ -136,6 +137,7 @@ select
         when status = 'estimated_only' then 'not in the bill'
         when status = 'billed_only' then
             case
+                when coverage = 0 then 'no snapshot covered the day (collection was not running)'
                 when not ever_seen
                     then 'never seen by a snapshot (shorter than a snapshot interval)'
                 when coverage < 0.95 then 'missed collection (low coverage)'

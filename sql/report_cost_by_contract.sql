@@ -29,7 +29,7 @@ with spend as (
         max(num_gpus) as num_gpus,
         bool_or(is_bid) as is_bid,
         arg_max(host_id, day) as host_id,
-        sum(running_hours) as instance_hours,
+        sum(instance_hours) as instance_hours,
         sum(gpu_hours) as gpu_hours,
         sum(gpu_cost) as gpu_cost,
         sum(storage_cost) as storage_cost,

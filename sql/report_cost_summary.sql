@@ -46,7 +46,7 @@ totals as (
         coalesce(sum(case when contract_type = 'instance' then total_cost end), 0)
             as instance_cost,
         coalesce(sum(gpu_hours), 0) as gpu_hours,
-        coalesce(sum(running_hours), 0) as instance_hours,
+        coalesce(sum(instance_hours), 0) as instance_hours,
         count(distinct case when contract_type = 'instance' then account || '/' || contract_id end)
             as instances,
         count(distinct account || '/' || contract_type || '/' || contract_id) as contracts

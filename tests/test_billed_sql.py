@@ -187,7 +187,8 @@ def test_billed_day_without_snapshots_is_billed_only(home: Path) -> None:
     r = recon(home, "acct", D2, 1)
     assert r["estimated_cost"] is None and r["billed_cost"] == 5.0
     assert r["coverage"] == 0.0
-    assert (r["status"], r["likely_reason"]) == ("billed_only", "missed collection (low coverage)")
+    assert (r["status"], r["likely_reason"]) == (
+        "billed_only", "no snapshot covered the day (collection was not running)")
 
 
 def test_unbilled_day_is_estimated_only_not_fetched(tmp_path: Path) -> None:
