@@ -221,3 +221,28 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
             if not dists & allowed:
                 undeclared[f"{path.relative_to(REPO)}: {module}"] = sorted(dists)
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_the_readmes_extras_install_line_resolves_with_the_constraints(built: Built) -> None:
+    """The README's line for the `s3` extra uses constraints.txt (plain pip may not
+    resolve boto3 with s3fs's aiobotocore), and that line resolves: run offline as a dry
+    run in the dev venv, whose packages are the constraints' versions, it finds every pin
+    consistent with the extra's requirements and nothing else to fetch."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r"^.*pip install .*\[s3\].*$", readme, flags=re.M)
+    assert lines and all("-c constraints.txt '.[s3]'" in line for line in lines), lines
+    command = shlex.split(re.search(r"pip install (-c constraints.txt '\.\[s3\]')",
+                                    lines[0]).group(1))
+    command[command.index("constraints.txt")] = str(REPO / "constraints.txt")
+    report = built.wheel.parents[1] / "resolution.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--quiet",
+         "--no-build-isolation", "--report", str(report), *command],
+        cwd=built.wheel.parents[1] / "src", capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    installs = json.loads(report.read_text())["install"]
+    assert [(i["metadata"]["name"], i["requested_extras"]) for i in installs] == [
+        ("vast-pipeline", ["s3"])]
