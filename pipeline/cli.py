@@ -258,17 +258,26 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _add_sql(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sql", help="run a read-only query against the warehouse")
-    p.add_argument("query", help='e.g. "select * from cost_daily limit 5"')
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("query", help='e.g. "select * from cost_daily limit 5"; several '
+                   "statements (separated by ;) show each result in turn, as tables")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default), csv or json (one statement)")
     p.set_defaults(handler=_run_sql)
 
 
 def _run_sql(args: argparse.Namespace) -> int:
+    """Each statement's result in turn, headed by its statement when there are several;
+    csv and json are one document each, so they take a single statement."""
     from pipeline.config import load_settings
-    from pipeline.query import format_result, query
+    from pipeline.query import format_result, query_each, statement_heading
 
-    result = query(load_settings().home, args.query)
-    print(format_result(result, args.format))
+    single = None if args.format == "table" else (
+        f"--format {args.format} prints one result and the query holds several statements: "
+        "give one statement, or use --format table to see each result in turn.")
+    for result in query_each(load_settings().home, args.query, single_result=single):
+        if result.count > 1:
+            print(statement_heading(result.sql))  # results end in a blank line already
+        print(format_result(result, args.format), flush=True)
     return 0
 
 

@@ -1,8 +1,11 @@
 """Error types whose message is the one sentence a user sees.
 
 Every error meant for a user derives from `PipelineError`; the CLI prints its message
-(no traceback unless --debug) and exits non-zero. A message says what is wrong and what
-to do, and never contains a secret (API key, jupyter token, extra_env value).
+(no traceback unless --debug) and exits with the error's `exit_code`: 2 for what the user
+must correct (an argument, a value in the environment or the config file, an unknown
+account, a key the API refuses, the SQL of a query), 1 for what failed at run time (the
+API, the network, the data). A message says what is wrong and what to do, and never
+contains a secret (API key, jupyter token, extra_env value).
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ class DataError(PipelineError):
 
 class WarehouseError(PipelineError):
     """Building or querying the DuckDB warehouse failed (bad SQL, unknown table, locked file)."""
+
+
+class QueryError(WarehouseError, ConfigError):
+    """The SQL a user gave cannot run as written (it does not parse, names an unknown table
+    or column, or is not a read): theirs to correct, exit 2."""
 
 
 class ReportError(PipelineError):
