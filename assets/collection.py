@@ -35,10 +35,16 @@ class CollectConfig(dg.Config):
     account: str | None = None
 
 
+# The Failure's metadata key that carries the error's CLI exit code (2: the user corrects
+# something, 1: a run-time failure), so `vast-pipeline collect` exits as any other command.
+EXIT_CODE_KEY = "exit_code"
+
+
 def pipeline_failure(exc: PipelineError, context: dg.AssetExecutionContext) -> dg.Failure:
     """Only transient trouble is retried, and never for a person waiting at the CLI."""
     retry = isinstance(exc, RetriesExhaustedError) and CLI_RUN_TAG not in context.run.tags
-    return dg.Failure(description=str(exc), allow_retries=retry)
+    return dg.Failure(description=str(exc), allow_retries=retry,
+                      metadata={EXIT_CODE_KEY: exc.exit_code})
 
 
 @dg.asset(partitions_def=DAILY, retry_policy=COLLECT_RETRY, group_name="collection",

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.collection import CLI_RUN_TAG, DAILY, instance_snapshots, raw_snapshots
+from assets.collection import (
+    CLI_RUN_TAG,
+    DAILY,
+    EXIT_CODE_KEY,
+    instance_snapshots,
+    raw_snapshots,
+)
 from assets.resources import default_resource
 from pipeline.config import Settings, prepare_dagster_home
 from pipeline.errors import PipelineError
@@ -45,18 +51,23 @@ def collect_in_dagster(settings: Settings, account: str | None = None, *,
             run_config={"ops": {"raw_snapshots": {"config": {"account": account}}},
                         **({} if verbose else QUIET_LOGGERS)})
     if not result.success:
-        raise PipelineError(_failure_message(result))
+        raise _failure(result)
     return _summary_lines(result)
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+def _failure(result: dg.ExecuteInProcessResult) -> PipelineError:
+    """The failed step's sentence, with the exit code of the error that failed it."""
     for event in result.get_step_failure_events():
         data = event.step_failure_data
         if data.user_failure_data and data.user_failure_data.description:
-            return data.user_failure_data.description
+            error = PipelineError(data.user_failure_data.description)
+            code = data.user_failure_data.metadata.get(EXIT_CODE_KEY)
+            error.exit_code = int(code.value) if code is not None else error.exit_code
+            return error
         if data.error:
-            return data.error.message.strip().splitlines()[-1]
-    return "the collection run failed; run with --debug or open the Dagster UI for details"
+            return PipelineError(data.error.message.strip().splitlines()[-1])
+    return PipelineError("the collection run failed; run with --debug or open the Dagster UI "
+                         "for details")
 
 
 def _summary_lines(result: dg.ExecuteInProcessResult) -> list[str]:

@@ -28,7 +28,10 @@ class VastApiError(PipelineError):
 
 
 class AuthError(VastApiError):
-    """The API key was refused (404 auth_error) or missing (403)."""
+    """The API key was refused (404 auth_error) or missing (403): the user corrects the
+    key, as any other value of the environment (retrying cannot help)."""
+
+    exit_code = 2
 
 
 class EndpointRetiredError(VastApiError):
@@ -66,6 +69,11 @@ class QueryError(WarehouseError, ConfigError):
 
 class ReportError(PipelineError):
     """A report or export cannot be produced (bad window, empty window, no warehouse)."""
+
+
+class ReportArgumentError(ReportError, ConfigError):
+    """A report's or export's argument (a day, the window, a format, the output file) is
+    wrong: the user corrects it, exit 2."""
 
 
 class NoDataYetError(ReportError):

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import ReportError
+from pipeline.errors import ReportArgumentError
 from pipeline.reports import cost, reliability, render
 from pipeline.reports.model import Report
 from pipeline.reports.source import open_warehouse
@@ -30,8 +30,8 @@ def build_report(home: Path | str, kind: Literal["cost", "reliability"], *, date
                  now: datetime | None = None) -> Report:
     """The report as data (every figure queried), before any rendering."""
     if kind not in KINDS:
-        raise ReportError(f"Unknown report {kind!r}; choose cost or reliability.")
-    window = Window(date_from, date_to)  # raises ReportError if date_from > date_to
+        raise ReportArgumentError(f"Unknown report {kind!r}; choose cost or reliability.")
+    window = Window(date_from, date_to)  # raises ReportArgumentError if date_from > date_to
     with open_warehouse(home) as con:
         return KINDS[kind](con, window, account, now or datetime.now(UTC))
 
@@ -48,10 +48,10 @@ def write_reports(home: Path | str, kind: Literal["cost", "reliability"], *, dat
     """
     wanted = [formats] if isinstance(formats, str) else list(dict.fromkeys(formats))
     if not wanted:
-        raise ReportError("No report format given; choose html, md or csv.")
+        raise ReportArgumentError("No report format given; choose html, md or csv.")
     for name in wanted:
         if name not in FORMATS:
-            raise ReportError(f"Unknown format {name!r}; choose html, md or csv.")
+            raise ReportArgumentError(f"Unknown format {name!r}; choose html, md or csv.")
     report = build_report(home, kind, date_from=date_from, date_to=date_to, account=account,
                           now=now)
     # Charts are drawn here, after the warehouse is closed (matplotlib is the slow part).
