@@ -79,7 +79,14 @@ def _summary_lines(result: dg.ExecuteInProcessResult) -> list[str]:
         shown = ", ".join(f"{k}={v}" for k, v in meta.items())
         lines.append(f"{materialization.asset_key.to_user_string()}: {shown}")
     for check in result.get_asset_check_evaluations():
-        verdict = "passed" if check.passed else "FAILED"
-        lines.append(f"check {check.check_name}: {verdict} - {check.description}")
+        lines.append(f"check {check.check_name}: {_verdict(check)} - {check.description}")
     lines.append(f"dagster run {result.run_id} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     return lines
+
+
+def _verdict(check: dg.AssetCheckEvaluation) -> str:
+    """`passed`; a failed WARN-severity check is a `warning` (as the Dagster UI shows it:
+    the data landed and downstream work goes on); a failed ERROR check `FAILED`."""
+    if check.passed:
+        return "passed"
+    return "warning" if check.severity == dg.AssetCheckSeverity.WARN else "FAILED"

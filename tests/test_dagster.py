@@ -296,3 +296,40 @@ def test_bill_models_follow_billed_charges(defs: dg.Definitions, tmp_path: Path)
     graph = defs.resolve_asset_graph()
     staging = graph.get(dg.AssetKey(["warehouse", "instance_snapshots"]))
     assert staging.parent_keys == {dg.AssetKey("instance_snapshots")}
+
+
+def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New fields from the API are a warning, as the README says: a WARN-severity check
+    (the UI shows it as a warning, not a failure) and `warning` in `collect`'s lines."""
+    from assets.inprocess import collect_in_dagster
+    from pipeline.config import load_settings
+
+    fleet = FleetModel(seed=3, size=20, new_field_rate=1.0)
+    with SimulatorServer({RETRY_KEY: fleet}) as server:
+        _point_at(monkeypatch, tmp_path, server.url)
+        lines = collect_in_dagster(load_settings())
+    [drift] = [line for line in lines if line.startswith("check no_unexpected_schema_drift:")]
+    assert drift.startswith("check no_unexpected_schema_drift: warning - the API sent "), drift
+    assert not [line for line in lines if "FAILED" in line], lines
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        [evaluation] = [r.dagster_event.asset_check_evaluation_data
+                        for r in instance.all_logs(run.run_id)
+                        if r.dagster_event is not None and r.dagster_event.event_type
+                        == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                        and r.dagster_event.asset_check_evaluation_data.check_name
+                        == "no_unexpected_schema_drift"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_the_drift_check_stays_a_warning_on_a_day_with_nothing_landed(home: Path) -> None:
+    from pipeline.quality import run_history_checks
+    from pipeline.storage import Store
+
+    outcomes = {o.name: o for o in run_history_checks(Store(home), cadence_minutes=15,
+                                                      day=datetime.now(UTC).date())}
+    assert not any(o.passed for o in outcomes.values())
+    assert outcomes["no_unexpected_schema_drift"].severity == "WARN"
+    assert outcomes["unique_instance_snapshot"].severity == "ERROR"
