@@ -16,7 +16,7 @@ from assets.collection import (
     CLI_RUN_TAG,
     DAILY,
     EXIT_CODE_KEY,
-    instance_snapshots,
+    landed_instance_snapshots,
     raw_snapshots,
 )
 from assets.resources import default_resource
@@ -45,7 +45,7 @@ def collect_in_dagster(settings: Settings, account: str | None = None, *,
     key = DAILY.get_partition_key_for_timestamp(datetime.now(UTC).timestamp())
     with nullcontext(instance) if instance else dagster_instance(settings) as opened:
         result = dg.materialize(
-            [raw_snapshots, instance_snapshots], partition_key=key, instance=opened,
+            [raw_snapshots, landed_instance_snapshots], partition_key=key, instance=opened,
             resources={"vast": default_resource()}, raise_on_error=False,
             tags={CLI_RUN_TAG: "true"},
             run_config={"ops": {"raw_snapshots": {"config": {"account": account}}},

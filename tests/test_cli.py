@@ -76,7 +76,7 @@ def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: P
 def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -> None:
     result = run_cli("collect", home=home)
     assert result.returncode == 0, result.stderr
-    assert "instance_snapshots" in result.stdout
+    assert "landed_instance_snapshots: " in result.stdout
     assert "check unique_instance_snapshot: passed" in result.stdout
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
     [run] = recorded_runs(home)  # one database for all runs, in the home's instance
@@ -89,8 +89,8 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
         checks = {r.dagster_event.asset_check_evaluation_data.check_name for r in logs
                   if r.dagster_event is not None
                   and r.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
-    assert set(materialized) == {"raw_snapshots", "instance_snapshots"}
-    assert materialized["instance_snapshots"]["rows"].value > 0
+    assert set(materialized) == {"raw_snapshots", "landed_instance_snapshots"}
+    assert materialized["landed_instance_snapshots"]["rows"].value > 0
     assert checks == set(HISTORY_CHECKS)  # the run's record keeps its checks
     status = run_cli("status", home=home)
     assert status.returncode == 0
