@@ -11,6 +11,7 @@ three days once a day.
 """
 
 
+import warnings
 from datetime import date, timedelta
 
 import dagster as dg
@@ -25,8 +26,17 @@ BILL_DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 CHARGES_CRON = "30 2 * * *"
 
 
-@dg.asset(partitions_def=BILL_DAYS, retry_policy=COLLECT_RETRY, group_name="collection",
-          kinds={"python", "parquet"}, backfill_policy=dg.BackfillPolicy.single_run())
+# A backfill of months is one run (days one after another); Dagster 1.13 calls the
+# asset's `backfill_policy` parameter beta and warns on every import, which would print on
+# the console of each command that loads the assets.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _asset = dg.asset(partitions_def=BILL_DAYS, retry_policy=COLLECT_RETRY,
+                      group_name="collection", kinds={"python", "parquet"},
+                      backfill_policy=dg.BackfillPolicy.single_run())
+
+
+@_asset
 def landed_billed_charges(context: dg.AssetExecutionContext,
                    vast: VastPipelineResource) -> dg.MaterializeResult:
     """Vast.ai's bill of each UTC day of the run (all accounts), replacing what was stored.

@@ -178,6 +178,7 @@ def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> N
     args = ("demo", "--days", "2", "--size", "8")
     first = run_cli(*args, home=home)
     assert first.returncode == 0, first.stderr
+    _check_the_dagster_ui_shows_the_demo(home, first.stdout)
     before = _history(home)
     raw_before = len(list((home / "raw").rglob("*.ndjson.zst")))
     second = run_cli(*args, home=home)
@@ -190,6 +191,59 @@ def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> N
     assert {k: after[k] for k in before} == before  # every snapshot kept, rows unchanged
     assert len(after) == len(before) + new
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == raw_before + new
+
+
+def _check_the_dagster_ui_shows_the_demo(home: Path, stdout: str) -> None:
+    """The demo's Dagster instance holds a materialization of every asset the demo
+    materialized (per day for the daily ones), with the metadata of the asset's own, read
+    here independently from the Parquet and the warehouse; and no run, as the demo says."""
+    import duckdb
+
+    from assets.definitions import defs
+
+    assert "the assets show what this demo materialized" in stdout
+    base = f"{home}/parquet"
+    with duckdb.connect() as con:
+        rows = dict(con.execute(
+            f"select snapshot_date::varchar, count(*) from read_parquet("
+            f"'{base}/instance_snapshots/*/*/*.parquet') group by 1").fetchall())
+        bills = dict(con.execute(
+            f"select day::varchar, sum(total_amount) from read_parquet("
+            f"'{base}/billed_days/*/*/*.parquet') group by 1").fetchall())
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        [(build_id,)] = con.execute("select build_id from build_info").fetchall()
+    html = {Path(line.strip()).name.split("_")[0]: line.strip() for line in stdout.splitlines()
+            if line.strip().endswith(".html")}
+    with home_instance(home) as instance:
+        assert not instance.get_runs()  # recorded, not run
+        latest = {key.to_user_string(): instance.get_latest_materialization_event(key)
+                  for key in defs.resolve_asset_graph().get_all_asset_keys()}
+        missing = sorted(name for name, event in latest.items() if event is None)
+        assert missing == ["cost_report_month_to_date"]  # the demo does not write that one
+        for name in ("raw_snapshots", "landed_instance_snapshots"):
+            key = dg.AssetKey(name)
+            assert instance.get_materialized_partitions(key) == set(rows)
+        for day, count in rows.items():
+            [event] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("landed_instance_snapshots"),
+                                      asset_partitions=[day]), limit=1).records
+            assert event.asset_materialization.metadata["rows"].value == count
+        assert instance.get_materialized_partitions(
+            dg.AssetKey("landed_billed_charges")) == set(bills)
+        for day, total in bills.items():
+            [event] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("landed_billed_charges"),
+                                      asset_partitions=[day]), limit=1).records
+            assert event.asset_materialization.metadata["total"].value == pytest.approx(
+                total, abs=1e-3)
+    models = [name for name in latest if name.startswith("warehouse/")]
+    assert models and all(latest[name].asset_materialization.metadata["build_id"].text
+                          == build_id for name in models)
+    for kind in ("cost", "reliability"):
+        report = latest[f"{kind}_report"].asset_materialization
+        assert report.metadata["html"].path == html[kind]
+    assert all("vast-pipeline demo" in event.asset_materialization.description
+               for event in latest.values() if event is not None)
 
 
 def _billed_files(home: Path, day: date) -> dict[str, bytes]:
