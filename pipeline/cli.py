@@ -398,10 +398,27 @@ def _add_simulator(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_simulator(args: argparse.Namespace) -> int:
+    """The arguments are checked first (each mistake one sentence, exit 2), and a port
+    already taken is named as such, not as a path."""
+    from pipeline.errors import ConfigError
     from pipeline.simulator import serve
 
-    serve(args.port, args.seed, args.size, min_interval=args.min_interval,
-          drift_rate=args.drift_rate)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port; use 1 to 65535 (0: any free one).")
+    if not 1 <= args.size <= 5000:
+        raise ConfigError(f"--size {args.size} is out of range; use 1 to 5000.")
+    if not args.min_interval >= 0:
+        raise ConfigError(f"--min-interval {args.min_interval} must be >= 0 seconds.")
+    if not 0 <= args.drift_rate <= 1:
+        raise ConfigError(f"--drift-rate {args.drift_rate} is out of range; use 0 to 1.")
+    try:
+        serve(args.port, args.seed, args.size, min_interval=args.min_interval,
+              drift_rate=args.drift_rate)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise ConfigError(f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); pick "
+                          "another --port, or 0 for any free one.") from None
     return 0
 
 
@@ -483,7 +500,11 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
 
 def _run_alerts(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
+    from pipeline.errors import ConfigError
 
+    if args.limit < 0:
+        raise ConfigError(f"--limit {args.limit} is negative; give how many transitions to "
+                          "show (0 or more).")
     settings = load_settings()
     if args.action == "list":
         from pipeline.alerts.listing import alert_lines

@@ -398,6 +398,11 @@ def _future(days: int) -> str:
      "error: Cadence '7' (VAST_PIPELINE_CADENCE_MINUTES) is not usable", ""),
     (("status",), {"VAST_API_KEY": "k-0123456789", "VAST_URL": "console.vast.ai"}, 2,
      "error: URL 'console.vast.ai' (VAST_URL) is not an http(s) URL", ""),
+    (("simulator", "--size", "0"), {}, 2, "error: --size 0 is out of range", ""),
+    (("simulator", "--port", "99999"), {}, 2, "error: --port 99999 is not a port", ""),
+    (("simulator", "--drift-rate", "2"), {}, 2, "error: --drift-rate 2.0 is out of range", ""),
+    (("alerts", "--limit", "-3"), {}, 2, "error: --limit -3 is negative", ""),
+    (("demo", "--days", "0"), {}, 2, "error: --days 0 is out of range", ""),
     (("report", "cost"), {}, 1, "error: No warehouse at ", ""),
     (("export", "focus", "--out", "focus.csv"), {}, 1, "error: No warehouse at ", ""),
     (("sql", "select 1"), {}, 1, "error: No warehouse at ", ""),
@@ -412,6 +417,18 @@ def test_exit_2_for_what_the_user_corrects_and_1_for_run_time_failures(
     got, line = _exit(capsys, *args)
     assert (got, line[:len(start)]) == (code, start), line
     assert not absent or absent not in line
+
+
+def test_a_port_in_use_is_named_as_a_port(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, line = _exit(capsys, "simulator", "--port", str(port))
+    assert code == 2 and line.startswith(f"error: Cannot listen on 127.0.0.1:{port} (")
+    assert line.endswith("pick another --port, or 0 for any free one.")
 
 
 def test_a_bad_setting_in_the_config_file_names_the_file_and_key(
