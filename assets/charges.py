@@ -1,5 +1,8 @@
 """Billed charges as a Dagster asset: Vast.ai's real bill, one UTC day per partition.
 
+`landed_billed_charges` is the bill fetched and landed (raw zone and Parquet), named apart
+from the warehouse's staging view `warehouse/billed_charges` that reads it.
+
 Unlike `raw_snapshots`, a past partition CAN be materialized: Vast.ai keeps bills, so a
 backfill of months from the UI fetches each day's bill (one run for the whole range, days
 one after another, politely paced). Each partition fetches every account's bill of that day
@@ -8,6 +11,7 @@ three days once a day.
 """
 
 
+import warnings
 from datetime import date, timedelta
 
 import dagster as dg
@@ -22,9 +26,18 @@ BILL_DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 CHARGES_CRON = "30 2 * * *"
 
 
-@dg.asset(partitions_def=BILL_DAYS, retry_policy=COLLECT_RETRY, group_name="collection",
-          kinds={"python", "parquet"}, backfill_policy=dg.BackfillPolicy.single_run())
-def billed_charges(context: dg.AssetExecutionContext,
+# A backfill of months is one run (days one after another); Dagster 1.13 calls the
+# asset's `backfill_policy` parameter beta and warns on every import, which would print on
+# the console of each command that loads the assets.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _asset = dg.asset(partitions_def=BILL_DAYS, retry_policy=COLLECT_RETRY,
+                      group_name="collection", kinds={"python", "parquet"},
+                      backfill_policy=dg.BackfillPolicy.single_run())
+
+
+@_asset
+def landed_billed_charges(context: dg.AssetExecutionContext,
                    vast: VastPipelineResource) -> dg.MaterializeResult:
     """Vast.ai's bill of each UTC day of the run (all accounts), replacing what was stored.
 
@@ -64,7 +77,7 @@ def _metadata(results: list[BillDayResult]) -> dict[str, object]:
 
 
 charges_job = dg.define_asset_job(
-    "charges_job", selection=dg.AssetSelection.assets(billed_charges),
+    "charges_job", selection=dg.AssetSelection.assets(landed_billed_charges),
     description="Fetch Vast.ai's bill of the chosen days for every account.")
 
 

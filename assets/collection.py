@@ -1,9 +1,12 @@
-"""Collection: `raw_snapshots` (API -> raw zone) and `instance_snapshots` (raw -> Parquet).
+"""Collection: `raw_snapshots` (API -> raw zone) and `landed_instance_snapshots` (raw ->
+Parquet history), named apart from the warehouse's staging view `warehouse/instance_snapshots`
+that reads that Parquet (see assets/definitions.py).
 
 Both are partitioned by UTC day. Materializing today's `raw_snapshots` partition takes one
 snapshot of every account now and appends it to the day. A past day cannot be fetched:
 Vast.ai's API only tells the present, so that attempt fails with a sentence saying so, and
-`instance_snapshots` for that day re-derives its Parquet from the raw zone, if it was collected.
+`landed_instance_snapshots` for that day re-derives its Parquet from the raw zone, if it was
+collected.
 """
 
 
@@ -35,10 +38,16 @@ class CollectConfig(dg.Config):
     account: str | None = None
 
 
+# The Failure's metadata key that carries the error's CLI exit code (2: the user corrects
+# something, 1: a run-time failure), so `vast-pipeline collect` exits as any other command.
+EXIT_CODE_KEY = "exit_code"
+
+
 def pipeline_failure(exc: PipelineError, context: dg.AssetExecutionContext) -> dg.Failure:
     """Only transient trouble is retried, and never for a person waiting at the CLI."""
     retry = isinstance(exc, RetriesExhaustedError) and CLI_RUN_TAG not in context.run.tags
-    return dg.Failure(description=str(exc), allow_retries=retry)
+    return dg.Failure(description=str(exc), allow_retries=retry,
+                      metadata={EXIT_CODE_KEY: exc.exit_code})
 
 
 @dg.asset(partitions_def=DAILY, retry_policy=COLLECT_RETRY, group_name="collection",
@@ -51,8 +60,8 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
     if day != today:
         raise dg.Failure(
             description=(f"Vast.ai's API only tells the present, so instances cannot be listed as "
-                         f"of {day}; materialize instance_snapshots for {day} to re-derive it "
-                         "from raw snapshots collected then."),
+                         f"of {day}; materialize landed_instance_snapshots for {day} to "
+                         "re-derive it from raw snapshots collected then."),
             allow_retries=False)
     try:
         results = collect(vast.settings(), config.account, land=False)
@@ -72,10 +81,11 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
 
 @dg.asset(partitions_def=DAILY, deps=[raw_snapshots], group_name="collection",
           kinds={"python", "parquet"},
-          check_specs=[dg.AssetCheckSpec(name, asset="instance_snapshots", blocking=False)
+          check_specs=[dg.AssetCheckSpec(name, asset="landed_instance_snapshots", blocking=False)
                        for name in HISTORY_CHECKS])
-def instance_snapshots(context: dg.AssetExecutionContext, vast: VastPipelineResource):
-    """One row per instance per snapshot, typed, as hive-partitioned Parquet (one file a day).
+def landed_instance_snapshots(context: dg.AssetExecutionContext, vast: VastPipelineResource):
+    """One row per instance per snapshot, typed, as hive-partitioned Parquet (one file a day):
+    `parquet/instance_snapshots/` and `parquet/snapshots/`, which the warehouse reads.
 
     Today's partition lands only the raw snapshots it lacks (a scheduled run's cost is the
     new snapshot plus rewriting one day's file); a past day is re-derived whole from raw.

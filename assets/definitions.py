@@ -1,7 +1,13 @@
 """The Dagster code location: assets, checks, jobs, schedule and the automation sensor.
 
-Graph: raw_snapshots -> instance_snapshots -> warehouse/<model> ... -> reports, and
-billed_charges -> the warehouse models reading bills.
+Graph: raw_snapshots -> landed_instance_snapshots -> warehouse/<model> ... -> reports, and
+landed_billed_charges -> the warehouse models reading bills.
+
+Asset keys: a Python asset that writes the history is `landed_<dataset>` (the Parquet it
+lands), a SQL model is `warehouse/<table>` (the table analysts query). So the staging views
+`warehouse/instance_snapshots` and `warehouse/billed_charges` read what
+`landed_instance_snapshots` and `landed_billed_charges` wrote, and no two assets share a
+name in the UI.
 - `collect_schedule` (every cadence minutes, default 15; STOPPED until switched on in the UI
   or with `dagster schedule start collect_schedule`) materializes today's partition of the
   collection assets.
@@ -16,15 +22,15 @@ billed_charges -> the warehouse models reading bills.
 import dagster as dg
 
 from assets.alerts import alert_on_run_failure, resolve_on_run_success
-from assets.charges import billed_charges, charges_job, charges_schedule
-from assets.collection import DAILY, instance_snapshots, raw_snapshots
+from assets.charges import charges_job, charges_schedule, landed_billed_charges
+from assets.collection import DAILY, landed_instance_snapshots, raw_snapshots
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
 from assets.warehouse import warehouse_models
 from pipeline.config import cadence_cron, load_settings
 
 collect_job = dg.define_asset_job(
-    "collect_job", selection=dg.AssetSelection.assets(raw_snapshots, instance_snapshots),
+    "collect_job", selection=dg.AssetSelection.assets(raw_snapshots, landed_instance_snapshots),
     description="One snapshot of every account, landed in the raw zone and the Parquet history.")
 
 build_job = dg.define_asset_job(
@@ -50,8 +56,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING)
 
 defs = dg.Definitions(
-    assets=[raw_snapshots, instance_snapshots, billed_charges, warehouse_models, cost_report,
-            cost_report_month_to_date, reliability_report],
+    assets=[raw_snapshots, landed_instance_snapshots, landed_billed_charges, warehouse_models,
+            cost_report, cost_report_month_to_date, reliability_report],
     jobs=[collect_job, build_job, charges_job],
     schedules=[collect_schedule, charges_schedule],
     sensors=[automation_sensor, alert_on_run_failure, resolve_on_run_success],

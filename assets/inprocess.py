@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.collection import CLI_RUN_TAG, DAILY, instance_snapshots, raw_snapshots
+from assets.collection import (
+    CLI_RUN_TAG,
+    DAILY,
+    EXIT_CODE_KEY,
+    landed_instance_snapshots,
+    raw_snapshots,
+)
 from assets.resources import default_resource
 from pipeline.config import Settings, prepare_dagster_home
 from pipeline.errors import PipelineError
@@ -39,24 +45,29 @@ def collect_in_dagster(settings: Settings, account: str | None = None, *,
     key = DAILY.get_partition_key_for_timestamp(datetime.now(UTC).timestamp())
     with nullcontext(instance) if instance else dagster_instance(settings) as opened:
         result = dg.materialize(
-            [raw_snapshots, instance_snapshots], partition_key=key, instance=opened,
+            [raw_snapshots, landed_instance_snapshots], partition_key=key, instance=opened,
             resources={"vast": default_resource()}, raise_on_error=False,
             tags={CLI_RUN_TAG: "true"},
             run_config={"ops": {"raw_snapshots": {"config": {"account": account}}},
                         **({} if verbose else QUIET_LOGGERS)})
     if not result.success:
-        raise PipelineError(_failure_message(result))
+        raise _failure(result)
     return _summary_lines(result)
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+def _failure(result: dg.ExecuteInProcessResult) -> PipelineError:
+    """The failed step's sentence, with the exit code of the error that failed it."""
     for event in result.get_step_failure_events():
         data = event.step_failure_data
         if data.user_failure_data and data.user_failure_data.description:
-            return data.user_failure_data.description
+            error = PipelineError(data.user_failure_data.description)
+            code = data.user_failure_data.metadata.get(EXIT_CODE_KEY)
+            error.exit_code = int(code.value) if code is not None else error.exit_code
+            return error
         if data.error:
-            return data.error.message.strip().splitlines()[-1]
-    return "the collection run failed; run with --debug or open the Dagster UI for details"
+            return PipelineError(data.error.message.strip().splitlines()[-1])
+    return PipelineError("the collection run failed; run with --debug or open the Dagster UI "
+                         "for details")
 
 
 def _summary_lines(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -68,7 +79,14 @@ def _summary_lines(result: dg.ExecuteInProcessResult) -> list[str]:
         shown = ", ".join(f"{k}={v}" for k, v in meta.items())
         lines.append(f"{materialization.asset_key.to_user_string()}: {shown}")
     for check in result.get_asset_check_evaluations():
-        verdict = "passed" if check.passed else "FAILED"
-        lines.append(f"check {check.check_name}: {verdict} - {check.description}")
+        lines.append(f"check {check.check_name}: {_verdict(check)} - {check.description}")
     lines.append(f"dagster run {result.run_id} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     return lines
+
+
+def _verdict(check: dg.AssetCheckEvaluation) -> str:
+    """`passed`; a failed WARN-severity check is a `warning` (as the Dagster UI shows it:
+    the data landed and downstream work goes on); a failed ERROR check `FAILED`."""
+    if check.passed:
+        return "passed"
+    return "warning" if check.severity == dg.AssetCheckSeverity.WARN else "FAILED"

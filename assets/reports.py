@@ -9,9 +9,10 @@ materialized, and the run's log says why. Any other report error fails the step.
 """
 
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from functools import partial
+from pathlib import Path
 
 import dagster as dg
 
@@ -41,11 +42,17 @@ def _write(context: dg.AssetExecutionContext, vast: VastPipelineResource, kind: 
         return
     except PipelineError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
-    yield dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(metadata=report_metadata(window, paths))
+
+
+def report_metadata(window: Window, paths: Sequence[Path]) -> dict[str, object]:
+    """A report's materialization metadata: its window, its files, the HTML to open."""
+    html = [p for p in paths if p.suffix == ".html"]
+    return {
         "window": f"{window[0]} .. {window[1]}",
         "files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in paths)),
-        "html": dg.MetadataValue.path(str(next(p for p in paths if p.suffix == ".html"))),
-    })
+        **({"html": dg.MetadataValue.path(str(html[0]))} if html else {}),
+    }
 
 
 def _last_7_days() -> Window:

@@ -8,8 +8,8 @@ SQL, and all of them materialize together.
 
 import dagster as dg
 
-from assets.charges import billed_charges
-from assets.collection import instance_snapshots
+from assets.charges import landed_billed_charges
+from assets.collection import landed_instance_snapshots
 from assets.resources import VastPipelineResource
 from pipeline.alerts.hooks import after_build
 from pipeline.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
@@ -19,7 +19,7 @@ from pipeline.models import discover_models
 from pipeline.warehouse import build_for
 
 PREFIX = "warehouse"
-# Eager, except that it must not wait for every upstream partition: instance_snapshots is
+# Eager, except that it must not wait for every upstream partition: the landed history is
 # partitioned by day since 2025-01-01 and most of those days were never collected, so
 # plain eager() (which skips an asset while any dependency is missing) would never build.
 FOLLOW_COLLECTION = dg.AutomationCondition.eager().without(
@@ -33,8 +33,8 @@ def _key(name: str) -> dg.AssetKey:
 
 # The collection asset that writes each dataset family the staging models read.
 COLLECTION_ASSETS: dict[str, dg.AssetKey] = {
-    SNAPSHOT_FAMILY: instance_snapshots.key,
-    CHARGE_FAMILY: billed_charges.key,
+    SNAPSHOT_FAMILY: landed_instance_snapshots.key,
+    CHARGE_FAMILY: landed_billed_charges.key,
 }
 
 

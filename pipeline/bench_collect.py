@@ -40,7 +40,7 @@ PHASES = (
     ("imports", "import Dagster and the assets"),
     ("instance", "Dagster instance (storage set-up)"),
     ("raw_snapshots", "run: raw_snapshots (API calls, raw file, alerts)"),
-    ("landing", "run: instance_snapshots (landing, instance_down)"),
+    ("landing", "run: landed_instance_snapshots (landing, instance_down)"),
     ("checks", "run: asset checks (the day's rows, their events)"),
     ("dagster", "run: Dagster's own (run and event storage)"),
     ("rest", "Python start-up and exit"),
@@ -80,7 +80,7 @@ def probe() -> None:
 
 def _step_seconds(instance: object) -> dict[str, float]:
     """Seconds of the newest run's steps, split at the events the steps yield: raw_snapshots
-    to its materialization; instance_snapshots to its materialization (landing and the
+    to its materialization; landed_instance_snapshots to its materialization (landing and the
     instance_down rule), then to its last check evaluation (the asset checks)."""
     import dagster as dg
 
@@ -94,11 +94,11 @@ def _step_seconds(instance: object) -> dict[str, float]:
     start = dg.DagsterEventType.STEP_START.value
     done = dg.DagsterEventType.ASSET_MATERIALIZATION.value
     checked = dg.DagsterEventType.ASSET_CHECK_EVALUATION.value
-    landed = times[("instance_snapshots", done)][0]
+    landed = times[("landed_instance_snapshots", done)][0]
     return {"raw_snapshots": times[("raw_snapshots", done)][0]
             - times[("raw_snapshots", start)][0],
-            "landing": landed - times[("instance_snapshots", start)][0],
-            "checks": max(times[("instance_snapshots", checked)]) - landed}
+            "landing": landed - times[("landed_instance_snapshots", start)][0],
+            "checks": max(times[("landed_instance_snapshots", checked)]) - landed}
 
 
 def make_history(home: Path, instances: int, days: int) -> None:

@@ -9,6 +9,7 @@ need them, so `vast-pipeline --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import sys
@@ -24,6 +25,11 @@ if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, for a quick start
     from pipeline.config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
+
+# OSErrors that mean a path the user gave (an argument, the home) is wrong: exit 2, as every
+# mistake the user corrects; any other (no space left, an I/O error) failed at run time.
+PATH_MISTAKES = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                           errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +81,7 @@ def _handle(args: argparse.Namespace) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}; check the path and its permissions.",
               file=sys.stderr)
-        return 1
+        return 2 if exc.errno in PATH_MISTAKES else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -137,12 +143,50 @@ def _checked_settings(account: str | None, simulator_note: str) -> Settings:
     from pipeline.storage import Store
 
     settings = load_settings()
-    if account:
-        settings.account(account)
     Store(settings.home)
+    _check_account(settings, account, fetches=True)
     if settings.uses_simulator:
         print(f"note: VAST_API_KEY is not set, so this {simulator_note}.", file=sys.stderr)
     return settings
+
+
+def _read_settings(account: str | None) -> Settings:
+    """Settings of a command that reads what is stored (rebuild, report, export), with its
+    --account checked before any work."""
+    from pipeline.config import load_settings
+
+    settings = load_settings()
+    _check_account(settings, account, fetches=False)
+    return settings
+
+
+# What holds an account's history: the raw zones (the source of truth) and the logs landed
+# from them; an account in any of them can be rebuilt, reported and exported.
+HISTORY_DATASETS = ("raw", "raw_charges", "snapshots", "billed_days")
+
+
+def _check_account(settings: Settings, account: str | None, *, fetches: bool) -> None:
+    """The one rule for --account, in every command that takes it: a name that is neither
+    configured nor (for commands reading what is stored) in the history is the user's
+    mistake, one sentence naming the known accounts, exit 2. A command that fetches from
+    the API (collect, charges) needs the account configured, with its key."""
+    from pipeline.errors import ConfigError
+    from pipeline.storage import Store
+
+    configured = [a.name for a in settings.accounts]
+    if account is None or account in configured:
+        return
+    store = Store(settings.home)
+    stored = {name for dataset in HISTORY_DATASETS for name in store.accounts(dataset)}
+    if account in stored and not fetches:
+        return
+    if account in stored:
+        raise ConfigError(f"Account {account!r} has history in {settings.home} but is not "
+                          "configured, so it cannot be fetched: add it to [[accounts]] in "
+                          f"the config file (configured: {', '.join(configured)}).")
+    known = configured if fetches else sorted({*configured, *stored})
+    where = "configured" if fetches else "configured or in the history"
+    raise ConfigError(f"No account named {account!r} is {where} (known: {', '.join(known)}).")
 
 
 def _run_collect(args: argparse.Namespace) -> int:
@@ -166,14 +210,24 @@ def _add_charges(commands: argparse._SubParsersAction) -> None:
 
 
 def _charge_days(date_from: str | None, date_to: str | None, today: date) -> list[date]:
-    """The inclusive UTC days of `charges`: default today and the two days before."""
+    """The inclusive UTC days of `charges`: default today and the two days before.
+
+    A day after today has no bill yet; the sentence names the flags given, never a default
+    the user did not choose."""
     from pipeline.charges import DEFAULT_DAYS_BACK, check_days, day_range
+    from pipeline.errors import ConfigError
     from pipeline.reports.window import check_order, parse_day
 
     last = parse_day(date_to, "--to") if date_to else None
     first = parse_day(date_from, "--from") if date_from else None
+    future = [f"{flag} {day}" for flag, day in (("--from", first), ("--to", last))
+              if day is not None and day > today]
+    if future:
+        raise ConfigError(f"{' and '.join(future)} {'is' if len(future) == 1 else 'are'} in "
+                          f"the future (today is {today} UTC): bills exist only for days that "
+                          f"have begun; give days up to {today}.")
     if last is None:
-        last = today if first is None or first <= today else first
+        last = today
     if first is None:
         first = last - timedelta(days=DEFAULT_DAYS_BACK - 1)
     check_order(first, last)
@@ -212,7 +266,6 @@ def _add_rebuild(commands: argparse._SubParsersAction) -> None:
 
 def _run_rebuild(args: argparse.Namespace) -> int:
     from pipeline.charges import raw_bill_days, rebuild_charges
-    from pipeline.config import load_settings
     from pipeline.history import rebuild
     from pipeline.progress import progress_bar
     from pipeline.raw import raw_partitions, snapshot_files
@@ -223,7 +276,7 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     date_to = parse_day(args.date_to, "--to") if args.date_to else None
     if date_from and date_to:
         check_order(date_from, date_to)
-    settings = load_settings()
+    settings = _read_settings(args.account)
     store = Store(settings.home)
     accounts = [args.account] if args.account else None
     total = sum(len(snapshot_files(store, account, day))
@@ -262,17 +315,26 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _add_sql(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sql", help="run a read-only query against the warehouse")
-    p.add_argument("query", help='e.g. "select * from cost_daily limit 5"')
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("query", help='e.g. "select * from cost_daily limit 5"; several '
+                   "statements (separated by ;) show each result in turn, as tables")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default), csv or json (one statement)")
     p.set_defaults(handler=_run_sql)
 
 
 def _run_sql(args: argparse.Namespace) -> int:
+    """Each statement's result in turn, headed by its statement when there are several;
+    csv and json are one document each, so they take a single statement."""
     from pipeline.config import load_settings
-    from pipeline.query import format_result, query
+    from pipeline.query import format_result, query_each, statement_heading
 
-    result = query(load_settings().home, args.query)
-    print(format_result(result, args.format))
+    single = None if args.format == "table" else (
+        f"--format {args.format} prints one result and the query holds several statements: "
+        "give one statement, or use --format table to see each result in turn.")
+    for result in query_each(load_settings().home, args.query, single_result=single):
+        if result.count > 1:
+            print(statement_heading(result.sql))  # results end in a blank line already
+        print(format_result(result, args.format), flush=True)
     return 0
 
 
@@ -291,12 +353,12 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from pipeline import clock
-    from pipeline.config import load_settings, local_dir
+    from pipeline.config import local_dir
     from pipeline.reports import parse_window, write_reports
 
-    settings = load_settings()
     now = clock.now()  # once: the default window and the report's "generated" moment
     date_from, date_to = parse_window(args.date_from, args.date_to, today=now.date())
+    settings = _read_settings(args.account)
     out_dir = Path(args.out) if args.out else local_dir(settings.home) / "reports"
     paths = write_reports(settings.home, args.kind, date_from=date_from, date_to=date_to,
                           account=args.account, formats=args.format or ["html"],
@@ -318,12 +380,12 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from pipeline.config import load_settings
     from pipeline.focus import export_focus
     from pipeline.reports import parse_window
 
     date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
-    result = export_focus(load_settings().home, date_from=date_from, date_to=date_to,
+    settings = _read_settings(args.account)
+    result = export_focus(settings.home, date_from=date_from, date_to=date_to,
                           out=Path(args.out), account=args.account)
     print(f"{result.path}: {result.rows} FOCUS rows, BilledCost total "
           f"${result.total_billed_cost:,.2f}")
@@ -342,10 +404,27 @@ def _add_simulator(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_simulator(args: argparse.Namespace) -> int:
+    """The arguments are checked first (each mistake one sentence, exit 2), and a port
+    already taken is named as such, not as a path."""
+    from pipeline.errors import ConfigError
     from pipeline.simulator import serve
 
-    serve(args.port, args.seed, args.size, min_interval=args.min_interval,
-          drift_rate=args.drift_rate)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port; use 1 to 65535 (0: any free one).")
+    if not 1 <= args.size <= 5000:
+        raise ConfigError(f"--size {args.size} is out of range; use 1 to 5000.")
+    if not args.min_interval >= 0:
+        raise ConfigError(f"--min-interval {args.min_interval} must be >= 0 seconds.")
+    if not 0 <= args.drift_rate <= 1:
+        raise ConfigError(f"--drift-rate {args.drift_rate} is out of range; use 0 to 1.")
+    try:
+        serve(args.port, args.seed, args.size, min_interval=args.min_interval,
+              drift_rate=args.drift_rate)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise ConfigError(f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); pick "
+                          "another --port, or 0 for any free one.") from None
     return 0
 
 
@@ -427,7 +506,11 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
 
 def _run_alerts(args: argparse.Namespace) -> int:
     from pipeline.config import load_settings
+    from pipeline.errors import ConfigError
 
+    if args.limit < 0:
+        raise ConfigError(f"--limit {args.limit} is negative; give how many transitions to "
+                          "show (0 or more).")
     settings = load_settings()
     if args.action == "list":
         from pipeline.alerts.listing import alert_lines

@@ -99,22 +99,35 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build and validate settings from the config file and the environment."""
+    """Build and validate settings from the config file and the environment.
+
+    A value that does not validate is named by where it came from: the variable, or the
+    config file's path and key (see `_source`)."""
     env = os.environ if env is None else env
     config_path, config = _read_config_file(env)
+    home_variable = "VAST_PIPELINE_HOME" if env.get("VAST_PIPELINE_HOME") else None
     home = env.get("VAST_PIPELINE_HOME") or str(config.get("home") or DEFAULT_HOME)
-    cadence = _cadence(env.get("VAST_PIPELINE_CADENCE_MINUTES", config.get("cadence_minutes")))
+    cadence_variable = "VAST_PIPELINE_CADENCE_MINUTES"
+    cadence = _cadence(env.get(cadence_variable, config.get("cadence_minutes")),
+                       _source(cadence_variable if cadence_variable in env else None,
+                               config_path, "cadence_minutes"))
     min_interval = _positive_float(config.get("min_interval_seconds", DEFAULT_MIN_INTERVAL_SECONDS),
-                                   "min_interval_seconds")
-    accounts = _accounts(env, config.get("accounts", []))
+                                   _source(None, config_path, "min_interval_seconds"))
+    accounts = _accounts(env, config.get("accounts", []), config_path)
     return Settings(
-        home=_normalise_home(home),
+        home=_normalise_home(home, _source(home_variable, config_path, "home"), env),
         accounts=accounts,
         cadence_minutes=cadence,
         min_interval_seconds=min_interval,
         config_file=config_path,
         alerts=parse_alerts(config.get("alerts"), env),
     )
+
+
+def _source(variable: str | None, config_path: str | None, key: str) -> str:
+    """Where a setting was read, for its error sentence: the environment variable it came
+    from, else its key in the config file."""
+    return variable or f"`{key}` in {config_path}"
 
 
 def _read_config_file(env: Mapping[str, str]) -> tuple[str | None, dict]:
@@ -130,54 +143,63 @@ def _read_config_file(env: Mapping[str, str]) -> tuple[str | None, dict]:
         raise ConfigError(f"Config file {path} is not valid TOML ({exc}); fix it.") from None
 
 
-def _accounts(env: Mapping[str, str], configured: object) -> tuple[Account, ...]:
+def _accounts(env: Mapping[str, str], configured: object,
+              config_path: str | None) -> tuple[Account, ...]:
     if not isinstance(configured, list):
-        raise ConfigError("`accounts` in the config file must be a list of [[accounts]] tables.")
+        raise ConfigError(f"`accounts` in {config_path} must be a list of [[accounts]] tables.")
     accounts = []
     key = env.get("VAST_API_KEY", "").strip()
     url = env.get("VAST_URL", "").strip()
     if key:
-        accounts.append(_account("default", "VAST_API_KEY", url or DEFAULT_URL, key))
+        accounts.append(_account("default", "VAST_API_KEY", url or DEFAULT_URL, key, "VAST_URL"))
     elif url:
         raise ConfigError(
             "VAST_URL is set but VAST_API_KEY is not: export VAST_API_KEY with your Vast.ai key."
         )
-    accounts += [_configured_account(entry, env) for entry in configured]
+    accounts += [_configured_account(entry, env, config_path) for entry in configured]
     if not accounts:
         accounts.append(Account("default", "embedded simulator", "VAST_API_KEY", "simulator"))
     names = [a.name for a in accounts]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ConfigError(f"Account names must be unique; repeated: {', '.join(duplicates)}.")
+        raise ConfigError(f"Account names must be unique; repeated in {config_path}: "
+                          f"{', '.join(duplicates)} (VAST_API_KEY's account is `default`).")
     return tuple(accounts)
 
 
-def _configured_account(entry: object, env: Mapping[str, str]) -> Account:
+def _configured_account(entry: object, env: Mapping[str, str],
+                        config_path: str | None) -> Account:
     if not isinstance(entry, dict) or "name" not in entry or "key_env" not in entry:
-        raise ConfigError("Each [[accounts]] entry needs `name` and `key_env` (the variable "
-                          "holding its key).")
+        raise ConfigError(f"Each [[accounts]] entry in {config_path} needs `name` and "
+                          "`key_env` (the variable holding its key).")
     name, key_env = str(entry["name"]), str(entry["key_env"])
+    where = f"`name` of an [[accounts]] entry in {config_path}"
+    try:
+        check_account(name)  # the same rule as the partition folders it names
+    except ConfigError as exc:
+        raise ConfigError(f"{str(exc).removesuffix('.')} (the {where}).") from None
     key = env.get(key_env, "").strip()
     if not key:
         raise ConfigError(f"Account {name!r} reads its key from ${key_env}, which is not set: "
                           f"export {key_env}.")
-    return _account(name, key_env, str(entry.get("url") or DEFAULT_URL), key)
+    return _account(name, key_env, str(entry.get("url") or DEFAULT_URL), key,
+                    f"`url` of account {name!r} in {config_path}")
 
 
-def _account(name: str, key_env: str, url: str, key: str) -> Account:
+def _account(name: str, key_env: str, url: str, key: str, url_source: str) -> Account:
+    """An account of the real service; `url_source` names where its URL was read."""
     check_account(name)  # the same rule as the partition folders it names
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"URL {url!r} of account {name!r} is not an http(s) URL: fix VAST_URL "
-                          f"or the config file.")
+        raise ConfigError(f"URL {url!r} ({url_source}) is not an http(s) URL: fix it.")
     return Account(name=name, url=url.rstrip("/"), key_env=key_env, source="vast", api_key=key)
 
 
-def _cadence(value: object) -> int:
+def _cadence(value: object, source: str) -> int:
     """Minutes between snapshots; only cadences a cron schedule can keep exactly.
 
     The warehouse caps intervals at twice the cadence, so a schedule that fired at another
-    rhythm would silently cut (or pad) observed time.
+    rhythm would silently cut (or pad) observed time. `source` names where `value` was read.
     """
     if value is None:
         return DEFAULT_CADENCE_MINUTES
@@ -189,9 +211,9 @@ def _cadence(value: object) -> int:
     fits_day = minutes % 60 == 0 and 0 < minutes <= 1440 and 1440 % minutes == 0
     if not (fits_hour or fits_day):
         raise ConfigError(
-            f"Cadence {value!r} is not usable: use minutes that divide an hour (1, 2, 3, 4, 5, "
-            "6, 10, 12, 15, 20, 30, 60) or whole hours that divide a day (120, 180, 240, 360, "
-            "480, 720, 1440).")
+            f"Cadence {value!r} ({source}) is not usable: use minutes that divide an hour (1, "
+            "2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60) or whole hours that divide a day (120, 180, "
+            "240, 360, 480, 720, 1440).")
     return minutes
 
 
@@ -204,22 +226,23 @@ def cadence_cron(minutes: int) -> str:
     return f"0 */{minutes // 60} * * *"
 
 
-def _positive_float(value: object, name: str) -> float:
+def _positive_float(value: object, source: str) -> float:
     try:
         number = float(str(value))
     except ValueError:
         number = -1.0
     if not math.isfinite(number) or number < 0:
-        raise ConfigError(f"{name} must be a finite number of seconds >= 0, not {value!r}.")
+        raise ConfigError(f"{source} must be a finite number of seconds >= 0, not {value!r}.")
     return number
 
 
-def _normalise_home(home: str) -> str:
+def _normalise_home(home: str, source: str, env: Mapping[str, str]) -> str:
     """Local homes become absolute paths, so views and runs work from any directory; a
-    remote home is checked now (s3:// only, no credentials in it)."""
+    remote home is checked now (s3:// only, no credentials in it), its errors naming
+    `source`."""
     if "://" in home:
         if is_remote(home):
-            parse_home(home)
+            parse_home(home, env, source=source)
         return home.rstrip("/")
     return str(Path(home).expanduser().resolve())
 

@@ -195,6 +195,9 @@ def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: dat
                          out=home_dir / "exports" / f"focus_{date_from}_{date_to}.parquet")
     answers = _headline_answers(str(home_dir), query, date_from, date_to)
     _print_summary(home_dir, dagster_home, paths, focus.path, answers)
+    from assets.record import record_demo  # the Dagster UI shows what the demo materialized
+    record_demo(str(home_dir), dagster_home, result, paths, (date_from, date_to),
+                since=date_from)
     return 0
 
 
@@ -238,7 +241,9 @@ def _print_summary(home_dir: Path, dagster_home: Path, reports: list[Path], focu
           "-c 'select * from spend_daily order by total_cost desc limit 10'\n"
           f"  VAST_PIPELINE_HOME={home_dir} {bin_dir / 'vast-pipeline'} sql "
           "\"select * from fleet_now\"")
-    print("Dagster UI on the same data (then open http://127.0.0.1:3000):\n"
+    print("Dagster UI on the same data (then open http://127.0.0.1:3000): the assets show what "
+          "this demo materialized, recorded at its end (no runs are listed: it ran without "
+          f"Dagster; schedules stay off until switched on):\n"
           f"  {dagster_dev_command(home_dir, dagster_home)}")
 
 

@@ -1,8 +1,11 @@
 """Error types whose message is the one sentence a user sees.
 
 Every error meant for a user derives from `PipelineError`; the CLI prints its message
-(no traceback unless --debug) and exits non-zero. A message says what is wrong and what
-to do, and never contains a secret (API key, jupyter token, extra_env value).
+(no traceback unless --debug) and exits with the error's `exit_code`: 2 for what the user
+must correct (an argument, a value in the environment or the config file, an unknown
+account, a key the API refuses, the SQL of a query), 1 for what failed at run time (the
+API, the network, the data). A message says what is wrong and what to do, and never
+contains a secret (API key, jupyter token, extra_env value).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ class VastApiError(PipelineError):
 
 
 class AuthError(VastApiError):
-    """The API key was refused (404 auth_error) or missing (403)."""
+    """The API key was refused (404 auth_error) or missing (403): the user corrects the
+    key, as any other value of the environment (retrying cannot help)."""
+
+    exit_code = 2
 
 
 class EndpointRetiredError(VastApiError):
@@ -56,8 +62,18 @@ class WarehouseError(PipelineError):
     """Building or querying the DuckDB warehouse failed (bad SQL, unknown table, locked file)."""
 
 
+class QueryError(WarehouseError, ConfigError):
+    """The SQL a user gave cannot run as written (it does not parse, names an unknown table
+    or column, or is not a read): theirs to correct, exit 2."""
+
+
 class ReportError(PipelineError):
     """A report or export cannot be produced (bad window, empty window, no warehouse)."""
+
+
+class ReportArgumentError(ReportError, ConfigError):
+    """A report's or export's argument (a day, the window, a format, the output file) is
+    wrong: the user corrects it, exit 2."""
 
 
 class NoDataYetError(ReportError):

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.errors import ReportError
+from pipeline.errors import ReportArgumentError
 from pipeline.reports.source import (
     ACCOUNT_FILTER,
     fetch_arrow,
@@ -187,7 +187,7 @@ def export_focus(home: Path | str, *, date_from: date, date_to: date, out: Path,
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
-        raise ReportError(f"{out.name} must end in .parquet or .csv.")
+        raise ReportArgumentError(f"{out.name} must end in .parquet or .csv.")
     table, total = focus_table(home, date_from=date_from, date_to=date_to, account=account)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -77,21 +77,24 @@ def is_remote(home: str) -> bool:
     return "://" in str(home) and not str(home).startswith("file://")
 
 
-def parse_home(uri: str, env: Mapping[str, str] | None = None) -> S3Config:
-    """The S3 configuration of an `s3://bucket/prefix` home; ConfigError for anything else."""
+def parse_home(uri: str, env: Mapping[str, str] | None = None, *,
+               source: str = "VAST_PIPELINE_HOME") -> S3Config:
+    """The S3 configuration of an `s3://bucket/prefix` home; ConfigError for anything else,
+    naming `source` (where the home was read: the variable or the config file's key)."""
     env = os.environ if env is None else env
     parsed = urlparse(uri)
     if parsed.scheme not in ("s3", "s3a"):
-        raise ConfigError(f"Home {parsed.scheme}://... is not supported: use a local folder or "
-                          "an s3://bucket/prefix URI (S3, MinIO, R2, Ceph...).")
+        raise ConfigError(f"Home {parsed.scheme}://... ({source}) is not supported: use a local "
+                          "folder or an s3://bucket/prefix URI (S3, MinIO, R2, Ceph...).")
     if "@" in parsed.netloc or parsed.query or parsed.fragment:
         raise ConfigError("Put S3 credentials and options in the AWS_* variables, not in "
-                          "VAST_PIPELINE_HOME: give it as s3://bucket/prefix only.")
+                          f"{source}: give it as s3://bucket/prefix only.")
     if not parsed.netloc:
-        raise ConfigError("VAST_PIPELINE_HOME needs a bucket: give it as s3://bucket/prefix.")
-    endpoint = (env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or "").strip()
+        raise ConfigError(f"{source} needs a bucket: give it as s3://bucket/prefix.")
+    variable = "AWS_ENDPOINT_URL_S3" if env.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+    endpoint = (env.get(variable) or "").strip()
     if endpoint and urlparse(endpoint).scheme not in ("http", "https"):
-        raise ConfigError(f"AWS_ENDPOINT_URL {endpoint!r} is not an http(s) URL: fix it.")
+        raise ConfigError(f"{variable} {endpoint!r} is not an http(s) URL: fix it.")
     region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
     return S3Config(
         bucket=parsed.netloc, prefix=parsed.path.strip("/"),

@@ -18,6 +18,9 @@ from pipeline.storage import Store, sql_file_list
 
 HISTORY_CHECKS = ("unique_instance_snapshot", "instance_id_not_null", "prices_non_negative",
                   "no_unexpected_schema_drift", "fresh_snapshots")
+# Checks that warn instead of fail (the rest are ERROR): new API fields are kept in
+# `extra_fields` and lose nothing, so they are news for the schema, not broken data.
+WARNING_CHECKS = frozenset({"no_unexpected_schema_drift"})
 _PRICE_COLUMNS = ("dph_base", "dph_total", "storage_cost", "storage_total_cost", "min_bid",
                   *(pricing_column(p, k) for p in PRICING_PARENTS for k in PRICING_KEYS))
 
@@ -31,6 +34,10 @@ class CheckOutcome:
     detail: str
     metadata: dict[str, object] = field(default_factory=dict)
     severity: str = "ERROR"  # or "WARN": shown, but never blocks downstream work
+
+
+def _severity(check: str) -> str:
+    return "WARN" if check in WARNING_CHECKS else "ERROR"
 
 
 def _relation(source: str) -> str:
@@ -89,7 +96,8 @@ def check_schema_drift(con: duckdb.DuckDBPyConnection, rows: str) -> CheckOutcom
               else f"the API sent {len(names)} unknown fields, kept in extra_fields: "
                    + ", ".join(names))
     return CheckOutcome("no_unexpected_schema_drift", not names, detail,
-                        {"new_fields": ", ".join(names) or "-"}, severity="WARN")
+                        {"new_fields": ", ".join(names) or "-"}, severity=_severity(
+                            "no_unexpected_schema_drift"))
 
 
 def check_freshness(store: Store, *, cadence_minutes: int,
@@ -122,7 +130,8 @@ def run_history_checks(store: Store, *, cadence_minutes: int, now: datetime | No
     if source is None:
         detail = (f"no instance_snapshots on {day}: nothing was landed that day" if day
                   else "no instance_snapshots yet: run a collection first")
-        return [CheckOutcome(name, False, detail) for name in HISTORY_CHECKS]
+        return [CheckOutcome(name, False, detail, severity=_severity(name))
+                for name in HISTORY_CHECKS]
     rows = _relation(source)
     with store.duckdb() as con:
         return [check_unique_rows(con, rows), check_ids_not_null(con, rows),

@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 
 from pipeline.alerts.engine import alert_log_dir
-from pipeline.errors import WarehouseError, first_line
+from pipeline.errors import QueryError, WarehouseError, first_line
 from pipeline.models import sql_literal, sql_tokens
 from pipeline.objectstore import register_on
 from pipeline.warehouse import home_paths
@@ -46,12 +46,24 @@ _REFUSED_BECAUSE = {
 }
 
 
+# The kinds of DuckDB error that mean the SQL as written cannot run (the user corrects it,
+# exit 2); any other failure (I/O, memory, a value the data holds) is a run-time one.
+_SQL_MISTAKES = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                 duckdb.PermissionException)
+# At most this many of DuckDB's candidate functions are quoted in a message.
+_MAX_CANDIDATES = 6
+
+
 @dataclass(frozen=True)
 class QueryResult:
-    """Column names and rows of a query, in order."""
+    """Column names and rows of a query, in order; `sql` is the statement that gave them,
+    the `number`th of the query's `count` statements."""
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    sql: str = ""
+    number: int = 1
+    count: int = 1
 
 
 def open_read_only(home: Path | str) -> duckdb.DuckDBPyConnection:
@@ -98,19 +110,54 @@ def _known_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def duckdb_hint(exc: BaseException) -> str:
+    """DuckDB's hints below the first line of its message (`Did you mean "cost_daily"?`,
+    `Candidate bindings: ...`, candidate functions), as one clause; the `LINE 1:` excerpt
+    and its caret are left out. Empty when DuckDB gave none."""
+    hints: list[tuple[str, list[str]]] = []  # a hint line, and the items it lists below it
+    for raw in str(exc).strip().splitlines()[1:]:
+        text = " ".join(raw.split())
+        if not text or text.startswith("LINE ") or set(text) <= {"^"}:
+            continue
+        if hints and raw[:1].isspace() and not text.endswith(":"):
+            hints[-1][1].append(text)
+        else:
+            hints.append((text, []))
+    return "; ".join(_hint_text(line, items) for line, items in hints)
+
+
+def _hint_text(line: str, items: list[str]) -> str:
+    """`line` (lower-cased first letter, no final period) with its first few `items`."""
+    shown = ", ".join(items[:_MAX_CANDIDATES])
+    if len(items) > _MAX_CANDIDATES:
+        shown += f" and {len(items) - _MAX_CANDIDATES} more"
+    text = f"{line} {shown}" if shown else line
+    return text[:1].lower() + text[1:].removesuffix(".")
+
+
 def _explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
-    message = first_line(exc)
+    message = first_line(exc).rstrip("!")
+    hint = duckdb_hint(exc)
+    aside = f" ({hint})" if hint else ""
     missing = re.search(r"Table with name (\S+) does not exist", message)
     if missing:
         known = ", ".join(_known_tables(con))
-        return f"Table '{missing.group(1)}' does not exist; known tables: {known}."
+        return f"Table '{missing.group(1)}' does not exist{aside}; known tables: {known}."
     if isinstance(exc, duckdb.ParserException):
-        return f"The SQL could not be parsed: {message}."
+        return f"The SQL could not be parsed: {message}{aside}."
     if isinstance(exc, duckdb.PermissionException):
         return (f"Refused: `vast-pipeline sql` reads only the warehouse and the Parquet "
                 f"under the data home ({message}); if the data home moved, run "
                 "`vast-pipeline build` once.")
-    return f"The query failed: {message}."
+    return f"The query failed: {message}{aside}."
+
+
+def _query_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error,
+                 where: str = "") -> WarehouseError:
+    """The one-sentence error of a failed statement: a QueryError (exit 2) when the SQL as
+    written cannot run, else a run-time WarehouseError; `where` says which statement."""
+    kind = QueryError if isinstance(exc, _SQL_MISTAKES) else WarehouseError
+    return kind(where + _explain_error(con, exc))
 
 
 def _explained(sql: str) -> str | None:
@@ -151,34 +198,64 @@ def _refusal(con: duckdb.DuckDBPyConnection, statement: Any) -> str | None:
             f"SELECT (and EXPLAIN of a SELECT); {reason}.")
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Raise WarehouseError unless every statement of `sql` is a read."""
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
+    """The statements of `sql`; QueryError unless every one of them is a read."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
-        raise WarehouseError(_explain_error(con, exc)) from exc
+        raise _query_error(con, exc) from exc
     if not statements:
-        raise WarehouseError("The query is empty; give one SELECT statement.")
+        raise QueryError("The query is empty; give one SELECT statement.")
     for statement in statements:
         refusal = _refusal(con, statement)
         if refusal:
-            raise WarehouseError(refusal)
+            raise QueryError(refusal)
+    return statements
+
+
+def _run(con: duckdb.DuckDBPyConnection, statement: Any, params: Any, number: int = 1,
+         count: int = 1) -> QueryResult:
+    try:
+        cursor = con.execute(statement, params) if params is not None else con.execute(statement)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall() if cursor.description else []
+    except duckdb.Error as exc:
+        where = f"Statement {number} of {count}: " if count > 1 else ""
+        raise _query_error(con, exc, where) from exc
+    return QueryResult(columns, rows, statement.query.strip().rstrip(";").rstrip(), number,
+                       count)
 
 
 def query(home: Path | str, sql: str, *, params: Sequence[Any] | dict[str, Any] | None = None
           ) -> QueryResult:
-    """Run read-only SQL against the warehouse on a confined connection (see the module
-    docstring); every failure is a WarehouseError of one sentence."""
+    """Run one read-only statement against the warehouse on a confined connection (see the
+    module docstring); every failure is a WarehouseError of one sentence (a QueryError when
+    the SQL itself is the problem). Several statements are refused: use `query_each`."""
     con = open_read_only(home)
     try:
-        check_read_only(con, sql)
-        try:
-            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
-            columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall() if cursor.description else []
-        except duckdb.Error as exc:
-            raise WarehouseError(_explain_error(con, exc)) from exc
-        return QueryResult(columns, rows)
+        statements = check_read_only(con, sql)
+        if len(statements) > 1:
+            raise QueryError(f"The query holds {len(statements)} statements; give one "
+                             "statement (or run them one at a time).")
+        return _run(con, statements[0], params)
+    finally:
+        con.close()
+
+
+def query_each(home: Path | str, sql: str, *, single_result: str | None = None
+               ) -> Iterator[QueryResult]:
+    """Every statement of `sql`, run in turn on one confined connection, yielding each
+    result as it comes (as the duckdb shell shows them). Every statement is checked to be a
+    read before the first one runs; a failing statement stops the rest, with an error that
+    says which of them it was. With `single_result` (the sentence saying why), a query of
+    several statements is refused with it before any of them runs."""
+    con = open_read_only(home)
+    try:
+        statements = check_read_only(con, sql)
+        if single_result and len(statements) > 1:
+            raise QueryError(single_result)
+        for number, statement in enumerate(statements, 1):
+            yield _run(con, statement, None, number, len(statements))
     finally:
         con.close()
 
@@ -189,6 +266,12 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def statement_heading(sql: str, limit: int = 100) -> str:
+    """A statement as a one-line `--` comment (whitespace collapsed, cut at `limit`)."""
+    text = " ".join(sql.split())
+    return "-- " + (text if len(text) <= limit else text[:limit - 3] + "...")
 
 
 def format_result(result: QueryResult, fmt: str = "table") -> str:

@@ -710,7 +710,7 @@ def test_dagster_collections_count_failures_and_ping_the_heartbeat(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster as dg
 
-    from assets.collection import instance_snapshots, raw_snapshots
+    from assets.collection import landed_instance_snapshots, raw_snapshots
     from assets.resources import default_resource
 
     config = write_config(tmp_path / "c.toml", FAST + "collection_failing_runs = 1\n")
@@ -723,7 +723,7 @@ def test_dagster_collections_count_failures_and_ping_the_heartbeat(
             monkeypatch.setenv(variable, value)
         for key, ok in (("refused-key-1", False), (KEY, True)):
             monkeypatch.setenv("VAST_API_KEY", key)
-            run = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+            run = dg.materialize([raw_snapshots, landed_instance_snapshots], partition_key=today,
                                  resources={"vast": default_resource()}, raise_on_error=False)
             assert run.success is ok
     assert [(b["state"], b["key"]) for b in receiver.accepted()] == [

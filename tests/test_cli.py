@@ -66,6 +66,7 @@ def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: P
         result = run_cli("collect", home=home,
                          env={"VAST_API_KEY": KEY, "VAST_URL": server.url})
     assert_one_sentence_error(result, "VAST_API_KEY")
+    assert result.returncode == 2  # the key is the user's to correct, as through `charges`
     assert KEY not in result.stderr + result.stdout
     assert not (home / "raw").exists() and not (home / "parquet").exists()
     [run] = recorded_runs(home)  # what is written: the failed run's record, for the UI
@@ -75,7 +76,7 @@ def test_collect_with_refused_key_is_one_sentence_and_writes_no_snapshot(home: P
 def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -> None:
     result = run_cli("collect", home=home)
     assert result.returncode == 0, result.stderr
-    assert "instance_snapshots" in result.stdout
+    assert "landed_instance_snapshots: " in result.stdout
     assert "check unique_instance_snapshot: passed" in result.stdout
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == 1
     [run] = recorded_runs(home)  # one database for all runs, in the home's instance
@@ -88,8 +89,8 @@ def test_collect_from_embedded_simulator_is_a_recorded_dagster_run(home: Path) -
         checks = {r.dagster_event.asset_check_evaluation_data.check_name for r in logs
                   if r.dagster_event is not None
                   and r.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
-    assert set(materialized) == {"raw_snapshots", "instance_snapshots"}
-    assert materialized["instance_snapshots"]["rows"].value > 0
+    assert set(materialized) == {"raw_snapshots", "landed_instance_snapshots"}
+    assert materialized["landed_instance_snapshots"]["rows"].value > 0
     assert checks == set(HISTORY_CHECKS)  # the run's record keeps its checks
     status = run_cli("status", home=home)
     assert status.returncode == 0
@@ -140,6 +141,7 @@ def test_unusable_output_path_is_one_sentence(home: Path) -> None:
     result = run_cli("export", "focus", "--from", "2026-03-02", "--to", "2026-03-02",
                      "--out", str(blocker / "focus.csv"), home=home)
     assert_one_sentence_error(result, str(blocker))
+    assert result.returncode == 2  # the path the user gave
 
 
 def test_url_without_key(home: Path) -> None:
@@ -179,6 +181,7 @@ def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> N
     pinned = {"VAST_PIPELINE_NOW": now.isoformat()}
     first = run_cli(*args, home=home, env=pinned)
     assert first.returncode == 0, first.stderr
+    _check_the_dagster_ui_shows_the_demo(home, first.stdout)
     before = _history(home)
     raw_before = len(list((home / "raw").rglob("*.ndjson.zst")))
     second = run_cli(*args, home=home, env=pinned)
@@ -193,6 +196,59 @@ def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> N
     assert _collected(later.stdout) == (1, 2 * 96 - 1)
     assert {k: after[k] for k in before} == before and len(after) == len(before) + 1
     assert len(list((home / "raw").rglob("*.ndjson.zst"))) == raw_before + 1
+
+
+def _check_the_dagster_ui_shows_the_demo(home: Path, stdout: str) -> None:
+    """The demo's Dagster instance holds a materialization of every asset the demo
+    materialized (per day for the daily ones), with the metadata of the asset's own, read
+    here independently from the Parquet and the warehouse; and no run, as the demo says."""
+    import duckdb
+
+    from assets.definitions import defs
+
+    assert "the assets show what this demo materialized" in stdout
+    base = f"{home}/parquet"
+    with duckdb.connect() as con:
+        rows = dict(con.execute(
+            f"select snapshot_date::varchar, count(*) from read_parquet("
+            f"'{base}/instance_snapshots/*/*/*.parquet') group by 1").fetchall())
+        bills = dict(con.execute(
+            f"select day::varchar, sum(total_amount) from read_parquet("
+            f"'{base}/billed_days/*/*/*.parquet') group by 1").fetchall())
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        [(build_id,)] = con.execute("select build_id from build_info").fetchall()
+    html = {Path(line.strip()).name.split("_")[0]: line.strip() for line in stdout.splitlines()
+            if line.strip().endswith(".html")}
+    with home_instance(home) as instance:
+        assert not instance.get_runs()  # recorded, not run
+        latest = {key.to_user_string(): instance.get_latest_materialization_event(key)
+                  for key in defs.resolve_asset_graph().get_all_asset_keys()}
+        missing = sorted(name for name, event in latest.items() if event is None)
+        assert missing == ["cost_report_month_to_date"]  # the demo does not write that one
+        for name in ("raw_snapshots", "landed_instance_snapshots"):
+            key = dg.AssetKey(name)
+            assert instance.get_materialized_partitions(key) == set(rows)
+        for day, count in rows.items():
+            [event] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("landed_instance_snapshots"),
+                                      asset_partitions=[day]), limit=1).records
+            assert event.asset_materialization.metadata["rows"].value == count
+        assert instance.get_materialized_partitions(
+            dg.AssetKey("landed_billed_charges")) == set(bills)
+        for day, total in bills.items():
+            [event] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("landed_billed_charges"),
+                                      asset_partitions=[day]), limit=1).records
+            assert event.asset_materialization.metadata["total"].value == pytest.approx(
+                total, abs=1e-3)
+    models = [name for name in latest if name.startswith("warehouse/")]
+    assert models and all(latest[name].asset_materialization.metadata["build_id"].text
+                          == build_id for name in models)
+    for kind in ("cost", "reliability"):
+        report = latest[f"{kind}_report"].asset_materialization
+        assert report.metadata["html"].path == html[kind]
+    assert all("vast-pipeline demo" in event.asset_materialization.description
+               for event in latest.values() if event is not None)
 
 
 def _billed_files(home: Path, day: date) -> dict[str, bytes]:
@@ -226,6 +282,7 @@ def test_charges_lands_each_day_and_a_failure_keeps_that_days_bill(home: Path) -
         refused = run_cli("charges", "--from", str(second), "--to", str(second), home=home,
                           env={**env, "VAST_API_KEY": KEY})
         assert_one_sentence_error(refused, "VAST_API_KEY")
+        assert refused.returncode == 2
         assert KEY not in refused.stdout + refused.stderr
         assert _billed_files(home, second) == kept
         midnight = datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()
@@ -235,6 +292,7 @@ def test_charges_lands_each_day_and_a_failure_keeps_that_days_bill(home: Path) -
         broken = run_cli("charges", "--from", str(first), "--to", str(second), home=home,
                          env=env)
     assert_one_sentence_error(broken, "HTTP 400")
+    assert broken.returncode == 1  # the API failed at run time
     assert broken.stdout.splitlines() == [f"{first}: unchanged ${totals[0]:,.2f}"]
     assert _billed_files(home, second) == kept
 
@@ -246,3 +304,148 @@ def test_charges_without_a_key_uses_the_embedded_simulator_and_says_so(home: Pat
     assert "embedded simulator" in result.stderr
     assert result.stdout.startswith(f"{day}: new $")
     assert len(list((home / "raw_charges").rglob("*.json.zst"))) == 1
+
+
+# --------------------------------------------------------------------------- exit codes
+# 2: what the user must correct (an argument, a value in the environment or the config
+# file, an unknown account); 1: what failed at run time (the API, the network, the data).
+
+HISTORY_DAY = "2026-03-02"
+
+
+@pytest.fixture(scope="module")
+def two_account_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built warehouse holding `default` (configured: the embedded simulator's account)
+    and `research`, whose history is here although no account of that name is configured
+    (an analyst's machine reading a shared home)."""
+    from sql_fixtures import RUN, every, instance_rows, write_history
+
+    from pipeline.warehouse import build
+
+    home = tmp_path_factory.mktemp("two_accounts")
+    for account, instance in (("default", 1), ("research", 2)):
+        write_history(home, instance_rows(account, instance, every(f"{HISTORY_DAY} 10:00", 4),
+                                          [RUN] * 4, dph_base=1.0, storage_total_cost=0.1))
+    build(home, cadence_minutes=15)
+    return home
+
+
+def _exit(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`vast-pipeline ARGS` in this process: its exit code and its one stderr line."""
+    code = main(list(args))
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.strip() and not line.startswith("note: ")]
+    assert len(err) == (code != 0), err
+    assert "Traceback" not in "".join(err)
+    return code, err[0] if err else ""
+
+
+UNKNOWN_IN_HISTORY = ("error: No account named 'nobody' is configured or in the history "
+                      "(known: default, research).")
+UNKNOWN_TO_FETCH = "error: No account named 'nobody' is configured (known: default)."
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("report", "cost", "--account", "nobody"), UNKNOWN_IN_HISTORY),
+    (("report", "reliability", "--account", "nobody"), UNKNOWN_IN_HISTORY),
+    (("export", "focus", "--account", "nobody", "--out", "focus.csv"), UNKNOWN_IN_HISTORY),
+    (("rebuild", "--account", "nobody"), UNKNOWN_IN_HISTORY),
+    (("collect", "--account", "nobody"), UNKNOWN_TO_FETCH),
+    (("charges", "--account", "nobody"), UNKNOWN_TO_FETCH),
+    (("collect", "--account", "research"), "error: Account 'research' has history in "
+     "{home} but is not configured, so it cannot be fetched: add it to [[accounts]] in the "
+     "config file (configured: default)."),
+])
+def test_an_unknown_account_is_one_rule_for_every_command(
+        two_account_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], args: tuple[str, ...], line: str) -> None:
+    monkeypatch.setenv("VAST_PIPELINE_HOME", str(two_account_home))
+    monkeypatch.chdir(two_account_home)
+    assert _exit(capsys, *args) == (2, line.format(home=two_account_home))
+
+
+def test_an_account_known_from_the_history_is_reported(
+        two_account_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VAST_PIPELINE_HOME", str(two_account_home))
+    window = ("--from", HISTORY_DAY, "--to", HISTORY_DAY)
+    assert main(["report", "cost", *window, "--account", "research", "--format", "md",
+                 "--out", str(tmp_path)]) == 0
+    [written] = capsys.readouterr().out.split()
+    assert written.endswith("_research.md") and Path(written).is_file()
+    # a known account without data in the window is the data's answer: exit 1
+    code, line = _exit(capsys, "report", "cost", "--from", "2027-01-01", "--to", "2027-01-02",
+                       "--account", "research", "--out", str(tmp_path))
+    assert code == 1 and line.startswith("error: No data for account research between")
+
+
+def _future(days: int) -> str:
+    return str(datetime.now(UTC).date() + timedelta(days=days))
+
+
+@pytest.mark.parametrize(("args", "env", "code", "start", "absent"), [
+    (("rebuild", "--from", "2026-13-01"), {}, 2, "error: --from 2026-13-01 is not a date", ""),
+    (("rebuild", "--from", "2026-11-20", "--to", "2026-11-01"), {}, 2,
+     "error: --from 2026-11-20 is after --to 2026-11-01", ""),
+    (("report", "cost", "--from", "2026-02-30"), {}, 2, "error: --from 2026-02-30 is not a", ""),
+    (("report", "cost", "--from", "2026-03-05", "--to", "2026-03-01"), {}, 2,
+     "error: --from 2026-03-05 is after --to 2026-03-01", ""),
+    (("export", "focus", "--out", "focus.txt"), {}, 2,
+     "error: focus.txt must end in .parquet or .csv", ""),
+    (("charges", "--from", _future(30)), {}, 2,
+     f"error: --from {_future(30)} is in the future (today is ", "--to"),
+    (("charges", "--from", _future(30), "--to", _future(31)), {}, 2,
+     f"error: --from {_future(30)} and --to {_future(31)} are in the future", ""),
+    (("charges", "--to", _future(2)), {}, 2, f"error: --to {_future(2)} is in the future", ""),
+    (("charges", "--from", "2026-11-20", "--to", "2026-11-01"), {}, 2,
+     "error: --from 2026-11-20 is after --to 2026-11-01", ""),
+    (("status",), {"VAST_PIPELINE_CADENCE_MINUTES": "7"}, 2,
+     "error: Cadence '7' (VAST_PIPELINE_CADENCE_MINUTES) is not usable", ""),
+    (("status",), {"VAST_API_KEY": "k-0123456789", "VAST_URL": "console.vast.ai"}, 2,
+     "error: URL 'console.vast.ai' (VAST_URL) is not an http(s) URL", ""),
+    (("simulator", "--size", "0"), {}, 2, "error: --size 0 is out of range", ""),
+    (("simulator", "--port", "99999"), {}, 2, "error: --port 99999 is not a port", ""),
+    (("simulator", "--drift-rate", "2"), {}, 2, "error: --drift-rate 2.0 is out of range", ""),
+    (("alerts", "--limit", "-3"), {}, 2, "error: --limit -3 is negative", ""),
+    (("demo", "--days", "0"), {}, 2, "error: --days 0 is out of range", ""),
+    (("report", "cost"), {}, 1, "error: No warehouse at ", ""),
+    (("export", "focus", "--out", "focus.csv"), {}, 1, "error: No warehouse at ", ""),
+    (("sql", "select 1"), {}, 1, "error: No warehouse at ", ""),
+])
+def test_exit_2_for_what_the_user_corrects_and_1_for_run_time_failures(
+        home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        args: tuple[str, ...], env: dict[str, str], code: int, start: str,
+        absent: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(home)
+    got, line = _exit(capsys, *args)
+    assert (got, line[:len(start)]) == (code, start), line
+    assert not absent or absent not in line
+
+
+def test_a_port_in_use_is_named_as_a_port(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, line = _exit(capsys, "simulator", "--port", str(port))
+    assert code == 2 and line.startswith(f"error: Cannot listen on 127.0.0.1:{port} (")
+    assert line.endswith("pick another --port, or 0 for any free one.")
+
+
+def test_a_bad_setting_in_the_config_file_names_the_file_and_key(
+        home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = home / "settings.toml"
+    monkeypatch.setenv("VAST_PIPELINE_CONFIG", str(config))
+    for text, named in (("cadence_minutes = 45\n", f"Cadence 45 (`cadence_minutes` in {config})"),
+                        ("min_interval_seconds = -1\n", f"`min_interval_seconds` in {config}"),
+                        ('home = "s3://"\n', f"`home` in {config} needs a bucket")):
+        config.write_text(text, encoding="utf-8")
+        monkeypatch.delenv("VAST_PIPELINE_HOME")
+        code, line = _exit(capsys, "status")
+        assert code == 2 and named in line, line
+        monkeypatch.setenv("VAST_PIPELINE_HOME", str(home))

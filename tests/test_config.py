@@ -88,3 +88,29 @@ def test_bad_toml_and_bad_url(tmp_path: Path) -> None:
         load_settings({"VAST_PIPELINE_CONFIG": str(bad)})
     with pytest.raises(ConfigError, match="not an http"):
         load_settings({"VAST_API_KEY": "k", "VAST_URL": "console.vast.ai"})
+
+
+def test_a_bad_value_is_named_by_where_it_was_read(tmp_path: Path) -> None:
+    """The variable, or the config file's path and key: the user can go straight to it."""
+    config = tmp_path / "c.toml"
+    env = {"VAST_PIPELINE_CONFIG": str(config), "K": "k-0123456789"}
+    cases = [
+        ('[[accounts]]\nname = "ops"\nkey_env = "K"\nurl = "console"\n',
+         f"URL 'console' (`url` of account 'ops' in {config}) is not an http(s) URL"),
+        ('[[accounts]]\nname = "a b"\nkey_env = "K"\n',
+         f"(the `name` of an [[accounts]] entry in {config})"),
+        ('accounts = "ops"\n', f"`accounts` in {config} must be a list"),
+        ("[[accounts]]\nname = 'x'\n", f"Each [[accounts]] entry in {config} needs"),
+        ("cadence_minutes = 7\n", f"(`cadence_minutes` in {config})"),
+    ]
+    for text, named in cases:
+        config.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_settings(env)
+        assert named in str(err.value)
+    # the environment wins over the file, and is named when it is the one that is wrong
+    with pytest.raises(ConfigError, match=r"\(VAST_PIPELINE_CADENCE_MINUTES\)"):
+        load_settings({**env, "VAST_PIPELINE_CADENCE_MINUTES": "7"})
+    config.write_text('home = "/srv/vast"\n')
+    with pytest.raises(ConfigError, match=r"^VAST_PIPELINE_HOME needs a bucket"):
+        load_settings({**env, "VAST_PIPELINE_HOME": "s3://"})

@@ -35,17 +35,34 @@ def test_workspace_yaml_loads_the_definitions(home: Path) -> None:
 def test_asset_graph_has_lineage_from_collection_to_reports(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"raw_snapshots", "instance_snapshots", "warehouse/instance_intervals",
+    assert {"raw_snapshots", "landed_instance_snapshots", "warehouse/instance_intervals",
             "warehouse/cost_daily", "cost_report", "reliability_report"} <= keys
     cost_daily = dg.AssetKey(["warehouse", "cost_daily"])
     upstream = dg.AssetSelection.assets(cost_daily).upstream().resolve(graph)
-    assert {dg.AssetKey(["warehouse", "instance_intervals"]), dg.AssetKey("instance_snapshots"),
+    assert {dg.AssetKey(["warehouse", "instance_intervals"]),
+            dg.AssetKey("landed_instance_snapshots"),
             dg.AssetKey("raw_snapshots")} <= upstream
     downstream = dg.AssetSelection.assets(cost_daily).downstream().resolve(graph)
     assert dg.AssetKey("cost_report") in downstream
     schedule = defs.resolve_schedule_def("collect_schedule")
     assert schedule.cron_schedule == "*/15 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_every_asset_has_a_name_of_its_own(defs: dg.Definitions) -> None:
+    """The UI names an asset by its key's last part: a Python asset and a SQL model that
+    shared one (instance_snapshots, billed_charges) showed twice under one name. Python
+    assets that land the history are `landed_*`, SQL models `warehouse/<table>`."""
+    from pipeline.models import discover_models
+
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    names = [key.path[-1] for key in keys]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    models = {model.name for model in discover_models()}
+    assert {key.path[-1] for key in keys if key.path[0] == "warehouse"} == models
+    python = {key.to_user_string() for key in keys if key.path[0] != "warehouse"}
+    assert {"landed_instance_snapshots", "landed_billed_charges"} <= python
+    assert not python & models
 
 
 def test_past_partition_cannot_be_fetched(defs: dg.Definitions, home: Path) -> None:
@@ -57,18 +74,19 @@ def test_past_partition_cannot_be_fetched(defs: dg.Definitions, home: Path) -> N
     assert not result.success
     [failure] = result.get_step_failure_events()
     description = failure.step_failure_data.user_failure_data.description
-    assert "only tells the present" in description and "instance_snapshots" in description
+    assert "only tells the present" in description
+    assert "landed_instance_snapshots" in description
 
 
 def test_collect_build_and_report_in_process(defs: dg.Definitions, home: Path) -> None:
     """A scheduled run's work: collect today, derive Parquet, build models, write reports."""
-    from assets.collection import instance_snapshots, raw_snapshots
+    from assets.collection import landed_instance_snapshots, raw_snapshots
     from assets.resources import VastPipelineResource
 
     resources = {"vast": VastPipelineResource(home=str(home))}
     today = datetime.now(UTC).date().isoformat()
     for _ in range(2):  # two snapshots make the first interval
-        collected = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+        collected = dg.materialize([raw_snapshots, landed_instance_snapshots], partition_key=today,
                                    resources=resources)
         assert collected.success
     evaluations = {c.check_name: c for c in collected.get_asset_check_evaluations()}
@@ -82,7 +100,7 @@ def test_collect_build_and_report_in_process(defs: dg.Definitions, home: Path) -
         "no_unexpected_schema_drift": unknown == 0}
     assert evaluations["no_unexpected_schema_drift"].severity == dg.AssetCheckSeverity.WARN
     assert evaluations["prices_non_negative"].severity == dg.AssetCheckSeverity.ERROR
-    meta = collected.asset_materializations_for_node("instance_snapshots")[0].metadata
+    meta = collected.asset_materializations_for_node("landed_instance_snapshots")[0].metadata
     assert meta["rows"].value > 0
 
     from assets.reports import cost_report, reliability_report
@@ -99,14 +117,14 @@ def test_collect_build_and_report_in_process(defs: dg.Definitions, home: Path) -
 
 def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None:
     """The automation sensor's conditions: a new collection requests the models and reports,
-    although most daily partitions of instance_snapshots were never collected."""
+    although most daily partitions of landed_instance_snapshots were never collected."""
     instance = dg.DagsterInstance.ephemeral()
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert quiet.total_requested == 0
     today = datetime.now(UTC).date().isoformat()
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key="instance_snapshots", partition=today))
+        dg.AssetMaterialization(asset_key="landed_instance_snapshots", partition=today))
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
     for key in (["warehouse", "instance_intervals"], ["warehouse", "cost_daily"],
                 ["cost_report"], ["reliability_report"]):
@@ -116,7 +134,7 @@ def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None
 
 def test_reports_are_skipped_not_failed_until_there_is_data(home: Path) -> None:
     """A fresh deployment's first run: one snapshot makes no interval, so no cost yet."""
-    from assets.collection import instance_snapshots, raw_snapshots
+    from assets.collection import landed_instance_snapshots, raw_snapshots
     from assets.reports import cost_report, cost_report_month_to_date, reliability_report
     from assets.resources import VastPipelineResource
     from assets.warehouse import warehouse_models
@@ -125,7 +143,7 @@ def test_reports_are_skipped_not_failed_until_there_is_data(home: Path) -> None:
     resources = {"vast": VastPipelineResource(home=str(home))}
     today = datetime.now(UTC).date().isoformat()
     instance = dg.DagsterInstance.ephemeral()
-    first = dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+    first = dg.materialize([raw_snapshots, landed_instance_snapshots], partition_key=today,
                            resources=resources, instance=instance)
     assert first.success
     run = dg.materialize([warehouse_models, *reports], resources=resources, instance=instance)
@@ -138,7 +156,7 @@ def test_reports_are_skipped_not_failed_until_there_is_data(home: Path) -> None:
                in message for message in logs)
     assert not (home / "reports").exists()
 
-    dg.materialize([raw_snapshots, instance_snapshots], partition_key=today,
+    dg.materialize([raw_snapshots, landed_instance_snapshots], partition_key=today,
                    resources=resources, instance=instance)
     second = dg.materialize([warehouse_models, *reports], resources=resources,
                             instance=instance)
@@ -235,17 +253,18 @@ def test_cli_collection_runs_are_never_retried(home: Path, tmp_path: Path,
     assert "STEP_FAILURE" in types and "STEP_UP_FOR_RETRY" not in types
 
 
-def test_a_past_partition_of_billed_charges_fetches_that_days_bill(home: Path) -> None:
+def test_a_past_partition_of_the_bill_fetches_that_days_bill(home: Path) -> None:
     """Bills are historical: unlike raw_snapshots, a past day can be materialized."""
     from datetime import date
 
-    from assets.charges import billed_charges
+    from assets.charges import landed_billed_charges
     from assets.resources import VastPipelineResource
     from pipeline.charges import stored_bill, stored_day_log
     from pipeline.storage import Store
 
     resources = {"vast": VastPipelineResource(home=str(home))}
-    result = dg.materialize([billed_charges], partition_key="2026-06-01", resources=resources)
+    result = dg.materialize([landed_billed_charges], partition_key="2026-06-01",
+                            resources=resources)
     assert result.success
     store = Store(home)
     log = stored_day_log(store, "default", date(2026, 6, 1))
@@ -253,15 +272,15 @@ def test_a_past_partition_of_billed_charges_fetches_that_days_bill(home: Path) -
     assert log is not None and rows and log["items"] == len(rows)
     assert {r["contract_type"] for r in rows} == {"instance", "volume"}
     assert sum(r["amount"] for r in rows) == pytest.approx(log["total_amount"], abs=1e-6)
-    [mat] = result.asset_materializations_for_node("billed_charges")
+    [mat] = result.asset_materializations_for_node("landed_billed_charges")
     assert mat.metadata["contracts"].value == log["contracts"]
     assert mat.metadata["total"].value == pytest.approx(log["total_amount"])
     assert "2026-06-01: new $" in mat.metadata["change"].value
     # A backfill of a range runs in one process (BackfillPolicy.single_run), day by day.
-    again = dg.materialize([billed_charges], resources=resources, tags={
+    again = dg.materialize([landed_billed_charges], resources=resources, tags={
         "dagster/asset_partition_range_start": "2026-05-31",
         "dagster/asset_partition_range_end": "2026-06-01"})
-    mats = again.asset_materializations_for_node("billed_charges")
+    mats = again.asset_materializations_for_node("landed_billed_charges")
     assert sorted(m.partition for m in mats) == ["2026-05-31", "2026-06-01"]
     change = mats[0].metadata["change"].value
     assert "2026-05-31: new $" in change and "2026-06-01: unchanged $" in change
@@ -278,7 +297,7 @@ def test_charges_schedule_refetches_the_last_three_days(defs: dg.Definitions) ->
     assert len({r.run_key for r in requests}) == 3
 
 
-def test_bill_models_follow_billed_charges(defs: dg.Definitions, tmp_path: Path) -> None:
+def test_bill_models_follow_the_landed_bill(defs: dg.Definitions, tmp_path: Path) -> None:
     """A staging model depends on the collection asset of the datasets it reads."""
     from assets.warehouse import collection_deps
     from pipeline.models import discover_models
@@ -290,9 +309,46 @@ def test_bill_models_follow_billed_charges(defs: dg.Definitions, tmp_path: Path)
         "-- both\nselect * from read_parquet('{{ billed_days_glob }}'), "
         "read_parquet('{{ snapshots_glob }}')\n")
     models = {m.name: m for m in discover_models(tmp_path)}
-    assert collection_deps(models["billed"]) == [dg.AssetKey("billed_charges")]
-    assert collection_deps(models["both"]) == [dg.AssetKey("billed_charges"),
-                                               dg.AssetKey("instance_snapshots")]
+    assert collection_deps(models["billed"]) == [dg.AssetKey("landed_billed_charges")]
+    assert collection_deps(models["both"]) == [dg.AssetKey("landed_billed_charges"),
+                                               dg.AssetKey("landed_instance_snapshots")]
     graph = defs.resolve_asset_graph()
     staging = graph.get(dg.AssetKey(["warehouse", "instance_snapshots"]))
-    assert staging.parent_keys == {dg.AssetKey("instance_snapshots")}
+    assert staging.parent_keys == {dg.AssetKey("landed_instance_snapshots")}
+
+
+def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New fields from the API are a warning, as the README says: a WARN-severity check
+    (the UI shows it as a warning, not a failure) and `warning` in `collect`'s lines."""
+    from assets.inprocess import collect_in_dagster
+    from pipeline.config import load_settings
+
+    fleet = FleetModel(seed=3, size=20, new_field_rate=1.0)
+    with SimulatorServer({RETRY_KEY: fleet}) as server:
+        _point_at(monkeypatch, tmp_path, server.url)
+        lines = collect_in_dagster(load_settings())
+    [drift] = [line for line in lines if line.startswith("check no_unexpected_schema_drift:")]
+    assert drift.startswith("check no_unexpected_schema_drift: warning - the API sent "), drift
+    assert not [line for line in lines if "FAILED" in line], lines
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        [evaluation] = [r.dagster_event.asset_check_evaluation_data
+                        for r in instance.all_logs(run.run_id)
+                        if r.dagster_event is not None and r.dagster_event.event_type
+                        == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                        and r.dagster_event.asset_check_evaluation_data.check_name
+                        == "no_unexpected_schema_drift"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_the_drift_check_stays_a_warning_on_a_day_with_nothing_landed(home: Path) -> None:
+    from pipeline.quality import run_history_checks
+    from pipeline.storage import Store
+
+    outcomes = {o.name: o for o in run_history_checks(Store(home), cadence_minutes=15,
+                                                      day=datetime.now(UTC).date())}
+    assert not any(o.passed for o in outcomes.values())
+    assert outcomes["no_unexpected_schema_drift"].severity == "WARN"
+    assert outcomes["unique_instance_snapshot"].severity == "ERROR"

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,11 +32,23 @@ BENCH_HINT = "pip install 'vast-pipeline[bench]'"
 pytestmark = pytest.mark.slow
 
 
+@dataclass(frozen=True)
+class Built:
+    """The wheel of this checkout and what its build printed (stdout and stderr)."""
+
+    wheel: Path
+    output: str
+
+
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _build_wheel(tmp_path_factory.mktemp("packaging"))
+
+
+@pytest.fixture(scope="module")
+def venv(built: Built) -> Path:
     """A fresh venv with the wheel of this checkout installed (no dependencies)."""
-    root = tmp_path_factory.mktemp("packaging")
-    wheel = _build_wheel(root)
+    root, wheel = built.wheel.parents[1], built.wheel
     deps = _dev_packages_view(root / "deps")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -44,7 +58,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def _build_wheel(root: Path) -> Path:
+def _build_wheel(root: Path) -> Built:
     src, dist = root / "src", root / "dist"
     for name in SOURCES:
         path = REPO / name
@@ -53,11 +67,12 @@ def _build_wheel(root: Path) -> Path:
         else:
             src.mkdir(exist_ok=True)
             shutil.copy2(path, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "-w", str(dist), str(src)],
-                   check=True, capture_output=True, cwd=root)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "--no-index", "-w", str(dist), str(src)],
+                           capture_output=True, text=True, cwd=root)
+    assert build.returncode == 0, build.stdout + build.stderr
     [wheel] = dist.glob("vast_pipeline-*.whl")
-    return wheel
+    return Built(wheel, build.stdout + build.stderr)
 
 
 def _dev_packages_view(deps: Path) -> Path:
@@ -101,6 +116,18 @@ def test_the_wheel_resolves_into_the_fresh_venv(venv: Path) -> None:
     assert sql.startswith(site) and not sql.startswith(str(REPO))
     assert models == sorted(p.name for p in (REPO / "sql").glob("*.sql"))
     assert templates == ["report.html.j2", "report.md.j2"]
+
+
+def test_the_wheel_builds_without_warnings_and_carries_the_data_files(built: Built) -> None:
+    """setuptools warned (about 40 lines, at every first install) when a data folder such
+    as the report templates was importable but not declared as a package."""
+    assert "Warning" not in built.output, built.output
+    with zipfile.ZipFile(built.wheel) as wheel:
+        names = set(wheel.namelist())
+    assert {f"pipeline/sql/{p.name}" for p in (REPO / "sql").glob("*.sql")} <= names
+    assert {f"pipeline/reports/templates/{p.name}"
+            for p in (REPO / "pipeline" / "reports" / "templates").iterdir()} <= names
+    assert "assets/definitions.py" in names
 
 
 def test_declared_dependencies_are_installed_and_exclude_the_bench_extra(venv: Path) -> None:
@@ -194,3 +221,28 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
             if not dists & allowed:
                 undeclared[f"{path.relative_to(REPO)}: {module}"] = sorted(dists)
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_the_readmes_extras_install_line_resolves_with_the_constraints(built: Built) -> None:
+    """The README's line for the `s3` extra uses constraints.txt (plain pip may not
+    resolve boto3 with s3fs's aiobotocore), and that line resolves: run offline as a dry
+    run in the dev venv, whose packages are the constraints' versions, it finds every pin
+    consistent with the extra's requirements and nothing else to fetch."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r"^.*pip install .*\[s3\].*$", readme, flags=re.M)
+    assert lines and all("-c constraints.txt '.[s3]'" in line for line in lines), lines
+    command = shlex.split(re.search(r"pip install (-c constraints.txt '\.\[s3\]')",
+                                    lines[0]).group(1))
+    command[command.index("constraints.txt")] = str(REPO / "constraints.txt")
+    report = built.wheel.parents[1] / "resolution.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--quiet",
+         "--no-build-isolation", "--report", str(report), *command],
+        cwd=built.wheel.parents[1] / "src", capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    installs = json.loads(report.read_text())["install"]
+    assert [(i["metadata"]["name"], i["requested_extras"]) for i in installs] == [
+        ("vast-pipeline", ["s3"])]

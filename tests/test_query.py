@@ -13,9 +13,9 @@ import pytest
 from sql_fixtures import RUN, every, instance_rows, write_history
 
 from pipeline import warehouse
-from pipeline.errors import WarehouseError, first_line
+from pipeline.errors import QueryError, WarehouseError, first_line
 from pipeline.models import discover_models
-from pipeline.query import format_result, open_read_only, query
+from pipeline.query import format_result, open_read_only, query, query_each
 from pipeline.reports.source import open_warehouse
 
 
@@ -80,11 +80,76 @@ def test_query_refuses_writes(built: Path, sql: str) -> None:
 
 
 def test_unknown_table_names_the_known_ones(built: Path) -> None:
-    with pytest.raises(WarehouseError) as err:
+    with pytest.raises(QueryError) as err:
         query(built, "SELECT * FROM cost_dialy")
     message = str(err.value)
-    assert message.startswith("Table 'cost_dialy' does not exist; known tables: ")
-    assert "cost_daily" in message and "\n" not in message
+    assert message.startswith("Table 'cost_dialy' does not exist (did you mean \"cost_daily\"?)"
+                              "; known tables: ")
+    assert "cost_daily" in message and "\n" not in message and err.value.exit_code == 2
+
+
+def _duckdb_error(built: Path, sql: str) -> str:
+    """The message DuckDB itself gives for `sql` on the warehouse."""
+    with duckdb.connect(str(built / warehouse.DB_NAME), read_only=True) as con, \
+            pytest.raises(duckdb.Error) as err:
+        con.execute(sql)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(("sql", "hint"), [
+    ("SELECT totl_cost FROM cost_daily", "candidate bindings: "),
+    ("SELECT nosuchfn(total_cost) FROM cost_daily", "did you mean "),
+    ("SELECT 'a' - 1", "candidate functions: "),
+])
+def test_duckdbs_hints_stay_in_the_one_sentence(built: Path, sql: str, hint: str) -> None:
+    """DuckDB puts what to do below its first line; the sentence keeps it (without the
+    LINE/caret excerpt), and a mistake in the SQL is the user's to correct (exit 2)."""
+    own = _duckdb_error(built, sql).splitlines()
+    [shown] = [line.strip() for line in own[1:] if line.strip()[:1].isalpha()
+               and not line.startswith("LINE ")][:1]
+    with pytest.raises(QueryError) as err:
+        query(built, sql)
+    message = str(err.value)
+    assert "\n" not in message and "LINE 1" not in message and "^" not in message
+    assert message.startswith("The query failed: " + own[0].rstrip(".!")[:40])
+    assert f"({hint}" in message and shown[len(hint):].split(",")[0] in message
+    assert message.endswith(").") and err.value.exit_code == 2
+
+
+def test_a_long_list_of_candidates_is_cut(built: Path) -> None:
+    items = [line for line in _duckdb_error(built, "SELECT abs()").splitlines()
+             if line.startswith("\t") and "(" in line]
+    assert len(items) > 6
+    with pytest.raises(QueryError) as err:
+        query(built, "SELECT abs()")
+    message = str(err.value)
+    assert items[5].strip() in message and items[6].strip() not in message
+    assert f" and {len(items) - 6} more)." in message
+
+
+def test_a_failure_of_the_data_is_a_run_time_error(built: Path) -> None:
+    with pytest.raises(WarehouseError) as err:
+        query(built, "SELECT CAST(label AS INTEGER) FROM cost_daily")
+    assert not isinstance(err.value, QueryError) and err.value.exit_code == 1
+    assert str(err.value).startswith("The query failed: Conversion Error")
+
+
+def test_several_statements_run_in_turn(built: Path) -> None:
+    sql = "SELECT count(*) AS n FROM cost_daily;\n  SELECT 2 AS two, 'x' AS x ;"
+    first, second = query_each(built, sql)
+    assert (first.columns, first.rows, first.sql) == (
+        ["n"], [(1,)], "SELECT count(*) AS n FROM cost_daily")
+    assert (second.columns, second.rows, second.sql) == (["two", "x"], [(2, "x")],
+                                                         "SELECT 2 AS two, 'x' AS x")
+    assert [(r.number, r.count) for r in (first, second)] == [(1, 2), (2, 2)]
+    with pytest.raises(QueryError, match=r"^The query holds 2 statements; give one"):
+        query(built, sql)
+    with pytest.raises(QueryError, match=r"^one please$"):
+        list(query_each(built, sql, single_result="one please"))
+    results = query_each(built, "SELECT 1; SELECT nope FROM cost_daily; SELECT 3")
+    assert next(results).rows == [(1,)]
+    with pytest.raises(QueryError, match=r'^Statement 2 of 3: The query failed: Binder Error'):
+        next(results)
 
 
 def test_bad_sql_is_one_sentence(built: Path) -> None:
@@ -330,3 +395,34 @@ def test_cli_sql_refuses_the_explain_analyze_copy(built: Path, tmp_path: Path) -
     assert_one_sentence_error(result, "reads only the warehouse")
     ok = run_cli("sql", "select count(*) as n from cost_daily", "--format", "csv", home=built)
     assert ok.returncode == 0 and ok.stdout.split() == ["n", "1"]
+
+
+def test_cli_sql_shows_each_statements_result_and_keeps_duckdbs_hint(built: Path,
+                                                                    tmp_path: Path) -> None:
+    from test_cli import assert_one_sentence_error, run_cli
+
+    sql = "select count(*) as n from cost_daily; select 'b' as letter"
+    both = run_cli("sql", sql, home=built)
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.split("\n\n") == [
+        "-- select count(*) as n from cost_daily\n" + format_result(
+            query(built, "select count(*) as n from cost_daily")).rstrip("\n"),
+        "-- select 'b' as letter\n" + format_result(
+            query(built, "select 'b' as letter")).rstrip("\n"),
+        ""]
+    one = run_cli("sql", "select 'b' as letter", home=built)
+    assert one.stdout == format_result(query(built, "select 'b' as letter")) + "\n"
+    for fmt in ("csv", "json"):
+        refused = run_cli("sql", sql, "--format", fmt, home=built)
+        assert_one_sentence_error(refused, f"--format {fmt} prints one result",
+                                  "--format table")
+        assert refused.returncode == 2 and refused.stdout == ""
+    stopped = run_cli("sql", "select 1 as one; select totl_cost from cost_daily", home=built)
+    assert_one_sentence_error(stopped, "Statement 2 of 2:", 'candidate bindings: "total_cost"')
+    assert stopped.returncode == 2 and stopped.stdout.startswith("-- select 1 as one\none\n")
+    typo = run_cli("sql", "select * from cost_dail", home=built)
+    assert_one_sentence_error(typo, 'did you mean "cost_daily"?')
+    assert typo.returncode == 2
+    missing = run_cli("sql", "select 1", home=tmp_path)
+    assert_one_sentence_error(missing, "No warehouse", "vast-pipeline build")
+    assert missing.returncode == 1

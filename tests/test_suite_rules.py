@@ -60,3 +60,21 @@ def test_a_failing_test_keeps_its_own_exit_status(tmp_path: Path) -> None:
                                "def test_skip():\n    pytest.skip('x')\n")
     assert result.returncode == pytest.ExitCode.TESTS_FAILED
     assert "1 failed" in result.stdout and "NOT RUN test_tiny.py::test_skip" in result.stdout
+
+
+REPO = CONFTEST.parents[1]
+
+
+@pytest.mark.parametrize("args", [(), ("tests/test_alerts.py", "tests/test_cli.py")])
+def test_bare_pytest_from_the_repo_root_collects(args: tuple[str, ...]) -> None:
+    """`pytest` as a new user types it (the console script, not `python -m pytest`, which
+    would put the working directory on sys.path): every test module imports, including
+    those importing `tests.alert_receiver` or a sibling helper such as `sql_fixtures`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest")), "--collect-only", "-q",
+         "-p", "no:cacheprovider", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == pytest.ExitCode.OK, result.stdout + result.stderr
+    assert "error" not in result.stdout.lower().splitlines()[-1]
+    assert "tests/test_alerts.py::" in result.stdout

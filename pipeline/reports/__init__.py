@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline import clock
-from pipeline.errors import ReportError
+from pipeline.errors import ReportArgumentError
 from pipeline.reports import cost, reliability, render
 from pipeline.reports.model import Report
 from pipeline.reports.source import open_warehouse
@@ -32,8 +32,8 @@ def build_report(home: Path | str, kind: Literal["cost", "reliability"], *, date
     """The report as data (every figure queried), before any rendering. `now` (default
     `pipeline.clock.now()`): the moment it is generated at, from the caller's clock."""
     if kind not in KINDS:
-        raise ReportError(f"Unknown report {kind!r}; choose cost or reliability.")
-    window = Window(date_from, date_to)  # raises ReportError if date_from > date_to
+        raise ReportArgumentError(f"Unknown report {kind!r}; choose cost or reliability.")
+    window = Window(date_from, date_to)  # raises ReportArgumentError if date_from > date_to
     with open_warehouse(home) as con:
         return KINDS[kind](con, window, account, now or clock.now())
 
@@ -50,10 +50,10 @@ def write_reports(home: Path | str, kind: Literal["cost", "reliability"], *, dat
     """
     wanted = [formats] if isinstance(formats, str) else list(dict.fromkeys(formats))
     if not wanted:
-        raise ReportError("No report format given; choose html, md or csv.")
+        raise ReportArgumentError("No report format given; choose html, md or csv.")
     for name in wanted:
         if name not in FORMATS:
-            raise ReportError(f"Unknown format {name!r}; choose html, md or csv.")
+            raise ReportArgumentError(f"Unknown format {name!r}; choose html, md or csv.")
     report = build_report(home, kind, date_from=date_from, date_to=date_to, account=account,
                           now=now)
     # Charts are drawn here, after the warehouse is closed (matplotlib is the slow part).

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from pipeline.errors import ReportError
+from pipeline.errors import ReportArgumentError
 
 DEFAULT_DAYS = 7
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -68,7 +68,7 @@ def parse_day(text: str, flag: str) -> date:
             return date.fromisoformat(text)
         except ValueError:
             pass
-    raise ReportError(f"{flag} {text} is not a date; use YYYY-MM-DD.")
+    raise ReportArgumentError(f"{flag} {text} is not a date; use YYYY-MM-DD.")
 
 
 def parse_window(date_from: str | None, date_to: str | None, *, today: date) -> tuple[date, date]:
@@ -84,9 +84,9 @@ def parse_window(date_from: str | None, date_to: str | None, *, today: date) -> 
 
 
 def check_order(date_from: date, date_to: date) -> None:
-    """The one check that a window's first day is not after its last (ReportError)."""
+    """The one check that a window's first day is not after its last (ReportArgumentError)."""
     if date_from > date_to:
-        raise ReportError(
+        raise ReportArgumentError(
             f"--from {date_from.isoformat()} is after --to {date_to.isoformat()}; "
             "give the earlier day first."
         )
