@@ -3,8 +3,8 @@
 -- The interval runs from the snapshot to the account's next successful snapshot (whether
 -- or not the instance is still listed there), capped at twice the cadence; time past the
 -- cap is unobserved. The state seen at the start holds for the whole interval.
--- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules are
--- written there): GPU cost = dph_base while gpu_billed, storage cost = storage_rate while
+-- Rates ($/hour), what is billed and gpu_idle come from instance_snapshots (the billing
+-- and idle rules are written there): GPU cost = dph_base while gpu_billed, storage cost = storage_rate while
 -- storage_billed. Reliability flags count only while intended 'running':
 -- starting (before the instance's first status other than null/created/loading), up
 -- (running), down (any other status after starting). Join `snapshots` on (account,
@@ -103,6 +103,7 @@ select
     storage_rate,
     gpu_billed,
     storage_billed,
+    gpu_idle,
     case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end as gpu_cost,
     case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as storage_cost,
     case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end
