@@ -1,11 +1,13 @@
 -- incidents: one row per incident, a maximal run of consecutive down intervals of one
--- instance (intended running, not starting, actual status not running). Two down
--- intervals are consecutive when the second starts at the first one's next account
--- snapshot. Grain: (account, instance_id, started_at). `hours` is the observed down time
--- (sum of the run's interval hours, so capped gaps are not counted); `ended_at` is the end
--- of the run's last interval. `is_ongoing`: the instance is still listed in its account's
--- newest snapshot and still down there (a NULL actual status there is down), right after
--- the run.
+-- instance (`is_down`, defined in instance_states). Two down intervals are consecutive
+-- when the second starts at the first one's next account snapshot. Grain: (account,
+-- instance_id, started_at). `hours` is the observed down time (sum of the run's interval
+-- hours, so capped gaps are not counted); `ended_at` is the end of the run's last
+-- interval. `is_ongoing`: the instance is still listed in its account's newest snapshot
+-- and still down there (instance_states.is_down; a NULL actual status is down), right
+-- after the run. The attributes (label .. country) are the latest non-NULL values among
+-- the run's intervals: the instance as it was during the incident (instance_latest has it
+-- as it is now).
 -- materialized: table
 -- An incremental build (the history only grew at its end) keeps the incidents that ended
 -- before the first recomputed day and are not ongoing: their intervals all start before
@@ -76,17 +78,14 @@ newest_account_snapshot as (
     group by account
 ),
 
-newest_instance_state as (
-    select
-        account,
-        instance_id,
-        max(last_seen_at) as last_seen_at,
-        arg_max_null(last_actual_status, day) as last_actual_status,
-        arg_max_null(last_intended_status, day) as last_intended_status
-    from instance_day_summary
-    -- an instance in its account's newest snapshot was seen on or after recompute_from
-    where day >= getvariable('recompute_from')
-    group by account, instance_id
+newest_state as (
+    -- each instance listed in its account's newest snapshot, and whether it is down there
+    select s.account, s.instance_id, s.is_down
+    from instance_states as s
+    inner join newest_account_snapshot as a
+        on s.account = a.account and s.snapshot_at = a.snapshot_at
+    where s.snapshot_date >= getvariable('newest_snapshot_days_from')
+        and s.snapshot_date in (select cast(snapshot_at as date) from newest_account_snapshot)
 )
 
 select
@@ -102,14 +101,8 @@ select
     r.hours,
     r.intervals,
     r.statuses,
-    coalesce(
-        r.run_next_snapshot_at = a.snapshot_at
-        and st.last_seen_at = a.snapshot_at
-        and st.last_intended_status = 'running'
-        and st.last_actual_status is distinct from 'running',
-        false
-    ) as is_ongoing
+    coalesce(r.run_next_snapshot_at = a.snapshot_at and st.is_down, false) as is_ongoing
 from runs as r
 left join newest_account_snapshot as a on r.account = a.account
-left join newest_instance_state as st
+left join newest_state as st
     on r.account = st.account and r.instance_id = st.instance_id
