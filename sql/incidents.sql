@@ -4,10 +4,10 @@
 -- instance_id, started_at). `hours` is the observed down time (sum of the run's interval
 -- hours, so capped gaps are not counted); `ended_at` is the end of the run's last
 -- interval. `is_ongoing`: the instance is still listed in its account's newest snapshot
--- and still down there (instance_states.is_down; a NULL actual status is down), right
--- after the run. The attributes (label .. country) are the latest non-NULL values among
--- the run's intervals: the instance as it was during the incident (instance_latest has it
--- as it is now).
+-- and still down there, right after the run (is_down there: `is_not_running_as_meant`,
+-- NULL status included, the starting phase having ended before the run). The attributes
+-- (label .. country) are the latest non-NULL values among the run's intervals: the
+-- instance as it was during the incident (instance_latest has it as it is now).
 -- materialized: table
 -- An incremental build (the history only grew at its end) keeps the incidents that ended
 -- before the first recomputed day and are not ongoing: their intervals all start before
@@ -78,14 +78,16 @@ newest_account_snapshot as (
     group by account
 ),
 
-newest_state as (
-    -- each instance listed in its account's newest snapshot, and whether it is down there
-    select s.account, s.instance_id, s.is_down
-    from instance_states as s
-    inner join newest_account_snapshot as a
-        on s.account = a.account and s.snapshot_at = a.snapshot_at
-    where s.snapshot_date >= getvariable('newest_snapshot_days_from')
-        and s.snapshot_date in (select cast(snapshot_at as date) from newest_account_snapshot)
+newest_instance_state as (
+    select
+        account,
+        instance_id,
+        max(last_seen_at) as last_seen_at,
+        arg_max(last_not_running_as_meant, day) as last_not_running_as_meant
+    from instance_day_summary
+    -- an instance in its account's newest snapshot was seen on or after recompute_from
+    where day >= getvariable('recompute_from')
+    group by account, instance_id
 )
 
 select
@@ -101,8 +103,13 @@ select
     r.hours,
     r.intervals,
     r.statuses,
-    coalesce(r.run_next_snapshot_at = a.snapshot_at and st.is_down, false) as is_ongoing
+    coalesce(
+        r.run_next_snapshot_at = a.snapshot_at
+        and st.last_seen_at = a.snapshot_at
+        and st.last_not_running_as_meant,
+        false
+    ) as is_ongoing
 from runs as r
 left join newest_account_snapshot as a on r.account = a.account
-left join newest_state as st
+left join newest_instance_state as st
     on r.account = st.account and r.instance_id = st.instance_id

@@ -10,7 +10,9 @@
 -- `first_settled_at` (first snapshot with `is_settled_status`, see instance_snapshots:
 -- the end of its starting phase, for good; NULL while it never settled). Vast.ai's host
 -- score `reliability2`: first, last and lowest seen.
--- materialized: table
+-- A view: each reader aggregates instance_day_summary for the columns it reads only, at
+-- the cost of the per-reader aggregates it replaced (a table cost more to write).
+-- materialized: view
 select
     account,
     instance_id,

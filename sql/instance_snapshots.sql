@@ -11,7 +11,9 @@
 --   utilisation is not idle).
 -- - lifecycle: `is_settled_status`, the actual status is one an instance shows only once
 --   it has started (anything but NULL, `created` or `loading`); its first such snapshot
---   ends its starting phase for good (instance_latest.first_settled_at, instance_states).
+--   ends its starting phase for good (instance_latest.first_settled_at).
+--   `is_not_running_as_meant`: intended status running, actual status anything else (NULL
+--   included); down once the starting phase has ended (instance_states.is_down).
 -- materialized: view (live over the Parquet written by pipeline.history)
 with typed as (
     select
@@ -43,6 +45,8 @@ select
     actual_status is distinct from 'offline' as storage_billed,
     gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle,
     coalesce(actual_status not in ('created', 'loading'), false) as is_settled_status,
+    coalesce(intended_status = 'running', false)
+    and actual_status is distinct from 'running' as is_not_running_as_meant,
     * exclude (
         account, snapshot_date, snapshot_at, snapshot_id, id, gpu_util_fraction, gpu_billed
     )

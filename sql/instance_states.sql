@@ -6,8 +6,8 @@
 -- - `is_starting`: before its starting phase ends (instance_latest.first_settled_at, its
 --   first snapshot with `is_settled_status`: any status but NULL, created or loading);
 -- - `is_up`: actual status running;
--- - `is_down`: any other actual status, NULL included, once the starting phase has ended
---   (so a `loading` after a restart is down).
+-- - `is_down`: `is_not_running_as_meant` (any other actual status, NULL included) once
+--   the starting phase has ended (so a `loading` after a restart is down).
 -- A new snapshot never changes the state of an older one: the starting phase ends at the
 -- first settled snapshot, which an older snapshot is either after or before for good.
 -- materialized: view
@@ -16,10 +16,7 @@ select
     coalesce(s.intended_status = 'running', false)
     and (l.first_settled_at is null or s.snapshot_at < l.first_settled_at) as is_starting,
     coalesce(s.intended_status = 'running' and s.actual_status = 'running', false) as is_up,
-    coalesce(
-        s.intended_status = 'running' and s.snapshot_at >= l.first_settled_at
-        and s.actual_status is distinct from 'running',
-        false
-    ) as is_down
+    s.is_not_running_as_meant and coalesce(s.snapshot_at >= l.first_settled_at, false)
+        as is_down
 from instance_snapshots as s
 left join instance_latest as l on s.account = l.account and s.instance_id = l.instance_id
