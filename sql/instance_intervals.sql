@@ -6,11 +6,14 @@
 -- The cap is `getvariable('cap_minutes')`, which the build sets to
 -- pipeline.models.interval_cap_minutes(cadence): the same bound the fresh_snapshots check
 -- allows since an account's newest snapshot.
--- Rates ($/hour), what is billed and gpu_idle come from instance_snapshots (the billing
--- and idle rules are written there): GPU cost = dph_base while gpu_billed, storage cost =
--- storage_rate while storage_billed. The reliability flags is_starting, is_up and is_down
--- are those of instance_states (defined there) at the interval's start. Join `snapshots`
--- on (account, interval_start = snapshot_at) for the snapshot's id.
+-- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules are
+-- written there): GPU cost = dph_base while gpu_billed, storage cost = storage_rate while
+-- storage_billed. The idle rule is written here, once: `gpu_idle` = the GPU billed while
+-- gpu_util_fraction < 0.05 (under 5 %; an unknown utilisation is not idle), which
+-- instance_daily, idle_spend and the idle_gpu alert read. The reliability flags
+-- is_starting, is_up and is_down are those of instance_states (defined there) at the
+-- interval's start. Join `snapshots` on (account, interval_start = snapshot_at) for the
+-- snapshot's id.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
 -- The joins run in the order written: DuckDB estimates the window's snapshots joined to
 -- the timeline at the timeline's size and would build its hash table on millions of rows
@@ -92,7 +95,7 @@ select
     storage_rate,
     gpu_billed,
     storage_billed,
-    gpu_idle,
+    gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle,
     case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end as gpu_cost,
     case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as storage_cost,
     case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end

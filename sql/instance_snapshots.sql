@@ -6,28 +6,13 @@
 -- - billing: `storage_rate` ($/hour: storage_total_cost, else search__disk_hour, else
 --   storage_cost ($/GB/month) * disk_space / 720), `gpu_billed` (actual status running or
 --   frozen) and `storage_billed` (any status but offline, NULL included). The GPU rate is
---   dph_base.
--- - idle: `gpu_idle`, the GPU billed while gpu_util_fraction < 0.05 (under 5 %; an unknown
---   utilisation is not idle).
+--   dph_base. (Idle GPU, `gpu_idle`, is written in instance_intervals.)
 -- - lifecycle: `is_settled_status`, the actual status is one an instance shows only once
 --   it has started (anything but NULL, `created` or `loading`); its first such snapshot
 --   ends its starting phase for good (instance_latest.first_settled_at).
 --   `is_not_running_as_meant`: intended status running, actual status anything else (NULL
 --   included); down once the starting phase has ended (instance_states.is_down).
 -- materialized: view (live over the Parquet written by pipeline.history)
-with typed as (
-    select
-        *,
-        case when gpu_util > 1 then gpu_util / 100.0 else gpu_util end as gpu_util_fraction,
-        coalesce(actual_status in ('running', 'frozen'), false) as gpu_billed
-    from read_parquet(
-        '{{ instance_snapshots_glob }}',
-        hive_partitioning = true,
-        hive_types = {'account': varchar, 'snapshot_date': date},
-        union_by_name = {{ instance_snapshots_union_by_name }}
-    )
-)
-
 select
     account,
     snapshot_date,
@@ -38,16 +23,18 @@ select
         nullif(trim(country_code), ''),
         nullif(trim(string_split(geolocation, ',')[-1]), '')
     ) as country,
-    gpu_util_fraction,
+    case when gpu_util > 1 then gpu_util / 100.0 else gpu_util end as gpu_util_fraction,
     coalesce(storage_total_cost, search__disk_hour, storage_cost * disk_space / 720.0)
         as storage_rate,
-    gpu_billed,
+    coalesce(actual_status in ('running', 'frozen'), false) as gpu_billed,
     actual_status is distinct from 'offline' as storage_billed,
-    gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle,
     coalesce(actual_status not in ('created', 'loading'), false) as is_settled_status,
     coalesce(intended_status = 'running', false)
     and actual_status is distinct from 'running' as is_not_running_as_meant,
-    * exclude (
-        account, snapshot_date, snapshot_at, snapshot_id, id, gpu_util_fraction, gpu_billed
-    )
-from typed
+    * exclude (account, snapshot_date, snapshot_at, snapshot_id, id)
+from read_parquet(
+    '{{ instance_snapshots_glob }}',
+    hive_partitioning = true,
+    hive_types = {'account': varchar, 'snapshot_date': date},
+    union_by_name = {{ instance_snapshots_union_by_name }}
+)
