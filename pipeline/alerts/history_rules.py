@@ -30,7 +30,7 @@ from pipeline.storage import Store
 LOOKBACK_DAYS = 7
 RULE = "instance_down"
 NOT_LISTED = "is no longer listed (destroyed or removed from the account)"
-# The history datasets read from files, then the models built over them (as views).
+# The history datasets read from files, then the models built over them.
 _FILE_MODELS = ("instance_snapshots", "snapshots")
 _DERIVED_MODELS = ("instance_day_summary", "instance_latest", "instance_states")
 # What this rule reads of instance_latest: the end of the starting phase and the names.
