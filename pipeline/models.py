@@ -21,6 +21,21 @@ from pipeline.storage import sql_file_list
 
 SQL_DIR = sql_dir()
 MATERIALIZATIONS = ("view", "table", "daily", "macro")
+# How many cadences one snapshot speaks for (see `interval_cap_minutes`).
+CAP_CADENCES = 2
+
+
+def interval_cap_minutes(cadence_minutes: int) -> int:
+    """How long one snapshot speaks for: the one bound behind two rules.
+
+    `instance_intervals` caps an interval at this many minutes past its snapshot (the
+    build passes it to the SQL as `getvariable('cap_minutes')`; time past it is
+    unobserved), and the `fresh_snapshots` check calls an account stale once its newest
+    snapshot is older than this: from then on the account has unobserved time. Twice the
+    cadence, so one late or failed run is still observed; a gap of exactly the cap is
+    neither capped nor stale.
+    """
+    return CAP_CADENCES * cadence_minutes
 
 
 def sql_literal(text: str) -> str:

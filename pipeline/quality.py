@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 
 from pipeline.history import newest_snapshots
-from pipeline.models import sql_literal
+from pipeline.models import interval_cap_minutes, sql_literal
 from pipeline.schema import PRICING_KEYS, PRICING_PARENTS, pricing_column
 from pipeline.storage import Store, sql_file_list
 
@@ -102,17 +102,20 @@ def check_schema_drift(con: duckdb.DuckDBPyConnection, rows: str) -> CheckOutcom
 
 def check_freshness(store: Store, *, cadence_minutes: int,
                     now: datetime | None = None) -> CheckOutcome:
-    """The newest snapshot of every account is no older than two cadences.
+    """The newest snapshot of every account is no older than the interval cap.
 
+    The bound is `interval_cap_minutes`, the cap of `instance_intervals`: a stale account
+    is one whose time since its newest snapshot the warehouse would count as unobserved.
     Reads each account's newest day of the snapshot log only, whatever the history's size.
     """
     now = now or datetime.now(UTC)
-    limit = timedelta(minutes=2 * cadence_minutes)
+    cap = interval_cap_minutes(cadence_minutes)
+    limit = timedelta(minutes=cap)
     rows = [(account, at) for account, (at, _count) in newest_snapshots(store).items()]
     stale = [(account, newest) for account, newest in rows if now - newest > limit]
     detail = ("every account's newest snapshot is fresh" if not stale else
               "; ".join(f"{a}: newest snapshot {n:%Y-%m-%d %H:%M}Z is older than "
-                        f"{2 * cadence_minutes} minutes" for a, n in stale))
+                        f"{cap} minutes" for a, n in stale))
     return CheckOutcome("fresh_snapshots", bool(rows) and not stale,
                         detail if rows else "no snapshots yet",
                         {"accounts": len(rows), "stale_accounts": len(stale)})

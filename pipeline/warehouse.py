@@ -52,6 +52,7 @@ from pipeline.models import (
     SQL_DIR,
     Model,
     discover_models,
+    interval_cap_minutes,
     render_sql,
     render_sql_over_files,
     sql_literal,
@@ -1017,7 +1018,7 @@ def _build_locked(
     say(f"build {build_id}: {'full' if full else 'incremental'}, days {window or 'none'}")
     result = BuildResult(paths.db, build_id, full, window,
                          len(_days_between(*window)) if window else 0, [m.name for m in models])
-    cap = 2 * cadence
+    cap = interval_cap_minutes(cadence)
     uniform, schemas = _uniform_schemas(paths.store, listings, sources,
                                         state.get("schemas", {}))
     placeholders = _placeholders(paths, sources, uniform)

@@ -1,7 +1,7 @@
 -- idle_spend: money paid for nothing, per UTC day per instance (only instance-days with
 -- some). Grain: (day, account, instance_id). Stopped storage = storage billed while the
--- GPU is not (stopped, exited, ...); idle GPU = GPU billed while gpu_util_fraction < 0.05
--- (util at the interval's start; unknown util is not counted as idle).
+-- GPU is not (stopped, exited, ...); idle GPU = intervals with `gpu_idle` (the idle rule,
+-- defined in instance_intervals; the utilisation at the interval's start).
 -- materialized: view
 select
     day,

@@ -1,11 +1,13 @@
 -- incidents: one row per incident, a maximal run of consecutive down intervals of one
--- instance (intended running, not starting, actual status not running). Two down
--- intervals are consecutive when the second starts at the first one's next account
--- snapshot. Grain: (account, instance_id, started_at). `hours` is the observed down time
--- (sum of the run's interval hours, so capped gaps are not counted); `ended_at` is the end
--- of the run's last interval. `is_ongoing`: the instance is still listed in its account's
--- newest snapshot and still down there (a NULL actual status there is down), right after
--- the run.
+-- instance (`is_down`, defined in instance_states). Two down intervals are consecutive
+-- when the second starts at the first one's next account snapshot. Grain: (account,
+-- instance_id, started_at). `hours` is the observed down time (sum of the run's interval
+-- hours, so capped gaps are not counted); `ended_at` is the end of the run's last
+-- interval. `is_ongoing`: the instance is still listed in its account's newest snapshot
+-- and still down there, right after the run (is_down there: `is_not_running_as_meant`,
+-- NULL status included, the starting phase having ended before the run). The attributes
+-- (label .. country) are the latest non-NULL values among the run's intervals: the
+-- instance as it was during the incident (instance_latest has it as it is now).
 -- materialized: table
 -- An incremental build (the history only grew at its end) keeps the incidents that ended
 -- before the first recomputed day and are not ongoing: their intervals all start before
@@ -81,8 +83,7 @@ newest_instance_state as (
         account,
         instance_id,
         max(last_seen_at) as last_seen_at,
-        arg_max_null(last_actual_status, day) as last_actual_status,
-        arg_max_null(last_intended_status, day) as last_intended_status
+        arg_max(last_not_running_as_meant, day) as last_not_running_as_meant
     from instance_day_summary
     -- an instance in its account's newest snapshot was seen on or after recompute_from
     where day >= getvariable('recompute_from')
@@ -105,8 +106,7 @@ select
     coalesce(
         r.run_next_snapshot_at = a.snapshot_at
         and st.last_seen_at = a.snapshot_at
-        and st.last_intended_status = 'running'
-        and st.last_actual_status is distinct from 'running',
+        and st.last_not_running_as_meant,
         false
     ) as is_ongoing
 from runs as r

@@ -1,8 +1,10 @@
 -- instance_daily: the daily fact table, one row per UTC day per instance with any observed
 -- interval time that day. Grain: (account, day, instance_id). Intervals are split at UTC
 -- midnight and every hour, cost and state measure is counted proportionally on each side.
--- cost_daily, idle_spend and reliability_daily are views/tables over it.
--- Attributes (label, gpu_name, ...) are those of the day's last interval.
+-- cost_daily, idle_spend and reliability_daily are views/tables over it. Idle GPU hours
+-- and cost are those of intervals with `gpu_idle` (the idle rule of instance_intervals).
+-- Attributes (label, gpu_name, ...) are the latest non-NULL values among the day's
+-- intervals: the instance as it was that day (instance_latest has it as it is now).
 -- running_hours: hours with the GPU billed; storage_hours: hours with the storage billed.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
 -- warehouse: table
@@ -60,14 +62,9 @@ select
             else 0.0
         end
     ) as stopped_storage_cost,
-    sum(case when gpu_billed and gpu_util_fraction < 0.05 then piece_hours else 0.0 end)
-        as idle_gpu_hours,
-    sum(
-        case
-            when gpu_billed and gpu_util_fraction < 0.05 then coalesce(gpu_rate, 0) * piece_hours
-            else 0.0
-        end
-    ) as idle_gpu_cost,
+    sum(case when gpu_idle then piece_hours else 0.0 end) as idle_gpu_hours,
+    sum(case when gpu_idle then coalesce(gpu_rate, 0) * piece_hours else 0.0 end)
+        as idle_gpu_cost,
     sum(case when is_up then piece_hours else 0.0 end) as up_hours,
     sum(case when is_down then piece_hours else 0.0 end) as down_hours,
     sum(case when is_starting then piece_hours else 0.0 end) as starting_hours,

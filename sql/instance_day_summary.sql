@@ -1,12 +1,13 @@
 -- instance_day_summary: what was seen of one instance on one UTC day of snapshots.
--- Grain: (account, day, instance_id). A small helper: the lifecycle (first snapshot,
--- first time running, end of the starting phase) and the whole-history reliability
--- tables aggregate it instead of rescanning every snapshot.
--- `first_settled_at` is the first snapshot whose actual_status is not null, `created` or
--- `loading`: the starting phase of an instance ends there (for good). The price columns
--- let price_changes look at snapshots only on days where a price moved.
+-- Grain: (account, day, instance_id). A small helper: instance_latest (each instance's
+-- latest attributes and lifecycle) and price_changes aggregate it instead of rescanning
+-- every snapshot.
+-- `first_settled_at` is the day's first snapshot with `is_settled_status` (see
+-- instance_snapshots): the starting phase of an instance ends there, for good. The price
+-- columns let price_changes look at snapshots only on days where a price moved.
 -- `last_actual_status`/`last_intended_status` are the statuses of the day's last snapshot,
--- NULL included (a NULL status is a real state, counted as down). The other `*_last`
+-- NULL included (a NULL status is a real state, counted as down), and
+-- `last_not_running_as_meant` its `is_not_running_as_meant`. The other `*_last`
 -- columns and the descriptive ones (label .. is_bid) are the day's last non-NULL value:
 -- there NULL means not reported or quarantined, not a new value.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
@@ -19,14 +20,10 @@ select
     min(snapshot_at) as first_seen_at,
     max(snapshot_at) as last_seen_at,
     min(case when actual_status = 'running' then snapshot_at end) as first_running_at,
-    min(
-        case
-            when actual_status is not null and actual_status not in ('created', 'loading')
-                then snapshot_at
-        end
-    ) as first_settled_at,
+    min(case when is_settled_status then snapshot_at end) as first_settled_at,
     arg_max_null(actual_status, snapshot_at) as last_actual_status,
     arg_max_null(intended_status, snapshot_at) as last_intended_status,
+    arg_max(is_not_running_as_meant, snapshot_at) as last_not_running_as_meant,
     min_by(reliability2, snapshot_at) as reliability2_first,
     max_by(reliability2, snapshot_at) as reliability2_last,
     min(reliability2) as reliability2_min,

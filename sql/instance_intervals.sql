@@ -3,12 +3,17 @@
 -- The interval runs from the snapshot to the account's next successful snapshot (whether
 -- or not the instance is still listed there), capped at twice the cadence; time past the
 -- cap is unobserved. The state seen at the start holds for the whole interval.
+-- The cap is `getvariable('cap_minutes')`, which the build sets to
+-- pipeline.models.interval_cap_minutes(cadence): the same bound the fresh_snapshots check
+-- allows since an account's newest snapshot.
 -- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules are
 -- written there): GPU cost = dph_base while gpu_billed, storage cost = storage_rate while
--- storage_billed. Reliability flags count only while intended 'running':
--- starting (before the instance's first status other than null/created/loading), up
--- (running), down (any other status after starting). Join `snapshots` on (account,
--- interval_start = snapshot_at) for the snapshot's id.
+-- storage_billed. The idle rule is written here, once: `gpu_idle` = the GPU billed while
+-- gpu_util_fraction < 0.05 (under 5 %; an unknown utilisation is not idle), which
+-- instance_daily, idle_spend and the idle_gpu alert read. The reliability flags
+-- is_starting, is_up and is_down are those of instance_states (defined there) at the
+-- interval's start. Join `snapshots` on (account, interval_start = snapshot_at) for the
+-- snapshot's id.
 -- materialized: daily (Parquet partitioned by account and day, rebuilt for changed days)
 -- The joins run in the order written: DuckDB estimates the window's snapshots joined to
 -- the timeline at the timeline's size and would build its hash table on millions of rows
@@ -43,29 +48,16 @@ next_account_snapshot as (
     left join first_after_timeline as f on t.account = f.account
 ),
 
-lifecycle as (
-    -- days after the window cannot settle an instance before a snapshot in it, so they
-    -- are not read (a full build's early chunks skip most of the history)
-    select account, instance_id, min(first_settled_at) as settled_at
-    from instance_day_summary
-    where day <= getvariable('build_to')
-    group by account, instance_id
-),
-
 observed as (
     select
         s.*,
         n.next_snapshot_at,
         least(
             n.next_snapshot_at, s.snapshot_at + to_minutes(getvariable('cap_minutes'))
-        ) as interval_end,
-        coalesce(s.intended_status = 'running', false) as intended_running,
-        (l.settled_at is null or s.snapshot_at < l.settled_at) as before_settled
-    from instance_snapshots as s
+        ) as interval_end
+    from instance_states as s
     inner join next_account_snapshot as n
         on s.account = n.account and s.snapshot_at = n.snapshot_at
-    left join lifecycle as l
-        on s.account = l.account and s.instance_id = l.instance_id
     where s.snapshot_date between getvariable('build_from') and getvariable('build_to')
         and n.next_snapshot_at is not null
 ),
@@ -103,12 +95,12 @@ select
     storage_rate,
     gpu_billed,
     storage_billed,
+    gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle,
     case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end as gpu_cost,
     case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as storage_cost,
     case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end
     + case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as total_cost,
-    intended_running and before_settled as is_starting,
-    intended_running and coalesce(actual_status = 'running', false) as is_up,
-    intended_running and not before_settled
-    and actual_status is distinct from 'running' as is_down
+    is_starting,
+    is_up,
+    is_down
 from timed

@@ -2,10 +2,16 @@
 -- Grain: (account, instance_id, snapshot_at). Renames `id` to `instance_id`, adds
 -- `country` (country_code, else the text after the last comma of geolocation) and
 -- `gpu_util_fraction` (gpu_util on a 0..1 scale; values above 1 are percent), and the
--- billing rules, written only here: `storage_rate` ($/hour: storage_total_cost, else
--- search__disk_hour, else storage_cost ($/GB/month) * disk_space / 720), `gpu_billed`
--- (actual status running or frozen) and `storage_billed` (any status but offline, NULL
--- included). The GPU rate is dph_base.
+-- rules every model and alert reads, written only here:
+-- - billing: `storage_rate` ($/hour: storage_total_cost, else search__disk_hour, else
+--   storage_cost ($/GB/month) * disk_space / 720), `gpu_billed` (actual status running or
+--   frozen) and `storage_billed` (any status but offline, NULL included). The GPU rate is
+--   dph_base. (Idle GPU, `gpu_idle`, is written in instance_intervals.)
+-- - lifecycle: `is_settled_status`, the actual status is one an instance shows only once
+--   it has started (anything but NULL, `created` or `loading`); its first such snapshot
+--   ends its starting phase for good (instance_latest.first_settled_at).
+--   `is_not_running_as_meant`: intended status running, actual status anything else (NULL
+--   included); down once the starting phase has ended (instance_states.is_down).
 -- materialized: view (live over the Parquet written by pipeline.history)
 select
     account,
@@ -22,6 +28,9 @@ select
         as storage_rate,
     coalesce(actual_status in ('running', 'frozen'), false) as gpu_billed,
     actual_status is distinct from 'offline' as storage_billed,
+    coalesce(actual_status not in ('created', 'loading'), false) as is_settled_status,
+    coalesce(intended_status = 'running', false)
+    and actual_status is distinct from 'running' as is_not_running_as_meant,
     * exclude (account, snapshot_date, snapshot_at, snapshot_id, id)
 from read_parquet(
     '{{ instance_snapshots_glob }}',

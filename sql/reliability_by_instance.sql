@@ -7,26 +7,26 @@
 -- running (NULL for an instance never seen running); mttr_hours = mean
 -- incident hours; mtbf_hours = up_hours / incidents (NULL without incidents).
 -- reliability2 is Vast.ai's score of the host (first, last and min seen), a prior about
--- the host shown beside what was observed.
+-- the host shown beside what was observed. The attributes, first/last seen, first running
+-- and reliability2 are those of instance_latest.
 -- materialized: table
 with seen as (
     select
         account,
         instance_id,
-        max_by(label, day) as label,
-        max_by(gpu_name, day) as gpu_name,
-        max_by(num_gpus, day) as num_gpus,
-        max_by(machine_id, day) as machine_id,
-        max_by(host_id, day) as host_id,
-        max_by(country, day) as country,
-        min(first_seen_at) as first_seen,
-        max(last_seen_at) as last_seen,
-        min(first_running_at) as first_running_at,
-        min_by(reliability2_first, day) as reliability2_first,
-        max_by(reliability2_last, day) as reliability2_last,
-        min(reliability2_min) as reliability2_min
-    from instance_day_summary
-    group by account, instance_id
+        label,
+        gpu_name,
+        num_gpus,
+        machine_id,
+        host_id,
+        country,
+        first_seen_at as first_seen,
+        last_seen_at as last_seen,
+        first_running_at,
+        reliability2_first,
+        reliability2_last,
+        reliability2_min
+    from instance_latest
 ),
 
 observed as (

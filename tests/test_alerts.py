@@ -485,6 +485,17 @@ def idle_runs(fleet: FleetModel, moments: list[datetime], flag) -> dict[int, flo
     return out
 
 
+def run_records(fleet: FleetModel, moments: list[datetime], flag, iid: int) -> list[dict]:
+    """The records of the run `idle_runs` counts for instance `iid`, newest first."""
+    out = []
+    for moment in reversed(moments[:-1]):
+        record = {r["id"]: r for r in fleet.clean_records_at(moment)}.get(iid)
+        if record is None or not flag(record):
+            break
+        out.append(record)
+    return out
+
+
 def is_idle_gpu(r: dict) -> bool:
     return r["actual_status"] in ("running", "frozen") and r["gpu_util"] is not None \
         and r["gpu_util"] < 0.05
@@ -524,7 +535,10 @@ def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Pat
     assert by_rule["idle_gpu"] == expected_idle
     assert by_rule["stopped_storage"] == expected_stopped
     idle_body = next(b for b in first if b["rule"] == "idle_gpu")
-    assert "under 5 % utilisation" in idle_body["summary"] and "$" in idle_body["summary"]
+    most = max(r["gpu_util"] for r in run_records(fleet, moments, is_idle_gpu,
+                                                  idle_body["instance_id"]))
+    assert f"while idle (at most {100 * most:.3g} % utilisation)" in idle_body["summary"]
+    assert "$" in idle_body["summary"]
     runway = [b for b in first if b["rule"] == "credit_runway"]
     assert [b["key"] for b in runway] == ["credit_runway/default"]
     assert f"${fleet.credit_balance:,.2f}" in runway[0]["summary"]

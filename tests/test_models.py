@@ -24,7 +24,8 @@ def test_real_models_are_ordered_after_their_inputs() -> None:
         for dep in m.deps:
             assert order.index(dep) < order.index(m.name), (dep, m.name)
     by_name = {m.name: m for m in models}
-    assert set(by_name["instance_intervals"].deps) >= {"instance_snapshots", "snapshots"}
+    assert set(by_name["instance_intervals"].deps) >= {"instance_states", "snapshots"}
+    assert set(by_name["instance_states"].deps) == {"instance_snapshots", "instance_latest"}
     assert "instance_intervals" in by_name["incidents"].deps
     assert by_name["instance_intervals"].materialized == "daily"
     assert "grain" in by_name["cost_daily"].header.lower()

@@ -1,8 +1,9 @@
 """The cost rules, evaluated after every warehouse build from its models.
 
 Each rule reuses a model's definitions rather than restating them: billed time, rates and
-costs come from `instance_intervals` (idle GPU = GPU billed while gpu_util_fraction < 0.05,
-the `idle_spend` definition), the credit, burn and runway from `account_now`, the bill from
+costs come from `instance_intervals` (idle GPU = its `gpu_idle`, the rule defined there
+that `idle_spend` counts too), an instance's name and attributes from
+`instance_latest`, the credit, burn and runway from `account_now`, the bill from
 `cost_reconciliation` (only when that model exists: otherwise `bill_difference` is not
 evaluated at all). A run of an instance counts only if it reaches the account's newest
 snapshot, so an alert describes the fleet as it is now.
@@ -40,15 +41,16 @@ per_instance as (
         max(next_snapshot_at) as last_next
     from flagged group by account, instance_id
 )
-select f.account, f.instance_id, max_by(f.label, f.interval_start) as label,
-    max_by(f.gpu_name, f.interval_start) as gpu_name,
-    max_by(f.num_gpus, f.interval_start) as num_gpus,
-    max_by(f.host_id, f.interval_start) as host_id,
+select f.account, f.instance_id, any_value(l.label) as label,
+    any_value(l.gpu_name) as gpu_name, any_value(l.num_gpus) as num_gpus,
+    any_value(l.host_id) as host_id,
     min(f.interval_start) as started_at, sum(f.hours) as hours, sum({money}) as money,
-    max_by({rate}, f.interval_start) as rate, max(n.snapshot_at) as observed_at
+    max_by({rate}, f.interval_start) as rate, max(n.snapshot_at) as observed_at,
+    max(f.gpu_util_fraction) as max_gpu_util
 from flagged as f
 join per_instance as p using (account, instance_id)
 join newest as n using (account)
+left join instance_latest as l using (account, instance_id)
 where p.last_hit and p.last_next = n.snapshot_at and f.hit
     and f.interval_start > coalesce(p.last_miss, '-infinity'::timestamp)
 group by f.account, f.instance_id
@@ -141,13 +143,13 @@ def _subject(r: dict) -> str:
 
 def _idle_gpu(con: duckdb.DuckDBPyConnection, s: AlertSettings, newest_day: Any
               ) -> list[Condition]:
-    sql = _RUN_SQL.format(flag="gpu_billed and gpu_util_fraction < 0.05", money="f.gpu_cost",
-                          rate="f.gpu_rate")
+    sql = _RUN_SQL.format(flag="gpu_idle", money="f.gpu_cost", rate="f.gpu_rate")
     out = []
     for r in _rows(con, sql, {"since": _since(newest_day, s.idle_gpu_hours / 24),
                               "hours": s.idle_gpu_hours}):
         subject = _subject(r)
-        summary = (f"{subject} has been billed for its GPU while under 5 % utilisation for "
+        summary = (f"{subject} has been billed for its GPU while idle (at most "
+                   f"{100 * r['max_gpu_util']:.3g} % utilisation) for "
                    f"{human_duration(timedelta(hours=r['hours']))} (since "
                    f"{r['started_at']:%Y-%m-%d %H:%M} UTC): ${r['money']:,.2f} so far at "
                    f"${r['rate'] or 0:,.3f}/h; stop it or put it to work.")

@@ -1,11 +1,14 @@
 """`instance_down`, evaluated right after a collection from the Parquet history itself.
 
 The warehouse may not be built yet (it follows collection), so this reads the account's
-recent snapshots straight from Parquet through the warehouse's own staging models
-(`sql/instance_snapshots.sql`, `sql/snapshots.sql`, rendered over one account's files),
-and judges "down" exactly as `instance_intervals` does: intended status running, past the
-starting phase (the first snapshot whose actual status is not NULL, created or loading),
-actual status anything but running (NULL included).
+recent snapshots straight from Parquet through the warehouse's own models, rendered over
+one account's files of the lookback window: `snapshots`, `instance_snapshots`,
+`instance_day_summary`, `instance_latest` and `instance_states`. "Down" is therefore
+`instance_states.is_down` itself, the column `instance_intervals` copies (intended status
+running, past the starting phase, actual status anything but running, NULL included), and
+the instance is named by `instance_latest`'s attributes. The one difference is what the
+models see: the lookback window, not the whole history, so an instance that settled
+before the window and has shown only NULL/created/loading since counts as starting here.
 """
 
 from __future__ import annotations
@@ -20,17 +23,23 @@ import pyarrow.parquet as pq
 
 from pipeline.alerts.engine import Condition, Evaluation, human_duration
 from pipeline.datasets import dataset
-from pipeline.models import discover_models, render_sql_over_files
+from pipeline.models import discover_models, render_sql, render_sql_over_files
 from pipeline.storage import Store
 
 # Days of history read: an outage longer than this is still reported, from this far back.
 LOOKBACK_DAYS = 7
 RULE = "instance_down"
 NOT_LISTED = "is no longer listed (destroyed or removed from the account)"
+# The history datasets read from files, then the models built over them.
+_FILE_MODELS = ("instance_snapshots", "snapshots")
+_DERIVED_MODELS = ("instance_day_summary", "instance_latest", "instance_states")
+# What this rule reads of instance_latest: the end of the starting phase and the names.
+_LATEST_COLUMNS = ("account, instance_id, first_settled_at, label, gpu_name, num_gpus, "
+                   "host_id, machine_id")
 
 _DOWN_SQL = """
 with recent as (
-    select * from instance_snapshots
+    select * from instance_states
     where account = $account and snapshot_date >= $since
 ),
 timeline as (
@@ -40,33 +49,20 @@ timeline as (
     select distinct snapshot_at from recent
 ),
 newest as (select max(snapshot_at) as snapshot_at from timeline),
-settled as (
-    select instance_id, min(snapshot_at) as settled_at
-    from recent
-    where actual_status is not null and actual_status not in ('created', 'loading')
-    group by instance_id
-),
-flagged as (
-    select r.*,
-        coalesce(r.intended_status = 'running', false)
-        and s.settled_at is not null and r.snapshot_at >= s.settled_at
-        and r.actual_status is distinct from 'running' as is_down
-    from recent as r left join settled as s using (instance_id)
-),
 now_down as (
-    select f.* from flagged as f, newest as n
-    where f.snapshot_at = n.snapshot_at and f.is_down
+    select r.* from recent as r, newest as n
+    where r.snapshot_at = n.snapshot_at and r.is_down
 ),
 last_good as (
     select d.instance_id, max(t.snapshot_at) as last_good_at
     from now_down as d cross join timeline as t
-    left join flagged as f
+    left join recent as f
         on f.instance_id = d.instance_id and f.snapshot_at = t.snapshot_at and f.is_down
     where f.instance_id is null
     group by d.instance_id
 )
 select
-    d.instance_id, d.label, d.gpu_name, d.num_gpus, d.host_id, d.machine_id,
+    d.instance_id, l.label, l.gpu_name, l.num_gpus, l.host_id, l.machine_id,
     coalesce(d.actual_status, 'no status') as status,
     (select min(t.snapshot_at) from timeline as t
      where t.snapshot_at > coalesce(g.last_good_at, '-infinity'::timestamp)) as started_at,
@@ -74,6 +70,7 @@ select
     case when d.gpu_billed then coalesce(d.dph_base, 0) else 0 end
     + case when d.storage_billed then coalesce(d.storage_rate, 0) else 0 end as burn_per_hour
 from now_down as d left join last_good as g using (instance_id)
+left join instance_latest as l on l.account = d.account and l.instance_id = d.instance_id
 order by d.instance_id
 """
 
@@ -112,13 +109,15 @@ def instance_subject(account: str, instance_id: int, label: str | None, gpu: str
 
 def _connect(store: Store, account: str, days: list[date],
              scratch: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the staging views over the account's Parquet files of
+    """An in-memory DuckDB with the models' views over the account's Parquet files of
     `days` only, so the cost is that of the lookback window, not of the whole history (an
     empty file in `scratch` stands in for a dataset with none: no instance ever listed)."""
     con = store.duckdb()  # reads s3:// too when the home is on an object store
     con.execute("SET TimeZone = 'UTC'")
+    # each view below binds the staging views again: read each file's footer once
+    con.execute("SET parquet_metadata_cache = true")
     models = {m.name: m for m in discover_models()}
-    for name in ("instance_snapshots", "snapshots"):
+    for name in _FILE_MODELS:
         files = store.parquet_files(name, days, [account])
         if not files:
             folder = Path(scratch, name, "account=_none_", "snapshot_date=1970-01-01")
@@ -129,6 +128,15 @@ def _connect(store: Store, account: str, days: list[date],
         sql = render_sql_over_files(models[name], {f"{name}_union_by_name": "true"},
                                     {name: files})
         con.execute(f"create view {name} as {sql}")
+    # the days a daily model covers, as the warehouse build sets them for a window
+    con.execute("SET VARIABLE build_from = ?::DATE", [min(days, default=date.min)])
+    con.execute("SET VARIABLE build_to = DATE '9999-12-31'")
+    for name in _DERIVED_MODELS:
+        sql = render_sql(models[name], {})
+        if name == "instance_latest":  # read twice: computed once, for what is read
+            con.execute(f"create table {name} as select {_LATEST_COLUMNS} from ({sql})")
+        else:
+            con.execute(f"create view {name} as {sql}")
     return con
 
 
