@@ -282,15 +282,16 @@ class PeakRss:
 
 REPORT_QUERIES: dict[str, str] = {
     "cost by day and GPU (7 d)": (
-        "SELECT day, gpu_name, sum(total_cost) FROM cost_daily "
-        "WHERE day > (SELECT max(day) FROM cost_daily) - 7 GROUP BY ALL ORDER BY ALL"),
+        "SELECT day, gpu_name, sum(total_cost) FROM estimated_cost_daily "
+        "WHERE day > (SELECT max(day) FROM estimated_cost_daily) - 7 GROUP BY ALL ORDER BY ALL"),
     "month to date": (
-        "SELECT sum(total_cost), sum(gpu_cost), sum(storage_cost), sum(gpu_hours) FROM cost_daily "
-        "WHERE day >= date_trunc('month', (SELECT max(day) FROM cost_daily))"),
+        "SELECT sum(total_cost), sum(gpu_cost), sum(storage_cost), sum(gpu_hours) "
+        "FROM estimated_cost_daily "
+        "WHERE day >= date_trunc('month', (SELECT max(day) FROM estimated_cost_daily))"),
     "top instances (7 d)": (
-        "SELECT instance_id, label, gpu_name, sum(running_hours), sum(total_cost), "
-        "sum(total_cost) / nullif(sum(gpu_hours), 0) FROM cost_daily "
-        "WHERE day > (SELECT max(day) FROM cost_daily) - 7 GROUP BY ALL "
+        "SELECT instance_id, label, gpu_name, sum(instance_hours), sum(total_cost), "
+        "sum(total_cost) / nullif(sum(gpu_hours), 0) FROM estimated_cost_daily "
+        "WHERE day > (SELECT max(day) FROM estimated_cost_daily) - 7 GROUP BY ALL "
         "ORDER BY 5 DESC LIMIT 20"),
     "idle spend (7 d)": (
         "SELECT day, sum(stopped_storage_cost), sum(idle_gpu_cost) FROM idle_spend "
@@ -307,10 +308,10 @@ REPORT_QUERIES: dict[str, str] = {
         "SELECT * FROM incidents WHERE started_at > (SELECT max(ended_at) FROM incidents) "
         "- INTERVAL 7 DAY ORDER BY started_at"),
     "worst hosts": (
-        "SELECT * FROM reliability_by_host ORDER BY availability NULLS LAST LIMIT 20"),
+        "SELECT * FROM reliability_alltime_by_host ORDER BY availability NULLS LAST LIMIT 20"),
     "intervals of one day (FOCUS rows)": (
         "SELECT count(*), sum(total_cost) FROM instance_intervals "
-        "WHERE day = (SELECT max(day) FROM cost_daily)"),
+        "WHERE day = (SELECT max(day) FROM estimated_cost_daily)"),
 }
 
 

@@ -315,7 +315,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _add_sql(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sql", help="run a read-only query against the warehouse")
-    p.add_argument("query", help='e.g. "select * from cost_daily limit 5"; several '
+    p.add_argument("query", help='e.g. "select * from estimated_cost_daily limit 5"; several '
                    "statements (separated by ;) show each result in turn, as tables")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default), csv or json (one statement)")

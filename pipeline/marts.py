@@ -30,14 +30,14 @@ def _no_rows(name: str, table: str, relation: str, where: str, what: str) -> Mar
 
 
 MART_CHECKS: tuple[MartCheck, ...] = (
-    _no_rows("costs_non_negative", "cost_daily", "cost_daily",
+    _no_rows("costs_non_negative", "estimated_cost_daily", "estimated_cost_daily",
              "gpu_cost < 0 OR storage_cost < 0 OR total_cost < 0",
-             "cost_daily rows with a negative cost"),
+             "estimated_cost_daily rows with a negative cost"),
     _no_rows("interval_costs_non_negative", "instance_intervals", "instance_intervals",
              "gpu_cost < 0 OR storage_cost < 0 OR hours <= 0",
              "instance_intervals rows with a negative cost or non-positive hours"),
-    _no_rows("availability_in_range", "reliability_by_instance",
-             "(SELECT availability FROM reliability_by_instance "
+    _no_rows("availability_in_range", "reliability_alltime_by_instance",
+             "(SELECT availability FROM reliability_alltime_by_instance "
              "UNION ALL SELECT availability FROM reliability_daily)",
              "availability NOT BETWEEN 0 AND 1", "rows with availability outside [0, 1]"),
     # A hole in a bill log means a day's spend is in no bill (a failed or skipped fetch).
@@ -47,11 +47,11 @@ MART_CHECKS: tuple[MartCheck, ...] = (
              "ANTI JOIN billed_days USING (account, day)", "true",
              "days missing from a bill log between its first and last fetched day"),
     # The midnight split loses nothing: the days add up to the intervals.
-    MartCheck("cost_daily_equals_intervals", "cost_daily", """
+    MartCheck("cost_daily_equals_intervals", "estimated_cost_daily", """
         SELECT abs(d - i) <= greatest(1e-9, 1e-6 * greatest(abs(d), abs(i))),
-               printf('sum(cost_daily.total_cost) = %.6f, '
+               printf('sum(estimated_cost_daily.total_cost) = %.6f, '
                       'sum(instance_intervals.total_cost) = %.6f', d, i)
-        FROM (SELECT (SELECT coalesce(sum(total_cost), 0) FROM cost_daily)::DOUBLE AS d,
+        FROM (SELECT (SELECT coalesce(sum(total_cost), 0) FROM estimated_cost_daily)::DOUBLE AS d,
                      (SELECT coalesce(sum(total_cost), 0) FROM instance_intervals)::DOUBLE
                      AS i)"""),
 )

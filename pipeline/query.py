@@ -111,7 +111,7 @@ def _known_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def duckdb_hint(exc: BaseException) -> str:
-    """DuckDB's hints below the first line of its message (`Did you mean "cost_daily"?`,
+    """DuckDB's hints below the first line of its message (`Did you mean "estimated_cost_daily"?`,
     `Candidate bindings: ...`, candidate functions), as one clause; the `LINE 1:` excerpt
     and its caret are left out. Empty when DuckDB gave none."""
     hints: list[tuple[str, list[str]]] = []  # a hint line, and the items it lists below it

@@ -1,6 +1,6 @@
 -- cost_reconciliation: the bill against the estimate, one row per (day, account,
--- instance_id) present in billed_daily (instance contracts) or cost_daily.
--- estimated_cost: cost_daily.total_cost (NULL when no snapshot saw the instance that day,
+-- instance_id) present in billed_daily (instance contracts) or estimated_cost_daily.
+-- estimated_cost: estimated_cost_daily.total_cost (NULL when no snapshot saw the instance that day,
 -- never 0); billed_cost: billed_daily.total_cost (NULL when not billed); difference =
 -- billed - estimated; difference_pct = 100 x difference / billed_cost; bandwidth_cost is
 -- the bill's (snapshots carry no byte counters, so the estimate has none).
@@ -62,7 +62,7 @@ billed as (
 ),
 
 estimated as (
-    select * from cost_daily where day >= getvariable('recompute_from')
+    select * from estimated_cost_daily where day >= getvariable('recompute_from')
 ),
 
 joined as (

@@ -11,8 +11,8 @@ select
     gpu_name,
     stopped_storage_hours,
     stopped_storage_cost,
-    idle_gpu_hours,
+    idle_instance_hours,
     idle_gpu_cost,
     stopped_storage_cost + idle_gpu_cost as idle_cost
 from instance_daily
-where stopped_storage_hours > 0 or idle_gpu_hours > 0
+where stopped_storage_hours > 0 or idle_instance_hours > 0

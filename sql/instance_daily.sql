@@ -1,7 +1,7 @@
 -- instance_daily: the daily fact table, one row per UTC day per instance with any observed
 -- interval time that day. Grain: (account, day, instance_id). Intervals are split at UTC
 -- midnight and every hour, cost and state measure is counted proportionally on each side.
--- cost_daily, idle_spend and reliability_daily are views/tables over it. Idle GPU hours
+-- estimated_cost_daily, idle_spend and reliability_daily are views/tables over it. Idle GPU hours
 -- and cost are those of intervals with `gpu_idle` (the idle rule of instance_intervals).
 -- Attributes (label, gpu_name, ...) are the latest non-NULL values among the day's
 -- intervals: the instance as it was that day (instance_latest has it as it is now).
@@ -62,7 +62,7 @@ select
             else 0.0
         end
     ) as stopped_storage_cost,
-    sum(case when gpu_idle then piece_hours else 0.0 end) as idle_gpu_hours,
+    sum(case when gpu_idle then piece_hours else 0.0 end) as idle_instance_hours,
     sum(case when gpu_idle then coalesce(gpu_rate, 0) * piece_hours else 0.0 end)
         as idle_gpu_cost,
     sum(case when is_up then piece_hours else 0.0 end) as up_hours,

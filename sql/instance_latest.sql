@@ -3,7 +3,7 @@
 -- The attributes (label, gpu_name, num_gpus, machine_id, host_id, country, is_bid) are
 -- the latest non-NULL value of each by snapshot time: a NULL means not reported or
 -- quarantined, not a new value. This is the one rule for an instance's attributes as
--- they are now: reliability_by_instance and the alerts read them here (a model of one of
+-- they are now: reliability_alltime_by_instance and the alerts read them here (a model of one of
 -- its days or incidents keeps the latest non-NULL values within it: as it was then).
 -- Lifecycle: `first_seen_at`, `last_seen_at` (its first and last snapshot),
 -- `first_running_at` (first snapshot with actual status running; NULL if it never ran),

@@ -5,7 +5,7 @@
 -- availability = up / (up + down) (NULL when the instance was never meant to run);
 -- covered_hours: its instance_intervals clipped to the window; span_hours: from the first
 -- to the last of those clipped; coverage = covered / span. label .. country:
--- reliability_by_instance (the newest seen); reliability2_last: the window's newest,
+-- reliability_alltime_by_instance (the newest seen); reliability2_last: the window's newest,
 -- reliability2_min its lowest. availability_rank 1 = the least available (then most down
 -- hours); instances = how many rows, for "top N of M".
 -- materialized: macro
@@ -75,7 +75,7 @@ joined as (
         d.reliability2_last,
         d.reliability2_min
     from daily as d
-    left join reliability_by_instance as b
+    left join reliability_alltime_by_instance as b
         on d.account = b.account and d.instance_id = b.instance_id
     left join covered as c on d.account = c.account and d.instance_id = c.instance_id
 )

@@ -56,7 +56,8 @@ def measure_gap(home: Path, model: object) -> dict[str, dict[str, float]]:
     snapshots), instances only in the bill, and sampling (the rest: starts, stops and price
     moves seen between snapshots)."""
     estimates = defaultdict(dict)
-    for day, iid, cost in query(home, "SELECT day, instance_id, total_cost FROM cost_daily"):
+    sql = "SELECT day, instance_id, total_cost FROM estimated_cost_daily"
+    for day, iid, cost in query(home, sql):
         estimates[day][iid] = cost
     out = {}
     for day in BILLED_DAYS:

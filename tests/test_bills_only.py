@@ -128,5 +128,6 @@ def _bill_tables_hold_the_bills(home: Path, bills: dict[date, float | None]) -> 
     # no snapshot at all that day: the reason says so, not "shorter than an interval"
     assert query(home, "SELECT DISTINCT likely_reason FROM cost_reconciliation").rows == [
         ("no snapshot covered the day (collection was not running)",)]
-    for table in ("snapshots", "instance_intervals", "cost_daily", "fleet_now", "incidents"):
+    for table in ("snapshots", "instance_intervals", "estimated_cost_daily", "fleet_now",
+                  "incidents"):
         assert query(home, f"SELECT count(*) FROM {table}").rows == [(0,)], table

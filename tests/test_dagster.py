@@ -36,13 +36,13 @@ def test_asset_graph_has_lineage_from_collection_to_reports(defs: dg.Definitions
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"raw_snapshots", "landed_instance_snapshots", "warehouse/instance_intervals",
-            "warehouse/cost_daily", "cost_report", "reliability_report"} <= keys
-    cost_daily = dg.AssetKey(["warehouse", "cost_daily"])
-    upstream = dg.AssetSelection.assets(cost_daily).upstream().resolve(graph)
+            "warehouse/estimated_cost_daily", "cost_report", "reliability_report"} <= keys
+    estimated_cost_daily = dg.AssetKey(["warehouse", "estimated_cost_daily"])
+    upstream = dg.AssetSelection.assets(estimated_cost_daily).upstream().resolve(graph)
     assert {dg.AssetKey(["warehouse", "instance_intervals"]),
             dg.AssetKey("landed_instance_snapshots"),
             dg.AssetKey("raw_snapshots")} <= upstream
-    downstream = dg.AssetSelection.assets(cost_daily).downstream().resolve(graph)
+    downstream = dg.AssetSelection.assets(estimated_cost_daily).downstream().resolve(graph)
     assert dg.AssetKey("cost_report") in downstream
     schedule = defs.resolve_schedule_def("collect_schedule")
     assert schedule.cron_schedule == "*/15 * * * *"
@@ -126,7 +126,7 @@ def test_warehouse_and_reports_follow_a_collection(defs: dg.Definitions) -> None
     instance.report_runless_asset_event(
         dg.AssetMaterialization(asset_key="landed_instance_snapshots", partition=today))
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
-    for key in (["warehouse", "instance_intervals"], ["warehouse", "cost_daily"],
+    for key in (["warehouse", "instance_intervals"], ["warehouse", "estimated_cost_daily"],
                 ["cost_report"], ["reliability_report"]):
         assert after.get_num_requested(dg.AssetKey(key)) == 1, key
     assert after.get_num_requested(dg.AssetKey("raw_snapshots")) == 0
@@ -149,7 +149,7 @@ def test_reports_are_skipped_not_failed_until_there_is_data(home: Path) -> None:
     run = dg.materialize([warehouse_models, *reports], resources=resources, instance=instance)
     assert run.success
     materialized = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
-    assert "warehouse/cost_daily" in materialized
+    assert "warehouse/estimated_cost_daily" in materialized
     assert not materialized & {"cost_report", "cost_report_month_to_date", "reliability_report"}
     logs = [e.message for e in instance.all_logs(run.run_id)]
     assert any("cost_last_7_days skipped, not materialized: The warehouse has no data yet"

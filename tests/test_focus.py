@@ -120,13 +120,14 @@ def test_costs_equal_the_scenario(export: tuple) -> None:
 
 def test_bid_instance_is_dynamic_and_tags_carry_the_label(home: Path, export: tuple) -> None:
     rows = export[0].to_pylist()
-    bid = {iid for (iid,) in query(home, "SELECT DISTINCT instance_id FROM cost_daily "
+    bid = {iid for (iid,) in query(home, "SELECT DISTINCT instance_id FROM estimated_cost_daily "
                                          "WHERE is_bid")}
     assert bid == {102}
     for r in rows:
         assert r["PricingCategory"] == ("Dynamic" if int(r["ResourceId"]) in bid else "Standard")
-    labels = dict(query(home, "SELECT instance_id, any_value(label) FROM cost_daily GROUP BY 1"))
-    countries = dict(query(home, "SELECT instance_id, any_value(country) FROM cost_daily "
+    labels = dict(query(home, "SELECT instance_id, any_value(label) FROM estimated_cost_daily "
+                              "GROUP BY 1"))
+    countries = dict(query(home, "SELECT instance_id, any_value(country) FROM estimated_cost_daily "
                                  "GROUP BY 1"))
     for r in rows:
         iid = int(r["ResourceId"])
@@ -145,7 +146,7 @@ def test_csv_and_account_and_window(home: Path, tmp_path: Path) -> None:
     assert {r["BillingAccountId"] for r in rows} == {"lab"}
     assert all(r["ChargePeriodStart"].startswith("2026-11-17T") and
                r["ChargePeriodStart"].endswith("Z") for r in rows)
-    expected = query(home, "SELECT sum(total_cost) FROM cost_daily WHERE account = 'lab' "
+    expected = query(home, "SELECT sum(total_cost) FROM estimated_cost_daily WHERE account = 'lab' "
                            "AND day = DATE '2026-11-17'")[0][0]
     assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(expected, abs=1e-8)
 

@@ -28,10 +28,11 @@ def test_real_models_are_ordered_after_their_inputs() -> None:
     assert set(by_name["instance_states"].deps) == {"instance_snapshots", "instance_latest"}
     assert "instance_intervals" in by_name["incidents"].deps
     assert by_name["instance_intervals"].materialized == "daily"
-    assert "grain" in by_name["cost_daily"].header.lower()
-    for required in ("instance_snapshots", "instance_intervals", "cost_daily", "incidents",
-                     "reliability_by_instance", "reliability_by_machine", "fleet_now",
-                     "idle_spend", "price_changes"):
+    assert "grain" in by_name["estimated_cost_daily"].header.lower()
+    for required in ("instance_snapshots", "instance_intervals", "estimated_cost_daily",
+                     "incidents", "reliability_alltime_by_instance",
+                     "reliability_alltime_by_machine", "fleet_now", "idle_spend",
+                     "price_changes"):
         assert required in by_name
 
 

@@ -159,7 +159,7 @@ def test_demo_sql_report_and_dagster_from_an_unrelated_directory(
     assert len(html) == 2 and all(p.is_file() and p.is_relative_to(home) for p in html)
 
     rows = _run(venv, "sql", "select count(*) as n, count(distinct day) as days "
-                             "from cost_daily", "--format", "json",
+                             "from estimated_cost_daily", "--format", "json",
                 cwd=elsewhere, env=env, program="vast-pipeline").stdout
     [row] = json.loads(rows)
     assert row["n"] > 0 and 2 <= row["days"] <= 3

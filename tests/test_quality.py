@@ -247,7 +247,8 @@ def test_a_negative_cost_fails_the_cost_checks(tmp_path: Path, rates: dict[str, 
     warehouse.build(tmp_path, cadence_minutes=CADENCE)
     outcomes = marts(tmp_path)
     assert {name for name, o in outcomes.items() if not o.passed} == failing
-    assert outcomes["costs_non_negative"].detail == "1 cost_daily rows with a negative cost"
+    assert outcomes["costs_non_negative"].detail == (
+        "1 estimated_cost_daily rows with a negative cost")
     assert outcomes["interval_costs_non_negative"].detail.startswith("4 instance_intervals")
 
 
@@ -260,7 +261,7 @@ def test_availability_outside_0_1_fails(tmp_path: Path) -> None:
     assert query(tmp_path, "SELECT max(availability) FROM reliability_daily").rows == [(2.0,)]
     outcome = marts(tmp_path)["availability_in_range"]
     assert not outcome.passed
-    # 2 instances in reliability_by_instance + 2 in reliability_daily
+    # 2 instances in reliability_alltime_by_instance + 2 in reliability_daily
     assert outcome.detail == "4 rows with availability outside [0, 1]"
 
 
@@ -271,6 +272,6 @@ def test_cost_daily_not_summing_to_the_intervals_fails(tmp_path: Path) -> None:
     _recreate_warehouse(tmp_path)
     outcome = marts(tmp_path)["cost_daily_equals_intervals"]
     assert not outcome.passed
-    # 1 h of (1.0 + 0.1) + 1 h of (2.0 + 0.2) = 3.3 in the intervals; x1.5 in cost_daily
-    assert outcome.detail == ("sum(cost_daily.total_cost) = 4.950000, "
+    # 1 h of (1.0 + 0.1) + 1 h of (2.0 + 0.2) = 3.3 in the intervals; x1.5 in estimated_cost_daily
+    assert outcome.detail == ("sum(estimated_cost_daily.total_cost) = 4.950000, "
                               "sum(instance_intervals.total_cost) = 3.300000")

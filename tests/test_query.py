@@ -40,7 +40,7 @@ def test_open_read_only_is_read_only_and_utc(built: Path) -> None:
     con = open_read_only(built)
     try:
         assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
-        assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM estimated_cost_daily").fetchone() == (1,)
         with pytest.raises(duckdb.Error, match=r"read.only"):
             con.execute("CREATE TABLE t AS SELECT 1")
     finally:
@@ -68,7 +68,7 @@ def test_first_line_drops_hints_and_the_final_period() -> None:
 @pytest.mark.parametrize("sql", [
     "CREATE TABLE mine AS SELECT 1",
     "INSERT INTO fleet_now SELECT * FROM fleet_now",
-    "DROP VIEW cost_daily",
+    "DROP VIEW estimated_cost_daily",
     "COPY (SELECT 1) TO 'out.csv'",
     "ATTACH 'other.duckdb' AS other",
     "SELECT 1; DELETE FROM incidents",
@@ -76,16 +76,16 @@ def test_first_line_drops_hints_and_the_final_period() -> None:
 def test_query_refuses_writes(built: Path, sql: str) -> None:
     with pytest.raises(WarehouseError, match="read-only"):
         query(built, sql)
-    assert query(built, "SELECT count(*) FROM cost_daily").rows == [(1,)]
+    assert query(built, "SELECT count(*) FROM estimated_cost_daily").rows == [(1,)]
 
 
 def test_unknown_table_names_the_known_ones(built: Path) -> None:
     with pytest.raises(QueryError) as err:
         query(built, "SELECT * FROM cost_dialy")
     message = str(err.value)
-    assert message.startswith("Table 'cost_dialy' does not exist (did you mean \"cost_daily\"?)"
-                              "; known tables: ")
-    assert "cost_daily" in message and "\n" not in message and err.value.exit_code == 2
+    assert message.startswith("Table 'cost_dialy' does not exist (did you mean "
+                              "\"estimated_cost_daily\"?); known tables: ")
+    assert "estimated_cost_daily" in message and "\n" not in message and err.value.exit_code == 2
 
 
 def _duckdb_error(built: Path, sql: str) -> str:
@@ -97,8 +97,8 @@ def _duckdb_error(built: Path, sql: str) -> str:
 
 
 @pytest.mark.parametrize(("sql", "hint"), [
-    ("SELECT totl_cost FROM cost_daily", "candidate bindings: "),
-    ("SELECT nosuchfn(total_cost) FROM cost_daily", "did you mean "),
+    ("SELECT totl_cost FROM estimated_cost_daily", "candidate bindings: "),
+    ("SELECT nosuchfn(total_cost) FROM estimated_cost_daily", "did you mean "),
     ("SELECT 'a' - 1", "candidate functions: "),
 ])
 def test_duckdbs_hints_stay_in_the_one_sentence(built: Path, sql: str, hint: str) -> None:
@@ -129,16 +129,16 @@ def test_a_long_list_of_candidates_is_cut(built: Path) -> None:
 
 def test_a_failure_of_the_data_is_a_run_time_error(built: Path) -> None:
     with pytest.raises(WarehouseError) as err:
-        query(built, "SELECT CAST(label AS INTEGER) FROM cost_daily")
+        query(built, "SELECT CAST(label AS INTEGER) FROM estimated_cost_daily")
     assert not isinstance(err.value, QueryError) and err.value.exit_code == 1
     assert str(err.value).startswith("The query failed: Conversion Error")
 
 
 def test_several_statements_run_in_turn(built: Path) -> None:
-    sql = "SELECT count(*) AS n FROM cost_daily;\n  SELECT 2 AS two, 'x' AS x ;"
+    sql = "SELECT count(*) AS n FROM estimated_cost_daily;\n  SELECT 2 AS two, 'x' AS x ;"
     first, second = query_each(built, sql)
     assert (first.columns, first.rows, first.sql) == (
-        ["n"], [(1,)], "SELECT count(*) AS n FROM cost_daily")
+        ["n"], [(1,)], "SELECT count(*) AS n FROM estimated_cost_daily")
     assert (second.columns, second.rows, second.sql) == (["two", "x"], [(2, "x")],
                                                          "SELECT 2 AS two, 'x' AS x")
     assert [(r.number, r.count) for r in (first, second)] == [(1, 2), (2, 2)]
@@ -146,7 +146,7 @@ def test_several_statements_run_in_turn(built: Path) -> None:
         query(built, sql)
     with pytest.raises(QueryError, match=r"^one please$"):
         list(query_each(built, sql, single_result="one please"))
-    results = query_each(built, "SELECT 1; SELECT nope FROM cost_daily; SELECT 3")
+    results = query_each(built, "SELECT 1; SELECT nope FROM estimated_cost_daily; SELECT 3")
     assert next(results).rows == [(1,)]
     with pytest.raises(QueryError, match=r'^Statement 2 of 3: The query failed: Binder Error'):
         next(results)
@@ -159,14 +159,14 @@ def test_bad_sql_is_one_sentence(built: Path) -> None:
 
 
 def test_query_with_params(built: Path) -> None:
-    res = query(built, "SELECT instance_id FROM cost_daily WHERE account = ?",
+    res = query(built, "SELECT instance_id FROM estimated_cost_daily WHERE account = ?",
                           params=["a"])
     assert res.columns == ["instance_id"] and res.rows == [(1,)]
 
 
 def test_csv_json_and_table_formats(built: Path) -> None:
     res = query(built, "SELECT account, instance_id, label, total_cost, "
-                          "cost_per_gpu_hour FROM cost_daily")
+                          "cost_per_gpu_hour FROM estimated_cost_daily")
     # 2 intervals of .25 h at $1 GPU + $.5 storage = $.75
     assert format_result(res, "csv") == (
         "account,instance_id,label,total_cost,cost_per_gpu_hour\na,1,\"x,y\",0.75,\n")
@@ -196,10 +196,10 @@ def test_plain_duckdb_cli_opens_the_warehouse(built: Path, tmp_path: Path) -> No
     result = subprocess.run(
         [str(cli), "-readonly", "-csv", str(built / warehouse.DB_NAME), "-c",
          "select count(*) as n from instance_intervals; "
-         "select round(sum(total_cost), 6) as usd from cost_daily"],
+         "select round(sum(total_cost), 6) as usd from estimated_cost_daily"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    expected = query(built, "select round(sum(total_cost), 6) from cost_daily").rows
+    expected = query(built, "select round(sum(total_cost), 6) from estimated_cost_daily").rows
     lines = result.stdout.split()
     assert lines[:3] == ["n", "2", "usd"]
     assert float(lines[3]) == pytest.approx(expected[0][0])
@@ -300,7 +300,7 @@ def test_read_text_outside_the_parquet_is_refused(built: Path, tmp_path: Path) -
     ("PRAGMA profile_output = '{home}/parquet/profile.txt'", "SET"),
     ("CALL pragma_version()", "CALL"),
     ("EXPORT DATABASE '{home}/parquet/export'", "EXPORT"),
-    ("COPY cost_daily TO '{home}/parquet/c.csv'", "COPY"),
+    ("COPY estimated_cost_daily TO '{home}/parquet/c.csv'", "COPY"),
     ("CREATE TEMP TABLE scratch AS SELECT 1", "CREATE"),
     ("CREATE SECRET s (TYPE s3, KEY_ID 'k', SECRET 's')", "CREATE"),
 ])
@@ -332,15 +332,15 @@ def test_the_connection_itself_refuses_settings_and_extensions(built: Path,
 
 
 @pytest.mark.parametrize("sql", [
-    "EXPLAIN SELECT * FROM cost_daily",
+    "EXPLAIN SELECT * FROM estimated_cost_daily",
     "EXPLAIN ANALYZE SELECT count(*) FROM instance_intervals",
     "-- a comment first\nexplain analyze with t as (select 1) select * from t",
-    "DESCRIBE cost_daily",
+    "DESCRIBE estimated_cost_daily",
     "SHOW TABLES",
-    "SUMMARIZE cost_daily",
+    "SUMMARIZE estimated_cost_daily",
     "VALUES (1), (2)",
-    "FROM cost_daily",
-    "EXPLAIN DESCRIBE cost_daily",
+    "FROM estimated_cost_daily",
+    "EXPLAIN DESCRIBE estimated_cost_daily",
 ])
 def test_reads_are_allowed(built: Path, sql: str) -> None:
     assert query(built, sql).rows
@@ -348,7 +348,7 @@ def test_reads_are_allowed(built: Path, sql: str) -> None:
 
 def test_reports_use_the_same_confined_connection(built: Path, tmp_path: Path) -> None:
     with open_warehouse(built) as con:
-        assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM estimated_cost_daily").fetchone() == (1,)
         with pytest.raises(duckdb.PermissionException):
             con.execute(f"SELECT * FROM read_text('{_outside(tmp_path)}')")
 
@@ -361,9 +361,9 @@ def test_an_analysts_own_connection_is_unaffected(built: Path, tmp_path: Path) -
     try:
         con = open_read_only(built)
         try:
-            assert con.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+            assert con.execute("SELECT count(*) FROM estimated_cost_daily").fetchone() == (1,)
             # a second confined connection at the same time (a report during a check)
-            assert query(built, "SELECT count(*) FROM cost_daily").rows == [(1,)]
+            assert query(built, "SELECT count(*) FROM estimated_cost_daily").rows == [(1,)]
             analyst.execute("SET threads = 1")
             got = analyst.execute(f"SELECT content FROM read_text('{secret}')").fetchone()
             assert got == ("not for the warehouse\n",)
@@ -371,7 +371,7 @@ def test_an_analysts_own_connection_is_unaffected(built: Path, tmp_path: Path) -
             con.close()
         assert analyst.execute("SELECT current_setting('enable_external_access')"
                                ).fetchone() == (True,)
-        assert analyst.execute("SELECT count(*) FROM cost_daily").fetchone() == (1,)
+        assert analyst.execute("SELECT count(*) FROM estimated_cost_daily").fetchone() == (1,)
     finally:
         analyst.close()
     # and one opened after ours is as free
@@ -393,7 +393,8 @@ def test_cli_sql_refuses_the_explain_analyze_copy(built: Path, tmp_path: Path) -
     assert not target.exists()
     result = run_cli("sql", f"SELECT * FROM read_text('{_outside(tmp_path)}')", home=built)
     assert_one_sentence_error(result, "reads only the warehouse")
-    ok = run_cli("sql", "select count(*) as n from cost_daily", "--format", "csv", home=built)
+    ok = run_cli("sql", "select count(*) as n from estimated_cost_daily", "--format", "csv",
+                 home=built)
     assert ok.returncode == 0 and ok.stdout.split() == ["n", "1"]
 
 
@@ -401,12 +402,12 @@ def test_cli_sql_shows_each_statements_result_and_keeps_duckdbs_hint(built: Path
                                                                     tmp_path: Path) -> None:
     from test_cli import assert_one_sentence_error, run_cli
 
-    sql = "select count(*) as n from cost_daily; select 'b' as letter"
+    sql = "select count(*) as n from estimated_cost_daily; select 'b' as letter"
     both = run_cli("sql", sql, home=built)
     assert both.returncode == 0, both.stderr
     assert both.stdout.split("\n\n") == [
-        "-- select count(*) as n from cost_daily\n" + format_result(
-            query(built, "select count(*) as n from cost_daily")).rstrip("\n"),
+        "-- select count(*) as n from estimated_cost_daily\n" + format_result(
+            query(built, "select count(*) as n from estimated_cost_daily")).rstrip("\n"),
         "-- select 'b' as letter\n" + format_result(
             query(built, "select 'b' as letter")).rstrip("\n"),
         ""]
@@ -417,11 +418,12 @@ def test_cli_sql_shows_each_statements_result_and_keeps_duckdbs_hint(built: Path
         assert_one_sentence_error(refused, f"--format {fmt} prints one result",
                                   "--format table")
         assert refused.returncode == 2 and refused.stdout == ""
-    stopped = run_cli("sql", "select 1 as one; select totl_cost from cost_daily", home=built)
+    stopped = run_cli("sql", "select 1 as one; select totl_cost from estimated_cost_daily",
+                      home=built)
     assert_one_sentence_error(stopped, "Statement 2 of 2:", 'candidate bindings: "total_cost"')
     assert stopped.returncode == 2 and stopped.stdout.startswith("-- select 1 as one\none\n")
     typo = run_cli("sql", "select * from cost_dail", home=built)
-    assert_one_sentence_error(typo, 'did you mean "cost_daily"?')
+    assert_one_sentence_error(typo, 'did you mean "estimated_cost_daily"?')
     assert typo.returncode == 2
     missing = run_cli("sql", "select 1", home=tmp_path)
     assert_one_sentence_error(missing, "No warehouse", "vast-pipeline build")

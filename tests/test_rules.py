@@ -129,7 +129,7 @@ def test_starting_and_down_at_each_status_sequence(home: Path) -> None:
     assert lifecycle[11]["first_running_at"] is None  # it never ran
     # the intervals carry the state at their start; the newest snapshot has none
     starting = _rows(home, "SELECT instance_id, starting_hours, down_hours "
-                           "FROM reliability_by_instance WHERE account = 'lifecycle' "
+                           "FROM reliability_alltime_by_instance WHERE account = 'lifecycle' "
                            "ORDER BY instance_id")
     assert [(r["instance_id"], r["starting_hours"], r["down_hours"]) for r in starting] == [
         (11, 0.5, 0.75), (12, 1.25, 0.0), (13, 0.0, 0.75), (14, 0.25, 0.5), (15, 0.0, 0.0)]
@@ -162,12 +162,12 @@ def test_the_instance_down_alert_and_the_models_agree_on_every_sequence(home: Pa
 
 def test_idle_at_the_threshold_is_the_same_for_idle_spend_and_the_alert(home: Path) -> None:
     idle = {r["instance_id"]: r for r in _rows(
-        home, "SELECT instance_id, idle_gpu_hours, idle_gpu_cost FROM idle_spend "
+        home, "SELECT instance_id, idle_instance_hours, idle_gpu_cost FROM idle_spend "
               "WHERE account = 'idle'")}
     # exactly 5 % (0.05, or 5.0 as percent) is not idle, just under it is; unknown
     # utilisation is not idle; a stopped GPU is not billed, a frozen one is (at $2/h)
-    assert {i: (r["idle_gpu_hours"], r["idle_gpu_cost"]) for i, r in idle.items()
-            if r["idle_gpu_hours"]} == {23: (1.0, 1.0), 24: (1.0, 1.0), 27: (1.0, 2.0)}
+    assert {i: (r["idle_instance_hours"], r["idle_gpu_cost"]) for i, r in idle.items()
+            if r["idle_instance_hours"]} == {23: (1.0, 1.0), 24: (1.0, 1.0), 27: (1.0, 2.0)}
     flags = _rows(home, "SELECT instance_id, bool_and(gpu_idle) AS idle FROM instance_intervals "
                         "WHERE account = 'idle' GROUP BY 1 ORDER BY 1")
     assert [r["instance_id"] for r in flags if r["idle"]] == [23, 24, 27]
@@ -179,7 +179,7 @@ def test_idle_at_the_threshold_is_the_same_for_idle_spend_and_the_alert(home: Pa
         assert f"${idle[iid]['idle_gpu_cost']:,.2f} so far" in condition.summary
     assert "(at most 4.99 % utilisation)" in alerts[24].summary
     # over the threshold of hours: the run is exactly one hour, so 1.01 h fires nothing
-    assert not [k for k in _build_rule_conditions(home, "idle_gpu", idle_gpu_hours=1.01)
+    assert not [k for k in _build_rule_conditions(home, "idle_gpu", idle_instance_hours=1.01)
                 if k[0] == "idle"]
 
 
@@ -193,7 +193,7 @@ def test_an_instance_is_named_by_its_latest_non_null_attributes_everywhere(home:
     assert latest == [{"label": "new", "gpu_name": "RTX 4090", "num_gpus": 2, "machine_id": 7,
                        "host_id": 70, "country": "NO", "is_bid": False}]
     reliability = _rows(home, "SELECT label, gpu_name, num_gpus, machine_id, host_id, country "
-                              "FROM reliability_by_instance WHERE account = 'names'")
+                              "FROM reliability_alltime_by_instance WHERE account = 'names'")
     assert reliability == [{k: v for k, v in latest[0].items() if k != "is_bid"}]
     # the idle alert names the instance the same way, although its newest snapshot (the
     # only one with the new label) starts no interval

@@ -94,7 +94,7 @@ def _outputs(env: dict[str, str], out: Path) -> dict[str, str]:
         "build": ("build", "--full"),
         "sql": ("sql", "--format", "csv",
                 "select account, day, round(total_cost, 9) as cost, round(gpu_hours, 9) "
-                "as gpu_hours from cost_daily order by all"),
+                "as gpu_hours from estimated_cost_daily order by all"),
         "bills": ("sql", "--format", "csv",
                   "select * exclude (fetch_id, fetched_at) from billed_daily order by all"),
         "intervals": ("sql", "--format", "csv",

@@ -150,7 +150,7 @@ def costs(home: Path, account: str, instance_id: int) -> dict:
 
 
 def reliability(home: Path, account: str, instance_id: int) -> dict:
-    return one(home, "SELECT * FROM reliability_by_instance WHERE account = ? "
+    return one(home, "SELECT * FROM reliability_alltime_by_instance WHERE account = ? "
                "AND instance_id = ?", [account, instance_id])
 
 
@@ -162,7 +162,7 @@ def test_stop_and_restart_costs(home: Path) -> None:
     assert c["gpu"] == pytest.approx(2.0, **APPROX)
     assert c["storage"] == pytest.approx(0.3, **APPROX)
     assert c["total"] == pytest.approx(2.3, **APPROX)
-    d = one(home, "SELECT * FROM cost_daily WHERE account = 'stoprestart'")
+    d = one(home, "SELECT * FROM estimated_cost_daily WHERE account = 'stoprestart'")
     assert d["running_hours"] == pytest.approx(1.0, **APPROX)
     assert d["gpu_hours"] == pytest.approx(2.0, **APPROX)  # x 2 GPUs
     assert d["cost_per_gpu_hour"] == pytest.approx(2.3 / 2.0, **APPROX)
@@ -206,7 +206,7 @@ def test_outage_incidents_rows(home: Path) -> None:
         # still offline in the account's newest snapshot: ongoing
         (202, at("2024-03-01 11:00"), at("2024-03-01 11:15"), 0.25, ["offline"], True),
     ]
-    host = one(home, "SELECT * FROM reliability_by_host WHERE account = 'outage'")
+    host = one(home, "SELECT * FROM reliability_alltime_by_host WHERE account = 'outage'")
     # up: 0.5 + 1.0; down: 0.75 + 0.25; incidents 3 of 1.0 h in all
     assert host["instances"] == 2
     assert host["availability"] == pytest.approx(1.5 / 2.5, **APPROX)
@@ -216,11 +216,11 @@ def test_outage_incidents_rows(home: Path) -> None:
     assert host["reliability2_min"] == 0.90
     # both members are first and last seen at the same snapshots: the tie takes the lowest
     assert (host["reliability2_first"], host["reliability2_last"]) == (0.90, 0.90)
-    gpu = one(home, "SELECT * FROM reliability_by_gpu WHERE account = 'outage'")
+    gpu = one(home, "SELECT * FROM reliability_alltime_by_gpu WHERE account = 'outage'")
     assert gpu["gpu_name"] == "A100" and gpu["incidents"] == 3
-    country = one(home, "SELECT * FROM reliability_by_country WHERE account = 'outage'")
+    country = one(home, "SELECT * FROM reliability_alltime_by_country WHERE account = 'outage'")
     assert country["country"] == "DE"
-    machine = one(home, "SELECT * FROM reliability_by_machine WHERE account = 'outage'")
+    machine = one(home, "SELECT * FROM reliability_alltime_by_machine WHERE account = 'outage'")
     assert (machine["machine_id"], machine["host_id"]) == (9, 90)
     daily = one(home, "SELECT sum(incidents_started) AS n, sum(incident_hours_started) AS h "
                 "FROM reliability_daily WHERE account = 'outage'")
@@ -300,7 +300,7 @@ def test_gap_past_cap_is_capped_and_lowers_coverage(home: Path) -> None:
 
 def test_interval_across_midnight_is_split_proportionally(home: Path) -> None:
     days = rows_of(home, "SELECT day, observed_hours, gpu_cost, storage_cost, total_cost "
-                   "FROM cost_daily WHERE account = 'midnight' ORDER BY day")
+                   "FROM estimated_cost_daily WHERE account = 'midnight' ORDER BY day")
     # 23:30-23:50 (1/3 h) + 23:50-24:00 (1/6 h) on day 1; 00:00-00:10 (1/6 h) on day 2
     assert [d["day"] for d in days] == [date(2024, 3, 1), date(2024, 3, 2)]
     assert days[0]["observed_hours"] == pytest.approx(0.5, **APPROX)
@@ -464,7 +464,8 @@ def test_marts_checks_pass(home: Path) -> None:
 def test_cost_daily_sums_to_intervals_per_account(home: Path) -> None:
     per = rows_of(home, "SELECT i.account, i.total, d.total AS daily FROM "
                   "(SELECT account, sum(total_cost) AS total FROM instance_intervals GROUP BY 1) i "
-                  "JOIN (SELECT account, sum(total_cost) AS total FROM cost_daily GROUP BY 1) d "
+                  "JOIN (SELECT account, sum(total_cost) AS total FROM estimated_cost_daily "
+                  "GROUP BY 1) d "
                   "USING (account)")
     assert len(per) == 12  # every scenario account: each has intervals
     for p in per:

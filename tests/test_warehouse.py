@@ -517,7 +517,7 @@ def test_build_with_nothing_new_recomputes_no_day(tmp_path: Path) -> None:
 def test_rewritten_past_day_is_recomputed(tmp_path: Path) -> None:
     _history(tmp_path, DAYS)
     _build(tmp_path)
-    before = query(tmp_path, "SELECT sum(total_cost) FROM cost_daily").rows[0][0]
+    before = query(tmp_path, "SELECT sum(total_cost) FROM estimated_cost_daily").rows[0][0]
     # a rebuild from the raw zone rewrites day 1 with a doubled GPU price for instance 1
     rows = _random_day(DAYS[0], random.Random(f"3-acct-{DAYS[0]}"))
     for r in rows:
@@ -526,7 +526,7 @@ def test_rewritten_past_day_is_recomputed(tmp_path: Path) -> None:
     write_history(tmp_path, rows)
     res = _build(tmp_path)
     assert res.window == (DAYS[0], DAYS[2])
-    after = query(tmp_path, "SELECT sum(total_cost) FROM cost_daily").rows[0][0]
+    after = query(tmp_path, "SELECT sum(total_cost) FROM estimated_cost_daily").rows[0][0]
     assert after > before
 
 
@@ -545,7 +545,7 @@ def test_account_with_empty_snapshots_only(tmp_path: Path) -> None:
     write_log(tmp_path, {("empty", at("2024-05-01 10:00")): 0,
                          ("empty", at("2024-05-01 10:15")): 0})
     _build(tmp_path)
-    assert query(tmp_path, "SELECT count(*) FROM cost_daily").rows == [(0,)]
+    assert query(tmp_path, "SELECT count(*) FROM estimated_cost_daily").rows == [(0,)]
     assert query(tmp_path, "SELECT count(*) FROM snapshots").rows == [(2,)]
 
 
@@ -582,14 +582,14 @@ def test_analyst_holding_the_old_file_keeps_a_consistent_read(tmp_path: Path) ->
         return analyst.stdout.readline().strip()
 
     try:
-        assert ask("SELECT sum(gpu_cost) FROM cost_daily") == "[(0.5,)]"
+        assert ask("SELECT sum(gpu_cost) FROM estimated_cost_daily") == "[(0.5,)]"
         # a new day of snapshots arrives and the warehouse is rebuilt while it is open
         t2 = every("2024-05-02 10:00", 3)
         write_history(tmp_path, instance_rows("a", 1, t2, [RUN] * 3, dph_base=1.0))
         res = _build(tmp_path)
         assert res.window == (date(2024, 5, 1), date(2024, 5, 2))
         # the open session still reads the old, consistent data (tables and Parquet views)
-        assert ask("SELECT sum(gpu_cost) FROM cost_daily") == "[(0.5,)]"
+        assert ask("SELECT sum(gpu_cost) FROM estimated_cost_daily") == "[(0.5,)]"
         assert ask("SELECT count(*) FROM instance_intervals") == "[(2,)]"
         assert ask("SELECT count(*) FROM incidents") == "[(0,)]"
         # really across a rewrite: the build replaced the day-1 files the analyst's view
@@ -616,10 +616,11 @@ def test_failed_build_leaves_the_previous_warehouse(tmp_path: Path) -> None:
     published = sorted(p.relative_to(models) for p in models.rglob("*.parquet"))
     bad = tmp_path / "sql"
     shutil.copytree(SQL_DIR, bad)
-    (bad / "cost_daily.sql").write_text("-- broken\nselect no_such_column from instance_daily")
-    with pytest.raises(WarehouseError, match=r"Model cost_daily .*failed"):
+    (bad / "estimated_cost_daily.sql").write_text(
+        "-- broken\nselect no_such_column from instance_daily")
+    with pytest.raises(WarehouseError, match=r"Model estimated_cost_daily .*failed"):
         _build(tmp_path, sql_dir=bad)  # a full build (the SQL changed): daily models first
-    assert query(tmp_path, "SELECT sum(gpu_cost) FROM cost_daily").rows == [(0.5,)]
+    assert query(tmp_path, "SELECT sum(gpu_cost) FROM estimated_cost_daily").rows == [(0.5,)]
     assert not list(tmp_path.glob(".warehouse.duckdb.*"))
     # what the failed build had published is gone: engines globbing the folder see one copy
     assert sorted(p.relative_to(models) for p in models.rglob("*.parquet")) == published
@@ -902,7 +903,7 @@ def test_incremental_equals_full_across_accounts_rewrites_and_chunks(tmp_path: P
     _fleet(inc, FAULT_DAYS[:4], accounts=("a", "b"))
     first = _build(inc, chunk_days=2)
     assert first.full
-    cost = "SELECT sum(total_cost) FROM cost_daily WHERE account = 'a' AND day = ?"
+    cost = "SELECT sum(total_cost) FROM estimated_cost_daily WHERE account = 'a' AND day = ?"
     old_cost = query(inc, cost, params=[FAULT_DAYS[2]]).rows[0][0]
     _fleet(inc, FAULT_DAYS[4:], accounts=("a", "b"))  # new days of known accounts
     _fleet(inc, FAULT_DAYS[3:], accounts=("c",))      # a new account
@@ -917,7 +918,7 @@ def test_incremental_equals_full_across_accounts_rewrites_and_chunks(tmp_path: P
     got, want = _snapshot_of_models(inc), _snapshot_of_models(full)
     for name in want:
         assert got[name] == want[name], name
-    assert {r[0] for r in query(inc, "SELECT DISTINCT account FROM cost_daily").rows} == {
+    assert {r[0] for r in query(inc, "SELECT DISTINCT account FROM estimated_cost_daily").rows} == {
         "a", "b", "c"}
 
 

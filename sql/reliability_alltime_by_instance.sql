@@ -1,4 +1,4 @@
--- reliability_by_instance: observed reliability over the whole history of each instance.
+-- reliability_alltime_by_instance: observed reliability over the whole history of each instance.
 -- Grain: (account, instance_id). window_hours runs from the instance's first snapshot to
 -- the end of its last interval's span (its account's next snapshot); coverage =
 -- observed_hours / window_hours. availability = up / (up + down), NULL when both are 0;

@@ -1,4 +1,4 @@
--- reliability_rollup: reliability_by_instance summed over groups of instances, one row per
+-- reliability_alltime_rollup: reliability_alltime_by_instance summed over groups of instances, one row per
 -- group; `grouped_by` says which grouping: 'machine' (account, machine_id, host_id),
 -- 'host' (account, host_id), 'gpu' (account, gpu_name) or 'country' (account, country).
 -- Grain: (grouped_by, account, group key). The reliability_by_<group> views read it, so
@@ -31,7 +31,7 @@ select
     min_by(reliability2_first, (first_seen, reliability2_first)) as reliability2_first,
     max_by(reliability2_last, (last_seen, -reliability2_last)) as reliability2_last,
     min(reliability2_min) as reliability2_min
-from reliability_by_instance
+from reliability_alltime_by_instance
 group by grouping sets (
     (account, machine_id, host_id),
     (account, host_id),
