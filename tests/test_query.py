@@ -81,9 +81,9 @@ def test_query_refuses_writes(built: Path, sql: str) -> None:
 
 def test_unknown_table_names_the_known_ones(built: Path) -> None:
     with pytest.raises(QueryError) as err:
-        query(built, "SELECT * FROM cost_dialy")
+        query(built, "SELECT * FROM estimated_cost_dialy")
     message = str(err.value)
-    assert message.startswith("Table 'cost_dialy' does not exist (did you mean "
+    assert message.startswith("Table 'estimated_cost_dialy' does not exist (did you mean "
                               "\"estimated_cost_daily\"?); known tables: ")
     assert "estimated_cost_daily" in message and "\n" not in message and err.value.exit_code == 2
 
@@ -422,7 +422,7 @@ def test_cli_sql_shows_each_statements_result_and_keeps_duckdbs_hint(built: Path
                       home=built)
     assert_one_sentence_error(stopped, "Statement 2 of 2:", 'candidate bindings: "total_cost"')
     assert stopped.returncode == 2 and stopped.stdout.startswith("-- select 1 as one\none\n")
-    typo = run_cli("sql", "select * from cost_dail", home=built)
+    typo = run_cli("sql", "select * from estimated_cost_dail", home=built)
     assert_one_sentence_error(typo, 'did you mean "estimated_cost_daily"?')
     assert typo.returncode == 2
     missing = run_cli("sql", "select 1", home=tmp_path)

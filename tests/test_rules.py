@@ -179,7 +179,7 @@ def test_idle_at_the_threshold_is_the_same_for_idle_spend_and_the_alert(home: Pa
         assert f"${idle[iid]['idle_gpu_cost']:,.2f} so far" in condition.summary
     assert "(at most 4.99 % utilisation)" in alerts[24].summary
     # over the threshold of hours: the run is exactly one hour, so 1.01 h fires nothing
-    assert not [k for k in _build_rule_conditions(home, "idle_gpu", idle_instance_hours=1.01)
+    assert not [k for k in _build_rule_conditions(home, "idle_gpu", idle_gpu_hours=1.01)
                 if k[0] == "idle"]
 
 

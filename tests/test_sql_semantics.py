@@ -163,7 +163,7 @@ def test_stop_and_restart_costs(home: Path) -> None:
     assert c["storage"] == pytest.approx(0.3, **APPROX)
     assert c["total"] == pytest.approx(2.3, **APPROX)
     d = one(home, "SELECT * FROM estimated_cost_daily WHERE account = 'stoprestart'")
-    assert d["running_hours"] == pytest.approx(1.0, **APPROX)
+    assert d["instance_hours"] == pytest.approx(1.0, **APPROX)
     assert d["gpu_hours"] == pytest.approx(2.0, **APPROX)  # x 2 GPUs
     assert d["cost_per_gpu_hour"] == pytest.approx(2.3 / 2.0, **APPROX)
     assert d["country"] == "NO"  # after the last comma of geolocation
@@ -345,7 +345,7 @@ def test_idle_spend(home: Path) -> None:
     assert [i["instance_id"] for i in idle] == [801, 802]
     gpu, stopped = idle
     # util 0 and 2 % are idle (< 5 %), 50 % is not: 0.5 h x $4
-    assert gpu["idle_gpu_hours"] == pytest.approx(0.5, **APPROX)
+    assert gpu["idle_instance_hours"] == pytest.approx(0.5, **APPROX)
     assert gpu["idle_gpu_cost"] == pytest.approx(2.0, **APPROX)
     assert gpu["stopped_storage_cost"] == 0
     # stopped all along: 0.75 h of storage at $0.6
