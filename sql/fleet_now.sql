@@ -1,7 +1,8 @@
 -- fleet_now: the newest snapshot of each account, one row per instance listed in it.
 -- Grain: (account, instance_id). `burn_rate_per_hour` is what the instance costs per hour
--- now under the billing rules of instance_snapshots: `gpu_burn_rate_per_hour` (dph_base
--- while gpu_billed) plus `storage_burn_rate_per_hour` (storage_rate while storage_billed).
+-- now: instance_snapshots' burn rate at the newest snapshot, `gpu_burn_rate_per_hour`
+-- (dph_base while gpu_billed) plus `storage_burn_rate_per_hour` (storage_rate while
+-- storage_billed).
 -- Account-level figures (the credit balance, the account's burn rate per hour, day and
 -- month, the runway) are in account_now, one row per account: the balance is the
 -- account's, so it is not repeated on each instance row where a sum would count it again.
@@ -16,12 +17,7 @@ with newest as (
 ),
 
 rated as (
-    select
-        s.*,
-        case when s.gpu_billed then coalesce(s.dph_base, 0) else 0.0 end
-            as gpu_burn_rate_per_hour,
-        case when s.storage_billed then coalesce(s.storage_rate, 0) else 0.0 end
-            as storage_burn_rate_per_hour
+    select s.*
     from instance_snapshots as s
     inner join newest as n on s.account = n.account and s.snapshot_at = n.snapshot_at
     where s.snapshot_date >= getvariable('newest_snapshot_days_from')
@@ -45,7 +41,7 @@ select
     dph_base,
     dph_total,
     storage_rate,
-    gpu_burn_rate_per_hour + storage_burn_rate_per_hour as burn_rate_per_hour,
+    burn_rate_per_hour,
     gpu_burn_rate_per_hour,
     storage_burn_rate_per_hour
 from rated

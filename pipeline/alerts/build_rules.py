@@ -171,7 +171,7 @@ def _stopped_storage(con: duckdb.DuckDBPyConnection, s: AlertSettings, newest_da
         summary = (f"{subject} has been stopped for "
                    f"{human_duration(timedelta(hours=r['hours']))} (since "
                    f"{r['started_at']:%Y-%m-%d %H:%M} UTC) and still pays storage: "
-                   f"${r['money']:,.2f} so far, ${r['rate'] * 24:,.2f} a day; destroy it if "
+                   f"${r['money']:,.2f} so far at ${r['rate']:,.3f}/h; destroy it if "
                    "its disk is no longer needed.")
         out.append(_condition("stopped_storage", r, summary, subject))
     return out

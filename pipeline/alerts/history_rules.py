@@ -67,8 +67,7 @@ select
     (select min(t.snapshot_at) from timeline as t
      where t.snapshot_at > coalesce(g.last_good_at, '-infinity'::timestamp)) as started_at,
     d.snapshot_at as observed_at,
-    case when d.gpu_billed then coalesce(d.dph_base, 0) else 0 end
-    + case when d.storage_billed then coalesce(d.storage_rate, 0) else 0 end as burn_per_hour
+    d.burn_rate_per_hour as burn_per_hour
 from now_down as d left join last_good as g using (instance_id)
 left join instance_latest as l on l.account = d.account and l.instance_id = d.instance_id
 order by d.instance_id
