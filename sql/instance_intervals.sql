@@ -6,9 +6,9 @@
 -- The cap is `getvariable('cap_minutes')`, which the build sets to
 -- pipeline.models.interval_cap_minutes(cadence): the same bound the fresh_snapshots check
 -- allows since an account's newest snapshot.
--- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules are
--- written there): GPU cost = dph_base while gpu_billed, storage cost = storage_rate while
--- storage_billed. The idle rule is written here, once: `gpu_idle` = the GPU billed while
+-- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules and
+-- the burn rates are written there): cost = burn rate x hours, so GPU cost = dph_base
+-- while gpu_billed, storage cost = storage_rate while storage_billed. The idle rule is written here, once: `gpu_idle` = the GPU billed while
 -- gpu_util_fraction < 0.05 (under 5 %; an unknown utilisation is not idle), which
 -- instance_daily, idle_spend and the idle_gpu alert read. The reliability flags
 -- is_starting, is_up and is_down are those of instance_states (defined there) at the
@@ -96,10 +96,9 @@ select
     gpu_billed,
     storage_billed,
     gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle,
-    case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end as gpu_cost,
-    case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as storage_cost,
-    case when gpu_billed then coalesce(dph_base, 0) * hours else 0.0 end
-    + case when storage_billed then coalesce(storage_rate, 0) * hours else 0.0 end as total_cost,
+    gpu_burn_rate_per_hour * hours as gpu_cost,
+    storage_burn_rate_per_hour * hours as storage_cost,
+    burn_rate_per_hour * hours as total_cost,
     is_starting,
     is_up,
     is_down
