@@ -166,6 +166,11 @@ def scenario_specs(start: datetime = START) -> list[Spec]:
         Spec(106, "batch", "RTX 3090", 4, 5005, 7005, "CA", 1.00, 0.04, util=0.7,
              destroyed=at(3, 0), born=start,
              events=[(at(2, 20), at(2, 21), "exited", "running")]),
+        # never ran: no status, then offline until destroyed (it has no time to running)
+        Spec(107, "never-ran", "RTX 3090", 1, 5007, 7007, "NL", 0.30, 0.01,
+             born=at(1, 3), destroyed=at(1, 8),
+             events=[(at(1, 3), at(1, 3, 15), None, "running"),
+                     (at(1, 3, 15), at(1, 8), "offline", "running")]),
         Spec(201, "lab-exp", "RTX 4090", 1, 5006, 7006, "FR", 0.40, 0.01, account="lab",
              born=start),
     ]

@@ -119,8 +119,13 @@ def test_scenario_shows_what_happened(home: Path) -> None:
     assert cost.metric("idle_spend").value > 0
     rel = build_report(home, "reliability", date_from=D0, date_to=D1, now=NOW)
     incidents = next(s.table for s in rel.sections if s.table and s.table.key == "incidents")
-    assert {(r["instance_id"], r["host_id"]) for r in incidents.rows} == {(104, 7004), (106, 7005)}
+    assert {(r["instance_id"], r["host_id"]) for r in incidents.rows} == {
+        (104, 7004), (106, 7005), (107, 7007)}
     assert 0 < rel.metric("coverage").value < 1  # the two-hour collection gap
+    # an instance that never ran is listed as such, with no time to running
+    starts = {r["instance_id"]: r for r in next(
+        s.table for s in rel.sections if s.table and s.table.key == "time_to_running").rows}
+    assert (starts[107]["time_to_running_hours"], starts[107]["reached"]) == (None, "never ran")
 
 
 def _data_values(html: str, attr: str) -> dict[str, str]:
