@@ -7,8 +7,8 @@
 -- Costs by item: gpu_cost, storage_cost, bandwidth_down_cost, bandwidth_up_cost,
 -- bandwidth_cost (both), other_cost; total_cost is their sum. instance_hours: hours the
 -- instance's GPU was billed (the bill's stated hours, else the estimate's); gpu_hours:
--- those x num_gpus; both 0 for an instance-day with no gpu item (its GPU was not billed)
--- and NULL for other contracts (a volume has no GPU). The attributes, cost_source
+-- those x num_gpus; both 0 for an instance-day with no gpu item (its GPU was not billed),
+-- NULL where a gpu item's hours are unknown and for other contracts (a volume has no GPU). The attributes, cost_source
 -- and is_final are those of the contract-day (the same on each of its items, spend_items).
 -- materialized: view
 select
@@ -36,9 +36,18 @@ select
         as bandwidth_cost,
     coalesce(sum(cost) filter (where item = 'other'), 0.0) as other_cost,
     sum(cost) as total_cost,
-    case when contract_type = 'instance' then coalesce(sum(instance_hours), 0) end
-        as instance_hours,
-    case when contract_type = 'instance' then coalesce(sum(gpu_hours), 0) end as gpu_hours
+    -- no gpu item: the instance's GPU was not billed that day (0); a gpu item whose hours
+    -- nobody stated stays NULL (unknown)
+    case
+        when contract_type <> 'instance' then null
+        when count(case when item = 'gpu' then 1 end) = 0 then 0.0
+        else sum(instance_hours)
+    end as instance_hours,
+    case
+        when contract_type <> 'instance' then null
+        when count(case when item = 'gpu' then 1 end) = 0 then 0.0
+        else sum(gpu_hours)
+    end as gpu_hours
 from spend_items
 group by
     day, account, contract_type, contract_id, instance_id, source, label, gpu_name, num_gpus,

@@ -228,9 +228,9 @@ def test_spend_daily_is_the_sum_of_spend_items(home: Path) -> None:
             known = [v for v in sums[column] if v is not None]
             if known:
                 assert round(row[column], 9) == round(math.fsum(known), 9), (key, column)
-            elif key[2] == "instance":  # no gpu item, or its hours unknown: GPU not billed
+            elif key[2] == "instance" and not sums[column]:  # no gpu item: GPU not billed
                 assert row[column] == 0, (key, column)
-            else:  # a volume or other contract has no GPU
+            else:  # a gpu item's hours unknown, or a volume (no GPU)
                 assert row[column] is None, (key, column)
 
 
