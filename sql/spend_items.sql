@@ -25,8 +25,9 @@
 -- joined by '; ' for `other`), NULL for estimates; source: the bill's "instance-123".
 -- Attributes (gpu_name, num_gpus, machine_id, host_id, country, is_bid, reliability2 = the
 -- last reliability2 seen that day): the instance's snapshots that day (instance_daily), else
--- its latest observed day; label: the bill's, else the same; NULL for a contract no
--- snapshot ever saw (volumes, instances shorter than a snapshot interval).
+-- its latest attributes (instance_latest, the one rule for them); label: the bill's, else
+-- the same; NULL for a contract no snapshot ever saw (volumes, instances shorter than a
+-- snapshot interval).
 -- materialized: table
 -- An incremental build (the history only grew at its end) recomputes the days from the
 -- first recomputed day or the first day whose bill changed, whichever is earlier: an older
@@ -35,7 +36,7 @@
 -- since the first recomputed day: only their latest observed attributes can change. All
 -- the rows it recomputes are on or after recompute_from, so it reads no older bill or
 -- estimate (the attributes still come from every day).
--- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or ((day, account, instance_id) in (select day, account, instance_id from cost_reconciliation where estimated_cost is null) and (account, instance_id) in (select account, instance_id from instance_daily where day >= getvariable('changed_from')))
+-- incremental rows: day >= least(getvariable('changed_from'), getvariable('bills_changed_from')) or ((day, account, instance_id) in (select day, account, instance_id from cost_reconciliation where estimated_cost is null) and (account, instance_id) in (select account, instance_id from instance_day_summary where day >= getvariable('changed_from')))
 -- incremental day: day
 with bill_items as (
     -- one row per item (only `other` can gather several item types)
@@ -66,26 +67,6 @@ with bill_items as (
     group by day, account, contract_type, contract_id, item
 ),
 
-latest as (
-    -- the attributes of a billed instance on its latest observed day
-    select
-        account,
-        instance_id,
-        max_by(label, day) as label,
-        max_by(gpu_name, day) as gpu_name,
-        max_by(num_gpus, day) as num_gpus,
-        max_by(machine_id, day) as machine_id,
-        max_by(host_id, day) as host_id,
-        max_by(country, day) as country,
-        max_by(is_bid, day) as is_bid,
-        max_by(reliability2_last, day) as reliability2
-    from instance_daily
-    where (account, instance_id) in (
-        select account, contract_id from bill_items where contract_type = 'instance'
-    )
-    group by account, instance_id
-),
-
 billed as (
     select
         c.day,
@@ -102,7 +83,7 @@ billed as (
         coalesce(s.host_id, l.host_id) as host_id,
         coalesce(s.country, l.country) as country,
         coalesce(s.is_bid, l.is_bid) as is_bid,
-        coalesce(s.reliability2_last, l.reliability2) as reliability2,
+        coalesce(s.reliability2_last, l.reliability2_last) as reliability2,
         'billed' as cost_source,
         b.is_final,
         c.cost,
@@ -127,7 +108,7 @@ billed as (
         and c.contract_id is not distinct from b.contract_id
     left join instance_daily as s
         on b.day = s.day and b.account = s.account and b.instance_id = s.instance_id
-    left join latest as l on b.account = l.account and b.instance_id = l.instance_id
+    left join instance_latest as l on b.account = l.account and b.instance_id = l.instance_id
 ),
 
 unbilled as (
