@@ -44,6 +44,14 @@ test: $(STAMP) $(FOCUS_STAMP)  ## run the whole test suite
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+.PHONY: docs docs-tables
+
+docs: $(STAMP)  ## the docs site into site/ (--strict: broken links or pages missing from the nav fail)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-tables: $(STAMP)  ## regenerate docs/tables.md from sql/ and a warehouse built from the test scenario
+	$(PY) docs/gen_tables.py
+
 bench: bench-history bench-warehouse bench-collect  ## each ratio beside its target
 
 bench-history: $(STAMP)
@@ -59,4 +67,4 @@ dagster: $(STAMP)  ## the Dagster UI on the same data
 	export DAGSTER_HOME=$$($(PY) -c "from pipeline.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .ruff_cache site

@@ -1,6 +1,6 @@
 """Warehouses for the report and FOCUS tests, built from Parquet history.
 
-The history is written in the layout described in README.md (hive-partitioned
+The history is written in the layout described in docs/analyst.md (hive-partitioned
 `instance_snapshots` with `pipeline.schema.SNAPSHOT_SCHEMA`, plus the snapshot log), then
 the real `pipeline.warehouse.build` turns it into the analyst tables, so the reports are
 checked against the warehouse the product ships, not against a stand-in.

@@ -2,7 +2,7 @@
 
 Nothing here reads the warehouse or reuses the product's SQL: the figures come from the
 scenario's own instances (`report_fixtures.scenario_specs`) and collection times, under
-the rules README.md states ("Semantics of the cost and reliability models"):
+the rules docs/semantics.md states:
 
 - each instance listed in a snapshot gets an interval to its account's next snapshot,
   capped at 2 x the cadence; the state seen at the start holds;

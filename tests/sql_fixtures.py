@@ -1,4 +1,4 @@
-"""Helpers (no tests) that write real Parquet history in the storage layout described in README.md.
+"""Helpers (no tests) that write real Parquet history in the layout docs/analyst.md describes.
 
 Why pyarrow and the real schema: the SQL models must be tested on exactly what
 pipeline.history writes, hive partition folders included, not on an in-memory stand-in.

@@ -3,7 +3,7 @@ demo fleet (seed 7, 40 instances, 2 volumes) and the bills of its first six days
 by the real collector (`pipeline.charges.fetch_day`) over HTTP from the simulator.
 
 The expected numbers come from `FleetModel.charges` / `volume_charges` in Python, never
-from the warehouse. The measured gap of the estimate is stated in README ("How far the
+from the warehouse. The measured gap of the estimate is stated in docs/billing.md ("How far the
 estimate is from the bill"); the bounds here are that statement.
 """
 
@@ -84,7 +84,7 @@ def test_estimate_gap_is_what_the_readme_says(week: tuple) -> None:
     home, model = week
     days = measure_gap(home, model)
     for day, m in days.items():
-        # README: the estimate runs 2.4 to 3.6 % below the bill on every day
+        # docs/billing.md: the estimate runs 2.4 to 3.6 % below the bill on every day
         assert 2.3 <= m["gap_pct"] <= 3.6, (day, m)
         # bandwidth (never estimated) is 2.2 to 3.1 % of the bill
         assert 2.2 <= m["bandwidth_pct"] <= 3.1, (day, m)

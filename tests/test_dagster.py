@@ -319,7 +319,7 @@ def test_bill_models_follow_the_landed_bill(defs: dg.Definitions, tmp_path: Path
 
 def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """New fields from the API are a warning, as the README says: a WARN-severity check
+    """New fields from the API are a warning, as docs/operations.md says: a WARN-severity check
     (the UI shows it as a warning, not a failure) and `warning` in `collect`'s lines."""
     from assets.inprocess import collect_in_dagster
     from pipeline.config import load_settings

@@ -373,16 +373,18 @@ def test_model_parquet_on_s3_reads_as_a_hive_table_from_another_engine(
                                                pa.dictionary(pa.int32(), pa.string()))
 
 
-def _readme_query() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def _portable_query() -> str:
+    """The query docs/scaling-out.md shows for Spark/Trino, between its two markers."""
+    text = (ROOT / "docs" / "scaling-out.md").read_text(encoding="utf-8")
     block = text.split("<!-- portable-query -->", 2)[1]
     return block.split("```sql", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_portable_query_runs_unchanged_over_the_hive_layout_on_s3(
+def test_the_documented_portable_query_runs_unchanged_over_the_hive_layout_on_s3(
         s3_env: dict[str, str]) -> None:
-    """The README's example for Spark/Trino, run as is by DuckDB over the same hive layout
-    on S3 (the table defined like an engine's external table), equals a pyarrow count."""
+    """The docs' example for Spark/Trino (docs/scaling-out.md), run as is by DuckDB over
+    the same hive layout on S3 (the table defined like an engine's external table), equals
+    a pyarrow count."""
     import pyarrow.dataset as ds
 
     home = s3_env["VAST_PIPELINE_HOME"]
@@ -394,7 +396,7 @@ def test_the_readme_portable_query_runs_unchanged_over_the_hive_layout_on_s3(
             f"'{store.parquet_glob('instance_snapshots')}', hive_partitioning = true, "
             "hive_types = {'account': VARCHAR, 'snapshot_date': DATE})")
         con.execute("SET TimeZone = 'UTC'")
-        got = con.execute(_readme_query()).fetchall()
+        got = con.execute(_portable_query()).fetchall()
     table = ds.dataset(store.dataset_dir("instance_snapshots"), filesystem=store.fs,
                        format="parquet", partitioning="hive").to_table()
     expected = []

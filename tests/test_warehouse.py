@@ -1,4 +1,4 @@
-"""The warehouse build: incremental equals full, and every promise the README makes about
+"""The warehouse build: incremental equals full, and every promise the docs make about
 faults (a killed build, two builds at once, an analyst reading across a build) holds on
 real DuckDB files, real Parquet and real processes."""
 
@@ -450,7 +450,7 @@ def test_what_an_analyst_wrote_into_the_warehouse_is_gone_after_the_next_build(
         tmp_path: Path) -> None:
     """An incremental build starts from a copy of the live warehouse only when nobody wrote
     to it since the last build: what an analyst added, changed or deleted there is gone
-    after the next build, as the README promises; reading it changes nothing."""
+    after the next build, as docs/architecture.md promises; reading it changes nothing."""
     home = tmp_path / "home"
     _history(home, DAYS[:2])
     _build(home)
