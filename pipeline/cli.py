@@ -96,8 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_demo, _add_collect, _add_charges, _add_rebuild, _add_build, _add_sql,
-                _add_report, _add_export, _add_simulator, _add_bench, _add_status,
-                _add_alerts):
+                _add_report, _add_export, _add_simulator, _add_status, _add_alerts):
         add(commands)
     return parser
 
@@ -426,37 +425,6 @@ def _run_simulator(args: argparse.Namespace) -> int:
         raise ConfigError(f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); pick "
                           "another --port, or 0 for any free one.") from None
     return 0
-
-
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("bench",
-                            help="benchmarks: history (flatten+Parquet), warehouse, collect")
-    p.add_argument("which", choices=("history", "warehouse", "collect"))
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark")
-    p.set_defaults(handler=_run_bench)
-
-
-# What the benchmarks need beyond the pipeline (the `bench` extra of pyproject.toml).
-BENCH_MODULES = ("pandas", "psutil")
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from importlib.util import find_spec
-
-    from pipeline.errors import ConfigError
-
-    missing = [name for name in BENCH_MODULES if find_spec(name) is None]
-    if missing:
-        raise ConfigError(f"The benchmarks need {' and '.join(missing)}, which "
-                          f"{'is' if len(missing) == 1 else 'are'} not installed; run "
-                          "pip install 'vast-pipeline[bench]'.")
-    if args.which == "history":
-        from pipeline.bench_history import main as bench_main
-    elif args.which == "collect":
-        from pipeline.bench_collect import main as bench_main
-    else:
-        from pipeline.bench_warehouse import main as bench_main
-    return int(bench_main(args.rest) or 0)
 
 
 def _add_status(commands: argparse._SubParsersAction) -> None:

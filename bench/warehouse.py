@@ -5,7 +5,7 @@ cost of the SQL models on a realistic volume (about 35 million instance snapshot
 1,000 instances over a year), not of collection, which has its own benchmark. The data
 lands in the real Parquet layout and is cached in the bench directory, so reruns skip it.
 
-Usage: `vast-pipeline bench warehouse [--instances 1000 --days 365] [--dir DIR]`.
+Usage: `python -m bench warehouse [--instances 1000 --days 365] [--dir DIR]`.
 """
 
 from __future__ import annotations
@@ -511,8 +511,8 @@ def render(res: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `vast-pipeline bench warehouse`."""
-    parser = argparse.ArgumentParser(prog="vast-pipeline bench warehouse", description=__doc__)
+    """Entry point of `python -m bench warehouse`."""
+    parser = argparse.ArgumentParser(prog="python -m bench warehouse", description=__doc__)
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,

@@ -1,6 +1,6 @@
 """Benchmark: rebuild the Parquet history from a raw zone, beside the naive baseline.
 
-`vast-pipeline bench history [--records N]` generates (once, cached under --dir) a raw zone
+`python -m bench history [--records N]` generates (once, cached under --dir) a raw zone
 of realistic simulator snapshots (1,000 instances every 15 minutes, with type drift, new
 fields and broken records), then measures, each run in a fresh subprocess so peak memory
 is that path's own:
@@ -35,13 +35,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import with_root_on_path
+
 ORIGIN = datetime(2026, 1, 5, tzinfo=UTC)
 STEP = timedelta(minutes=15)
 DEFAULT_DIR = Path("bench-out") / "history"
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="vast-pipeline bench history", description=__doc__.split(
+    p = argparse.ArgumentParser(prog="python -m bench history", description=__doc__.split(
         "\n\n")[0])
     p.add_argument("--records", type=int, default=200_000, help="raw records (default 200000)")
     p.add_argument("--instances", type=int, default=1000, help="fleet size (default 1000)")
@@ -237,11 +239,12 @@ def _fresh(path: Path) -> Path:
 
 def _run_worker(kind: str, raw: Path, out: Path | None = None, procs: int = 1
                 ) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "pipeline.bench_history", "--worker", kind, "--raw", str(raw),
+    cmd = [sys.executable, "-m", "bench.history", "--worker", kind, "--raw", str(raw),
            "--procs", str(procs)]
     if out is not None:
         cmd += ["--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env=with_root_on_path())
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {kind} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
