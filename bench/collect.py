@@ -59,8 +59,8 @@ def probe() -> None:
 
     gc.disable()  # as `vast-pipeline collect` runs (pipeline.cli._short_process)
     marks = [time.perf_counter()]
-    from pipeline.config import load_settings
-    from pipeline.storage import Store
+    from pipeline.core.config import load_settings
+    from pipeline.storage.store import Store
 
     settings = load_settings()
     Store(settings.home)
@@ -111,10 +111,10 @@ def make_history(home: Path, instances: int, days: int) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from pipeline.fleet import FleetModel
-    from pipeline.history import land_pending
-    from pipeline.raw import RawSnapshot, write_snapshot
-    from pipeline.storage import Store
+    from pipeline.landing.history import land_pending
+    from pipeline.landing.raw import RawSnapshot, write_snapshot
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.storage.store import Store
 
     store = Store(home)
     fleet = FleetModel(seed=7, size=instances)
@@ -154,8 +154,8 @@ def _timed_process(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def run(instances: int, runs: int, history_days: int) -> dict[str, object]:
     """Wall seconds per run of collect (day one, a year), --help, and the probe's phases."""
-    from pipeline.fleet import FleetModel
-    from pipeline.simulator import DEMO_API_KEY, SimulatorServer
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 
     cli = str(Path(sys.executable).with_name("vast-pipeline"))
     probe_cmd = [sys.executable, "-c", "from bench.collect import probe; probe()"]

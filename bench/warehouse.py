@@ -27,9 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import query, warehouse
-from pipeline.progress import is_interactive
-from pipeline.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from pipeline.core.progress import is_interactive
+from pipeline.storage.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse import query
 
 ACCOUNT = "bench"
 START = date(2024, 1, 1)

@@ -106,7 +106,7 @@ def _run(venv: Path, *args: str, cwd: Path | None = None, env: dict | None = Non
 
 def test_the_wheel_resolves_into_the_fresh_venv(venv: Path) -> None:
     probe = ("import json, pipeline, assets.definitions\n"
-             "from pipeline.resources import sql_dir\n"
+             "from pipeline.core.resources import sql_dir\n"
              "from pipeline.reports.render import TEMPLATES\n"
              "print(json.dumps([pipeline.__file__, assets.definitions.__file__, "
              "str(sql_dir()), sorted(p.name for p in sql_dir().glob('*.sql')), "

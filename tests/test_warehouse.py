@@ -21,13 +21,14 @@ import pytest
 from bill_fixtures import day_end, item, write_bill
 from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
-from pipeline import history, warehouse
-from pipeline.config import load_settings
-from pipeline.errors import WarehouseError
-from pipeline.models import SQL_DIR, discover_models
-from pipeline.query import open_read_only, query
-from pipeline.schema import SNAPSHOT_LOG_SCHEMA
-from pipeline.storage import Store
+from pipeline.core.config import load_settings
+from pipeline.core.errors import WarehouseError
+from pipeline.landing import history
+from pipeline.storage.schema import SNAPSHOT_LOG_SCHEMA
+from pipeline.storage.store import Store
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.models import SQL_DIR, discover_models
+from pipeline.warehouse.query import open_read_only, query
 
 CADENCE = 15
 REPO = Path(__file__).resolve().parents[1]
@@ -701,7 +702,7 @@ FAULT_DAYS = [date(2024, 5, 1) + timedelta(days=i) for i in range(6)]
 INSTANCES = (1, 2, 3, 4, 5, 6)
 BUILDER = """
 import os, signal, sys
-from pipeline.warehouse import build
+from pipeline.warehouse.build import build
 
 def progress(msg):
     print(msg, flush=True)

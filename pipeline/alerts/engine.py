@@ -38,8 +38,8 @@ from filelock import FileLock, Timeout
 
 from pipeline.alerts.settings import AlertSettings
 from pipeline.alerts.webhook import post_json
-from pipeline.errors import DataError
-from pipeline.storage import Store
+from pipeline.core.errors import DataError
+from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.alerts")
 

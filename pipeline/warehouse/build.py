@@ -1,7 +1,7 @@
 """The incremental warehouse build: `sql/` models into `$HOME/warehouse.duckdb`.
 
 Why it is shaped this way:
-- Models, their order and materialization come from `pipeline.models`.
+- Models, their order and materialization come from `pipeline.warehouse.models`.
 - `daily` models are the big ones (instance_intervals is one row per instance snapshot):
   they are written as Parquet partitioned by account and UTC day under
   `$HOME/parquet/models/<model>/account=<a>/day=<d>/`, and only the days touched by new
@@ -43,12 +43,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from pipeline import history
 from pipeline.alerts.engine import alert_log_source
-from pipeline.config import Settings, warehouse_file
-from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
-from pipeline.errors import WarehouseError, first_line
-from pipeline.models import (
+from pipeline.core.config import Settings, warehouse_file
+from pipeline.core.errors import WarehouseError, first_line
+from pipeline.landing import history
+from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
+from pipeline.storage.objectstore import is_remote, register_on
+from pipeline.storage.schema import SCHEMA_VERSION
+from pipeline.storage.store import Store, sql_file_list
+from pipeline.warehouse.models import (
     SQL_DIR,
     Model,
     discover_models,
@@ -57,9 +60,6 @@ from pipeline.models import (
     render_sql_over_files,
     sql_literal,
 )
-from pipeline.objectstore import is_remote, register_on
-from pipeline.schema import SCHEMA_VERSION
-from pipeline.storage import Store, sql_file_list
 
 # The history datasets the models read (`{{ <name>_glob }}` in their SQL), by family.
 SOURCE_SCHEMAS: dict[str, pa.Schema] = {
@@ -92,7 +92,7 @@ class Paths:
 
     The history and the model Parquet live in the home (a folder or `s3://`, through
     `store`); the DuckDB file, its state and its lock are always local (`db`, see
-    `pipeline.config.warehouse_file`): DuckDB writes a file in place.
+    `pipeline.core.config.warehouse_file`): DuckDB writes a file in place.
     """
 
     home: str
