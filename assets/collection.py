@@ -18,8 +18,8 @@ from assets.resources import VastPipelineResource
 from pipeline.alerts.hooks import after_landing
 from pipeline.core.errors import PipelineError, RetriesExhaustedError
 from pipeline.landing.history import land_pending, rebuild_day
-from pipeline.landing.quality import HISTORY_CHECKS, run_history_checks
 from pipeline.source.collect import collect
+from pipeline.warehouse.quality import HISTORY_CHECKS, run_history_checks
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 

@@ -123,9 +123,11 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from assets.record import record_demo
     from pipeline.demo import run_demo
 
-    return run_demo(days=args.days, size=args.size, seed=args.seed, home=args.home)
+    return run_demo(days=args.days, size=args.size, seed=args.seed, home=args.home,
+                    record=record_demo)
 
 
 def _add_collect(commands: argparse._SubParsersAction) -> None:

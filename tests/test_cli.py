@@ -19,9 +19,9 @@ import dagster as dg
 import pytest
 
 from pipeline.cli import main
-from pipeline.landing.quality import HISTORY_CHECKS
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import SimulatorServer
+from pipeline.warehouse.quality import HISTORY_CHECKS
 
 KEY = "cli-test-key-abcdef0123456789"
 

@@ -344,8 +344,8 @@ def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
 
 
 def test_the_drift_check_stays_a_warning_on_a_day_with_nothing_landed(home: Path) -> None:
-    from pipeline.landing.quality import run_history_checks
     from pipeline.storage.store import Store
+    from pipeline.warehouse.quality import run_history_checks
 
     outcomes = {o.name: o for o in run_history_checks(Store(home), cadence_minutes=15,
                                                       day=datetime.now(UTC).date())}

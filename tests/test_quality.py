@@ -1,6 +1,6 @@
 """Every data-quality check fails (or warns) on real bad data, and passes on good data.
 
-History checks (`pipeline.landing.quality`) run on Parquet landed by the real path (raw zone,
+History checks (`pipeline.warehouse.quality`) run on Parquet landed by the real path (raw zone,
 flatten, `pipeline.landing.history.land_pending`); what that path cannot produce (a repeated key,
 a NULL id) is written into a partition the way a stray or damaged file would be. Mart
 checks run on a warehouse built by the real `build` from such a home, or on one whose
@@ -19,11 +19,11 @@ import pytest
 from sql_fixtures import RUN, every, instance_rows, write_history
 
 from pipeline.landing.history import land_pending
-from pipeline.landing.quality import HISTORY_CHECKS, CheckOutcome, run_history_checks
 from pipeline.landing.raw import RawSnapshot, write_snapshot
 from pipeline.storage.store import Store
 from pipeline.warehouse import build as warehouse
 from pipeline.warehouse.marts import MART_CHECKS, check_marts
+from pipeline.warehouse.quality import HISTORY_CHECKS, CheckOutcome, run_history_checks
 from pipeline.warehouse.query import query
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -1,8 +1,8 @@
 """From raw API answers to the Parquet history: the raw zone, flattening (the
 value path and the columnar fast path), the day files and their quality checks.
 
-Modules: `fastflatten`, `flatten`, `history`, `quality`, `raw`. The names below are what the
-packages above import; they load on first use, so importing the package stays cheap.
+Modules: `fastflatten`, `flatten`, `history`, `raw`. The names below are what the packages
+above import; they load on first use, so importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from importlib import import_module
 # public name -> the module of this package that defines it
 _EXPORTS = {
     "Body": "fastflatten",
-    "CheckOutcome": "quality",
     "DayResult": "history",
     "FlattenResult": "flatten",
-    "HISTORY_CHECKS": "quality",
     "PART_FILE": "history",
     "RawSnapshot": "raw",
     "SORT_KEYS": "history",
     "WRITE_OPTIONS": "history",
-    "check_freshness": "quality",
     "day_path": "history",
     "dump_json": "raw",
     "flatten_bodies": "fastflatten",
@@ -35,21 +32,17 @@ _EXPORTS = {
     "read_snapshot": "raw",
     "rebuild": "history",
     "rebuild_day": "history",
-    "run_history_checks": "quality",
     "snapshot_files": "raw",
     "write_snapshot": "raw",
 }
 __all__ = [
-    "HISTORY_CHECKS",
     "PART_FILE",
     "SORT_KEYS",
     "WRITE_OPTIONS",
     "Body",
-    "CheckOutcome",
     "DayResult",
     "FlattenResult",
     "RawSnapshot",
-    "check_freshness",
     "day_path",
     "dump_json",
     "flatten_bodies",
@@ -64,7 +57,6 @@ __all__ = [
     "read_snapshot",
     "rebuild",
     "rebuild_day",
-    "run_history_checks",
     "snapshot_files",
     "write_snapshot",
 ]

@@ -1,8 +1,8 @@
 """Where data lives: the home (local or S3-compatible object storage), the layout
 of datasets in it, the dataset registry and the Arrow schemas.
 
-Modules: `datasets`, `objectstore`, `schema`, `store`. The names below are what the packages
-above import; they load on first use, so importing the package stays cheap.
+Modules: `alertlog`, `datasets`, `objectstore`, `schema`, `store`. The names below are what
+the packages above import; they load on first use, so importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from importlib import import_module
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
+    "ALERT_LOG_DIR": "alertlog",
     "BILLED_CHARGE_SCHEMA": "schema",
     "BILLED_DAY_SCHEMA": "schema",
     "BILLED_QUARANTINE_SCHEMA": "schema",
@@ -38,6 +39,8 @@ _EXPORTS = {
     "TIMESTAMP_FIELDS": "schema",
     "TMP_PREFIX": "store",
     "WriteConflict": "objectstore",
+    "alert_log_dir": "alertlog",
+    "alert_log_source": "alertlog",
     "check_account": "store",
     "dataset": "datasets",
     "family": "datasets",
@@ -48,6 +51,7 @@ _EXPORTS = {
     "sql_file_list": "store",
 }
 __all__ = [
+    "ALERT_LOG_DIR",
     "BILLED_CHARGE_SCHEMA",
     "BILLED_DAY_SCHEMA",
     "BILLED_QUARANTINE_SCHEMA",
@@ -75,6 +79,8 @@ __all__ = [
     "TMP_PREFIX",
     "Store",
     "WriteConflict",
+    "alert_log_dir",
+    "alert_log_source",
     "check_account",
     "dataset",
     "family",

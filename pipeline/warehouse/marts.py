@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.landing.quality import CheckOutcome
+from pipeline.warehouse.quality import CheckOutcome
 from pipeline.warehouse.query import open_read_only
 
 
