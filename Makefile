@@ -52,19 +52,20 @@ docs: $(STAMP)  ## the docs site into site/ (--strict: broken links or pages mis
 docs-tables: $(STAMP)  ## regenerate docs/tables.md from sql/ and a warehouse built from the test scenario
 	$(PY) docs/gen_tables.py
 
+# The benchmarks live in bench/ (not in the wheel) and run from the checkout.
 bench: bench-history bench-warehouse bench-collect  ## each ratio beside its target
 
 bench-history: $(STAMP)
-	$(VENV)/bin/vast-pipeline bench history
+	$(PY) -m bench history
 
 bench-warehouse: $(STAMP)  ## BENCH_WAREHOUSE_ARGS="--scale 0.25" for a quarter year
-	$(VENV)/bin/vast-pipeline bench warehouse $(BENCH_WAREHOUSE_ARGS)
+	$(PY) -m bench warehouse $(BENCH_WAREHOUSE_ARGS)
 
 bench-collect: $(STAMP)
-	$(VENV)/bin/vast-pipeline bench collect
+	$(PY) -m bench collect
 
 dagster: $(STAMP)  ## the Dagster UI on the same data
-	export DAGSTER_HOME=$$($(PY) -c "from pipeline.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
+	export DAGSTER_HOME=$$($(PY) -c "from pipeline.core.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .ruff_cache site

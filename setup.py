@@ -4,7 +4,7 @@ Every package found under pipeline/ and assets/, plus the two folders of data fi
 ship as packages of their own (declared, since they have no `__init__.py`, or setuptools
 warns at every install that they are importable but not configured):
 - `pipeline.sql`, which `[tool.setuptools.package-dir]` maps to the top-level sql/ so the
-  models ship inside the wheel (see pipeline/resources.py);
+  models ship inside the wheel (see pipeline/core/resources.py);
 - `pipeline.reports.templates`, the report templates.
 A static list would silently drop new subpackages.
 """

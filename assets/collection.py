@@ -16,10 +16,10 @@ import dagster as dg
 
 from assets.resources import VastPipelineResource
 from pipeline.alerts.hooks import after_landing
-from pipeline.collect import collect
-from pipeline.errors import PipelineError, RetriesExhaustedError
-from pipeline.history import land_pending, rebuild_day
-from pipeline.quality import HISTORY_CHECKS, run_history_checks
+from pipeline.core.errors import PipelineError, RetriesExhaustedError
+from pipeline.landing.history import land_pending, rebuild_day
+from pipeline.source.collect import collect
+from pipeline.warehouse.quality import HISTORY_CHECKS, run_history_checks
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 

@@ -20,8 +20,8 @@ from assets.collection import (
     raw_snapshots,
 )
 from assets.resources import default_resource
-from pipeline.config import Settings, prepare_dagster_home
-from pipeline.errors import PipelineError
+from pipeline.core.config import Settings, prepare_dagster_home
+from pipeline.core.errors import PipelineError
 
 # The run's own log lines would bury the one sentence a CLI user needs; they stay in the
 # run's record (Dagster UI) and show with --debug.

@@ -23,8 +23,8 @@ from assets.charges import landed_billed_charges
 from assets.collection import landed_instance_snapshots, raw_snapshots
 from assets.reports import cost_report, reliability_report, report_metadata
 from assets.warehouse import _key
-from pipeline.query import query
-from pipeline.warehouse import BuildResult
+from pipeline.warehouse.build import BuildResult
+from pipeline.warehouse.query import query
 
 DESCRIPTION = "Recorded by `vast-pipeline demo`, which did this work outside a Dagster run."
 REPORT_ASSETS = {"cost": cost_report.key, "reliability": reliability_report.key}

@@ -12,11 +12,11 @@ from assets.charges import landed_billed_charges
 from assets.collection import landed_instance_snapshots
 from assets.resources import VastPipelineResource
 from pipeline.alerts.hooks import after_build
-from pipeline.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
-from pipeline.errors import PipelineError
-from pipeline.marts import MART_CHECK_TABLES, check_marts
-from pipeline.models import discover_models
-from pipeline.warehouse import build_for
+from pipeline.core.errors import PipelineError
+from pipeline.storage.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
+from pipeline.warehouse.build import build_for
+from pipeline.warehouse.marts import MART_CHECK_TABLES, check_marts
+from pipeline.warehouse.models import discover_models
 
 PREFIX = "warehouse"
 # Eager, except that it must not wait for every upstream partition: the landed history is

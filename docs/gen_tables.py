@@ -67,7 +67,7 @@ def render(home: Path) -> str:
     built from the scenario history."""
     import duckdb
 
-    from pipeline.models import discover_models
+    from pipeline.warehouse.models import discover_models
 
     sys.path.insert(0, str(REPO / "tests"))
     from report_fixtures import build_warehouse, scenario_history

@@ -19,10 +19,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, for a quick start
-    from pipeline.config import Settings
+    from pipeline.core.config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -96,8 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_demo, _add_collect, _add_charges, _add_rebuild, _add_build, _add_sql,
-                _add_report, _add_export, _add_simulator, _add_bench, _add_status,
-                _add_alerts):
+                _add_report, _add_export, _add_simulator, _add_status, _add_alerts):
         add(commands)
     return parser
 
@@ -106,9 +105,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _today() -> date:
-    """The UTC day of the run's one clock (`pipeline.clock`), read once per command."""
-    from pipeline import clock
-
+    """The UTC day of the run's one clock (`pipeline.core.clock`), read once per command."""
+    from pipeline.core import clock
     return clock.today()
 
 
@@ -125,9 +123,11 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from assets.record import record_demo
     from pipeline.demo import run_demo
 
-    return run_demo(days=args.days, size=args.size, seed=args.seed, home=args.home)
+    return run_demo(days=args.days, size=args.size, seed=args.seed, home=args.home,
+                    record=record_demo)
 
 
 def _add_collect(commands: argparse._SubParsersAction) -> None:
@@ -139,8 +139,8 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
 def _checked_settings(account: str | None, simulator_note: str) -> Settings:
     """Settings checked before any work: a mistyped account name or an unreachable or
     refused object store fails here, in one sentence; says when the simulator is used."""
-    from pipeline.config import load_settings
-    from pipeline.storage import Store
+    from pipeline.core.config import load_settings
+    from pipeline.storage.store import Store
 
     settings = load_settings()
     Store(settings.home)
@@ -153,7 +153,7 @@ def _checked_settings(account: str | None, simulator_note: str) -> Settings:
 def _read_settings(account: str | None) -> Settings:
     """Settings of a command that reads what is stored (rebuild, report, export), with its
     --account checked before any work."""
-    from pipeline.config import load_settings
+    from pipeline.core.config import load_settings
 
     settings = load_settings()
     _check_account(settings, account, fetches=False)
@@ -170,8 +170,8 @@ def _check_account(settings: Settings, account: str | None, *, fetches: bool) ->
     configured nor (for commands reading what is stored) in the history is the user's
     mistake, one sentence naming the known accounts, exit 2. A command that fetches from
     the API (collect, charges) needs the account configured, with its key."""
-    from pipeline.errors import ConfigError
-    from pipeline.storage import Store
+    from pipeline.core.errors import ConfigError
+    from pipeline.storage.store import Store
 
     configured = [a.name for a in settings.accounts]
     if account is None or account in configured:
@@ -214,8 +214,8 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
     A day after today has no bill yet; the sentence names the flags given, never a default
     the user did not choose."""
-    from pipeline.charges import DEFAULT_DAYS_BACK, check_days, day_range
-    from pipeline.errors import ConfigError
+    from pipeline.billing.charges import DEFAULT_DAYS_BACK, check_days, day_range
+    from pipeline.core.errors import ConfigError
     from pipeline.reports.window import check_order, parse_day
 
     last = parse_day(date_to, "--to") if date_to else None
@@ -237,8 +237,8 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
 
 def _run_charges(args: argparse.Namespace) -> int:
-    from pipeline.charges import collect_charges
-    from pipeline.progress import progress_bar
+    from pipeline.billing.charges import collect_charges
+    from pipeline.core.progress import progress_bar
 
     today = _today()
     days = _charge_days(args.date_from, args.date_to, today)
@@ -265,12 +265,12 @@ def _add_rebuild(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_rebuild(args: argparse.Namespace) -> int:
-    from pipeline.charges import raw_bill_days, rebuild_charges
-    from pipeline.history import rebuild
-    from pipeline.progress import progress_bar
-    from pipeline.raw import raw_partitions, snapshot_files
+    from pipeline.billing.charges import raw_bill_days, rebuild_charges
+    from pipeline.core.progress import progress_bar
+    from pipeline.landing.history import rebuild
+    from pipeline.landing.raw import raw_partitions, snapshot_files
     from pipeline.reports.window import check_order, parse_day
-    from pipeline.storage import Store
+    from pipeline.storage.store import Store
 
     date_from = parse_day(args.date_from, "--from") if args.date_from else None
     date_to = parse_day(args.date_to, "--to") if args.date_to else None
@@ -299,9 +299,9 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from pipeline.config import load_settings
-    from pipeline.progress import progress_bar
-    from pipeline.warehouse import build_for
+    from pipeline.core.config import load_settings
+    from pipeline.core.progress import progress_bar
+    from pipeline.warehouse.build import build_for
 
     settings = load_settings()
     with progress_bar(None, "building warehouse") as bar:
@@ -325,8 +325,8 @@ def _add_sql(commands: argparse._SubParsersAction) -> None:
 def _run_sql(args: argparse.Namespace) -> int:
     """Each statement's result in turn, headed by its statement when there are several;
     csv and json are one document each, so they take a single statement."""
-    from pipeline.config import load_settings
-    from pipeline.query import format_result, query_each, statement_heading
+    from pipeline.core.config import load_settings
+    from pipeline.warehouse.query import format_result, query_each, statement_heading
 
     single = None if args.format == "table" else (
         f"--format {args.format} prints one result and the query holds several statements: "
@@ -352,8 +352,8 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from pipeline import clock
-    from pipeline.config import local_dir
+    from pipeline.core import clock
+    from pipeline.core.config import local_dir
     from pipeline.reports import parse_window, write_reports
 
     now = clock.now()  # once: the default window and the report's "generated" moment
@@ -380,8 +380,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from pipeline.focus import export_focus
     from pipeline.reports import parse_window
+    from pipeline.reports.focus import export_focus
 
     date_from, date_to = parse_window(args.date_from, args.date_to, today=_today())
     settings = _read_settings(args.account)
@@ -406,8 +406,8 @@ def _add_simulator(commands: argparse._SubParsersAction) -> None:
 def _run_simulator(args: argparse.Namespace) -> int:
     """The arguments are checked first (each mistake one sentence, exit 2), and a port
     already taken is named as such, not as a path."""
-    from pipeline.errors import ConfigError
-    from pipeline.simulator import serve
+    from pipeline.core.errors import ConfigError
+    from pipeline.sim.simulator import serve
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port; use 1 to 65535 (0: any free one).")
@@ -428,47 +428,16 @@ def _run_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("bench",
-                            help="benchmarks: history (flatten+Parquet), warehouse, collect")
-    p.add_argument("which", choices=("history", "warehouse", "collect"))
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark")
-    p.set_defaults(handler=_run_bench)
-
-
-# What the benchmarks need beyond the pipeline (the `bench` extra of pyproject.toml).
-BENCH_MODULES = ("pandas", "psutil")
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from importlib.util import find_spec
-
-    from pipeline.errors import ConfigError
-
-    missing = [name for name in BENCH_MODULES if find_spec(name) is None]
-    if missing:
-        raise ConfigError(f"The benchmarks need {' and '.join(missing)}, which "
-                          f"{'is' if len(missing) == 1 else 'are'} not installed; run "
-                          "pip install 'vast-pipeline[bench]'.")
-    if args.which == "history":
-        from pipeline.bench_history import main as bench_main
-    elif args.which == "collect":
-        from pipeline.bench_collect import main as bench_main
-    else:
-        from pipeline.bench_warehouse import main as bench_main
-    return int(bench_main(args.rest) or 0)
-
-
 def _add_status(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("status", help="settings, accounts and the newest snapshot")
     p.set_defaults(handler=_run_status)
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from pipeline.charges import newest_bills
-    from pipeline.config import load_settings
-    from pipeline.history import newest_snapshots
-    from pipeline.storage import Store
+    from pipeline.billing.charges import newest_bills
+    from pipeline.core.config import load_settings
+    from pipeline.landing.history import newest_snapshots
+    from pipeline.storage.store import Store
 
     settings = load_settings()
     print(f"home: {settings.home}")
@@ -505,8 +474,8 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_alerts(args: argparse.Namespace) -> int:
-    from pipeline.config import load_settings
-    from pipeline.errors import ConfigError
+    from pipeline.core.config import load_settings
+    from pipeline.core.errors import ConfigError
 
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit} is negative; give how many transitions to "

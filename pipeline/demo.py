@@ -11,38 +11,40 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pipeline import clock
-from pipeline.charges import BillDayResult, collect_charges, day_range
-from pipeline.client import VastClient
-from pipeline.collect import fetch_snapshot
-from pipeline.config import (
+from pipeline.billing.charges import BillDayResult, collect_charges, day_range
+from pipeline.core import clock
+from pipeline.core.config import (
     DEFAULT_HOME,
     Account,
     Settings,
     load_settings,
     prepare_dagster_home,
 )
-from pipeline.errors import ConfigError
-from pipeline.fleet import FleetModel
-from pipeline.history import land_pending
-from pipeline.progress import progress_bar
-from pipeline.raw import snapshot_files
+from pipeline.core.errors import ConfigError
+from pipeline.core.progress import progress_bar
+from pipeline.core.resources import dagster_dev_command
+from pipeline.landing.history import land_pending
+from pipeline.landing.raw import snapshot_files
 from pipeline.reports.model import fmt
-from pipeline.resources import dagster_dev_command
-from pipeline.simulator import DEMO_API_KEY, SimulatorServer
-from pipeline.storage import Store
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
+from pipeline.source.client import VastClient
+from pipeline.source.collect import fetch_snapshot
+from pipeline.storage.store import Store
 
 # Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
 # the client keeps a little more than that between calls, as it should with the real API.
 SIMULATOR_MIN_INTERVAL = 0.01
 CLIENT_MIN_INTERVAL = 0.015
 DEMO_ACCOUNT = Account("default", "embedded simulator", "VAST_API_KEY", "simulator")
+# Records a finished demo in Dagster (`assets.record.record_demo`, passed by the CLI).
+Recorder = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,11 @@ def _existing_ids(store: Store, account: str, moments: list[datetime]) -> set[st
 
 
 def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None = None,
-             now: datetime | None = None) -> int:
+             now: datetime | None = None, record: Recorder | None = None) -> int:
     """The whole demo; prints where everything is and a few answers. `now`: the run's
-    one clock (default `pipeline.clock.now()`), read once; every window derives from it."""
+    one clock (default `pipeline.core.clock.now()`), read once; every window derives from it.
+    `record`: shows in Dagster what the demo materialized (the CLI passes
+    `assets.record.record_demo`; the library does not import `assets`)."""
     if not 1 <= days <= 366:
         raise ConfigError(f"--days {days} is out of range; use 1 to 366.")
     if not 1 <= size <= 5000:
@@ -171,15 +175,16 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
          f"${sum(b.total for b in bills):,.2f} billed ({sum(b.contracts for b in bills)} "
          f"contract-days, {sum(1 for b in bills if b.previous_total is None)} new days)")
     dagster_home = prepare_dagster_home(settings)
-    return _finish(settings, dagster_home, window, now)
+    return _finish(settings, dagster_home, window, now, record)
 
 
-def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: datetime) -> int:
+def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: datetime,
+            record: Recorder | None) -> int:
     from pipeline.alerts.hooks import after_landing_and_build
-    from pipeline.focus import export_focus
-    from pipeline.query import query
     from pipeline.reports import write_reports
-    from pipeline.warehouse import build_for
+    from pipeline.reports.focus import export_focus
+    from pipeline.warehouse.build import build_for
+    from pipeline.warehouse.query import query
 
     home_dir = Path(settings.home)
     with progress_bar(None, "building warehouse") as bar:
@@ -195,9 +200,9 @@ def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: dat
                          out=home_dir / "exports" / f"focus_{date_from}_{date_to}.parquet")
     answers = _headline_answers(str(home_dir), query, date_from, date_to)
     _print_summary(home_dir, dagster_home, paths, focus.path, answers)
-    from assets.record import record_demo  # the Dagster UI shows what the demo materialized
-    record_demo(str(home_dir), dagster_home, result, paths, (date_from, date_to),
-                since=date_from)
+    if record is not None:  # the Dagster UI shows what the demo materialized
+        record(str(home_dir), dagster_home, result, paths, (date_from, date_to),
+               since=date_from)
     return 0
 
 

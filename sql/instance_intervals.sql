@@ -4,7 +4,7 @@
 -- or not the instance is still listed there), capped at twice the cadence; time past the
 -- cap is unobserved. The state seen at the start holds for the whole interval.
 -- The cap is `getvariable('cap_minutes')`, which the build sets to
--- pipeline.models.interval_cap_minutes(cadence): the same bound the fresh_snapshots check
+-- pipeline.warehouse.models.interval_cap_minutes(cadence): the same bound the fresh_snapshots check
 -- allows since an account's newest snapshot.
 -- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules and
 -- the burn rates are written there): cost = burn rate x hours, so GPU cost = dph_base

@@ -16,7 +16,7 @@
 --   ends its starting phase for good (instance_latest.first_settled_at).
 --   `is_not_running_as_meant`: intended status running, actual status anything else (NULL
 --   included); down once the starting phase has ended (instance_states.is_down).
--- materialized: view (live over the Parquet written by pipeline.history)
+-- materialized: view (live over the Parquet written by pipeline.landing.history)
 select
     typed.*,
     case when gpu_billed then coalesce(dph_base, 0) else 0.0 end as gpu_burn_rate_per_hour,

@@ -1,7 +1,7 @@
 -- quarantine: every value or record the flattening could not keep as typed, with why.
 -- Grain: one row per rejected value (field set) or whole record (field NULL) per snapshot.
 -- The original value is JSON text as the API sent it (secrets were removed before landing).
--- materialized: view (live over the Parquet written by pipeline.history)
+-- materialized: view (live over the Parquet written by pipeline.landing.history)
 select
     account,
     snapshot_date,

@@ -1,7 +1,7 @@
 -- snapshots: the snapshot log, one row per successful snapshot of an account (even one
 -- that listed zero instances). Grain: (account, snapshot_at). It defines the account's
 -- snapshot timeline that instance intervals run along.
--- materialized: view (live over the Parquet written by pipeline.history)
+-- materialized: view (live over the Parquet written by pipeline.landing.history)
 select
     account,
     snapshot_date,

@@ -1,10 +1,10 @@
 """Helpers (no tests) that write real billed-charges Parquet in the storage layout.
 
 Why by hand and with the contract's schemas: the warehouse side of billed charges must be
-tested on exactly the files `pipeline.charges` writes (`BILLED_CHARGE_SCHEMA` rows under
+tested on exactly the files `pipeline.billing.charges` writes (`BILLED_CHARGE_SCHEMA` rows under
 `parquet/billed_charges/account=<a>/day=<d>/`, the day log `BILLED_DAY_SCHEMA` written
 last as the commit record), including what a killed fetch leaves behind.
-`simulated_week_home` instead fetches real bills with the collector (`pipeline.charges`)
+`simulated_week_home` instead fetches real bills with the collector (`pipeline.billing.charges`)
 over HTTP from the simulator, for the end-to-end and validator tests.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.datasets import dataset
-from pipeline.schema import BILLED_CHARGE_SCHEMA, BILLED_DAY_SCHEMA, SCHEMA_VERSION
+from pipeline.storage.datasets import dataset
+from pipeline.storage.schema import BILLED_CHARGE_SCHEMA, BILLED_DAY_SCHEMA, SCHEMA_VERSION
 
 HOURS_AT = "{q:.3f} hours at ${p:.3f}/hour"
 
@@ -105,16 +105,16 @@ BILLED_DAYS = WEEK_DAYS[:-1]  # the last day is not billed yet: estimated
 
 def simulated_week_home(home: Path, *, seed: int = 7, size: int = 40) -> Any:
     """A week of 15-minute snapshots of the seeded FleetModel (account `default`) and the
-    bills of its first six days, fetched by `pipeline.charges.fetch_day` through the real
+    bills of its first six days, fetched by `pipeline.billing.charges.fetch_day` through the real
     client from the simulator on 127.0.0.1 (its clock an hour after the week); returns the
     model. The caller builds the warehouse."""
     from report_fixtures import fleet_history
 
-    from pipeline.charges import fetch_day
-    from pipeline.client import VastClient
-    from pipeline.fleet import FleetModel
-    from pipeline.simulator import SimulatorServer
-    from pipeline.storage import Store
+    from pipeline.billing.charges import fetch_day
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.sim.simulator import SimulatorServer
+    from pipeline.source.client import VastClient
+    from pipeline.storage.store import Store
 
     fleet_history(home, end=WEEK_END, days=7, size=size, seed=seed)
     model = FleetModel(seed=seed, size=size)

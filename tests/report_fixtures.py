@@ -1,8 +1,8 @@
 """Warehouses for the report and FOCUS tests, built from Parquet history.
 
 The history is written in the layout described in docs/analyst.md (hive-partitioned
-`instance_snapshots` with `pipeline.schema.SNAPSHOT_SCHEMA`, plus the snapshot log), then
-the real `pipeline.warehouse.build` turns it into the analyst tables, so the reports are
+`instance_snapshots` with `pipeline.storage.schema.SNAPSHOT_SCHEMA`, plus the snapshot log),
+then the real `pipeline.warehouse.build.build` turns it into the analyst tables, so the reports are
 checked against the warehouse the product ships, not against a stand-in.
 
 `scenario_history` is small and hand-made: every feature a report shows happens in it at
@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA, TIMESTAMP
+from pipeline.storage.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA, TIMESTAMP
 
 CADENCE = timedelta(minutes=15)
 START = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday
@@ -210,9 +210,9 @@ def scenario_history(home: Path, days: int = DAYS, start: datetime = START) -> l
 def fleet_history(home: Path, *, end: datetime, days: int = 7, size: int = 40,
                   seed: int = 7) -> None:
     """`days` of 15-minute snapshots of the seeded FleetModel, flattened like collection."""
-    from pipeline.flatten import flatten
-    from pipeline.fleet import FleetModel
-    from pipeline.secrets import scrub
+    from pipeline.core.secrets import scrub
+    from pipeline.landing.flatten import flatten
+    from pipeline.sim.fleet import FleetModel
 
     model = FleetModel(seed=seed, size=size)
     writer = HistoryWriter(home)
@@ -232,8 +232,7 @@ def fleet_history(home: Path, *, end: datetime, days: int = 7, size: int = 40,
 
 def build_warehouse(home: Path) -> Path:
     """The real warehouse build over the history under `home`."""
-    from pipeline import warehouse
-
+    from pipeline.warehouse import build as warehouse
     warehouse.build(home, cadence_minutes=15, full=True)
     return Path(home) / "warehouse.duckdb"
 

@@ -1,7 +1,7 @@
 """Helpers (no tests) that write real Parquet history in the layout docs/analyst.md describes.
 
 Why pyarrow and the real schema: the SQL models must be tested on exactly what
-pipeline.history writes, hive partition folders included, not on an in-memory stand-in.
+pipeline.landing.history writes, hive partition folders included, not on an in-memory stand-in.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from pipeline.storage.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
 
 
 def at(text: str) -> datetime:

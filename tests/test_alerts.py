@@ -20,12 +20,12 @@ import pytest
 
 from pipeline.alerts.engine import read_log, read_state
 from pipeline.cli import main
-from pipeline.collect import collect
-from pipeline.config import load_settings
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.fleet import FleetModel
-from pipeline.simulator import SimulatorServer
-from pipeline.storage import Store
+from pipeline.core.config import load_settings
+from pipeline.core.errors import ConfigError, PipelineError
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.source.collect import collect
+from pipeline.storage.store import Store
 from tests.alert_receiver import SECRET_PATH, Receiver
 
 KEY = "alerts-test-key-0123456789"
@@ -178,10 +178,10 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
         later = first_down + 3 * STEP  # still down: a new process must send nothing new
         script = textwrap.dedent(f"""
             from datetime import datetime
-            from pipeline.collect import collect
-            from pipeline.config import load_settings
-            from pipeline.fleet import FleetModel
-            from pipeline.simulator import SimulatorServer
+            from pipeline.source.collect import collect
+            from pipeline.core.config import load_settings
+            from pipeline.sim.fleet import FleetModel
+            from pipeline.sim.simulator import SimulatorServer
             moment = datetime.fromisoformat({later.isoformat()!r})
             with SimulatorServer({{{KEY!r}: FleetModel(seed={SEED}, size={SIZE})}},
                                  clock=lambda: moment) as server:
@@ -507,9 +507,9 @@ def is_stopped(r: dict) -> bool:
 
 def test_cost_rules_after_a_build_and_the_alerts_table(home: Path, tmp_path: Path) -> None:
     from pipeline.alerts.hooks import after_build
-    from pipeline.query import query
     from pipeline.reports import write_reports
-    from pipeline.warehouse import build_for
+    from pipeline.warehouse.build import build_for
+    from pipeline.warehouse.query import query
 
     fleet = FleetModel(seed=SEED, size=SIZE)
     moments = [SEARCH_FROM + timedelta(hours=45) + i * STEP for i in range(13)]  # 3 hours
@@ -766,9 +766,9 @@ def land_like_the_demo(settings, clock: Clock, server_url: str,
                        moments: list[datetime]) -> None:
     """Fetch each moment into the raw zone and land the days, as the demo's backfill does:
     no collection hook runs, so nothing is evaluated until the test asks."""
-    from pipeline.client import VastClient
-    from pipeline.collect import fetch_snapshot
-    from pipeline.history import land_pending
+    from pipeline.landing.history import land_pending
+    from pipeline.source.client import VastClient
+    from pipeline.source.collect import fetch_snapshot
 
     store, account = Store(settings.home), settings.accounts[0]
     with VastClient(KEY, server_url, min_interval=0) as client:
@@ -785,8 +785,8 @@ def test_the_demos_evaluation_is_in_the_warehouse_and_matches_the_fleet(
     in progress: the warehouse built BEFORE it shows the evaluations and what fires, and
     every figure equals the fleet model's own, worked out here in plain Python."""
     from pipeline.alerts.hooks import after_landing_and_build
-    from pipeline.query import query
-    from pipeline.warehouse import build_for
+    from pipeline.warehouse.build import build_for
+    from pipeline.warehouse.query import query
 
     fleet = FleetModel(seed=SEED, size=SIZE)
     instance, first_down, _ = find_outage(fleet)
@@ -858,7 +858,7 @@ def _tiny_warehouse(home: Path) -> None:
     """A built warehouse over two snapshots of one instance (the alert views need one)."""
     from sql_fixtures import RUN, every, instance_rows, write_history
 
-    from pipeline.warehouse import build
+    from pipeline.warehouse.build import build
 
     write_history(home, instance_rows("default", 1, every("2026-03-02 10:00", 2), [RUN] * 2,
                                       dph_base=1.0, storage_total_cost=0.1))
@@ -866,7 +866,7 @@ def _tiny_warehouse(home: Path) -> None:
 
 
 def _firing_keys(home: Path) -> set[str]:
-    from pipeline.query import query
+    from pipeline.warehouse.query import query
 
     return {row[0] for row in query(home, "select key from alerts_firing").rows}
 
@@ -875,7 +875,7 @@ def test_what_fires_comes_from_the_current_alert_state_only(home: Path, tmp_path
     """A state file moved aside (the documented way out of a corrupt one) takes its firing
     alerts with it: the warehouse then shows the new state's, like `vast-pipeline alerts`."""
     from pipeline.alerts.hooks import run_finished
-    from pipeline.query import query
+    from pipeline.warehouse.query import query
 
     _tiny_warehouse(home)
     settings = make_settings(home, "http://127.0.0.1:9", None, write_config(tmp_path / "c.toml"))
@@ -907,7 +907,7 @@ def test_merging_a_days_log_files_keeps_every_record_once(home: Path, tmp_path: 
 
     from pipeline.alerts.engine import LOG_DIR, compact_day
     from pipeline.alerts.hooks import run_finished
-    from pipeline.query import query
+    from pipeline.warehouse.query import query
 
     _tiny_warehouse(home)
     settings = make_settings(home, "http://127.0.0.1:9", None, write_config(tmp_path / "c.toml"))
@@ -967,7 +967,7 @@ def test_after_the_demo_the_warehouse_and_its_report_show_what_fires(
     nothing even with a receiver set: the report it writes lists what fires."""
     import pyarrow.parquet as pq
 
-    from pipeline.query import query
+    from pipeline.warehouse.query import query
 
     home = tmp_path / "demo"
     with Receiver() as receiver:

@@ -1,20 +1,28 @@
 """The warehouse benchmark's report, on a tiny generated history: every figure issue 11
 asks for is printed, the ratio is really full build / reference pass, and the incremental
-build's per-model times are there. Speed itself is never asserted here."""
+build's per-model times are there. Speed itself is never asserted here. The benchmarks run
+as `python -m bench ...` from the checkout (they are not in the wheel)."""
 
 from __future__ import annotations
 
 import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline import bench_warehouse
+from bench import ROOT, with_root_on_path
+from bench import warehouse as bench_warehouse
 
 
-def test_warehouse_benchmark_prints_its_ratio_and_where_the_time_goes(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=240, env=with_root_on_path())
+
+
+def test_warehouse_benchmark_prints_its_ratio_and_where_the_time_goes(tmp_path: Path) -> None:
     res = bench_warehouse.run(12, 3, tmp_path, repeat=1, seed=7, memory_limit="1GB",
                               say=lambda _msg: None)
     assert res["ratios"] == [pytest.approx(res["full_s"] / res["reference_s"])]
@@ -29,10 +37,22 @@ def test_warehouse_benchmark_prints_its_ratio_and_where_the_time_goes(
                  "where the incremental build's time goes: "):
         shares = out.split(line, 1)[1].splitlines()[0]
         assert "setup and swap" in shares and "other models" in shares
-    # the command itself, on the cached data: the same lines reach stdout
-    assert bench_warehouse.main(["--instances", "12", "--days", "3", "--dir",
-                                 str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+    # the command itself, from the checkout, on the cached data: the same lines reach stdout
+    done = _bench("warehouse", "--instances", "12", "--days", "3", "--dir", str(tmp_path),
+                  cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout
     assert "12 instances x 3 days" in printed
     assert re.search(r"full build / reference pass: [\d.]+x", printed)
     assert "where the incremental build's time goes: " in printed
+
+
+def test_python_m_bench_names_the_benchmarks_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    listing = _bench("--help", cwd=tmp_path)
+    assert listing.returncode == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()[2:]] == [
+        "history", "warehouse", "collect"]
+    unknown = _bench("market", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == ("error: No benchmark named 'market'; pick one of "
+                                      "history, warehouse, collect.")

@@ -1,6 +1,6 @@
 """End to end against the simulator's billing model: a week of 15-minute snapshots of the
 demo fleet (seed 7, 40 instances, 2 volumes) and the bills of its first six days, fetched
-by the real collector (`pipeline.charges.fetch_day`) over HTTP from the simulator.
+by the real collector (`pipeline.billing.charges.fetch_day`) over HTTP from the simulator.
 
 The expected numbers come from `FleetModel.charges` / `volume_charges` in Python, never
 from the warehouse. The measured gap of the estimate is stated in docs/billing.md ("How far the

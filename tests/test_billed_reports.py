@@ -28,9 +28,9 @@ import pytest
 from bill_fixtures import item, write_bill
 from report_fixtures import build_warehouse, scenario_history
 
-from pipeline.focus import export_focus
 from pipeline.reports import build_report, write_reports
 from pipeline.reports.cost import NO_BILLS_NOTE
+from pipeline.reports.focus import export_focus
 from pipeline.reports.model import fmt
 
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)

@@ -15,8 +15,8 @@ import pytest
 from bill_fixtures import day_end, item, write_bill, write_charges
 from sql_fixtures import RUN, every, instance_rows, write_history
 
-from pipeline import warehouse
-from pipeline.marts import MART_CHECK_TABLES, check_marts
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.marts import MART_CHECK_TABLES, check_marts
 
 D1, D2, D3 = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)
 APPROX = {"abs": 1e-9}

@@ -16,13 +16,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import warehouse
-from pipeline.charges import stored_day_total
+from pipeline.billing.charges import stored_day_total
 from pipeline.demo import DemoWindow, backfill
-from pipeline.fleet import FleetModel
-from pipeline.query import query
-from pipeline.simulator import DEMO_API_KEY, SimulatorServer
-from pipeline.storage import Store
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
+from pipeline.storage.store import Store
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.query import query
 from tests.test_cli import assert_one_sentence_error, run_cli
 from tests.test_warehouse import _build_copy, _snapshot_of_models
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from pipeline.charges import (
+from pipeline.billing.charges import (
     RESIDUAL_TYPE,
     RawBill,
     collect_charges,
@@ -29,12 +29,12 @@ from pipeline.charges import (
     stored_day_total,
     write_raw_bill,
 )
-from pipeline.client import VastClient
-from pipeline.config import Account, Settings
-from pipeline.errors import AuthError, ConfigError, RetriesExhaustedError
-from pipeline.fleet import FleetModel
-from pipeline.simulator import SimulatorServer
-from pipeline.storage import Store
+from pipeline.core.config import Account, Settings
+from pipeline.core.errors import AuthError, ConfigError, RetriesExhaustedError
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.source.client import VastClient
+from pipeline.storage.store import Store
 
 KEY = "charges-test-key-0123456789abcdef"
 NOW = datetime(2026, 3, 1, tzinfo=UTC)  # the simulator's present: the days below are complete

@@ -19,9 +19,9 @@ import dagster as dg
 import pytest
 
 from pipeline.cli import main
-from pipeline.fleet import FleetModel
-from pipeline.quality import HISTORY_CHECKS
-from pipeline.simulator import SimulatorServer
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.warehouse.quality import HISTORY_CHECKS
 
 KEY = "cli-test-key-abcdef0123456789"
 
@@ -131,7 +131,7 @@ def test_mistakes_get_one_clear_sentence(home: Path, args: tuple[str, ...],
 def test_unusable_output_path_is_one_sentence(home: Path) -> None:
     from sql_fixtures import RUN, every, instance_rows, write_history
 
-    from pipeline.warehouse import build
+    from pipeline.warehouse.build import build
 
     write_history(home, instance_rows("default", 1, every("2026-03-02 10:00", 4), [RUN] * 4,
                                       dph_base=1.0, storage_total_cost=0.1))
@@ -258,8 +258,8 @@ def _billed_files(home: Path, day: date) -> dict[str, bytes]:
 
 
 def test_charges_lands_each_day_and_a_failure_keeps_that_days_bill(home: Path) -> None:
-    from pipeline.charges import stored_day_total
-    from pipeline.storage import Store
+    from pipeline.billing.charges import stored_day_total
+    from pipeline.storage.store import Store
 
     today = datetime.now(UTC).date()
     first, second = today - timedelta(days=9), today - timedelta(days=8)
@@ -320,7 +320,7 @@ def two_account_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (an analyst's machine reading a shared home)."""
     from sql_fixtures import RUN, every, instance_rows, write_history
 
-    from pipeline.warehouse import build
+    from pipeline.warehouse.build import build
 
     home = tmp_path_factory.mktemp("two_accounts")
     for account, instance in (("default", 1), ("research", 2)):

@@ -22,8 +22,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.client import BAD_BODY_RETRIES, VastClient
-from pipeline.errors import (
+from pipeline.core.errors import (
     ApiUnreachableError,
     AuthError,
     BadResponseError,
@@ -33,9 +32,10 @@ from pipeline.errors import (
     RetriesExhaustedError,
     VastApiError,
 )
-from pipeline.fleet import FleetModel
-from pipeline.simtime import SIM_TIME_HEADER, parse_sim_time
-from pipeline.simulator import DEMO_API_KEY, FaultConfig, SimulatorServer
+from pipeline.core.simtime import SIM_TIME_HEADER, parse_sim_time
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import DEMO_API_KEY, FaultConfig, SimulatorServer
+from pipeline.source.client import BAD_BODY_RETRIES, VastClient
 
 KEY = "test-key-5f3a9c1e7b2d4a60"
 T = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.client import VastClient, is_loopback_host
-from pipeline.errors import ConfigError
-from pipeline.fleet import FleetModel
-from pipeline.simtime import SIM_TIME_HEADER
-from pipeline.simulator import SimulatorServer
+from pipeline.core.errors import ConfigError
+from pipeline.core.simtime import SIM_TIME_HEADER
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.source.client import VastClient, is_loopback_host
 
 SEEDS = range(6)
 SIZES = (1, 2, 24, 25, 26, 49, 50, 51, 70)

@@ -19,15 +19,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.charges import fetch_day, stored_day_total
+from pipeline.billing.charges import fetch_day, stored_day_total
 from pipeline.cli import main
-from pipeline.client import VastClient
-from pipeline.clock import NOW_ENV
-from pipeline.config import load_settings
-from pipeline.fleet import FleetModel
-from pipeline.query import query
-from pipeline.simulator import SimulatorServer
-from pipeline.storage import Store
+from pipeline.core.clock import NOW_ENV
+from pipeline.core.config import load_settings
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.source.client import VastClient
+from pipeline.storage.store import Store
+from pipeline.warehouse.query import query
 from tests.test_cli import assert_one_sentence_error, run_cli
 
 CADENCE = timedelta(minutes=15)  # the default cadence the demo's snapshots follow

@@ -15,11 +15,11 @@ import duckdb
 import pytest
 from stored_text import stored_text
 
-from pipeline.collect import collect
-from pipeline.config import load_settings
-from pipeline.errors import ApiUnreachableError, AuthError
-from pipeline.fleet import FleetModel
-from pipeline.simulator import SimulatorServer
+from pipeline.core.config import load_settings
+from pipeline.core.errors import ApiUnreachableError, AuthError
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.source.collect import collect
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 KEY = "test-key-0123456789abcdef"
@@ -118,8 +118,8 @@ def test_drift_and_broken_records_are_kept_or_quarantined(home: Path) -> None:
                          "where field is null").fetchone()
     assert reasons == (len(broken), len(broken))
     # Analysts see the same quarantine in the warehouse, values and records apart.
-    from pipeline.query import query
-    from pipeline.warehouse import build
+    from pipeline.warehouse.build import build
+    from pipeline.warehouse.query import query
 
     build(str(home), cadence_minutes=15)
     kinds = dict(query(str(home), "select kind, count(*) from quarantine group by kind").rows)

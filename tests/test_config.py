@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import DEFAULT_URL, load_settings
-from pipeline.errors import ConfigError
+from pipeline.core.config import DEFAULT_URL, load_settings
+from pipeline.core.errors import ConfigError
 
 
 def test_no_key_means_embedded_simulator(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_cadence_a_schedule_cannot_keep_is_rejected(value: str) -> None:
 @pytest.mark.parametrize(("value", "cron"), [("15", "*/15 * * * *"), ("60", "0 * * * *"),
                                              ("120", "0 */2 * * *"), ("1440", "0 */24 * * *")])
 def test_cadence_and_its_cron(value: str, cron: str) -> None:
-    from pipeline.config import cadence_cron
+    from pipeline.core.config import cadence_cron
 
     settings = load_settings({"VAST_PIPELINE_CADENCE_MINUTES": value})
     assert cadence_cron(settings.cadence_minutes) == cron

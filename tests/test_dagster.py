@@ -11,8 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipeline.fleet import FleetModel
-from pipeline.simulator import FaultConfig, SimulatorServer
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import FaultConfig, SimulatorServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_every_asset_has_a_name_of_its_own(defs: dg.Definitions) -> None:
     """The UI names an asset by its key's last part: a Python asset and a SQL model that
     shared one (instance_snapshots, billed_charges) showed twice under one name. Python
     assets that land the history are `landed_*`, SQL models `warehouse/<table>`."""
-    from pipeline.models import discover_models
+    from pipeline.warehouse.models import discover_models
 
     keys = defs.resolve_asset_graph().get_all_asset_keys()
     names = [key.path[-1] for key in keys]
@@ -183,7 +183,7 @@ def collect_job() -> dg.JobDefinition:
 
 
 def _run_collect_job(today: str, monkeypatch: pytest.MonkeyPatch) -> dg.ExecutionResult:
-    from pipeline.config import load_settings, prepare_dagster_home
+    from pipeline.core.config import load_settings, prepare_dagster_home
 
     monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(load_settings())))
     with dg.DagsterInstance.get() as instance:
@@ -236,8 +236,8 @@ def test_cli_collection_runs_are_never_retried(home: Path, tmp_path: Path,
     """Someone waits at the terminal: transient trouble fails the run at once, recorded."""
     from assets.collection import CLI_RUN_TAG
     from assets.inprocess import collect_in_dagster
-    from pipeline.config import load_settings
-    from pipeline.errors import PipelineError
+    from pipeline.core.config import load_settings
+    from pipeline.core.errors import PipelineError
 
     with SimulatorServer({RETRY_KEY: FleetModel(seed=2, size=5)},
                          faults=FaultConfig(rate_5xx=1.0)) as server:
@@ -259,8 +259,8 @@ def test_a_past_partition_of_the_bill_fetches_that_days_bill(home: Path) -> None
 
     from assets.charges import landed_billed_charges
     from assets.resources import VastPipelineResource
-    from pipeline.charges import stored_bill, stored_day_log
-    from pipeline.storage import Store
+    from pipeline.billing.charges import stored_bill, stored_day_log
+    from pipeline.storage.store import Store
 
     resources = {"vast": VastPipelineResource(home=str(home))}
     result = dg.materialize([landed_billed_charges], partition_key="2026-06-01",
@@ -300,7 +300,7 @@ def test_charges_schedule_refetches_the_last_three_days(defs: dg.Definitions) ->
 def test_bill_models_follow_the_landed_bill(defs: dg.Definitions, tmp_path: Path) -> None:
     """A staging model depends on the collection asset of the datasets it reads."""
     from assets.warehouse import collection_deps
-    from pipeline.models import discover_models
+    from pipeline.warehouse.models import discover_models
 
     (tmp_path / "billed.sql").write_text(
         "-- billed: one row per item\nselect * from read_parquet('{{ billed_charges_glob }}')"
@@ -322,7 +322,7 @@ def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
     """New fields from the API are a warning, as docs/operations.md says: a WARN-severity check
     (the UI shows it as a warning, not a failure) and `warning` in `collect`'s lines."""
     from assets.inprocess import collect_in_dagster
-    from pipeline.config import load_settings
+    from pipeline.core.config import load_settings
 
     fleet = FleetModel(seed=3, size=20, new_field_rate=1.0)
     with SimulatorServer({RETRY_KEY: fleet}) as server:
@@ -344,8 +344,8 @@ def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
 
 
 def test_the_drift_check_stays_a_warning_on_a_day_with_nothing_landed(home: Path) -> None:
-    from pipeline.quality import run_history_checks
-    from pipeline.storage import Store
+    from pipeline.storage.store import Store
+    from pipeline.warehouse.quality import run_history_checks
 
     outcomes = {o.name: o for o in run_history_checks(Store(home), cadence_minutes=15,
                                                       day=datetime.now(UTC).date())}

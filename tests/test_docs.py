@@ -51,7 +51,7 @@ def test_the_table_reference_page_is_what_the_sql_and_a_built_warehouse_give(
 
 
 def test_every_model_has_its_section_with_its_columns(tmp_path: Path) -> None:
-    from pipeline.models import discover_models
+    from pipeline.warehouse.models import discover_models
 
     text = (DOCS / "tables.md").read_text(encoding="utf-8")
     sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S))

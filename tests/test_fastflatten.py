@@ -1,6 +1,6 @@
 """The columnar fast path equals the value-by-value path, down to the Parquet bytes.
 
-Each case writes real raw files (zstd NDJSON through `pipeline.raw`), then flattens their
+Each case writes real raw files (zstd NDJSON through `pipeline.landing.raw`), then flattens their
 bytes both ways: `flatten_bodies` on the NDJSON bodies (one batch, as the history does),
 `flatten` on each snapshot's parsed records. Wherever the fast path accepts a snapshot,
 its rows (in any order: day files are sorted), quarantine, counters and the Parquet files
@@ -22,19 +22,19 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.fastflatten import Body, flatten_bodies, forget_learned
-from pipeline.flatten import FlattenResult, flatten, flatten_many
-from pipeline.fleet import FleetModel
-from pipeline.history import SORT_KEYS, WRITE_OPTIONS
-from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
-from pipeline.schema import (
+from pipeline.landing.fastflatten import Body, flatten_bodies, forget_learned
+from pipeline.landing.flatten import FlattenResult, flatten, flatten_many
+from pipeline.landing.history import SORT_KEYS, WRITE_OPTIONS
+from pipeline.landing.raw import RawSnapshot, read_snapshot, write_snapshot
+from pipeline.sim.fleet import FleetModel
+from pipeline.storage.schema import (
     FLOAT_FIELDS,
     INT_FIELDS,
     PRICING_KEYS,
     STRING_FIELDS,
     TIMESTAMP_FIELDS,
 )
-from pipeline.storage import Store
+from pipeline.storage.store import Store
 
 AT = datetime(2026, 3, 2, 12, 15, tzinfo=UTC)
 BASE = FleetModel(seed=11, size=6).clean_records_at(AT)

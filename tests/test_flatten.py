@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.flatten import flatten
-from pipeline.schema import QUARANTINE_SCHEMA, SNAPSHOT_SCHEMA
-from pipeline.secrets import scrub
+from pipeline.core.secrets import scrub
+from pipeline.landing.flatten import flatten
+from pipeline.storage.schema import QUARANTINE_SCHEMA, SNAPSHOT_SCHEMA
 
 # The documented `show instance` example (Vast.ai API reference), kept in the repository.
 EXAMPLE = Path(__file__).parent / "data" / "show_instance_example.json"
@@ -189,7 +189,7 @@ def test_missing_keys_are_null_and_types_stay_fixed() -> None:
 
 
 def test_fleet_records_flatten_to_one_row_per_served_object() -> None:
-    from pipeline.fleet import FleetModel
+    from pipeline.sim.fleet import FleetModel
 
     fleet = FleetModel(seed=11, size=60, drift_rate=0.2, new_field_rate=0.1, broken_rate=0.05)
     records = [scrub(r) for r in fleet.records_at(AT)]

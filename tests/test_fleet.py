@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.fleet import (
+from pipeline.sim.fleet import (
     ACTUAL_STATUSES,
     CUR_STATES,
     INTENDED_STATUSES,
@@ -152,7 +152,7 @@ def _digest(records: list) -> str:
 
 def test_determinism_across_processes() -> None:
     t = ORIGIN + timedelta(days=3, minutes=17)
-    code = ("import json,hashlib,sys;from datetime import datetime;from pipeline.fleet import "
+    code = ("import json,hashlib,sys;from datetime import datetime;from pipeline.sim.fleet import "
             "FleetModel;r=FleetModel(seed=5,size=30,drift_rate=0.3).records_at("
             f"datetime.fromisoformat('{t.isoformat()}'));"
             "print(hashlib.sha256(json.dumps(r,sort_keys=True).encode()).hexdigest())")

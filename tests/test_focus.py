@@ -24,8 +24,8 @@ from report_fixtures import (
 )
 from scenario_oracle import Scenario
 
-from pipeline.errors import ReportError
-from pipeline.focus import export_focus
+from pipeline.core.errors import ReportError
+from pipeline.reports.focus import export_focus
 
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
 

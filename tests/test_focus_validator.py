@@ -18,7 +18,7 @@ import pytest
 from bill_fixtures import WEEK_DAYS, simulated_week_home
 from report_fixtures import build_warehouse
 
-from pipeline.focus import export_focus
+from pipeline.reports.focus import export_focus
 
 ROOT = Path(__file__).resolve().parent.parent
 FOCUS_VENV = ROOT / ".venv-focus"

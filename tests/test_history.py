@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.fleet import FleetModel
-from pipeline.history import DayResult, day_path, land_pending, rebuild, rebuild_day
-from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
-from pipeline.storage import Store
+from pipeline.landing.history import DayResult, day_path, land_pending, rebuild, rebuild_day
+from pipeline.landing.raw import RawSnapshot, read_snapshot, write_snapshot
+from pipeline.sim.fleet import FleetModel
+from pipeline.storage.store import Store
 
 T0 = datetime(2026, 2, 10, 23, 0, tzinfo=UTC)  # a day boundary inside the first hours
 ACCOUNT = "acct"
@@ -176,10 +176,10 @@ def test_two_landers_and_a_rebuilder_on_the_same_day_lose_nothing(tmp_path: Path
         import sys, time
         from datetime import datetime, timedelta, UTC
         from pathlib import Path
-        from pipeline.fleet import FleetModel
-        from pipeline.history import land_pending, rebuild_day
-        from pipeline.raw import RawSnapshot, write_snapshot
-        from pipeline.storage import Store
+        from pipeline.sim.fleet import FleetModel
+        from pipeline.landing.history import land_pending, rebuild_day
+        from pipeline.landing.raw import RawSnapshot, write_snapshot
+        from pipeline.storage.store import Store
         worker = int(sys.argv[1])
         store = Store({str(tmp_path)!r})
         t0 = datetime(2026, 2, 11, 1, tzinfo=UTC)
@@ -248,10 +248,10 @@ def test_land_pending_flattens_only_what_the_day_lacks(tmp_path) -> None:
 
     import duckdb
 
-    from pipeline.fleet import FleetModel
-    from pipeline.history import land_pending
-    from pipeline.raw import RawSnapshot, write_snapshot
-    from pipeline.storage import Store
+    from pipeline.landing.history import land_pending
+    from pipeline.landing.raw import RawSnapshot, write_snapshot
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.storage.store import Store
 
     store = Store(tmp_path)
     fleet = FleetModel(seed=4, size=20)
@@ -281,7 +281,7 @@ def test_a_day_rebuilt_through_the_fast_path_is_byte_identical(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rebuilds take the columnar fast path for big batches and the value-by-value path
     for small ones: on the same drifted raw day both write the very same files."""
-    import pipeline.history as history
+    import pipeline.landing.history as history
 
     store = Store(tmp_path)
     drifted = FleetModel(seed=3, size=150, drift_rate=0.05, new_field_rate=0.05,

@@ -16,20 +16,20 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from pipeline.fleet import FleetModel
-from pipeline.history import land_pending, rebuild, rebuild_day
-from pipeline.raw import RawSnapshot, iter_snapshots, write_snapshot
-from pipeline.storage import TMP_PREFIX, Store
+from pipeline.landing.history import land_pending, rebuild, rebuild_day
+from pipeline.landing.raw import RawSnapshot, iter_snapshots, write_snapshot
+from pipeline.sim.fleet import FleetModel
+from pipeline.storage.store import TMP_PREFIX, Store
 
 DAY = date(2026, 4, 1)
 
 WRITER = textwrap.dedent("""
     import sys
     from datetime import datetime, timedelta, UTC
-    from pipeline.fleet import FleetModel
-    from pipeline.history import land_pending
-    from pipeline.raw import RawSnapshot, write_snapshot
-    from pipeline.storage import Store
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.landing.history import land_pending
+    from pipeline.landing.raw import RawSnapshot, write_snapshot
+    from pipeline.storage.store import Store
     store = Store(sys.argv[1])
     start = int(sys.argv[2])
     t0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -44,8 +44,8 @@ WRITER = textwrap.dedent("""
 REBUILDER = textwrap.dedent("""
     import sys
     from datetime import date
-    from pipeline.history import rebuild_day
-    from pipeline.storage import Store
+    from pipeline.landing.history import rebuild_day
+    from pipeline.storage.store import Store
     store = Store(sys.argv[1])
     print("ready", flush=True)
     while True:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import WarehouseError
-from pipeline.models import discover_models
+from pipeline.core.errors import WarehouseError
+from pipeline.warehouse.models import discover_models
 
 
 def _write_models(folder: Path, models: dict[str, str]) -> Path:

@@ -3,9 +3,9 @@
 The wheel is built from a copy of the sources (so the checkout gets no build/ folder),
 installed with --no-deps into a new venv that sees the dev venv's third-party packages
 through a `.pth` file pointing at a filtered copy of its site-packages: everything except
-this project's own editable install and the `bench` extra (pandas, psutil). So `import
-pipeline` can only resolve into the fresh venv, and a run-time import of pandas fails there
-just as in a real `pip install .` without extras. Commands run from an unrelated directory.
+this project's own editable install and what only the benchmarks need (pandas, psutil). So
+`import pipeline` can only resolve into the fresh venv, and a run-time import of pandas fails
+there just as in a real `pip install .` without extras. Commands run from an unrelated directory.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "pipeline", "assets", "sql")
+# bench/ is copied too, as it sits beside the package in a checkout `pip install .` reads.
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "pipeline", "assets", "sql", "bench")
 # Left out of the fresh venv's view of the dev packages: this project (its editable finder
-# must not answer `import pipeline`) and the `bench` extra, which run time must not need.
+# must not answer `import pipeline`) and the benchmarks' own needs, which run time must not
+# need.
 HIDDEN = ("vast_pipeline", "__editable__", "pandas", "psutil")
-BENCH_HINT = "pip install 'vast-pipeline[bench]'"
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +106,7 @@ def _run(venv: Path, *args: str, cwd: Path | None = None, env: dict | None = Non
 
 def test_the_wheel_resolves_into_the_fresh_venv(venv: Path) -> None:
     probe = ("import json, pipeline, assets.definitions\n"
-             "from pipeline.resources import sql_dir\n"
+             "from pipeline.core.resources import sql_dir\n"
              "from pipeline.reports.render import TEMPLATES\n"
              "print(json.dumps([pipeline.__file__, assets.definitions.__file__, "
              "str(sql_dir()), sorted(p.name for p in sql_dir().glob('*.sql')), "
@@ -130,7 +131,21 @@ def test_the_wheel_builds_without_warnings_and_carries_the_data_files(built: Bui
     assert "assets/definitions.py" in names
 
 
-def test_declared_dependencies_are_installed_and_exclude_the_bench_extra(venv: Path) -> None:
+def test_the_wheel_holds_no_benchmark(built: Built) -> None:
+    """The benchmarks are tools of the checkout (`python -m bench`), not product: no module
+    of theirs ships, and the wheel declares no `bench` extra."""
+    assert (REPO / "bench" / "__main__.py").is_file()  # what must stay out exists
+    with zipfile.ZipFile(built.wheel) as wheel:
+        names = wheel.namelist()
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        extras = [line for line in wheel.read(metadata).decode().splitlines()
+                  if line.startswith("Provides-Extra:")]
+    assert any(n.startswith("pipeline/") for n in names)
+    assert not [n for n in names if n.startswith("bench/") or "/bench" in n], names
+    assert extras and "Provides-Extra: bench" not in extras, extras
+
+
+def test_declared_dependencies_are_installed_and_exclude_the_benchmarks_needs(venv: Path) -> None:
     # pip check over everything visible: only lines about this project matter here (dev
     # tools such as vastai legitimately miss the hidden psutil).
     report = _run(venv, "-m", "pip", "check", check=False).stdout
@@ -178,14 +193,12 @@ def test_demo_sql_report_and_dagster_from_an_unrelated_directory(
     assert validate.returncode == 0 and "Validation successful" in output, output
 
 
-def test_bench_without_the_extra_says_what_to_install(venv: Path, tmp_path: Path) -> None:
+def test_there_is_no_bench_command(venv: Path, tmp_path: Path) -> None:
     result = subprocess.run([str(venv / "bin" / "vast-pipeline"), "bench", "history"],
                             cwd=tmp_path, env=_env(tmp_path / "home"), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: The benchmarks need pandas and psutil, which are not installed; run "
-        f"{BENCH_HINT}."]
+    assert "invalid choice: 'bench'" in result.stderr
 
 
 def _top_level_imports(path: Path) -> set[str]:
@@ -210,7 +223,7 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
     for requirement in requires("vast-pipeline") or []:
         name, _, marker = requirement.partition(";")
         extra = re.search(r'extra == "(\w+)"', marker)
-        if extra is None or extra.group(1) in ("s3", "bench"):  # run time and its extras
+        if extra is None or extra.group(1) == "s3":  # run time and its extra
             allowed.add(re.split(r"[<>=!~\[ ]", name.strip(), maxsplit=1)[0].lower())
     owners = packages_distributions()
     undeclared = {}

@@ -1,7 +1,7 @@
 """Every data-quality check fails (or warns) on real bad data, and passes on good data.
 
-History checks (`pipeline.quality`) run on Parquet landed by the real path (raw zone,
-flatten, `pipeline.history.land_pending`); what that path cannot produce (a repeated key,
+History checks (`pipeline.warehouse.quality`) run on Parquet landed by the real path (raw zone,
+flatten, `pipeline.landing.history.land_pending`); what that path cannot produce (a repeated key,
 a NULL id) is written into a partition the way a stray or damaged file would be. Mart
 checks run on a warehouse built by the real `build` from such a home, or on one whose
 daily model Parquet was damaged after a build. No check is patched or bypassed.
@@ -18,13 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 from sql_fixtures import RUN, every, instance_rows, write_history
 
-from pipeline import warehouse
-from pipeline.history import land_pending
-from pipeline.marts import MART_CHECKS, check_marts
-from pipeline.quality import HISTORY_CHECKS, CheckOutcome, run_history_checks
-from pipeline.query import query
-from pipeline.raw import RawSnapshot, write_snapshot
-from pipeline.storage import Store
+from pipeline.landing.history import land_pending
+from pipeline.landing.raw import RawSnapshot, write_snapshot
+from pipeline.storage.store import Store
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.marts import MART_CHECKS, check_marts
+from pipeline.warehouse.quality import HISTORY_CHECKS, CheckOutcome, run_history_checks
+from pipeline.warehouse.query import query
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CADENCE = 15

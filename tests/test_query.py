@@ -12,11 +12,11 @@ import duckdb
 import pytest
 from sql_fixtures import RUN, every, instance_rows, write_history
 
-from pipeline import warehouse
-from pipeline.errors import QueryError, WarehouseError, first_line
-from pipeline.models import discover_models
-from pipeline.query import format_result, open_read_only, query, query_each
+from pipeline.core.errors import QueryError, WarehouseError, first_line
 from pipeline.reports.source import open_warehouse
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.models import discover_models
+from pipeline.warehouse.query import format_result, open_read_only, query, query_each
 
 
 @pytest.fixture(scope="module")

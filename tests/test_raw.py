@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError, DataError
-from pipeline.raw import (
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.landing.raw import (
     RawSnapshot,
     iter_snapshots,
     read_snapshot,
     snapshot_files,
     write_snapshot,
 )
-from pipeline.storage import TMP_PREFIX, Store
+from pipeline.storage.store import TMP_PREFIX, Store
 
 AT = datetime(2026, 11, 26, 17, 15, 0, 123456, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Cost and reliability reports: every format carries the right numbers.
 
-The warehouse is built by the real `pipeline.warehouse.build` from a hand-made Parquet
+The warehouse is built by the real `pipeline.warehouse.build.build` from a hand-made Parquet
 history (tests/report_fixtures.py); expected values are worked out in plain Python from
 the same hand-made scenario (tests/scenario_oracle.py), never from the warehouse's tables
 or a report's SQL. A second home holds the scenario across a year end (Dec 29 - Jan 2).
@@ -24,7 +24,7 @@ from report_fixtures import (
 from scenario_oracle import Scenario, displays
 
 from pipeline import reports
-from pipeline.errors import ReportError
+from pipeline.core.errors import ReportError
 from pipeline.reports import (
     build_report,
     month_to_date_window,

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from sql_fixtures import RUN, at, every, instance_rows, write_history
 
-from pipeline import warehouse
 from pipeline.alerts.build_rules import evaluate_build_rules
 from pipeline.alerts.history_rules import evaluate_instance_down
 from pipeline.alerts.settings import BUILD_RULES, parse_alerts
-from pipeline.models import interval_cap_minutes
-from pipeline.quality import check_freshness
-from pipeline.query import open_read_only, query
-from pipeline.storage import Store
+from pipeline.storage.store import Store
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.models import interval_cap_minutes
+from pipeline.warehouse.quality import check_freshness
+from pipeline.warehouse.query import open_read_only, query
 
 CADENCE = 15
 

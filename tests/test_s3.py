@@ -24,13 +24,13 @@ import pytest
 from s3_server import BUCKET, S3Server, start_server, start_store_without_conditional_writes
 from test_cli import assert_one_sentence_error
 
+from pipeline.core.errors import ConfigError
 from pipeline.demo import DemoWindow, backfill
-from pipeline.errors import ConfigError
-from pipeline.fleet import FleetModel
-from pipeline.history import DayResult, day_path, land_pending
-from pipeline.objectstore import WriteConflict
-from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
-from pipeline.storage import Store
+from pipeline.landing.history import DayResult, day_path, land_pending
+from pipeline.landing.raw import RawSnapshot, read_snapshot, write_snapshot
+from pipeline.sim.fleet import FleetModel
+from pipeline.storage.objectstore import WriteConflict
+from pipeline.storage.store import Store
 
 
 def _window(first: datetime, last: datetime) -> DemoWindow:
@@ -219,7 +219,7 @@ def test_credentials_in_the_home_uri_are_refused(s3_env: dict[str, str], tmp_pat
 
 _SLOW_WRITER = """
 import sys, time
-from pipeline.storage import Store
+from pipeline.storage.store import Store
 store = Store(sys.argv[1])
 path = store.path("raw", "big.bin")
 if sys.argv[2] == "streaming":
@@ -323,7 +323,7 @@ def test_concurrent_collectors_of_one_day_land_every_snapshot_once(
 _LEASE_HOLDER = """
 import sys, time
 from datetime import date
-from pipeline.storage import Store
+from pipeline.storage.store import Store
 store = Store(sys.argv[1], lease_seconds=1.0)
 with store.lock("default", date(2026, 11, 21)):
     print("holding", flush=True)
@@ -353,8 +353,8 @@ def test_model_parquet_on_s3_reads_as_a_hive_table_from_another_engine(
     model Parquet by its hive layout and gets exactly the warehouse's rows, once."""
     import pyarrow.dataset as ds
 
-    from pipeline import warehouse
-    from pipeline.query import query
+    from pipeline.warehouse import build as warehouse
+    from pipeline.warehouse.query import query
 
     home = s3_env["VAST_PIPELINE_HOME"]
     store = Store(home)
@@ -418,8 +418,8 @@ def test_unsupported_home_schemes_are_one_sentence(tmp_path: Path) -> None:
 
 def test_the_warehouse_file_can_live_apart_from_a_local_home(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import warehouse
-    from pipeline.query import query
+    from pipeline.warehouse import build as warehouse
+    from pipeline.warehouse.query import query
 
     home, db = tmp_path / "home", tmp_path / "elsewhere" / "wh.duckdb"
     backfill(Store(home), FleetModel(seed=3, size=3), WINDOW)

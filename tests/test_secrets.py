@@ -11,12 +11,12 @@ import dagster as dg
 import pytest
 from stored_text import stored_text
 
-from pipeline.fleet import FleetModel
-from pipeline.history import land_pending
-from pipeline.raw import RawSnapshot, write_snapshot
-from pipeline.secrets import env_names, redact, scrub, secret_values
-from pipeline.simulator import SimulatorServer
-from pipeline.storage import Store
+from pipeline.core.secrets import env_names, redact, scrub, secret_values
+from pipeline.landing.history import land_pending
+from pipeline.landing.raw import RawSnapshot, write_snapshot
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
+from pipeline.storage.store import Store
 
 KEY = "secrets-test-key-0123456789abcdef"
 TOKEN = "53fc448d6644aa7535c6fa5498cdbedc782753e88d81b44090e54dcf1332ed30"
@@ -96,7 +96,7 @@ def test_no_secret_in_any_file_after_dagster_runs_and_a_build(
     from assets.reports import cost_report, reliability_report
     from assets.resources import default_resource
     from assets.warehouse import warehouse_models
-    from pipeline.config import load_settings
+    from pipeline.core.config import load_settings
 
     fleet = FleetModel(seed=6, size=30)
     moments: list[datetime] = []

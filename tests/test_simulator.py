@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from pipeline.fleet import FleetModel
-from pipeline.simulator import (
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import (
     DEMO_API_KEY,
     SIM_TIME_HEADER,
     THROTTLE_TEXT,
@@ -357,7 +357,7 @@ def test_current_user_for_the_official_cli(sim: SimulatorServer) -> None:
 
 
 def test_serve_runs_until_interrupted() -> None:
-    code = "from pipeline.simulator import serve; serve(0, 3, 12, min_interval=0.0)"
+    code = "from pipeline.sim.simulator import serve; serve(0, 3, 12, min_interval=0.0)"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -26,7 +26,7 @@ from bill_fixtures import WEEK_DAYS, item, simulated_week_home, write_bill
 from report_fixtures import build_warehouse, query, scenario_history, scenario_specs
 from scenario_oracle import Scenario
 
-from pipeline.focus import export_focus
+from pipeline.reports.focus import export_focus
 
 D0, D4 = date(2026, 11, 16), date(2026, 11, 20)
 DAYS = [D0 + timedelta(days=i) for i in range(5)]

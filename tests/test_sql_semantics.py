@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sql_fixtures import RUN, STOPPED, at, every, instance_rows, write_history
 
-from pipeline import warehouse
-from pipeline.marts import check_marts
-from pipeline.query import query
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.marts import check_marts
+from pipeline.warehouse.query import query
 
 APPROX = {"rel": 1e-9, "abs": 1e-12}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.storage import Store
+from pipeline.storage.store import Store
 
 
 def test_failed_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:

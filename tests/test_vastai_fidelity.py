@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.fleet import FleetModel
-from pipeline.simulator import SimulatorServer
+from pipeline.sim.fleet import FleetModel
+from pipeline.sim.simulator import SimulatorServer
 
 VASTAI = Path(sys.executable).with_name("vastai")
 T = datetime(2026, 4, 2, 15, 45, tzinfo=UTC)

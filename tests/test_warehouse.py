@@ -21,13 +21,15 @@ import pytest
 from bill_fixtures import day_end, item, write_bill
 from sql_fixtures import RUN, at, every, instance_rows, write_history, write_log
 
-from pipeline import history, warehouse
-from pipeline.config import load_settings
-from pipeline.errors import WarehouseError
-from pipeline.models import SQL_DIR, discover_models
-from pipeline.query import open_read_only, query
-from pipeline.schema import SNAPSHOT_LOG_SCHEMA
-from pipeline.storage import Store
+from pipeline.core.config import load_settings
+from pipeline.core.errors import WarehouseError
+from pipeline.landing import history
+from pipeline.storage.schema import SNAPSHOT_LOG_SCHEMA
+from pipeline.storage.store import Store
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse.models import SQL_DIR, discover_models
+from pipeline.warehouse.paths import MODELS_SUBDIR
+from pipeline.warehouse.query import open_read_only, query
 
 CADENCE = 15
 REPO = Path(__file__).resolve().parents[1]
@@ -597,7 +599,7 @@ def test_analyst_holding_the_old_file_keeps_a_consistent_read(tmp_path: Path) ->
         state = json.loads((tmp_path / warehouse.STATE_NAME).read_text())
         old_files = [r for r in state["superseded"] if r.startswith("instance_intervals/")]
         assert old_files
-        assert all((tmp_path / warehouse.MODELS_SUBDIR / r).is_file() for r in old_files)
+        assert all((tmp_path / MODELS_SUBDIR / r).is_file() for r in old_files)
         assert not set(old_files) & set(state["manifest"]["instance_intervals"]["a|2024-05-01"])
         # a new session sees the new data: 10:30 now has an interval, capped at 30 min
         new = query(tmp_path, "SELECT count(*), sum(gpu_cost) FROM instance_intervals")
@@ -685,7 +687,7 @@ def test_daily_model_files_hold_the_types_duckdb_itself_writes(tmp_path: Path) -
     daily = [m for m in discover_models() if m.materialized == "daily"]
     assert {m.name for m in daily} >= {"instance_intervals", "instance_daily"}
     for model in daily:
-        ours = sorted((home / warehouse.MODELS_SUBDIR / model.name).glob("*/*/*.parquet"))[0]
+        ours = sorted((home / MODELS_SUBDIR / model.name).glob("*/*/*.parquet"))[0]
         theirs = tmp_path / f"{model.name}.parquet"
         con.execute(f"COPY (SELECT * EXCLUDE (account, day) FROM ({model.sql})) "
                     f"TO '{theirs}' (FORMAT parquet)")
@@ -701,7 +703,7 @@ FAULT_DAYS = [date(2024, 5, 1) + timedelta(days=i) for i in range(6)]
 INSTANCES = (1, 2, 3, 4, 5, 6)
 BUILDER = """
 import os, signal, sys
-from pipeline.warehouse import build
+from pipeline.warehouse.build import build
 
 def progress(msg):
     print(msg, flush=True)
@@ -747,7 +749,7 @@ def _assert_no_leftovers(home: Path) -> None:
     state = json.loads((home / warehouse.STATE_NAME).read_text())
     known = {rel for parts in state["manifest"].values() for rels in parts.values()
              for rel in rels} | set(state["superseded"])
-    models = home / warehouse.MODELS_SUBDIR
+    models = home / MODELS_SUBDIR
     on_disk = {str(f.relative_to(models)) for f in models.glob("*/account=*/day=*/*.parquet")}
     assert on_disk == known
     assert not list(models.glob("_staging-*"))
@@ -765,7 +767,7 @@ def test_a_build_finds_the_files_a_dead_build_published(tmp_path: Path) -> None:
     home = tmp_path / "home"
     _history(home, DAYS)
     _build(home)
-    models = home / warehouse.MODELS_SUBDIR
+    models = home / MODELS_SUBDIR
     for legacy in (False, True):
         orphan = models / "instance_intervals" / "account=acct" / "day=2024-05-01" / "x.parquet"
         shutil.copy(next(orphan.parent.glob("*.parquet")), orphan)

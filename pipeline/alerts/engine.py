@@ -38,17 +38,17 @@ from filelock import FileLock, Timeout
 
 from pipeline.alerts.settings import AlertSettings
 from pipeline.alerts.webhook import post_json
-from pipeline.errors import DataError
-from pipeline.storage import Store
+from pipeline.core.errors import DataError
+from pipeline.storage.alertlog import ALERT_LOG_DIR
+from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.alerts")
 
 STATE_VERSION = 1
 ALERTS_DIR = "alerts"
 STATE_FILE = "alerts/state.json"
-LOG_DIR = "alerts/log"
+LOG_DIR = ALERT_LOG_DIR
 # A zero-byte file under the log's glob, so that the glob matches before the first record.
-EMPTY_LOG = "alerts/log/day=1970-01-01/_empty.ndjson"
 COMPACTED = "compacted"
 # Days the daily merge looks at again, for a file a writer with a late clock added there.
 COMPACT_REVISIT_DAYS = 2
@@ -354,23 +354,6 @@ def run(store: Store, settings: AlertSettings,
         delivered = book.deliver()
         result.accepted, result.queued = delivered.accepted, delivered.queued
     return result
-
-
-def alert_log_source(store: Store) -> str:
-    """The glob of every alert log file, which the warehouse's `alert_log` view reads at
-    query time. A zero-byte stand-in under it keeps the glob matching before the first
-    record (DuckDB refuses a glob matching nothing), so the view, created once, sees every
-    later record without a rebuild."""
-    empty = store.path(EMPTY_LOG)
-    if not store.exists(empty):
-        store.write_bytes_atomic(empty, b"")
-    return store.uri(store.path(LOG_DIR, "day=*", "*.ndjson"))
-
-
-def alert_log_dir(store: Store) -> str:
-    """The folder of the alert log (no secret is ever written there): the one place outside
-    the Parquet that the read-only warehouse connection may read."""
-    return store.uri(store.path(LOG_DIR))
 
 
 def read_state(store: Store) -> dict[str, Any]:

@@ -22,9 +22,9 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipeline.alerts.engine import Condition, Evaluation, human_duration
-from pipeline.datasets import dataset
-from pipeline.models import discover_models, render_sql, render_sql_over_files
-from pipeline.storage import Store
+from pipeline.storage.datasets import dataset
+from pipeline.storage.store import Store
+from pipeline.warehouse.models import discover_models, render_sql, render_sql_over_files
 
 # Days of history read: an outage longer than this is still reported, from this far back.
 LOOKBACK_DAYS = 7

@@ -19,14 +19,14 @@ from pipeline.alerts import engine
 from pipeline.alerts.engine import AlertBook, Condition, Delivered, Evaluation, iso
 from pipeline.alerts.settings import AlertSettings, Receiver
 from pipeline.alerts.webhook import Attempted, get, post_json, redact
-from pipeline.config import Settings
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.secrets import redact as redact_secrets
-from pipeline.storage import Store
+from pipeline.core.config import Settings
+from pipeline.core.errors import ConfigError, PipelineError
+from pipeline.core.secrets import redact as redact_secrets
+from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.alerts")
 _MAX_RUN_MESSAGE = 300
-# Object-store credentials a failed step's error text may quote (pipeline.objectstore).
+# Object-store credentials a failed step's error text may quote (pipeline.storage.objectstore).
 _AWS_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -77,7 +77,7 @@ def after_landing(settings: Settings, accounts: list[str]) -> Delivered | None:
 def after_build(settings: Settings) -> Delivered | None:
     """The cost rules over the freshly built warehouse."""
     from pipeline.alerts.build_rules import evaluate_build_rules
-    from pipeline.query import open_read_only
+    from pipeline.warehouse.query import open_read_only
 
     with _never_fail("after the build"):
         def evaluate(_book: AlertBook) -> list[Evaluation]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from pipeline import clock
 from pipeline.alerts.engine import read_log, read_state
-from pipeline.config import Settings
-from pipeline.storage import Store
+from pipeline.core import clock
+from pipeline.core.config import Settings
+from pipeline.storage.store import Store
 
 RECENT_DAYS = 7
 
@@ -39,7 +39,7 @@ def delivery_status(transition: dict[str, Any], deliveries: list[dict[str, Any]]
 
 def alert_lines(settings: Settings, limit: int = 20, today: date | None = None) -> list[str]:
     """The listing; its recent transitions are those of the `RECENT_DAYS` UTC days ending
-    `today` (default: the run's one clock, `pipeline.clock.today()`)."""
+    `today` (default: the run's one clock, `pipeline.core.clock.today()`)."""
     today = today or clock.today()
     store = Store(settings.home)
     state = read_state(store)

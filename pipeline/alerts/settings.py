@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 DEFAULT_WEBHOOK_ENV = "VAST_PIPELINE_ALERT_WEBHOOK"
 HEARTBEAT_ENV = "VAST_PIPELINE_HEARTBEAT_URL"

@@ -1,7 +1,7 @@
 """Posting to webhook receivers and pinging the heartbeat URL, without leaking either URL.
 
 Webhook URLs are bearer secrets (a Slack or Discord incoming-webhook URL is all it takes to
-post to the channel), so they are handled like the API key in `pipeline.client`:
+post to the channel), so they are handled like the API key in `pipeline.source.client`:
 - error texts are built from the failure's kind and the HTTP status only, never from
   requests' own messages (which quote the host and path);
 - urllib3 logs each request line at DEBUG (`--debug`) as `path?query`: a filter rewrites

@@ -12,8 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
-from pipeline import clock
-from pipeline.errors import ReportArgumentError
+from pipeline.core import clock
+from pipeline.core.errors import ReportArgumentError
 from pipeline.reports import cost, reliability, render
 from pipeline.reports.model import Report
 from pipeline.reports.source import open_warehouse
@@ -30,7 +30,7 @@ def build_report(home: Path | str, kind: Literal["cost", "reliability"], *, date
                  date_to: date, account: str | None = None,
                  now: datetime | None = None) -> Report:
     """The report as data (every figure queried), before any rendering. `now` (default
-    `pipeline.clock.now()`): the moment it is generated at, from the caller's clock."""
+    `pipeline.core.clock.now()`): the moment it is generated at, from the caller's clock."""
     if kind not in KINDS:
         raise ReportArgumentError(f"Unknown report {kind!r}; choose cost or reliability.")
     window = Window(date_from, date_to)  # raises ReportArgumentError if date_from > date_to

@@ -1,9 +1,9 @@
 """Read-only access to the warehouse for reports and exports.
 
-Reports never write to `warehouse.duckdb`: they open it with `pipeline.query.open_read_only`
-(an analyst's session or a running build keeps working) and turn every failure a user can
-cause (no warehouse yet, a file held open for writing, a table or Parquet file missing from
-an old or damaged build) into one sentence.
+Reports never write to `warehouse.duckdb`: they open it with
+`pipeline.warehouse.query.open_read_only` (an analyst's session or a running build keeps
+working) and turn every failure a user can cause (no warehouse yet, a file held open for
+writing, a table or Parquet file missing from an old or damaged build) into one sentence.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.errors import NoDataYetError, ReportError, WarehouseError, first_line
-from pipeline.query import open_read_only
+from pipeline.core.errors import NoDataYetError, ReportError, WarehouseError, first_line
 from pipeline.reports.window import Window
+from pipeline.warehouse.query import open_read_only
 
 _PARAM_RE = re.compile(r"\$([a-z_][a-z0-9_]*)")
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from pipeline.errors import ReportArgumentError
+from pipeline.core.errors import ReportArgumentError
 
 DEFAULT_DAYS = 7
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

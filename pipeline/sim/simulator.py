@@ -39,8 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from pipeline.fleet import COMPUTED_KEYS, RECORD_KEYS, Charge, FleetModel, to_epoch
-from pipeline.simtime import SIM_TIME_HEADER, parse_sim_time
+from pipeline.core.simtime import SIM_TIME_HEADER, parse_sim_time
+from pipeline.sim.fleet import COMPUTED_KEYS, RECORD_KEYS, Charge, FleetModel, to_epoch
 
 DEMO_API_KEY = "sim-demo-key"
 V1_PAGE_MAX = 25

@@ -1,6 +1,6 @@
 """The columnar fast path of flattening: many snapshots parsed at once by Arrow's JSON reader.
 
-Why: the value-by-value path (`pipeline.flatten`) parses every record into Python objects
+Why: the value-by-value path (`pipeline.landing.flatten`) parses every record into Python objects
 and converts ~110 columns of them back into Arrow; for a day of 1,000 instances that is
 most of a rebuild's time. Arrow's JSON reader, given the contract's explicit schema, goes
 from NDJSON bytes straight to typed columns on all cores (the nested pricing objects arrive
@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from pipeline.flatten import (
+from pipeline.landing.flatten import (
     _EXACT_FLOAT_INT,
     _MAX_EPOCH_S,
     FlattenResult,
@@ -62,7 +62,7 @@ from pipeline.flatten import (
     flatten_many,
     to_json,
 )
-from pipeline.schema import (
+from pipeline.storage.schema import (
     BOOL_FIELDS,
     FLOAT_FIELDS,
     INT_FIELDS,

@@ -6,7 +6,7 @@ subtly wrong in several places, and the history must later move to object storag
 later (`pyarrow.fs.FileSystem.from_uri`) use the same code.
 
 Layout under the root (see "Analyst tables" in README.md), declared once in
-`pipeline.datasets`:
+`pipeline.storage.datasets`:
 - `<folder>/account=<a>/<partition key>=<YYYY-MM-DD>/<file>` for every dataset: the raw
   zones (`raw`, `raw_charges`) and the Parquet datasets (`parquet/<name>`).
 - `_locks/`: one lock file per account and day (local filesystems only).
@@ -18,7 +18,7 @@ globs such as `*/*/*.parquet` and pyarrow datasets never pick them up.
 
 Locks: `filelock.FileLock` works between processes on one machine (local disk).
 
-Object stores (`s3://bucket/prefix`, see `pipeline.objectstore`) have no rename and no
+Object stores (`s3://bucket/prefix`, see `pipeline.storage.objectstore`) have no rename and no
 shared lock file. There every write is one PUT of the whole object (buffered first), so a
 killed writer leaves nothing visible. The day's lock is a lease object under `_locks/`,
 created with `If-None-Match: *` (an expired one is taken over with `If-Match`), and while
@@ -48,9 +48,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from pipeline.datasets import dataset as registered
-from pipeline.errors import ConfigError, DataError
-from pipeline.objectstore import (
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.storage.datasets import dataset as registered
+from pipeline.storage.objectstore import (
     DEFAULT_LEASE_SECONDS,
     ObjectStore,
     WriteConflict,

@@ -28,7 +28,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.schema import (
+from pipeline.core.secrets import scrub
+from pipeline.storage.schema import (
     BOOL_FIELDS,
     FLOAT_FIELDS,
     INT_FIELDS,
@@ -45,7 +46,6 @@ from pipeline.schema import (
     TIMESTAMP_FIELDS,
     pricing_column,
 )
-from pipeline.secrets import scrub
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_EPOCH_S = 253402300799  # 9999-12-31T23:59:59Z
@@ -499,7 +499,7 @@ def flatten(records: Iterable[object], snapshot_id: str, snapshot_at: datetime) 
     """Typed rows (SNAPSHOT_SCHEMA) and quarantine rows for one snapshot's records.
 
     This is the value-by-value path: the history first hands raw files to the columnar
-    fast path (`pipeline.fastflatten`), which calls `flatten_many` for the records it sets
+    fast path (`pipeline.landing.fastflatten`), which calls `flatten_many` for the records it sets
     aside and leaves a snapshot to this whole when it cannot reproduce it exactly.
     """
     return flatten_many([(records, snapshot_id, snapshot_at)])[0]

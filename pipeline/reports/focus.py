@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.errors import ReportArgumentError
+from pipeline.core.errors import ReportArgumentError
 from pipeline.reports.source import (
     ACCOUNT_FILTER,
     fetch_arrow,

@@ -1,13 +1,13 @@
 """The raw landing zone: each snapshot's API records, scrubbed, as one zstd NDJSON file.
 
 The raw zone is the source of truth: every Parquet file can be re-derived from it
-(`pipeline.history.rebuild`). One file per snapshot:
+(`pipeline.landing.history.rebuild`). One file per snapshot:
 
     raw/account=<a>/snapshot_date=<YYYY-MM-DD>/<20261126T171500.123456Z>_<snapshot_id>.ndjson.zst
 
 The first line is a header `{"_snapshot": {...}}` (id, time, account, pages, requests,
 retries, source, schema_version, client_version); every further line is one record after
-`pipeline.secrets.scrub`. zstd because it decompresses several times faster than gzip and
+`pipeline.core.secrets.scrub`. zstd because it decompresses several times faster than gzip and
 DuckDB reads `.ndjson.zst` directly. File names sort chronologically and carry the
 snapshot id, so a day's snapshot ids are known from a directory listing alone.
 Files are written atomically: a snapshot is complete or absent, never partial.
@@ -24,11 +24,11 @@ from datetime import UTC, date, datetime
 import orjson
 
 from pipeline import __version__
-from pipeline.datasets import RAW
-from pipeline.errors import DataError
-from pipeline.schema import SCHEMA_VERSION
-from pipeline.secrets import scrub
-from pipeline.storage import Store, check_account
+from pipeline.core.errors import DataError
+from pipeline.core.secrets import scrub
+from pipeline.storage.datasets import RAW
+from pipeline.storage.schema import SCHEMA_VERSION
+from pipeline.storage.store import Store, check_account
 
 SUFFIX = ".ndjson.zst"
 COMPRESSION = "zstd"
@@ -184,7 +184,7 @@ class _FileRecords:
     """Re-iterable records of one raw file; each iteration decompresses the file once.
 
     `body` and `parse` split that in two, so the columnar fast path
-    (`pipeline.fastflatten`) can read the NDJSON bytes and the value-by-value path can
+    (`pipeline.landing.fastflatten`) can read the NDJSON bytes and the value-by-value path can
     parse the same bytes when the fast path declines, without decompressing twice.
     """
 

@@ -9,7 +9,7 @@ problem, no compaction job), rows sorted by (id, snapshot_at) compress to a few 
 and landing a snapshot costs one day's rewrite whatever the size of the history.
 
 Every write of an (account, day) happens under that day's lock and is atomic per file
-(temp file + rename, or one conditional PUT on an object store, see `pipeline.storage`).
+(temp file + rename, or one conditional PUT on an object store, see `pipeline.storage.store`).
 The snapshot log is written last and is the commit record: rows of a snapshot missing
 from the log are left-overs of a killed writer and are dropped; raw snapshots of the day
 missing from the log are landed by the next `land_pending` of that day. So a kill -9 at
@@ -34,17 +34,17 @@ from itertools import repeat
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import fastflatten
-from pipeline.datasets import SNAPSHOT_FAMILY, family
-from pipeline.errors import DataError
-from pipeline.flatten import FlattenResult, flatten
-from pipeline.raw import RawSnapshot, raw_partitions, read_snapshot, snapshot_files
-from pipeline.schema import (
+from pipeline.core.errors import DataError
+from pipeline.landing import fastflatten
+from pipeline.landing.flatten import FlattenResult, flatten
+from pipeline.landing.raw import RawSnapshot, raw_partitions, read_snapshot, snapshot_files
+from pipeline.storage.datasets import SNAPSHOT_FAMILY, family
+from pipeline.storage.schema import (
     SCHEMA_VERSION,
     SNAPSHOT_LOG_SCHEMA,
     TIMESTAMP,
 )
-from pipeline.storage import Store
+from pipeline.storage.store import Store
 
 PART_FILE = "part-0.parquet"
 # The snapshot family in write order: instance_snapshots, quarantine, then the snapshot
@@ -245,7 +245,7 @@ def _gc_paused() -> Iterator[None]:
 def land_pending(store: Store, account: str, day: date) -> DayResult:
     """Land the day's raw snapshots that its Parquet does not hold yet.
 
-    Write the raw snapshot first (`pipeline.raw.write_snapshot`), then call this: only
+    Write the raw snapshot first (`pipeline.landing.raw.write_snapshot`), then call this: only
     the snapshots missing from the day's log are flattened, the committed rows are kept
     as they are, and the day's files are rewritten once (a day with nothing new is not
     rewritten). That also heals a killed or failed earlier landing: its raw snapshots are

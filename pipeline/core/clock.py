@@ -11,7 +11,7 @@ pins the clock of a whole CLI run, in a subprocess too. It moves the windows onl
 moments that order records (a bill's `fetched_at`, log file names) stay on the wall clock,
 and a pinned moment never reaches the Vast.ai API, because only the demo tells its
 embedded simulator which moment to answer for (the `X-Vast-Sim-Time` header, which the
-client sends to loopback only; see `pipeline.simtime`).
+client sends to loopback only; see `pipeline.core.simtime`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 NOW_ENV = "VAST_PIPELINE_NOW"
 

@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from pipeline.history import newest_snapshots
-from pipeline.models import interval_cap_minutes, sql_literal
-from pipeline.schema import PRICING_KEYS, PRICING_PARENTS, pricing_column
-from pipeline.storage import Store, sql_file_list
+from pipeline.landing.history import newest_snapshots
+from pipeline.storage.schema import PRICING_KEYS, PRICING_PARENTS, pricing_column
+from pipeline.storage.store import Store, sql_file_list
+from pipeline.warehouse.models import interval_cap_minutes, sql_literal
 
 HISTORY_CHECKS = ("unique_instance_snapshot", "instance_id_not_null", "prices_non_negative",
                   "no_unexpected_schema_drift", "fresh_snapshots")

@@ -25,11 +25,11 @@ from typing import Any
 
 import duckdb
 
-from pipeline.alerts.engine import alert_log_dir
-from pipeline.errors import QueryError, WarehouseError, first_line
-from pipeline.models import sql_literal, sql_tokens
-from pipeline.objectstore import register_on
-from pipeline.warehouse import home_paths
+from pipeline.core.errors import QueryError, WarehouseError, first_line
+from pipeline.storage.alertlog import alert_log_dir
+from pipeline.storage.objectstore import register_on
+from pipeline.warehouse.models import sql_literal, sql_tokens
+from pipeline.warehouse.paths import home_paths
 
 CATALOG = "warehouse"  # the name a plain `duckdb warehouse.duckdb` session gives it too
 

@@ -9,7 +9,7 @@ Environment (names match the official `vastai` client where one exists):
 - `VAST_URL`: base URL of that account (default https://console.vast.ai).
 - `VAST_PIPELINE_HOME`: where all data lives (default ./data): a folder, or
   `s3://bucket/prefix` on S3-compatible storage (configured by the AWS_* variables, see
-  `pipeline.objectstore`).
+  `pipeline.storage.objectstore`).
 - `VAST_PIPELINE_WAREHOUSE`: the DuckDB warehouse file (default `<home>/warehouse.duckdb`,
   or under the local cache when the home is remote: a DuckDB file is always local).
 - `VAST_PIPELINE_CACHE`: machine-local folder of a remote home (default
@@ -42,9 +42,9 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from pipeline.alerts.settings import AlertSettings, parse_alerts
-from pipeline.errors import ConfigError
-from pipeline.objectstore import is_remote, parse_home
-from pipeline.storage import check_account
+from pipeline.core.errors import ConfigError
+from pipeline.storage.objectstore import is_remote, parse_home
+from pipeline.storage.store import check_account
 
 DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_HOME = "./data"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.quality import CheckOutcome
-from pipeline.query import open_read_only
+from pipeline.warehouse.quality import CheckOutcome
+from pipeline.warehouse.query import open_read_only
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 
 S3_EXTRA = "pip install 'vast-pipeline[s3]'"
 # How long a per-day lease is valid without its holder releasing it (a killed collector's
@@ -152,7 +152,7 @@ def register_on(con: Any, home: str) -> None:
     """Let DuckDB connection `con` read `s3://` paths of `home` (nothing to do when local).
 
     Every connection that reads the history or the model Parquet must go through this: the
-    build, `sql`, the reports and the FOCUS export all open theirs in `pipeline.warehouse`.
+    build, `sql`, the reports and the FOCUS export all open theirs in `pipeline.warehouse.build`.
     """
     if is_remote(home):
         con.register_filesystem(fsspec_filesystem(parse_home(home)))

@@ -1,7 +1,7 @@
 """The schema contract of the `instance_snapshots` history.
 
 One place says which API fields we know, how each is typed in Parquet, and what the
-history columns are called. Flattening (`pipeline.flatten`), the SQL models (`sql/`) and
+history columns are called. Flattening (`pipeline.landing.flatten`), the SQL models (`sql/`) and
 the README all follow this module; bump `SCHEMA_VERSION` when a column changes meaning or
 type, so older partitions are re-derived from the raw zone instead of being misread.
 
@@ -70,7 +70,7 @@ PRICING_KEYS: dict[str, str] = {
     "discountedTotalPerHour": "discounted_total_per_hour",
 }
 
-# Secrets: removed before anything touches disk (see pipeline.secrets).
+# Secrets: removed before anything touches disk (see pipeline.core.secrets).
 SECRET_FIELDS: tuple[str, ...] = ("jupyter_token", "extra_env")
 
 

@@ -4,7 +4,7 @@ Why the model list and build order come from the SQL files themselves: a model d
 every other model whose name appears in its SQL as an identifier, so no hand-kept list can
 drift. Each file starts with a comment stating its grain and says how it is materialized
 (`-- materialized: view|table|daily|macro`). The SQL tokenizer here is also what the read-only
-query guard (`pipeline.query`) uses to look inside EXPLAIN.
+query guard (`pipeline.warehouse.query`) uses to look inside EXPLAIN.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import WarehouseError
-from pipeline.resources import sql_dir
-from pipeline.storage import sql_file_list
+from pipeline.core.errors import WarehouseError
+from pipeline.core.resources import sql_dir
+from pipeline.storage.store import sql_file_list
 
 SQL_DIR = sql_dir()
 MATERIALIZATIONS = ("view", "table", "daily", "macro")
@@ -58,7 +58,7 @@ class Incremental:
     What any model may read in such a build: the snapshot views and the daily models' views
     show only the days from the earliest of `build_from`, `newest_snapshot_days_from` and
     each updated table's `recompute_from`, less `context_days` (they are bound to those days'
-    files alone, `pipeline.warehouse._RecentViews`); a model must read nothing older.
+    files alone, `pipeline.warehouse.build._RecentViews`); a model must read nothing older.
     """
 
     rows: str

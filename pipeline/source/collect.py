@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from pipeline.client import VastClient
-from pipeline.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED, Account, Settings
-from pipeline.errors import PipelineError
-from pipeline.history import land_pending
-from pipeline.raw import RawSnapshot, new_snapshot_id, read_snapshot, write_snapshot
-from pipeline.storage import Store
+from pipeline.core.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED, Account, Settings
+from pipeline.core.errors import PipelineError
+from pipeline.landing.history import land_pending
+from pipeline.landing.raw import RawSnapshot, new_snapshot_id, read_snapshot, write_snapshot
+from pipeline.source.client import VastClient
+from pipeline.storage.store import Store
 
 # The embedded simulator is polite-checked like the real service, but much faster.
 SIMULATOR_MIN_INTERVAL = 0.0
@@ -98,8 +98,8 @@ def client_for(account: Account, settings: Settings, *,
                         min_interval=settings.min_interval_seconds) as client:
             yield client
         return
-    from pipeline.fleet import FleetModel
-    from pipeline.simulator import DEMO_API_KEY, SimulatorServer
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 
     fleet = FleetModel(seed=SIMULATOR_SEED, size=SIMULATOR_FLEET_SIZE, drift_rate=0.01,
                        new_field_rate=0.01)

@@ -1,7 +1,8 @@
 """The one registry of what the data home holds: every raw zone and Parquet dataset.
 
-Why one registry: the storage layout (`pipeline.storage`), the writers (`pipeline.history`,
-`pipeline.charges`) and the warehouse sources (`pipeline.warehouse`) must agree on names,
+Why one registry: the storage layout (`pipeline.storage.store`), the writers
+(`pipeline.landing.history`, `pipeline.billing.charges`) and the warehouse sources
+(`pipeline.warehouse.build`) must agree on names,
 partition columns, schemas and sort orders; declaring a dataset once keeps them from
 drifting. Every dataset is hive-partitioned by `account` and one UTC-day column
 (`partition_key`), so DuckDB, Spark and Trino read it as is.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipeline.schema import (
+from pipeline.storage.schema import (
     BILLED_CHARGE_SCHEMA,
     BILLED_DAY_SCHEMA,
     BILLED_QUARANTINE_SCHEMA,

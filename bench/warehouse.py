@@ -5,7 +5,7 @@ cost of the SQL models on a realistic volume (about 35 million instance snapshot
 1,000 instances over a year), not of collection, which has its own benchmark. The data
 lands in the real Parquet layout and is cached in the bench directory, so reruns skip it.
 
-Usage: `vast-pipeline bench warehouse [--instances 1000 --days 365] [--dir DIR]`.
+Usage: `python -m bench warehouse [--instances 1000 --days 365] [--dir DIR]`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import query, warehouse
-from pipeline.progress import is_interactive
-from pipeline.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from pipeline.core.progress import is_interactive
+from pipeline.storage.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from pipeline.warehouse import build as warehouse
+from pipeline.warehouse import query
 
 ACCOUNT = "bench"
 START = date(2024, 1, 1)
@@ -511,8 +512,8 @@ def render(res: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `vast-pipeline bench warehouse`."""
-    parser = argparse.ArgumentParser(prog="vast-pipeline bench warehouse", description=__doc__)
+    """Entry point of `python -m bench warehouse`."""
+    parser = argparse.ArgumentParser(prog="python -m bench warehouse", description=__doc__)
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,

@@ -17,7 +17,7 @@ Why it works the way it does:
 - The raw zone is the source of truth: `rebuild_charges` re-derives the Parquet from the
   newest raw file of each (account, day), byte for byte as the fetch wrote it.
 
-Layout (datasets declared in `pipeline.datasets`):
+Layout (datasets declared in `pipeline.storage.datasets`):
 
     raw_charges/account=<a>/day=<YYYY-MM-DD>/<fetched_at>_<fetch_id>.json.zst
     parquet/billed_charges|billed_quarantine|billed_days/account=<a>/day=<YYYY-MM-DD>/part-0.parquet
@@ -38,22 +38,23 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import __version__, clock
-from pipeline.client import DAY_LAST_SECOND, ChargesListing, VastClient
-from pipeline.collect import client_for, raise_for_failures
-from pipeline.config import Account, Settings
-from pipeline.datasets import CHARGE_FAMILY, RAW_CHARGES, family
-from pipeline.errors import ConfigError, DataError, PipelineError
-from pipeline.history import PART_FILE, WRITE_OPTIONS
-from pipeline.raw import dump_json, format_time
-from pipeline.schema import (
+from pipeline import __version__
+from pipeline.core import clock
+from pipeline.core.config import Account, Settings
+from pipeline.core.errors import ConfigError, DataError, PipelineError
+from pipeline.core.secrets import scrub
+from pipeline.landing.history import PART_FILE, WRITE_OPTIONS
+from pipeline.landing.raw import dump_json, format_time
+from pipeline.source.client import DAY_LAST_SECOND, ChargesListing, VastClient
+from pipeline.source.collect import client_for, raise_for_failures
+from pipeline.storage.datasets import CHARGE_FAMILY, RAW_CHARGES, family
+from pipeline.storage.schema import (
     BILLED_CHARGE_SCHEMA,
     BILLED_DAY_SCHEMA,
     BILLED_QUARANTINE_SCHEMA,
     SCHEMA_VERSION,
 )
-from pipeline.secrets import scrub
-from pipeline.storage import Store, check_account
+from pipeline.storage.store import Store, check_account
 
 RAW_SUFFIX = ".json.zst"
 COMPRESSION = "zstd"
@@ -255,7 +256,7 @@ def collect_charges(settings: Settings, days: list[date], account: str | None = 
     failing one keeps its old bill); the other accounts are still fetched, then the
     failures are raised together. `clients` opens a client per account (default: the
     account's API, or the embedded simulator when no key is set). `today`: the UTC day of
-    the caller's clock (default `pipeline.clock.today()`), after which no bill exists yet.
+    the caller's clock (default `pipeline.core.clock.today()`), after which no bill exists yet.
     """
     check_days(days, today)
     accounts = [settings.account(account)] if account else list(settings.accounts)
@@ -278,7 +279,7 @@ def collect_charges(settings: Settings, days: list[date], account: str | None = 
 
 
 def check_days(days: list[date], today: date | None = None) -> None:
-    """Refuse a day after today (UTC, default `pipeline.clock.today()`): its bill cannot
+    """Refuse a day after today (UTC, default `pipeline.core.clock.today()`): its bill cannot
     exist yet."""
     today = today or clock.today()
     future = [d for d in days if d > today]

@@ -12,7 +12,7 @@ Why it looks the way it does:
 - The simulated-time header (a simulator-only extension) is only ever sent to a loopback
   host, and plain http is refused for any other host, so the key never crosses a network
   in clear text.
-- Every failure a user can see is one of the `pipeline.errors` classes, with one sentence
+- Every failure a user can see is one of the `pipeline.core.errors` classes, with one sentence
   that says what went wrong and what to do.
 - Billed charges are listed one UTC day per request window (`charges_of_day`): the API
   answers one row per contract over the whole window, so only day windows give day figures.
@@ -46,7 +46,7 @@ import requests
 import urllib3
 
 from pipeline import __version__
-from pipeline.errors import (
+from pipeline.core.errors import (
     ApiUnreachableError,
     AuthError,
     BadResponseError,
@@ -56,9 +56,9 @@ from pipeline.errors import (
     RetriesExhaustedError,
     VastApiError,
 )
-from pipeline.simtime import SIM_TIME_HEADER, format_sim_time
+from pipeline.core.simtime import SIM_TIME_HEADER, format_sim_time
 
-log = logging.getLogger("pipeline.client")
+log = logging.getLogger("pipeline.source.client")
 
 DEFAULT_BASE_URL = "https://console.vast.ai"
 LIST_PATH = "/api/v1/instances/"

@@ -12,7 +12,7 @@ Beside them a probe, also in fresh processes, times the phases of the same work 
 Dagster instance, each step of the run from the run's own event log), so the README can
 say where the seconds go.
 
-Usage: `vast-pipeline bench collect [--instances 60] [--runs 5] [--history-days 365]`.
+Usage: `python -m bench collect [--instances 60] [--runs 5] [--history-days 365]`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from bench import with_root_on_path
 
 GOAL_S = 3.0
 # A year of history may cost a little more than day one (instance_down reads a 7-day
@@ -50,15 +52,15 @@ PHASES = (
 def probe() -> None:
     """Do what `vast-pipeline collect` does, printing the seconds of each phase as JSON.
 
-    Run in a fresh process (`python -c 'from pipeline.bench_collect import probe; probe()'`)
+    Run in a fresh process (`python -c 'from bench.collect import probe; probe()'`)
     with the benchmark's environment; the step phases come from the run's event log.
     """
     import gc
 
     gc.disable()  # as `vast-pipeline collect` runs (pipeline.cli._short_process)
     marks = [time.perf_counter()]
-    from pipeline.config import load_settings
-    from pipeline.storage import Store
+    from pipeline.core.config import load_settings
+    from pipeline.storage.store import Store
 
     settings = load_settings()
     Store(settings.home)
@@ -109,10 +111,10 @@ def make_history(home: Path, instances: int, days: int) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from pipeline.fleet import FleetModel
-    from pipeline.history import land_pending
-    from pipeline.raw import RawSnapshot, write_snapshot
-    from pipeline.storage import Store
+    from pipeline.landing.history import land_pending
+    from pipeline.landing.raw import RawSnapshot, write_snapshot
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.storage.store import Store
 
     store = Store(home)
     fleet = FleetModel(seed=7, size=instances)
@@ -152,11 +154,11 @@ def _timed_process(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def run(instances: int, runs: int, history_days: int) -> dict[str, object]:
     """Wall seconds per run of collect (day one, a year), --help, and the probe's phases."""
-    from pipeline.fleet import FleetModel
-    from pipeline.simulator import DEMO_API_KEY, SimulatorServer
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 
     cli = str(Path(sys.executable).with_name("vast-pipeline"))
-    probe_cmd = [sys.executable, "-c", "from pipeline.bench_collect import probe; probe()"]
+    probe_cmd = [sys.executable, "-c", "from bench.collect import probe; probe()"]
     with tempfile.TemporaryDirectory() as tmp, SimulatorServer(
             FleetModel(seed=7, size=instances), min_interval=0.0, keep_log=False) as sim:
         config = Path(tmp) / "vast-pipeline.toml"
@@ -176,7 +178,7 @@ def run(instances: int, runs: int, history_days: int) -> dict[str, object]:
             for home in ("day_one", "year"):
                 out[home].append(_timed_process([cli, "collect"], envs[home])[0])
             for home, key in (("day_one", "phases"), ("year", "year_phases")):
-                seconds, printed = _timed_process(probe_cmd, envs[home])
+                seconds, printed = _timed_process(probe_cmd, with_root_on_path(envs[home]))
                 phases = json.loads(printed)
                 out[key].append({**phases, "rest": seconds - sum(phases.values())})
             out["help"].append(_timed_process([cli, "--help"], envs["day_one"])[0])
@@ -219,8 +221,8 @@ def render(res: dict, instances: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `vast-pipeline bench collect`."""
-    parser = argparse.ArgumentParser(prog="vast-pipeline bench collect",
+    """Entry point of `python -m bench collect`."""
+    parser = argparse.ArgumentParser(prog="python -m bench collect",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=60)
     parser.add_argument("--runs", type=int, default=5, help="timed runs (default 5)")

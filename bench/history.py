@@ -1,11 +1,11 @@
 """Benchmark: rebuild the Parquet history from a raw zone, beside the naive baseline.
 
-`vast-pipeline bench history [--records N]` generates (once, cached under --dir) a raw zone
+`python -m bench history [--records N]` generates (once, cached under --dir) a raw zone
 of realistic simulator snapshots (1,000 instances every 15 minutes, with type drift, new
 fields and broken records), then measures, each run in a fresh subprocess so peak memory
 is that path's own:
 
-- ours: `pipeline.history.rebuild` (Arrow's JSON reader on each day's batch, drifted
+- ours: `pipeline.landing.history.rebuild` (Arrow's JSON reader on each day's batch, drifted
   records set aside to the value-by-value flatten, sorted zstd Parquet);
 - baseline: per day, `json.loads` of every line + `pandas.json_normalize` +
   `DataFrame.to_parquet` (the naive approach; when pyarrow refuses a drifted column the
@@ -35,13 +35,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import with_root_on_path
+
 ORIGIN = datetime(2026, 1, 5, tzinfo=UTC)
 STEP = timedelta(minutes=15)
 DEFAULT_DIR = Path("bench-out") / "history"
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="vast-pipeline bench history", description=__doc__.split(
+    p = argparse.ArgumentParser(prog="python -m bench history", description=__doc__.split(
         "\n\n")[0])
     p.add_argument("--records", type=int, default=200_000, help="raw records (default 200000)")
     p.add_argument("--instances", type=int, default=1000, help="fleet size (default 1000)")
@@ -71,9 +73,9 @@ def generate_raw(root: Path, records: int, instances: int, seed: int, drift: boo
 
     With `drift` (the default) about 7% of records carry a type drift, 1% new fields and
     0.1% are broken; without, every snapshot is clean (what the fast path takes)."""
-    from pipeline.fleet import FleetModel
-    from pipeline.raw import RawSnapshot, write_snapshot
-    from pipeline.storage import Store
+    from pipeline.landing.raw import RawSnapshot, write_snapshot
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.storage.store import Store
 
     done = root / "_complete.json"
     if done.exists():
@@ -110,8 +112,8 @@ def _subset(src: Path, dst: Path, files: int) -> Path:
 
 
 def _count_records(root: Path) -> int:
-    from pipeline.raw import iter_snapshots
-    from pipeline.storage import Store
+    from pipeline.landing.raw import iter_snapshots
+    from pipeline.storage.store import Store
 
     return sum(sum(1 for _ in s.records) for s in iter_snapshots(Store(root)))
 
@@ -134,13 +136,13 @@ def _parquet_size(directory: Path) -> int:
 
 
 def _work_ours(raw: Path, procs: int, fast_path: bool = True) -> dict[str, float]:
-    from pipeline.history import rebuild
-    from pipeline.storage import Store
+    from pipeline.landing.history import rebuild
+    from pipeline.storage.store import Store
 
     if not fast_path:  # measure the value-by-value path alone (the history looks it up)
-        import pipeline.fastflatten
+        import pipeline.landing.fastflatten
 
-        pipeline.fastflatten.flatten_bodies = lambda bodies: [None] * len(bodies)
+        pipeline.landing.fastflatten.flatten_bodies = lambda bodies: [None] * len(bodies)
 
     shutil.rmtree(raw / "parquet", ignore_errors=True)
     started, cpu = time.perf_counter(), _cpu_seconds()
@@ -155,7 +157,7 @@ def _work_baseline(raw: Path, out: Path) -> dict[str, float]:
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.storage import Store
+    from pipeline.storage.store import Store
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -184,9 +186,9 @@ def _work_baseline(raw: Path, out: Path) -> dict[str, float]:
 
 def _work_land(raw: Path, scratch: Path) -> dict[str, float]:
     """Median seconds of one landing: empty history, a 95-snapshot day, a new day."""
-    from pipeline.history import land_pending, rebuild
-    from pipeline.raw import RawSnapshot, read_snapshot, write_snapshot
-    from pipeline.storage import Store
+    from pipeline.landing.history import land_pending, rebuild
+    from pipeline.landing.raw import RawSnapshot, read_snapshot, write_snapshot
+    from pipeline.storage.store import Store
 
     files = _raw_files(raw)
     first_day = [f for f in files if f.parent == files[0].parent]
@@ -216,7 +218,7 @@ def _work_land(raw: Path, scratch: Path) -> dict[str, float]:
 
 def fleet_snapshot_seconds(instances: int, seed: int, runs: int = 5) -> list[float]:
     """Seconds of `FleetModel.records_at` for consecutive 15-minute moments, cache warm."""
-    from pipeline.fleet import FleetModel
+    from pipeline.sim.fleet import FleetModel
 
     model = FleetModel(seed=seed, size=instances)
     at = ORIGIN + timedelta(days=40)
@@ -237,11 +239,12 @@ def _fresh(path: Path) -> Path:
 
 def _run_worker(kind: str, raw: Path, out: Path | None = None, procs: int = 1
                 ) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "pipeline.bench_history", "--worker", kind, "--raw", str(raw),
+    cmd = [sys.executable, "-m", "bench.history", "--worker", kind, "--raw", str(raw),
            "--procs", str(procs)]
     if out is not None:
         cmd += ["--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env=with_root_on_path())
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {kind} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,7 +1,7 @@
 """The incremental warehouse build: `sql/` models into `$HOME/warehouse.duckdb`.
 
 Why it is shaped this way:
-- Models, their order and materialization come from `pipeline.models`.
+- Models, their order and materialization come from `pipeline.warehouse.models`.
 - `daily` models are the big ones (instance_intervals is one row per instance snapshot):
   they are written as Parquet partitioned by account and UTC day under
   `$HOME/parquet/models/<model>/account=<a>/day=<d>/`, and only the days touched by new
@@ -43,12 +43,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from pipeline import history
-from pipeline.alerts.engine import alert_log_source
-from pipeline.config import Settings, warehouse_file
-from pipeline.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
-from pipeline.errors import WarehouseError, first_line
-from pipeline.models import (
+from pipeline.core.config import Settings
+from pipeline.core.errors import WarehouseError, first_line
+from pipeline.landing import history
+from pipeline.storage.alertlog import alert_log_source
+from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
+from pipeline.storage.objectstore import register_on
+from pipeline.storage.schema import SCHEMA_VERSION
+from pipeline.storage.store import Store, sql_file_list
+from pipeline.warehouse.models import (
     SQL_DIR,
     Model,
     discover_models,
@@ -57,9 +60,7 @@ from pipeline.models import (
     render_sql_over_files,
     sql_literal,
 )
-from pipeline.objectstore import is_remote, register_on
-from pipeline.schema import SCHEMA_VERSION
-from pipeline.storage import Store, sql_file_list
+from pipeline.warehouse.paths import Paths, home_paths
 
 # The history datasets the models read (`{{ <name>_glob }}` in their SQL), by family.
 SOURCE_SCHEMAS: dict[str, pa.Schema] = {
@@ -72,7 +73,6 @@ WINDOW_SOURCES: tuple[str, ...] = tuple(d.name for d in family(SNAPSHOT_FAMILY))
 
 DB_NAME = "warehouse.duckdb"
 STATE_NAME = "warehouse_state.json"
-MODELS_SUBDIR = Path("parquet") / "models"
 # Files a build replaced stay readable this long for sessions holding an older warehouse.
 RETAIN_SUPERSEDED_SECONDS = 3600
 DEFAULT_CHUNK_DAYS = 31
@@ -84,44 +84,6 @@ Progress = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- paths, state
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Where everything of one home lives (absolute, so views work from any cwd).
-
-    The history and the model Parquet live in the home (a folder or `s3://`, through
-    `store`); the DuckDB file, its state and its lock are always local (`db`, see
-    `pipeline.config.warehouse_file`): DuckDB writes a file in place.
-    """
-
-    home: str
-    db: Path
-    store: Store
-
-    @property
-    def state(self) -> Path:
-        return self.db.with_name(f"{self.db.stem}_state.json")
-
-    @property
-    def lock(self) -> Path:
-        return self.db.with_name(f".{self.db.stem}.lock")
-
-    @property
-    def parquet(self) -> str:
-        return self.store.uri(self.store.path("parquet"))
-
-    @property
-    def models(self) -> str:
-        return self.store.path(MODELS_SUBDIR.as_posix())
-
-    def model_uri(self, rel: str) -> str:
-        return self.store.uri(f"{self.models}/{rel}")
-
-
-def home_paths(home: Path | str) -> Paths:
-    text = str(home) if is_remote(str(home)) else str(Path(home).expanduser().resolve())
-    return Paths(text, warehouse_file(text), Store(text))
 
 
 def _load_state(paths: Paths) -> dict[str, Any]:

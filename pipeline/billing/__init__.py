@@ -1,0 +1,56 @@
+"""Billed charges: fetched per day from the API, kept raw, flattened and stored as
+their own dataset beside the instance history.
+
+Modules: `charges`. The names below are what the packages above import; they load on first
+use, so importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+# public name -> the module of this package that defines it
+_EXPORTS = {
+    "BillDayResult": "charges",
+    "DEFAULT_DAYS_BACK": "charges",
+    "RESIDUAL_TYPE": "charges",
+    "RawBill": "charges",
+    "check_days": "charges",
+    "collect_charges": "charges",
+    "day_range": "charges",
+    "fetch_day": "charges",
+    "flatten_bill": "charges",
+    "newest_bills": "charges",
+    "parse_description": "charges",
+    "raw_bill_days": "charges",
+    "rebuild_charges": "charges",
+    "stored_bill": "charges",
+    "stored_day_log": "charges",
+    "stored_day_total": "charges",
+    "write_raw_bill": "charges",
+}
+__all__ = [
+    "DEFAULT_DAYS_BACK",
+    "RESIDUAL_TYPE",
+    "BillDayResult",
+    "RawBill",
+    "check_days",
+    "collect_charges",
+    "day_range",
+    "fetch_day",
+    "flatten_bill",
+    "newest_bills",
+    "parse_description",
+    "raw_bill_days",
+    "rebuild_charges",
+    "stored_bill",
+    "stored_day_log",
+    "stored_day_total",
+    "write_raw_bill",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,46 @@
+"""The embedded Vast.ai API simulator: a deterministic fleet model and the HTTP
+server the demo and the tests collect from.
+
+Modules: `fleet`, `simulator`. The names below are what the packages above import; they load
+on first use, so importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+# public name -> the module of this package that defines it
+_EXPORTS = {
+    "ACTUAL_STATUSES": "fleet",
+    "CUR_STATES": "fleet",
+    "DEMO_API_KEY": "simulator",
+    "FaultConfig": "simulator",
+    "FleetModel": "fleet",
+    "INTENDED_STATUSES": "fleet",
+    "MEAN_LIFETIME_SECONDS": "fleet",
+    "PHASES": "fleet",
+    "SIM_TIME_HEADER": "simulator",
+    "SimulatorServer": "simulator",
+    "THROTTLE_TEXT": "simulator",
+    "serve": "simulator",
+}
+__all__ = [
+    "ACTUAL_STATUSES",
+    "CUR_STATES",
+    "DEMO_API_KEY",
+    "INTENDED_STATUSES",
+    "MEAN_LIFETIME_SECONDS",
+    "PHASES",
+    "SIM_TIME_HEADER",
+    "THROTTLE_TEXT",
+    "FaultConfig",
+    "FleetModel",
+    "SimulatorServer",
+    "serve",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

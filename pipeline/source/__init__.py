@@ -1,0 +1,38 @@
+"""The Vast.ai API as a source: the HTTP client (auth, paging defence, retries) and
+one collection of an account's instances into the raw zone.
+
+Modules: `client`, `collect`. The names below are what the packages above import; they load
+on first use, so importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+# public name -> the module of this package that defines it
+_EXPORTS = {
+    "BAD_BODY_RETRIES": "client",
+    "ChargesListing": "client",
+    "DAY_LAST_SECOND": "client",
+    "VastClient": "client",
+    "client_for": "collect",
+    "fetch_snapshot": "collect",
+    "is_loopback_host": "client",
+    "raise_for_failures": "collect",
+}
+__all__ = [
+    "BAD_BODY_RETRIES",
+    "DAY_LAST_SECOND",
+    "ChargesListing",
+    "VastClient",
+    "client_for",
+    "fetch_snapshot",
+    "is_loopback_host",
+    "raise_for_failures",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,98 @@
+"""Where data lives: the home (local or S3-compatible object storage), the layout
+of datasets in it, the dataset registry and the Arrow schemas.
+
+Modules: `alertlog`, `datasets`, `objectstore`, `schema`, `store`. The names below are what
+the packages above import; they load on first use, so importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+# public name -> the module of this package that defines it
+_EXPORTS = {
+    "ALERT_LOG_DIR": "alertlog",
+    "BILLED_CHARGE_SCHEMA": "schema",
+    "BILLED_DAY_SCHEMA": "schema",
+    "BILLED_QUARANTINE_SCHEMA": "schema",
+    "BOOL_FIELDS": "schema",
+    "CHARGE_FAMILY": "datasets",
+    "DATASETS": "datasets",
+    "FLOAT_FIELDS": "schema",
+    "INT_FIELDS": "schema",
+    "JSON_FIELDS": "schema",
+    "KNOWN_API_KEYS": "schema",
+    "LIST_INT_FIELDS": "schema",
+    "LIST_STRING_FIELDS": "schema",
+    "PRICING_KEYS": "schema",
+    "PRICING_PARENTS": "schema",
+    "QUARANTINE_SCHEMA": "schema",
+    "RAW": "datasets",
+    "RAW_CHARGES": "datasets",
+    "SCHEMA_VERSION": "schema",
+    "SNAPSHOT_FAMILY": "datasets",
+    "SNAPSHOT_LOG_SCHEMA": "schema",
+    "SNAPSHOT_SCHEMA": "schema",
+    "STRING_FIELDS": "schema",
+    "Store": "store",
+    "TIMESTAMP": "schema",
+    "TIMESTAMP_FIELDS": "schema",
+    "TMP_PREFIX": "store",
+    "WriteConflict": "objectstore",
+    "alert_log_dir": "alertlog",
+    "alert_log_source": "alertlog",
+    "check_account": "store",
+    "dataset": "datasets",
+    "family": "datasets",
+    "is_remote": "objectstore",
+    "parse_home": "objectstore",
+    "pricing_column": "schema",
+    "register_on": "objectstore",
+    "sql_file_list": "store",
+}
+__all__ = [
+    "ALERT_LOG_DIR",
+    "BILLED_CHARGE_SCHEMA",
+    "BILLED_DAY_SCHEMA",
+    "BILLED_QUARANTINE_SCHEMA",
+    "BOOL_FIELDS",
+    "CHARGE_FAMILY",
+    "DATASETS",
+    "FLOAT_FIELDS",
+    "INT_FIELDS",
+    "JSON_FIELDS",
+    "KNOWN_API_KEYS",
+    "LIST_INT_FIELDS",
+    "LIST_STRING_FIELDS",
+    "PRICING_KEYS",
+    "PRICING_PARENTS",
+    "QUARANTINE_SCHEMA",
+    "RAW",
+    "RAW_CHARGES",
+    "SCHEMA_VERSION",
+    "SNAPSHOT_FAMILY",
+    "SNAPSHOT_LOG_SCHEMA",
+    "SNAPSHOT_SCHEMA",
+    "STRING_FIELDS",
+    "TIMESTAMP",
+    "TIMESTAMP_FIELDS",
+    "TMP_PREFIX",
+    "Store",
+    "WriteConflict",
+    "alert_log_dir",
+    "alert_log_source",
+    "check_account",
+    "dataset",
+    "family",
+    "is_remote",
+    "parse_home",
+    "pricing_column",
+    "register_on",
+    "sql_file_list",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
