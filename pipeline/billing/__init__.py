@@ -7,7 +7,7 @@ use, so importing the package stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -29,28 +29,6 @@ _EXPORTS = {
     "stored_day_total": "charges",
     "write_raw_bill": "charges",
 }
-__all__ = [
-    "DEFAULT_DAYS_BACK",
-    "RESIDUAL_TYPE",
-    "BillDayResult",
-    "RawBill",
-    "check_days",
-    "collect_charges",
-    "day_range",
-    "fetch_day",
-    "flatten_bill",
-    "newest_bills",
-    "parse_description",
-    "raw_bill_days",
-    "rebuild_charges",
-    "stored_bill",
-    "stored_day_log",
-    "stored_day_total",
-    "write_raw_bill",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

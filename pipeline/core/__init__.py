@@ -9,7 +9,7 @@ package stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -53,50 +53,6 @@ _EXPORTS = {
     "sql_dir": "resources",
     "warehouse_file": "config",
 }
-__all__ = [
-    "DEFAULT_HOME",
-    "DEFAULT_URL",
-    "NOW_ENV",
-    "SIMULATOR_FLEET_SIZE",
-    "SIMULATOR_SEED",
-    "SIM_TIME_HEADER",
-    "Account",
-    "ApiUnreachableError",
-    "AuthError",
-    "BadResponseError",
-    "BadTokenError",
-    "ConfigError",
-    "DataError",
-    "EndpointRetiredError",
-    "NoDataYetError",
-    "PipelineError",
-    "QueryError",
-    "ReportArgumentError",
-    "ReportError",
-    "RetriesExhaustedError",
-    "Settings",
-    "VastApiError",
-    "WarehouseError",
-    "cadence_cron",
-    "dagster_dev_command",
-    "env_names",
-    "first_line",
-    "format_sim_time",
-    "is_interactive",
-    "load_settings",
-    "local_dir",
-    "parse_sim_time",
-    "prepare_dagster_home",
-    "progress_bar",
-    "redact",
-    "scrub",
-    "secret_values",
-    "sql_dir",
-    "warehouse_file",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

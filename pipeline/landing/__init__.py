@@ -7,7 +7,7 @@ above import; they load on first use, so importing the package stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -35,34 +35,6 @@ _EXPORTS = {
     "snapshot_files": "raw",
     "write_snapshot": "raw",
 }
-__all__ = [
-    "PART_FILE",
-    "SORT_KEYS",
-    "WRITE_OPTIONS",
-    "Body",
-    "DayResult",
-    "FlattenResult",
-    "RawSnapshot",
-    "day_path",
-    "dump_json",
-    "flatten_bodies",
-    "flatten_many",
-    "forget_learned",
-    "format_time",
-    "iter_snapshots",
-    "land_pending",
-    "new_snapshot_id",
-    "newest_snapshots",
-    "raw_partitions",
-    "read_snapshot",
-    "rebuild",
-    "rebuild_day",
-    "snapshot_files",
-    "write_snapshot",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

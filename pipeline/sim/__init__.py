@@ -7,7 +7,7 @@ on first use, so importing the package stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -24,23 +24,6 @@ _EXPORTS = {
     "THROTTLE_TEXT": "simulator",
     "serve": "simulator",
 }
-__all__ = [
-    "ACTUAL_STATUSES",
-    "CUR_STATES",
-    "DEMO_API_KEY",
-    "INTENDED_STATUSES",
-    "MEAN_LIFETIME_SECONDS",
-    "PHASES",
-    "SIM_TIME_HEADER",
-    "THROTTLE_TEXT",
-    "FaultConfig",
-    "FleetModel",
-    "SimulatorServer",
-    "serve",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,7 +7,7 @@ on first use, so importing the package stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -20,19 +20,6 @@ _EXPORTS = {
     "is_loopback_host": "client",
     "raise_for_failures": "collect",
 }
-__all__ = [
-    "BAD_BODY_RETRIES",
-    "DAY_LAST_SECOND",
-    "ChargesListing",
-    "VastClient",
-    "client_for",
-    "fetch_snapshot",
-    "is_loopback_host",
-    "raise_for_failures",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

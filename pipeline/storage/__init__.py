@@ -7,7 +7,7 @@ the packages above import; they load on first use, so importing the package stay
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -50,49 +50,6 @@ _EXPORTS = {
     "register_on": "objectstore",
     "sql_file_list": "store",
 }
-__all__ = [
-    "ALERT_LOG_DIR",
-    "BILLED_CHARGE_SCHEMA",
-    "BILLED_DAY_SCHEMA",
-    "BILLED_QUARANTINE_SCHEMA",
-    "BOOL_FIELDS",
-    "CHARGE_FAMILY",
-    "DATASETS",
-    "FLOAT_FIELDS",
-    "INT_FIELDS",
-    "JSON_FIELDS",
-    "KNOWN_API_KEYS",
-    "LIST_INT_FIELDS",
-    "LIST_STRING_FIELDS",
-    "PRICING_KEYS",
-    "PRICING_PARENTS",
-    "QUARANTINE_SCHEMA",
-    "RAW",
-    "RAW_CHARGES",
-    "SCHEMA_VERSION",
-    "SNAPSHOT_FAMILY",
-    "SNAPSHOT_LOG_SCHEMA",
-    "SNAPSHOT_SCHEMA",
-    "STRING_FIELDS",
-    "TIMESTAMP",
-    "TIMESTAMP_FIELDS",
-    "TMP_PREFIX",
-    "Store",
-    "WriteConflict",
-    "alert_log_dir",
-    "alert_log_source",
-    "check_account",
-    "dataset",
-    "family",
-    "is_remote",
-    "parse_home",
-    "pricing_column",
-    "register_on",
-    "sql_file_list",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

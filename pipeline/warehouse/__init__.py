@@ -7,7 +7,7 @@ the packages above import; they load on first use, so importing the package stay
 
 from __future__ import annotations
 
-from importlib import import_module
+from pipeline.core.lazy import lazy_exports
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
@@ -30,29 +30,6 @@ _EXPORTS = {
     "run_history_checks": "quality",
     "statement_heading": "query",
 }
-__all__ = [
-    "HISTORY_CHECKS",
-    "MART_CHECKS",
-    "MART_CHECK_TABLES",
-    "SQL_DIR",
-    "BuildResult",
-    "CheckOutcome",
-    "build_for",
-    "check_freshness",
-    "check_marts",
-    "discover_models",
-    "format_result",
-    "interval_cap_minutes",
-    "open_read_only",
-    "query_each",
-    "render_sql",
-    "render_sql_over_files",
-    "run_history_checks",
-    "statement_heading",
-]
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
