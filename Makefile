@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install focus-validator demo test lint bench bench-history bench-warehouse bench-collect dagster clean
 
 # The FinOps Foundation's FOCUS validator (2.x needs Python 3.12) in its own venv, pinned
-# by constraints-focus.txt; tests/test_focus_validator.py runs it on an export.
+# by constraints-focus.txt; tests/reports/test_focus_validator.py runs it on an export.
 FOCUS_VENV ?= .venv-focus
 FOCUS_STAMP := $(FOCUS_VENV)/.installed-stamp
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \

@@ -3,7 +3,7 @@
 Run from the checkout as `python -m bench history|warehouse|collect` (or `make bench`);
 they need the `dev` extra (pandas for the history baseline, psutil for memory probes), which
 `make install` provides. Nothing under `pipeline/` or `assets/` imports this package, and
-the wheel does not ship it (tests/test_packaging.py checks both).
+the wheel does not ship it (tests/app/test_packaging.py checks both).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ file sorts them). A snapshot is declined whole (None: the caller runs `flatten`)
 that could differ: an id in both parts or repeated, a line set aside that is not JSON
 (the caller reports the broken file). A batch whose error teaches nothing is split in
 two until the snapshot behind it is declined alone. The hypothesis test in
-`tests/test_fastflatten.py` checks the equivalence on generated clean and drifted
+`tests/landing/test_fastflatten.py` checks the equivalence on generated clean and drifted
 snapshots, down to the Parquet bytes.
 
 The schema read here is the API's own shape, which differs from the contract's in three
