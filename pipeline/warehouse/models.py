@@ -58,7 +58,7 @@ class Incremental:
     What any model may read in such a build: the snapshot views and the daily models' views
     show only the days from the earliest of `build_from`, `newest_snapshot_days_from` and
     each updated table's `recompute_from`, less `context_days` (they are bound to those days'
-    files alone, `pipeline.warehouse.build._RecentViews`); a model must read nothing older.
+    files alone, `pipeline.warehouse.sources.RecentViews`); a model must read nothing older.
     """
 
     rows: str
