@@ -23,6 +23,7 @@ reliability as in the instance records), beside a seeded pool of other hosts' ma
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -46,6 +47,7 @@ STEADY_SHARE = 0.12
 TIED_PRICE_DEFAULT = 0.25        # $/h of one tied offer
 TIED_STORAGE_COST = 0.1          # $/GB/month of every tied offer
 _MACHINES_PER_HOST = 2.2         # the host pool's mean
+_CACHE_MAX = 8
 
 
 class MarketModel:
@@ -65,6 +67,9 @@ class MarketModel:
         self.pool = self._market_pool(machines, steady_share)
         self.listings = self._listings(fleets, machines, steady_share, tied_offers, tied_gpu)
         self._sample: dict[str, Any] | None = None
+        # The last few answers: a client paging one snapshot asks about one moment.
+        self._cache: dict[tuple[float, str, float], list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MarketModel(seed={self.seed}, listings={len(self.listings)})"
@@ -72,8 +77,21 @@ class MarketModel:
     def offers_at(self, t: Any, offer_type: str = "on-demand",
                   allocated_storage: float = SEARCH_ALLOCATED_STORAGE) -> list[dict[str, Any]]:
         """Every offer listed at `t` priced for `offer_type` (`on-demand`, `bid` or
-        `reserved`) at `allocated_storage` GB, in listing order."""
+        `reserved`) at `allocated_storage` GB, in listing order (each a fresh top-level dict)."""
         te = to_epoch(t)
+        key = (te, offer_type, float(allocated_storage))
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is None:
+            cached = self._offers(te, offer_type, allocated_storage)
+            with self._lock:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = cached
+        return [dict(offer) for offer in cached]
+
+    def _offers(self, te: float, offer_type: str,
+                allocated_storage: float) -> list[dict[str, Any]]:
         hour = math.floor(te / HOUR)
         out = []
         for listing in self.listings:

@@ -234,17 +234,23 @@ class SimulatorServer:
 
     def _search(self, method: str, query: dict[str, list[str]], headers: Mapping[str, str],
                 body: bytes, client: str) -> Reply:
-        """The offer search, with its own rate limit per IP (Vast.ai: ~10 a minute)."""
+        """The offer search, with its own rate limit per IP (Vast.ai: ~10 a minute) and its
+        own 429 knobs, then the server's other faults."""
         if not self._admit(client, "bundles_v0", self.search_min_interval):
             return throttled()
         with self._lock:
             forced = self._forced_search_429s > 0
             self._forced_search_429s -= forced
-        fault = self._search_faults.draw()
-        if forced or fault is not None:
+        if forced or self._search_faults.draw() is not None:
             return throttled()
+        fault = self._fault_drawer.draw()  # the server's other faults hit searches too
+        if fault is not None and fault.status != 200:
+            return fault
         spec = body_query(body) if method == "POST" else legacy_query(query)
-        return search(self.market, spec, self._moment(headers))
+        reply = search(self.market, spec, self._moment(headers))
+        if fault is not None:
+            reply.delay, reply.truncate = fault.delay, fault.truncate
+        return reply
 
     def _authenticate(self, headers: Mapping[str, str]) -> tuple[FleetModel, str]:
         auth = headers.get("Authorization")

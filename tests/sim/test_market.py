@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 
+from pipeline.sim.faults import FaultConfig
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.market import MarketModel
 from pipeline.sim.simulator import SimulatorServer
@@ -327,3 +328,15 @@ def _persistent_price(offer: dict, rec: dict, snaps: list[list[dict]]) -> float 
                    and o["dph_base"] + o["storage_cost"] * disk / 720 <= price for o in snap)
                for snap in snaps)
     return price if seen >= len(snaps) / 2 else None
+
+
+def test_the_servers_other_faults_hit_the_search_too(fleet: FleetModel) -> None:
+    with SimulatorServer({KEY: fleet}, clock=lambda: T, search_min_interval=0.0,
+                         faults=FaultConfig(rate_5xx=1.0)) as sim:
+        assert post(sim.url, {"limit": 1}).status_code in (502, 503, 504)
+    with SimulatorServer({KEY: fleet}, clock=lambda: T, search_min_interval=0.0,
+                         faults=FaultConfig(rate_truncated=1.0)) as sim:
+        r = post(sim.url, {"limit": 3})
+        assert r.status_code == 200
+        with pytest.raises(ValueError):
+            json.loads(r.text)
