@@ -294,11 +294,12 @@ def _route(path: str) -> tuple[str | None, re.Match[str] | None]:
 
 
 def serve(port: int = DEFAULT_PORT, seed: int = DEFAULT_SEED, size: int = DEFAULT_FLEET_SIZE,
-          *, min_interval: float = SERVE_MIN_INTERVAL, drift_rate: float = 0.0) -> None:
-    """Serve one simulated account until Ctrl-C (`vast-pipeline simulator`)."""
+          *, min_interval: float = SERVE_MIN_INTERVAL, drift_rate: float = 0.0,
+          search_min_interval: float = SEARCH_MIN_INTERVAL) -> None:
+    """Serve one simulated account and its market until Ctrl-C (`vast-pipeline simulator`)."""
     fleet = FleetModel(seed=seed, size=size, drift_rate=drift_rate)
     server = SimulatorServer(fleet, port=port, min_interval=min_interval,
-                             keep_log=False).start()
+                             search_min_interval=search_min_interval, keep_log=False).start()
     print(f"Vast.ai API simulator listening on {server.url}", flush=True)
     print(f"  VAST_URL={server.url}  VAST_API_KEY={DEMO_API_KEY}  (demo key, not a secret)",
           flush=True)

@@ -75,6 +75,7 @@ def test_the_demo_market_is_hundreds_of_offers_of_every_kind(server: SimulatorSe
         rows = everything(server.url, kind)
         assert 150 <= len(rows) <= 999, len(rows)
         assert len(set(ids(rows))) == len(rows)
+        assert len({(r["machine_id"], r["num_gpus"]) for r in rows}) == len(rows)
         assert {r["verification"] for r in rows} >= {"verified", "unverified"}
         assert {r["rentable"] for r in rows} == {True, False}
         assert all(r["is_bid"] == (kind == "bid") for r in rows)
@@ -219,6 +220,20 @@ def test_the_fleets_machines_are_offered_as_the_fleet_sees_them(
         assert offer["reliability"] == rec["reliability2"]
         assert offer["storage_cost"] == rec["storage_cost"]
     assert len({r["machine_id"] for r in records}) < len(market), "other hosts too"
+
+
+def test_one_market_for_every_account(fleet: FleetModel) -> None:
+    other = FleetModel(seed=8, size=20)
+    with SimulatorServer({KEY: fleet, "other-key": other}, clock=lambda: T,
+                         search_min_interval=0.0) as sim:
+        mine = everything(sim.url)
+        theirs = requests.post(f"{sim.url}/api/v0/bundles/",
+                               json={"limit": EVERYTHING, "order": [["id", "asc"]]},
+                               headers={"Authorization": "Bearer other-key"}, timeout=10)
+        assert theirs.json()["offers"] == mine
+    offered = {r["machine_id"] for r in mine}
+    for model in (fleet, other):
+        assert offered & {m.machine_id for m in model.machines}
 
 
 def _per_gpu_medians(rows: list[dict], price: str) -> dict[str, float]:
