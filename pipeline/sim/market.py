@@ -31,6 +31,7 @@ from typing import Any
 from pipeline.sim.catalogue import GPU_MODELS, GpuModel
 from pipeline.sim.defaults import (
     DEFAULT_MARKET_MACHINES,
+    DEFAULT_ORIGIN,
     DEFAULT_SEED,
     SEARCH_ALLOCATED_STORAGE,
 )
@@ -114,10 +115,11 @@ class MarketModel:
     def run_at(self, listing: Listing, hour: int) -> Run | None:
         """The run of `listing` that is offered during `hour`, or None (rented or unlisted)."""
         if listing.tied:
-            return Run(OFFER_BASE_ID + listing.index, 0.0, round(self.tied_price, 4),
+            return Run(OFFER_BASE_ID + listing.index, to_epoch(DEFAULT_ORIGIN),
+                       round(self.tied_price, 4),
                        (hour + 24 * 90) * HOUR)
         cycle, into = divmod(hour - listing.phase_hours, listing.cycle_hours)
-        key = (self.seed, Stream.LISTING, listing.index, cycle)
+        key = (self.seed, Stream.LISTING, *listing_key(listing), cycle)
         gap = 1 + int(unit(*key, 1) * max(1, listing.cycle_hours // 4))
         if listing.steady:
             length = listing.cycle_hours - gap
@@ -135,7 +137,7 @@ class MarketModel:
 
     def _run_price(self, listing: Listing, cycle: int, start_hour: int) -> float:
         gpu = listing.machine.gpu
-        wobble = 0.16 * (unit(self.seed, Stream.LISTING, listing.index, cycle, 4) - 0.5)
+        wobble = 0.16 * (unit(self.seed, Stream.LISTING, *listing_key(listing), cycle, 4) - 0.5)
         position = min(1.0, max(0.0, listing.position + wobble))
         per_gpu = gpu.price_low + (gpu.price_high - gpu.price_low) * position
         per_gpu *= self.trend(gpu, start_hour * HOUR) * rhythm(start_hour)
@@ -154,12 +156,13 @@ class MarketModel:
         if listing.tied:
             return round(self.tied_price / 2, 4)
         share = 0.42 + 0.14 * demand(hour) + 0.08 * unit(self.seed, Stream.MARKET_BID,
-                                                         listing.index, hour)
+                                                         *listing_key(listing), hour)
         return round(run.dph_base * share, 4)
 
     def rentable(self, listing: Listing, hour: int) -> bool:
         """Now and then a listed offer is briefly not rentable (host maintenance)."""
-        return listing.tied or unit(self.seed, Stream.MARKET, listing.index, hour, 7) >= 0.04
+        return listing.tied or unit(self.seed, Stream.MARKET, *listing_key(listing), hour,
+                                    7) >= 0.04
 
     # ---- building the listings ------------------------------------------------------------
 
@@ -259,8 +262,9 @@ def rhythm(hour: int) -> float:
     return 1 + 0.04 * (2 * demand(hour) - 1)
 
 
-def listing_key(offer: dict[str, Any], offer_type: str) -> tuple[int, int, str]:
-    """The stable key of an offer: `(machine_id, num_gpus, type)` (ids change on re-listing)."""
-    return offer["machine_id"], offer["num_gpus"], offer_type
+def listing_key(listing: Listing) -> tuple[int, int]:
+    """(machine_id, num_gpus): what a listing's timeline is keyed by, so it does not depend
+    on which other listings the market holds (the offer `id` does: it numbers them)."""
+    return listing.machine.machine_id, listing.num_gpus
 
 

@@ -355,3 +355,12 @@ def test_the_servers_other_faults_hit_the_search_too(fleet: FleetModel) -> None:
         assert r.status_code == 200
         with pytest.raises(ValueError):
             json.loads(r.text)
+
+
+def test_reserved_prices_as_on_demand_with_its_discount(server: SimulatorServer) -> None:
+    on_demand = {r["id"]: r for r in everything(server.url)}
+    reserved = everything(server.url, "reserved")
+    assert reserved and {r["id"] for r in reserved} == on_demand.keys()
+    for r in reserved:
+        assert r["dph_total"] == on_demand[r["id"]]["dph_total"]
+        assert math.isclose(r["discounted_dph_total"], 0.8 * r["dph_total"], rel_tol=1e-12)
