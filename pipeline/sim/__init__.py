@@ -6,7 +6,8 @@ The fleet: `fleet` (arrivals and ids) over `lifecycle` (an instance's phases), `
 (what each contract is billed), `catalogue` (GPU models, places) and `seeded` (keyed
 randomness). The server: `simulator` (lifecycle, routing, auth, rate limit) with
 `handler` (http.server), `faults`, `replies`, and the endpoints `instances` and `charges`
-speaking the query language of `filters` and `cursors`. Every default (port, seed, sizes,
+speaking the query language of `filters` and `cursors`, and the offer search (`search`)
+over the market (`market`, `offers`). Every default (port, seed, sizes,
 page sizes, rate limits) is in `defaults`. The names below are what the packages above
 import; they load on first use, so importing the package stays cheap.
 """
@@ -24,6 +25,7 @@ _EXPORTS = {
     "FleetModel": "fleet",
     "INTENDED_STATUSES": "lifecycle",
     "MEAN_LIFETIME_SECONDS": "lifecycle",
+    "MarketModel": "market",
     "PHASES": "lifecycle",
     "SIM_TIME_HEADER": "simulator",
     "SimulatorServer": "simulator",

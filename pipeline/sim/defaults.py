@@ -34,7 +34,7 @@ EMBEDDED_MIN_INTERVAL = 0.0
 DEMO_MIN_INTERVAL = 0.01
 # The offer search's own limit: Vast.ai allows about 10 requests a minute per IP (one every
 # 6 s); the simulator's default is fast, for the demo and the tests.
-SEARCH_MIN_INTERVAL = 0.05
+SEARCH_MIN_INTERVAL = 0.02
 REAL_SEARCH_MIN_INTERVAL = 6.0
 
 # ---- page sizes ------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ LISTING_CACHE_MAX = 8
 
 # Machines listed on the simulated market besides the fleet's own: a few hundred offers
 # for the demo (each machine is offered on demand and interruptible, in one or two sizes).
-DEFAULT_MARKET_MACHINES = 120
+DEFAULT_MARKET_MACHINES = 200
 # A bigger market for benchmarks (`MarketModel(machines=BENCH_MARKET_MACHINES)`).
 BENCH_MARKET_MACHINES = 2500
 # Offers the search returns when the query has no `limit`.

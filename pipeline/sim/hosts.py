@@ -50,19 +50,23 @@ class HostPool:
     caches only save recomputing it.
     """
 
-    def __init__(self, seed: int, size: int, salt: int = Stream.HOSTS) -> None:
+    def __init__(self, seed: int, size: int, salt: int = Stream.HOSTS, *,
+                 n_hosts: int | None = None, id_offset: int = 0) -> None:
+        """A fleet of `size` instances gets about size / 5 hosts; the market asks for
+        `n_hosts` directly, with ids moved by `id_offset` clear of the fleets' ids."""
         self.seed = seed
         self.size = size
         self._outages: dict[tuple[int, int], tuple[float, float, str] | None] = {}
         self._reliability: dict[tuple[int, int], float] = {}
-        self.hosts, self.machines = self._build_hosts(salt)
+        self.hosts, self.machines = self._build_hosts(
+            salt, n_hosts if n_hosts is not None else max(4, size // 5 + 3), id_offset)
 
-    def _build_hosts(self, salt: int) -> tuple[list[Host], list[Machine]]:
+    def _build_hosts(self, salt: int, n_hosts: int,
+                     id_offset: int) -> tuple[list[Host], list[Machine]]:
         rng = random.Random(mix(self.seed, salt))
-        n_hosts = max(4, self.size // 5 + 3)
-        host_ids = rng.sample(range(1, 400_000), n_hosts)
+        host_ids = [id_offset + i for i in rng.sample(range(1, 400_000), n_hosts)]
         hosts, machines = [], []
-        machine_ids = iter(rng.sample(range(1_000, 90_000), n_hosts * 4))
+        machine_ids = iter(id_offset + i for i in rng.sample(range(1_000, 90_000), n_hosts * 4))
         weights = [g.weight for g in GPU_MODELS]
         for hi, host_id in enumerate(host_ids):
             flaky = rng.random() < 0.3

@@ -180,8 +180,8 @@ def clean_record(lc: Lifecycle, te: float, seed: int, hosts: HostPool) -> dict[s
         "score": rec["dlperf"] * 0.99 / max(dph_total, 1e-9) ** 0.5,
         "vram_costperhour": dph_base / (lc.machine.gpu.ram_mb * lc.num_gpus),
         "reliability2": hosts.reliability_at(lc.machine.host_index, te),
-        "search": _pricing(dph_base, disk_hour, dph_base * lc.discount),
-        "instance": _pricing(inst_gpu, inst_disk, inst_gpu * lc.discount),
+        "search": pricing(dph_base, disk_hour, dph_base * lc.discount),
+        "instance": pricing(inst_gpu, inst_disk, inst_gpu * lc.discount),
         "credit_discount": lc.discount or None,
         "inet_down_billed": round(hours_alive * lc.down_gb_per_hour, 3),
         "inet_up_billed": round(hours_alive * lc.up_gb_per_hour, 3),
@@ -230,7 +230,8 @@ def _secret_value(rng: random.Random, name: str) -> str:
     return "".join(rng.choice(alphabet) for _ in range(40))
 
 
-def _pricing(gpu: float, disk: float, discount: float) -> dict[str, float]:
+def pricing(gpu: float, disk: float, discount: float) -> dict[str, float]:
+    """The `search` / `instance` price breakdown of a record or an offer ($/h)."""
     total = gpu + disk
     return {"gpuCostPerHour": gpu, "diskHour": disk, "totalHour": total,
             "discountTotalHour": discount, "discountedTotalPerHour": total - discount}

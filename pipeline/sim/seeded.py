@@ -35,6 +35,7 @@ class Stream(IntEnum):
     TREND = 22
     RHYTHM = 23
     MARKET_BID = 24
+    TIED = 25
 
 
 def splitmix(x: int) -> int:

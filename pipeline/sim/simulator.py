@@ -35,13 +35,16 @@ from pipeline.sim.defaults import (
     DEFAULT_SEED,
     DEMO_API_KEY,
     EMBEDDED_MIN_INTERVAL,
+    SEARCH_MIN_INTERVAL,
     SERVE_MIN_INTERVAL,
 )
 from pipeline.sim.faults import THROTTLE_TEXT, FaultConfig, FaultDrawer, throttled
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.handler import Handler
 from pipeline.sim.instances import InstanceListings, show_instance, user_blob
+from pipeline.sim.market import MarketModel
 from pipeline.sim.replies import ApiError, Reply, bad_request, json_reply, server_error
+from pipeline.sim.search import body_query, legacy_query, search
 
 # Names other modules import from here.
 __all__ = ["DEMO_API_KEY", "SIM_TIME_HEADER", "THROTTLE_TEXT", "ChargesRequest",
@@ -54,7 +57,10 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("instance_v0", re.compile(r"^/api/v0/instances/(?P<id>[^/]+)/?$")),
     ("charges_v0", re.compile(r"^/api/v0/charges/?$")),
     ("user_v0", re.compile(r"^/api/v0/users/current/?$")),
+    ("bundles_v0", re.compile(r"^/api/v0/bundles/?$")),
 )
+# Endpoints answering more than GET.
+_METHODS = {"bundles_v0": ("GET", "POST")}
 
 
 class SimulatorServer:
@@ -69,7 +75,10 @@ class SimulatorServer:
                  min_interval: float = EMBEDDED_MIN_INTERVAL,
                  faults: FaultConfig = NO_FAULTS,
                  clock: Callable[[], datetime] | None = None, keep_log: bool = True,
-                 charges_page_size: int = CHARGES_PAGE_SERVED) -> None:
+                 charges_page_size: int = CHARGES_PAGE_SERVED,
+                 market: MarketModel | None = None,
+                 search_min_interval: float = SEARCH_MIN_INTERVAL,
+                 search_429_rate: float = 0.0) -> None:
         self._fleets: dict[str, FleetModel] = (
             {DEMO_API_KEY: fleets} if isinstance(fleets, FleetModel) else dict(fleets))
         self.host = host
@@ -84,6 +93,12 @@ class SimulatorServer:
         self._charges = ChargesEndpoint(charges_page_size, keep_log)
         self._instances = InstanceListings()
         self._fault_drawer = FaultDrawer(faults)
+        # The offer search: one market for every account, built over all the fleets.
+        self.market = market if market is not None else MarketModel(list(self._fleets.values()))
+        self.search_min_interval = search_min_interval
+        self._search_faults = FaultDrawer(FaultConfig(rate_429=search_429_rate,
+                                                      seed=faults.seed + 1))
+        self._forced_search_429s = 0
         self._lock = threading.Lock()
         self._last_call: dict[tuple[str, str], float] = {}
         self._httpd: ThreadingHTTPServer | None = None
@@ -156,6 +171,11 @@ class SimulatorServer:
         """
         self._charges.fail_after(pages, status)
 
+    def throttle_searches(self, count: int) -> None:
+        """Answer 429 to the next `count` offer searches (a fault knob for tests)."""
+        with self._lock:
+            self._forced_search_429s = count
+
     # ---- request handling -------------------------------------------------------------
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str],
@@ -165,7 +185,7 @@ class SimulatorServer:
         path = parts.path
         try:
             reply = self._dispatch(method, path, parse_qs(parts.query, keep_blank_values=True),
-                                   headers)
+                                   headers, body, client)
         except ApiError as err:
             reply = err.reply
         except Exception:  # a bug or an input nobody foresaw: answer, never drop the line
@@ -181,13 +201,15 @@ class SimulatorServer:
                 self.request_log.append((method, path, status))
 
     def _dispatch(self, method: str, path: str, query: dict[str, list[str]],
-                  headers: Mapping[str, str]) -> Reply:
+                  headers: Mapping[str, str], body: bytes, client: str) -> Reply:
         endpoint, match = _route(path)
         if endpoint is None:
             raise ApiError(404, "not_found", f"No API endpoint at {path}.")
-        if method != "GET":
+        if method not in _METHODS.get(endpoint, ("GET",)):
             raise ApiError(405, "method_not_allowed", f"{method} is not supported here.")
         fleet, key = self._authenticate(headers)
+        if endpoint == "bundles_v0":
+            return self._search(method, query, headers, body, client)
         if not self._admit(key, endpoint, self.min_interval):
             return throttled()
         fault = self._fault_drawer.draw()
@@ -207,6 +229,26 @@ class SimulatorServer:
         else:
             reply = self._charges.answer(fleet, key, query, now)
         if fault is not None:  # a 200-class fault: slow and/or truncated
+            reply.delay, reply.truncate = fault.delay, fault.truncate
+        return reply
+
+    def _search(self, method: str, query: dict[str, list[str]], headers: Mapping[str, str],
+                body: bytes, client: str) -> Reply:
+        """The offer search, with its own rate limit per IP (Vast.ai: ~10 a minute) and its
+        own 429 knobs, then the server's other faults."""
+        if not self._admit(client, "bundles_v0", self.search_min_interval):
+            return throttled()
+        with self._lock:
+            forced = self._forced_search_429s > 0
+            self._forced_search_429s -= forced
+        if forced or self._search_faults.draw() is not None:
+            return throttled()
+        fault = self._fault_drawer.draw()  # the server's other faults hit searches too
+        if fault is not None and fault.status != 200:
+            return fault
+        spec = body_query(body) if method == "POST" else legacy_query(query)
+        reply = search(self.market, spec, self._moment(headers))
+        if fault is not None:
             reply.delay, reply.truncate = fault.delay, fault.truncate
         return reply
 
@@ -252,11 +294,12 @@ def _route(path: str) -> tuple[str | None, re.Match[str] | None]:
 
 
 def serve(port: int = DEFAULT_PORT, seed: int = DEFAULT_SEED, size: int = DEFAULT_FLEET_SIZE,
-          *, min_interval: float = SERVE_MIN_INTERVAL, drift_rate: float = 0.0) -> None:
-    """Serve one simulated account until Ctrl-C (`vast-pipeline simulator`)."""
+          *, min_interval: float = SERVE_MIN_INTERVAL, drift_rate: float = 0.0,
+          search_min_interval: float = SEARCH_MIN_INTERVAL) -> None:
+    """Serve one simulated account and its market until Ctrl-C (`vast-pipeline simulator`)."""
     fleet = FleetModel(seed=seed, size=size, drift_rate=drift_rate)
     server = SimulatorServer(fleet, port=port, min_interval=min_interval,
-                             keep_log=False).start()
+                             search_min_interval=search_min_interval, keep_log=False).start()
     print(f"Vast.ai API simulator listening on {server.url}", flush=True)
     print(f"  VAST_URL={server.url}  VAST_API_KEY={DEMO_API_KEY}  (demo key, not a secret)",
           flush=True)
