@@ -214,7 +214,7 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
     A day after today has no bill yet; the sentence names the flags given, never a default
     the user did not choose."""
-    from pipeline.billing.charges import DEFAULT_DAYS_BACK, check_days, day_range
+    from pipeline.billing import DEFAULT_DAYS_BACK, check_days, day_range
     from pipeline.core.errors import ConfigError
     from pipeline.reports.window import check_order, parse_day
 
@@ -237,7 +237,7 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
 
 def _run_charges(args: argparse.Namespace) -> int:
-    from pipeline.billing.charges import collect_charges
+    from pipeline.billing import collect_charges
     from pipeline.core.progress import progress_bar
 
     today = _today()
@@ -265,7 +265,7 @@ def _add_rebuild(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_rebuild(args: argparse.Namespace) -> int:
-    from pipeline.billing.charges import raw_bill_days, rebuild_charges
+    from pipeline.billing import raw_bill_days, rebuild_charges
     from pipeline.core.progress import progress_bar
     from pipeline.landing.history import rebuild
     from pipeline.landing.raw import raw_partitions, snapshot_files
@@ -434,7 +434,7 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from pipeline.billing.charges import newest_bills
+    from pipeline.billing import newest_bills
     from pipeline.core.config import load_settings
     from pipeline.landing.history import newest_snapshots
     from pipeline.storage.store import Store

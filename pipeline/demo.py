@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pipeline.billing.charges import BillDayResult, collect_charges, day_range
+from pipeline.billing import BillDayResult, collect_charges, day_range
 from pipeline.core import clock
 from pipeline.core.config import (
     DEFAULT_HOME,

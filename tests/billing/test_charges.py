@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from pipeline.billing.charges import (
+from pipeline.billing import (
     RESIDUAL_TYPE,
     RawBill,
     collect_charges,

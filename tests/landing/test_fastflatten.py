@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 
 from pipeline.landing.fastflatten import Body, flatten_bodies, forget_learned
 from pipeline.landing.flatten import FlattenResult, flatten, flatten_many
-from pipeline.landing.history import SORT_KEYS, WRITE_OPTIONS
+from pipeline.landing.history import FAMILY
 from pipeline.landing.raw import RawSnapshot, read_snapshot, write_snapshot
 from pipeline.sim.fleet import FleetModel
+from pipeline.storage.datasets import dataset as dataset_spec
 from pipeline.storage.schema import (
     FLOAT_FIELDS,
     INT_FIELDS,
@@ -54,7 +55,8 @@ def _raw_body(records: list[Any]) -> tuple[Any, bytes]:
 
 def _parquet(table: pa.Table, dataset: str) -> bytes:
     out = io.BytesIO()
-    pq.write_table(table.combine_chunks().sort_by(SORT_KEYS[dataset]), out, **WRITE_OPTIONS)
+    pq.write_table(table.combine_chunks().sort_by(list(dataset_spec(dataset).sort_keys)), out,
+                   **FAMILY.write_options)
     return out.getvalue()
 
 
@@ -64,7 +66,7 @@ def fast_flatten(body: bytes, snapshot_id: str, at: datetime) -> FlattenResult |
 
 
 def _sorted(table: pa.Table) -> pa.Table:
-    return table.combine_chunks().sort_by(SORT_KEYS["instance_snapshots"])
+    return table.combine_chunks().sort_by(list(dataset_spec("instance_snapshots").sort_keys))
 
 
 def _assert_same(fast: FlattenResult, slow: FlattenResult) -> None:

@@ -108,7 +108,7 @@ def simulated_week_home(home: Path, *, seed: int = 7, size: int = 40) -> Any:
     bills of its first six days, fetched by `pipeline.billing.charges.fetch_day` through the real
     client from the simulator on 127.0.0.1 (its clock an hour after the week); returns the
     model. The caller builds the warehouse."""
-    from pipeline.billing.charges import fetch_day
+    from pipeline.billing import fetch_day
     from pipeline.sim.fleet import FleetModel
     from pipeline.sim.simulator import SimulatorServer
     from pipeline.source.client import VastClient
