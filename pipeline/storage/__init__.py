@@ -1,7 +1,7 @@
 """Where data lives: the home (local or S3-compatible object storage), the layout
 of datasets in it, the dataset registry and the Arrow schemas.
 
-Modules: `alertlog`, `datasets`, `dayfiles`, `objectstore`, `schema`, `store`. The names
+Modules: `alertlog`, `atomic`, `datasets`, `dayfiles`, `objectstore`, `schema`, `store`. The names
 below are what the packages above import; they load on first use, so importing the
 package stays cheap.
 """
@@ -58,7 +58,7 @@ _EXPORTS = {
     "Store": "store",
     "TIMESTAMP": "schema",
     "TIMESTAMP_FIELDS": "schema",
-    "TMP_PREFIX": "store",
+    "TMP_PREFIX": "atomic",
     "WRITE_OPTIONS": "dayfiles",
     "WriteConflict": "objectstore",
     "alert_log_dir": "alertlog",
@@ -67,10 +67,13 @@ _EXPORTS = {
     "dataset": "datasets",
     "family": "datasets",
     "is_remote": "objectstore",
+    "local_atomic": "atomic",
     "parse_home": "objectstore",
     "pricing_column": "schema",
     "register_on": "objectstore",
     "sql_file_list": "store",
+    "temp_name": "atomic",
+    "write_local_atomic": "atomic",
 }
 
 __all__ = sorted(_EXPORTS)
