@@ -47,6 +47,7 @@ from pipeline.core.config import Settings
 from pipeline.core.errors import WarehouseError, first_line
 from pipeline.landing import history
 from pipeline.storage.alertlog import alert_log_source
+from pipeline.storage.atomic import TMP_PREFIX, write_local_atomic
 from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
 from pipeline.storage.objectstore import register_on
 from pipeline.storage.schema import SCHEMA_VERSION
@@ -95,10 +96,8 @@ def _load_state(paths: Paths) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     # compact: at a year it lists thousands of files, written on every build
-    tmp.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_local_atomic(path, json.dumps(data, separators=(",", ":"), sort_keys=True))
 
 
 def _models_signature(models: Sequence[Model], cadence_minutes: int) -> str:
@@ -938,7 +937,7 @@ def _remove_killed_build_files(paths: Paths) -> None:
 
     Safe only under the build lock: no other build can be writing them then.
     """
-    for pattern in (f".{paths.db.name}.*.building*", f".{paths.state.name}.*.tmp"):
+    for pattern in (f".{paths.db.name}.*.building*", f"{TMP_PREFIX}*-{paths.state.name}.tmp"):
         for leftover in paths.db.parent.glob(pattern):
             leftover.unlink(missing_ok=True)
 
