@@ -355,11 +355,12 @@ def _run_report(args: argparse.Namespace) -> int:
     from pipeline.core import clock
     from pipeline.core.config import local_dir
     from pipeline.reports import parse_window, write_reports
+    from pipeline.storage.datasets import dataset
 
     now = clock.now()  # once: the default window and the report's "generated" moment
     date_from, date_to = parse_window(args.date_from, args.date_to, today=now.date())
     settings = _read_settings(args.account)
-    out_dir = Path(args.out) if args.out else local_dir(settings.home) / "reports"
+    out_dir = Path(args.out) if args.out else local_dir(settings.home) / dataset("reports").folder
     paths = write_reports(settings.home, args.kind, date_from=date_from, date_to=date_to,
                           account=args.account, formats=args.format or ["html"],
                           out_dir=out_dir, now=now)

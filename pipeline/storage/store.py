@@ -96,6 +96,8 @@ def _partition_parts(spec: Dataset, account: str | None, day: date) -> list[str]
     An account given for a dataset of no account (or none for one of an account) is a
     programming error: the layout would differ from what readers glob.
     """
+    if not spec.partition_key:
+        raise ValueError(f"{spec.name!r} ({spec.kind}) is not partitioned by day")
     if spec.per_account != (account is not None):
         raise ValueError(f"dataset {spec.name!r} is partitioned by "
                          f"{', '.join(spec.partition_columns)}: account={account!r} does not fit")
@@ -142,7 +144,7 @@ class Store:
         if lock_dir is not None:
             self.lock_dir: Path | None = Path(lock_dir)
         elif self.is_local:
-            self.lock_dir = Path(self.root) / "_locks"
+            self.lock_dir = Path(self.root) / registered("locks").folder
         else:
             self.lock_dir = None
 
@@ -463,7 +465,7 @@ class Store:
         """Hold the lease `_locks/<name>.lease` of an object-store home; writes made while
         it is held are fenced (conditional on what this holder read)."""
         assert self.remote is not None
-        locks = self.path("_locks")
+        locks = self.path(registered("locks").folder)
         self.remote.require_conditional_writes(locks)
         with self.remote.lease(f"{locks}/{name}.lease", timeout=timeout,
                                seconds=self.lease_seconds, what=what):
