@@ -44,7 +44,7 @@ from pipeline.billing.raw import (
 from pipeline.core import clock
 from pipeline.core.config import Account, Settings
 from pipeline.core.errors import ConfigError, DataError, PipelineError
-from pipeline.landing.rawzone import raw_partitions
+from pipeline.landing.rawzone import left_alone, raw_partitions
 from pipeline.source.client import ChargesListing, VastClient
 from pipeline.source.collect import client_for, raise_for_failures
 from pipeline.storage.store import Store, check_account
@@ -103,10 +103,7 @@ class ChargesRebuild:
                 f"({sum(d.contracts for d in self.days)} contracts, {_usd(total)}).")
         if self.errors:
             text += f" Left {len(self.errors)} days as they were: " + " ".join(self.errors)
-        if self.orphan_days:
-            days = ", ".join(f"{a}/{d}" for a, d in self.orphan_days)
-            text += f" Left alone {len(self.orphan_days)} billed days without raw: {days}."
-        return text
+        return text + left_alone(self.orphan_days, "billed days without raw")
 
 # -- fetching ------------------------------------------------------------------------------
 def fetch_day(client: VastClient, store: Store, account: str, day: date, *,

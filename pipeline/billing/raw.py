@@ -19,15 +19,7 @@ import orjson
 from pipeline import __version__
 from pipeline.core.errors import DataError
 from pipeline.core.secrets import scrub
-from pipeline.landing.rawzone import (
-    COMPRESSION,
-    dump_json,
-    format_time,
-    parse_time,
-    raw_file_path,
-    raw_files,
-    raw_partitions,
-)
+from pipeline.landing import rawzone
 from pipeline.source.client import DAY_LAST_SECOND
 from pipeline.storage.datasets import RAW_CHARGES
 from pipeline.storage.schema import SCHEMA_VERSION
@@ -64,7 +56,7 @@ class RawBill:
 
     def header(self) -> dict[str, object]:
         return {
-            "fetch_id": self.fetch_id, "fetched_at": format_time(self.fetched_at),
+            "fetch_id": self.fetch_id, "fetched_at": rawzone.format_time(self.fetched_at),
             "account": self.account, "day": self.day.isoformat(),
             "window_start": self.window_start, "window_end": self.window_end,
             "pages": self.pages, "requests": self.requests, "retries": self.retries,
@@ -88,35 +80,35 @@ def raw_bill_path(store: Store, raw: RawBill) -> str:
 
     The day is the bill's, not the fetch time's: a bill of the 1st fetched on the 3rd
     lands in the 1st's partition."""
-    return raw_file_path(store, RAW_CHARGES, raw.account, raw.day, raw.fetched_at,
+    return rawzone.raw_file_path(store, RAW_CHARGES, raw.account, raw.day, raw.fetched_at,
                          raw.fetch_id, RAW_SUFFIX)
 
 
 def write_raw_bill(store: Store, raw: RawBill) -> str:
     """Write the fetched day atomically (one JSON object, zstd); returns its path."""
     body = b'{"_fetch":' + orjson.dumps(raw.header()) + b',"results":['
-    body += b",".join(dump_json(scrubbed(r)) for r in raw.results) + b"]}\n"
+    body += b",".join(rawzone.dump_json(scrubbed(r)) for r in raw.results) + b"]}\n"
     path = raw_bill_path(store, raw)
-    store.write_bytes_atomic(path, body, compression=COMPRESSION)
+    store.write_bytes_atomic(path, body, compression=rawzone.COMPRESSION)
     return path
 
 
 def raw_bill_files(store: Store, account: str, day: date) -> list[str]:
     """Paths of the raw files of one (account, day), oldest first (names sort by time)."""
-    return list(raw_files(store, RAW_CHARGES, account, day, RAW_SUFFIX).values())
+    return list(rawzone.raw_files(store, RAW_CHARGES, account, day, RAW_SUFFIX).values())
 
 
 def read_raw_bill(store: Store, path: str) -> RawBill:
     """The fetched day stored at `path`; DataError if unreadable."""
     try:
-        data = orjson.loads(store.read_bytes(path, COMPRESSION))
+        data = orjson.loads(store.read_bytes(path, rawzone.COMPRESSION))
         head = data["_fetch"]
         results = data["results"]
         if not isinstance(results, list):
             raise TypeError("results is not a list")
         return RawBill(
             account=str(head["account"]), day=date.fromisoformat(head["day"]),
-            fetch_id=str(head["fetch_id"]), fetched_at=parse_time(head["fetched_at"]),
+            fetch_id=str(head["fetch_id"]), fetched_at=rawzone.parse_time(head["fetched_at"]),
             results=results, pages=int(head.get("pages") or 0),
             requests=int(head.get("requests") or 0), retries=int(head.get("retries") or 0),
             total_reported=head.get("total_reported"), source=str(head.get("source", "vast")),
@@ -131,4 +123,4 @@ def raw_bill_days(store: Store, accounts: list[str] | None = None,
                   date_from: date | None = None,
                   date_to: date | None = None) -> list[tuple[str, date]]:
     """(account, day) of every raw-charges day within the filters (dates inclusive)."""
-    return raw_partitions(store, RAW_CHARGES, accounts, date_from, date_to)
+    return rawzone.raw_partitions(store, RAW_CHARGES, accounts, date_from, date_to)

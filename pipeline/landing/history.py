@@ -38,6 +38,7 @@ from pipeline.core.errors import DataError
 from pipeline.landing import fastflatten
 from pipeline.landing.flatten import FlattenResult, flatten
 from pipeline.landing.raw import RawSnapshot, raw_partitions, read_snapshot, snapshot_files
+from pipeline.landing.rawzone import left_alone
 from pipeline.storage.datasets import SNAPSHOT_FAMILY, family
 from pipeline.storage.dayfiles import DayFamily, StaleDayFile
 from pipeline.storage.schema import (
@@ -140,10 +141,7 @@ class RebuildResult:
                 f"and {sum(d.quarantined_values for d in self.days)} values quarantined).")
         if self.errors:
             text += f" Skipped {len(self.errors)} unreadable raw files: " + " ".join(self.errors)
-        if self.orphan_days:
-            days = ", ".join(f"{a}/{d}" for a, d in self.orphan_days)
-            text += f" Left alone {len(self.orphan_days)} days with Parquet but no raw: {days}."
-        return text
+        return text + left_alone(self.orphan_days, "days with Parquet but no raw")
 
 
 # -- reading and writing one day ---------------------------------------------------------

@@ -76,6 +76,15 @@ def raw_partitions(store: Store, dataset: str, accounts: Iterable[str] | None = 
             and (date_from is None or day >= date_from) and (date_to is None or day <= date_to)]
 
 
+def left_alone(days: list[tuple[str, date]], what: str) -> str:
+    """` Left alone 2 <what>: a/2026-11-20, a/2026-11-21.` ('' for none): how a rebuild from
+    a raw zone reports the days it kept because no raw file holds them."""
+    if not days:
+        return ""
+    listed = ", ".join(f"{account}/{day}" for account, day in days)
+    return f" Left alone {len(days)} {what}: {listed}."
+
+
 def dump_json(record: object) -> bytes:
     """One JSON value as bytes; integers beyond 64 bits kept exact as text."""
     try:
