@@ -3,9 +3,9 @@ the other things kept there (the alert log and state, the locks, the model Parqu
 reports and exports), each with its kind.
 
 Why one registry: the storage layout (`pipeline.storage.store`), the writers
-(`pipeline.landing.history`, `pipeline.billing.charges`) and the warehouse sources
-(`pipeline.warehouse.build`) must agree on names,
-partition columns, schemas and sort orders; declaring a dataset once keeps them from
+(`pipeline.landing.history`, `pipeline.billing.days`, through `pipeline.storage.dayfiles`)
+and the warehouse sources (`pipeline.warehouse.build`) must agree on names, partition
+columns, schemas and sort orders; declaring a dataset once keeps them from
 drifting. Every dataset is hive-partitioned by one UTC-day column (`partition_key`), and
 first by `account` when it holds one account's data (`per_account`); the market data
 belongs to no account (the offers are the same for every renter), so it is partitioned by
