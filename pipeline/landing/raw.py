@@ -214,5 +214,6 @@ def raw_partitions(
     date_to: date | None = None,
 ) -> list[tuple[str, date]]:
     """(account, day) partitions of the raw zone within the filters."""
-    return zone_partitions(store, RAW, None if account is None else [account],  # type: ignore[return-value]
-                           date_from, date_to)
+    wanted = None if account is None else [account]
+    return [(acc, day) for acc, day in zone_partitions(store, RAW, wanted, date_from, date_to)
+            if acc is not None]  # always: the snapshots are an account's
