@@ -18,7 +18,7 @@ import dagster as dg
 
 from assets.collection import COLLECT_RETRY, pipeline_failure
 from assets.resources import VastPipelineResource
-from pipeline.billing.charges import DEFAULT_DAYS_BACK, BillDayResult, collect_charges
+from pipeline.billing import DEFAULT_DAYS_BACK, BillDayResult, collect_charges
 from pipeline.core.errors import PipelineError
 
 BILL_DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)

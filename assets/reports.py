@@ -22,6 +22,7 @@ from pipeline.core import clock
 from pipeline.core.config import local_dir
 from pipeline.core.errors import NoDataYetError, PipelineError
 from pipeline.reports import FORMATS, month_to_date_window, parse_window, write_reports
+from pipeline.storage.datasets import dataset
 
 REPORT_DEPS = [_key(model.name) for model in MODELS]
 
@@ -33,7 +34,7 @@ def _write(context: dg.AssetExecutionContext, vast: VastPipelineResource, kind: 
            name: str, window: Window) -> Iterator[dg.MaterializeResult]:
     """Write the report's files and materialize; yield nothing while there is no data."""
     settings = vast.settings()
-    out_dir = local_dir(settings.home) / "reports" / name
+    out_dir = local_dir(settings.home) / dataset("reports").folder / name
     try:
         paths = write_reports(settings.home, kind, date_from=window[0], date_to=window[1],
                               formats=FORMATS, out_dir=out_dir)

@@ -217,7 +217,7 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
     A day after today has no bill yet; the sentence names the flags given, never a default
     the user did not choose."""
-    from pipeline.billing.charges import DEFAULT_DAYS_BACK, check_days, day_range
+    from pipeline.billing import DEFAULT_DAYS_BACK, check_days, day_range
     from pipeline.core.errors import ConfigError
     from pipeline.reports.window import check_order, parse_day
 
@@ -240,7 +240,7 @@ def _charge_days(date_from: str | None, date_to: str | None, today: date) -> lis
 
 
 def _run_charges(args: argparse.Namespace) -> int:
-    from pipeline.billing.charges import collect_charges
+    from pipeline.billing import collect_charges
     from pipeline.core.progress import progress_bar
 
     today = _today()
@@ -268,7 +268,7 @@ def _add_rebuild(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_rebuild(args: argparse.Namespace) -> int:
-    from pipeline.billing.charges import raw_bill_days, rebuild_charges
+    from pipeline.billing import raw_bill_days, rebuild_charges
     from pipeline.core.progress import progress_bar
     from pipeline.landing.history import rebuild
     from pipeline.landing.raw import raw_partitions, snapshot_files
@@ -358,11 +358,12 @@ def _run_report(args: argparse.Namespace) -> int:
     from pipeline.core import clock
     from pipeline.core.config import local_dir
     from pipeline.reports import parse_window, write_reports
+    from pipeline.storage.datasets import dataset
 
     now = clock.now()  # once: the default window and the report's "generated" moment
     date_from, date_to = parse_window(args.date_from, args.date_to, today=now.date())
     settings = _read_settings(args.account)
-    out_dir = Path(args.out) if args.out else local_dir(settings.home) / "reports"
+    out_dir = Path(args.out) if args.out else local_dir(settings.home) / dataset("reports").folder
     paths = write_reports(settings.home, args.kind, date_from=date_from, date_to=date_to,
                           account=args.account, formats=args.format or ["html"],
                           out_dir=out_dir, now=now)
@@ -441,7 +442,7 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from pipeline.billing.charges import newest_bills
+    from pipeline.billing import newest_bills
     from pipeline.core.config import load_settings
     from pipeline.landing.history import newest_snapshots
     from pipeline.storage.store import Store

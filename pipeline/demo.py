@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pipeline.billing.charges import BillDayResult, collect_charges, day_range
+from pipeline.billing import BillDayResult, collect_charges, day_range
 from pipeline.core import clock
 from pipeline.core.config import (
     DEFAULT_HOME,
@@ -37,6 +37,7 @@ from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.source.client import VastClient
 from pipeline.source.collect import fetch_snapshot
+from pipeline.storage.datasets import dataset
 from pipeline.storage.store import Store
 
 # Polite even to the simulator: it answers 429 to calls closer than DEMO_MIN_INTERVAL;
@@ -193,12 +194,13 @@ def _finish(settings: Settings, dagster_home: Path, window: DemoWindow, now: dat
     _say(result.summary())
     after_landing_and_build(settings, [DEMO_ACCOUNT.name], deliver=False)
     date_from, date_to = window.date_from, window.date_to
-    reports_dir = home_dir / "reports" / "demo"
+    reports_dir = home_dir / dataset("reports").folder / "demo"
     paths = [p for kind in ("cost", "reliability")
              for p in write_reports(str(home_dir), kind, date_from=date_from, date_to=date_to,
                                     out_dir=reports_dir, now=now)]
     focus = export_focus(str(home_dir), date_from=date_from, date_to=date_to,
-                         out=home_dir / "exports" / f"focus_{date_from}_{date_to}.parquet")
+                         out=home_dir / dataset("exports").folder
+                         / f"focus_{date_from}_{date_to}.parquet")
     answers = _headline_answers(str(home_dir), query, date_from, date_to)
     _print_summary(home_dir, dagster_home, paths, focus.path, answers)
     if record is not None:  # the Dagster UI shows what the demo materialized

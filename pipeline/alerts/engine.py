@@ -33,20 +33,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pyarrow.fs as pafs
 from filelock import FileLock, Timeout
 
 from pipeline.alerts.settings import AlertSettings
 from pipeline.alerts.webhook import post_json
 from pipeline.core.errors import DataError
 from pipeline.storage.alertlog import ALERT_LOG_DIR
+from pipeline.storage.datasets import ALERT_LOG, dataset
 from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.alerts")
 
 STATE_VERSION = 1
-ALERTS_DIR = "alerts"
-STATE_FILE = "alerts/state.json"
+STATE_FILE = dataset("alert_state").folder
 LOG_DIR = ALERT_LOG_DIR
 # A zero-byte file under the log's glob, so that the glob matches before the first record.
 COMPACTED = "compacted"
@@ -172,7 +171,7 @@ class AlertBook:
         if self._log:
             now = datetime.now(UTC)
             name = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.ndjson"
-            path = self.store.path(LOG_DIR, f"day={now.date().isoformat()}", name)
+            path = f"{self.store.partition_dir(ALERT_LOG, None, now.date())}/{name}"
             body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self._log)
             self.store.write_bytes_atomic(path, body.encode())
             self._log = []
@@ -398,7 +397,7 @@ def _day_files(store: Store, day: date) -> list[tuple[str, list[dict[str, Any]]]
     """(file, records) of one day's log files in name (= write) order, without the files
     a merged file lists: those are what it replaced."""
     files = []
-    for path in store.list_files(store.path(LOG_DIR, f"day={day.isoformat()}"), ".ndjson"):
+    for path in store.list_files(store.partition_dir(ALERT_LOG, None, day), ".ndjson"):
         text = store.read_bytes(path).decode()
         files.append((path, [json.loads(line) for line in text.splitlines() if line.strip()]))
     merged = {name for _path, records in files for r in records
@@ -408,15 +407,7 @@ def _day_files(store: Store, day: date) -> list[tuple[str, list[dict[str, Any]]]
 
 def log_days(store: Store) -> list[date]:
     """The days that have a folder in the alert log."""
-    infos = store.fs.get_file_info(pafs.FileSelector(store.path(LOG_DIR), allow_not_found=True))
-    days = []
-    for info in infos:
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("day="):
-            try:
-                days.append(date.fromisoformat(info.base_name.removeprefix("day=")))
-            except ValueError:
-                continue
-    return sorted(days)
+    return [day for _, day in store.list_partitions(ALERT_LOG)]
 
 
 def compact_day(store: Store, day: date) -> None:
@@ -427,7 +418,7 @@ def compact_day(store: Store, day: date) -> None:
     reader skips them from the moment it exists, and a deletion an interrupted run missed
     is made by the next merge.
     """
-    directory = store.path(LOG_DIR, f"day={day.isoformat()}")
+    directory = store.partition_dir(ALERT_LOG, None, day)
     paths = store.list_files(directory, ".ndjson")
     live = _day_files(store, day)
     replaced = [p for p in paths if p not in {path for path, _records in live}]

@@ -1,8 +1,9 @@
 """Billed charges: fetched per day from the API, kept raw, flattened and stored as
 their own dataset beside the instance history.
 
-Modules: `charges`. The names below are what the packages above import; they load on first
-use, so importing the package stays cheap.
+Modules: `charges` (fetch, collect, rebuild), `raw`, `flatten`, `days`. The names below
+are what the packages above import; they load on first use, so importing the package
+stays cheap.
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from pipeline.core.lazy import lazy_exports
 _EXPORTS = {
     "BillDayResult": "charges",
     "DEFAULT_DAYS_BACK": "charges",
-    "RESIDUAL_TYPE": "charges",
-    "RawBill": "charges",
+    "RESIDUAL_TYPE": "flatten",
+    "RawBill": "raw",
     "check_days": "charges",
     "collect_charges": "charges",
     "day_range": "charges",
     "fetch_day": "charges",
-    "flatten_bill": "charges",
-    "newest_bills": "charges",
-    "parse_description": "charges",
-    "raw_bill_days": "charges",
+    "flatten_bill": "flatten",
+    "newest_bills": "days",
+    "parse_description": "flatten",
+    "raw_bill_days": "raw",
     "rebuild_charges": "charges",
-    "stored_bill": "charges",
-    "stored_day_log": "charges",
-    "stored_day_total": "charges",
-    "write_raw_bill": "charges",
+    "stored_bill": "days",
+    "stored_day_log": "days",
+    "stored_day_total": "days",
+    "write_raw_bill": "raw",
 }
 
 __all__ = sorted(_EXPORTS)

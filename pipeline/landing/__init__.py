@@ -1,8 +1,9 @@
 """From raw API answers to the Parquet history: the raw zone, flattening (the
 value path and the columnar fast path), the day files and their quality checks.
 
-Modules: `fastflatten`, `flatten`, `history`, `raw`. The names below are what the packages
-above import; they load on first use, so importing the package stays cheap.
+Modules: `fastflatten`, `flatten`, `history`, `raw`, `rawzone` (what every raw zone
+shares). The names below are what the packages above import; they load on first use, so
+importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ _EXPORTS = {
     "Body": "fastflatten",
     "DayResult": "history",
     "FlattenResult": "flatten",
-    "PART_FILE": "history",
     "RawSnapshot": "raw",
-    "SORT_KEYS": "history",
-    "WRITE_OPTIONS": "history",
     "day_path": "history",
-    "dump_json": "raw",
+    "dump_json": "rawzone",
     "flatten_bodies": "fastflatten",
     "flatten_many": "flatten",
     "forget_learned": "fastflatten",
-    "format_time": "raw",
+    "format_time": "rawzone",
     "iter_snapshots": "raw",
     "land_pending": "history",
     "new_snapshot_id": "raw",
     "newest_snapshots": "history",
+    "raw_file_name": "rawzone",
+    "raw_file_path": "rawzone",
+    "raw_files": "rawzone",
     "raw_partitions": "raw",
     "read_snapshot": "raw",
     "rebuild": "history",

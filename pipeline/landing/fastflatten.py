@@ -53,15 +53,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from pipeline.landing.flatten import (
-    _EXACT_FLOAT_INT,
-    _MAX_EPOCH_S,
-    FlattenResult,
-    _timestamps,
-    empty_quarantine,
-    flatten_many,
-    to_json,
-)
+from pipeline.landing.coerce import EXACT_FLOAT_INT, MAX_EPOCH_S, to_json
+from pipeline.landing.columns import timestamps
+from pipeline.landing.flatten import FlattenResult, empty_quarantine, flatten_many
 from pipeline.storage.schema import (
     BOOL_FIELDS,
     FLOAT_FIELDS,
@@ -389,9 +383,9 @@ def _rows_arrow_reads_otherwise(table: pa.Table) -> np.ndarray:
     """Rows whose values Arrow reads differently from `flatten` (they go to `flatten`)."""
     bad = np.asarray(table.column("id").is_null(), dtype=bool).copy()
     for values in _float_columns(table):
-        bad |= _true(pc.greater_equal(pc.abs(values), float(_EXACT_FLOAT_INT)))
+        bad |= _true(pc.greater_equal(pc.abs(values), float(EXACT_FLOAT_INT)))
     for name in TIMESTAMP_FIELDS:
-        bad |= _true(pc.greater(pc.abs(table.column(name)), float(_MAX_EPOCH_S)))
+        bad |= _true(pc.greater(pc.abs(table.column(name)), float(MAX_EPOCH_S)))
     avx = table.column("has_avx")
     bad |= _true(pc.invert(pc.is_in(avx, pa.array([0, 1])))) & _true(avx.is_valid())
     versions = table.column("os_version")
@@ -430,7 +424,7 @@ def _contract_columns(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.n
         for key, child in zip(PRICING_KEYS, struct.flatten(), strict=True):
             cols[pricing_column(parent, key)] = child
     for name in TIMESTAMP_FIELDS:
-        cols[name] = _timestamps(cols[name])  # in range: checked before
+        cols[name] = timestamps(cols[name])  # in range: checked before
     avx, versions = cols["has_avx"], cols["os_version"]
     coerced = (np.asarray(avx.is_valid(), dtype=np.int64)
                + np.asarray(versions.is_valid(), dtype=np.int64))

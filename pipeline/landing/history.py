@@ -38,7 +38,9 @@ from pipeline.core.errors import DataError
 from pipeline.landing import fastflatten
 from pipeline.landing.flatten import FlattenResult, flatten
 from pipeline.landing.raw import RawSnapshot, raw_partitions, read_snapshot, snapshot_files
+from pipeline.landing.rawzone import left_alone
 from pipeline.storage.datasets import SNAPSHOT_FAMILY, family
+from pipeline.storage.dayfiles import DayFamily, StaleDayFile
 from pipeline.storage.schema import (
     SCHEMA_VERSION,
     SNAPSHOT_LOG_SCHEMA,
@@ -46,13 +48,6 @@ from pipeline.storage.schema import (
 )
 from pipeline.storage.store import Store
 
-PART_FILE = "part-0.parquet"
-# The snapshot family in write order: instance_snapshots, quarantine, then the snapshot
-# log, the commit record of a day.
-SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(SNAPSHOT_FAMILY)}
-SORT_KEYS: dict[str, list[tuple[str, str]]] = {
-    d.name: list(d.sort_keys) for d in family(SNAPSHOT_FAMILY)
-}
 # Float columns that move a little at every snapshot (counters, usage gauges): sorted by
 # (id, time) their neighbours share sign, exponent and top mantissa bytes, which
 # BYTE_STREAM_SPLIT lays out for zstd; a dictionary cannot help values that never repeat.
@@ -60,21 +55,17 @@ SORT_KEYS: dict[str, list[tuple[str, str]]] = {
 SPLIT_FLOAT_COLUMNS: tuple[str, ...] = (
     "duration", "uptime_mins", "disk_usage", "disk_util", "inet_down_billed", "inet_up_billed",
 )
-# One row group per day file; zstd; dictionary pages for the many repeated values.
-WRITE_OPTIONS: dict[str, object] = {
-    "compression": "zstd",
-    "compression_level": 7,
+# The snapshot family in write order: instance_snapshots, quarantine, then the snapshot
+# log, the commit record of a day; dictionary pages for the many repeated values.
+FAMILY = DayFamily(SNAPSHOT_FAMILY, {
     "use_dictionary": sorted(
         (f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name)
         for f in {f for d in family(SNAPSHOT_FAMILY) for f in d.schema}
         if f.name not in SPLIT_FLOAT_COLUMNS
     ),
     "use_byte_stream_split": list(SPLIT_FLOAT_COLUMNS),
-    "write_statistics": True,
-    "row_group_size": 1 << 20,
-    "data_page_size": 1 << 20,
-}
-_VERSION_KEY = b"vast_pipeline.schema_version"
+})
+SCHEMAS: dict[str, pa.Schema] = FAMILY.schemas
 # NDJSON per fast-path batch: about a third of a 1,000-instance day, enough blocks for
 # Arrow's threads while memory stays bounded by a fraction of a day.
 _BATCH_BYTES = 96 << 20
@@ -150,51 +141,29 @@ class RebuildResult:
                 f"and {sum(d.quarantined_values for d in self.days)} values quarantined).")
         if self.errors:
             text += f" Skipped {len(self.errors)} unreadable raw files: " + " ".join(self.errors)
-        if self.orphan_days:
-            days = ", ".join(f"{a}/{d}" for a, d in self.orphan_days)
-            text += f" Left alone {len(self.orphan_days)} days with Parquet but no raw: {days}."
-        return text
+        return text + left_alone(self.orphan_days, "days with Parquet but no raw")
 
 
 # -- reading and writing one day ---------------------------------------------------------
-class _Stale(Exception):
-    """A day file written under another schema version, or unreadable: re-derive the day."""
-
-
 def day_path(store: Store, dataset: str, account: str, day: date) -> str:
-    return f"{store.partition_dir(dataset, account, day)}/{PART_FILE}"
+    return FAMILY.path(store, dataset, account, day)
 
 
 def _read_day(store: Store, account: str, day: date) -> dict[str, pa.Table]:
+    """The day's three tables (empty where a file is missing); StaleDayFile if one is
+    unreadable or of another schema version."""
     tables: dict[str, pa.Table] = {}
     for dataset, schema in SCHEMAS.items():
-        path = day_path(store, dataset, account, day)
-        if not store.exists(path):
-            tables[dataset] = schema.empty_table()
-            continue
-        try:
-            table = store.read_parquet(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise _Stale(str(exc)) from None
-        meta = table.schema.metadata or {}
-        if meta.get(_VERSION_KEY) != str(SCHEMA_VERSION).encode() or not table.schema.equals(
-            schema, check_metadata=False
-        ):
-            raise _Stale(f"{path} has another schema version")
-        tables[dataset] = table.cast(schema)  # Parquet names list items "element"
+        table = FAMILY.read(store, dataset, account, day)
+        tables[dataset] = schema.empty_table() if table is None else table
     return tables
 
 
 def _write_day(store: Store, account: str, day: date, parts: dict[str, list[pa.Table]]) -> None:
     """Sort and atomically rewrite the day's three files (the snapshot log last)."""
-    for dataset, schema in SCHEMAS.items():
-        directory = store.partition_dir(dataset, account, day)
-        store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
-        table = pa.concat_tables(parts[dataset]) if parts[dataset] else schema.empty_table()
-        table = table.combine_chunks().sort_by(SORT_KEYS[dataset]).replace_schema_metadata(
-            schema.metadata
-        )
-        store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **WRITE_OPTIONS)
+    FAMILY.write(store, account, day, {
+        dataset: pa.concat_tables(parts[dataset]) if parts[dataset] else schema.empty_table()
+        for dataset, schema in SCHEMAS.items()})
 
 
 def _log_row(snapshot: RawSnapshot, flat: FlattenResult) -> pa.Table:
@@ -265,7 +234,7 @@ def _land_missing(store: Store, result: DayResult) -> None:
     account, day = result.account, result.day
     try:
         existing = _read_day(store, account, day)
-    except _Stale:
+    except StaleDayFile:
         existing = None
     if existing is None:
         parts: dict[str, list[pa.Table]] = {dataset: [] for dataset in SCHEMAS}

@@ -15,7 +15,6 @@ Files are written atomically: a snapshot is complete or absent, never partial.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -26,15 +25,20 @@ import orjson
 from pipeline import __version__
 from pipeline.core.errors import DataError
 from pipeline.core.secrets import scrub
+from pipeline.landing.rawzone import (
+    COMPRESSION,
+    dump_json,
+    format_time,
+    parse_time,
+    raw_file_path,
+    raw_files,
+)
+from pipeline.landing.rawzone import raw_partitions as zone_partitions
 from pipeline.storage.datasets import RAW
 from pipeline.storage.schema import SCHEMA_VERSION
 from pipeline.storage.store import Store, check_account
 
 SUFFIX = ".ndjson.zst"
-COMPRESSION = "zstd"
-_STAMP = "%Y%m%dT%H%M%S.%fZ"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
-_NAME_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)_(?P<id>[A-Za-z0-9.-]+)\.ndjson\.zst$")
 SOURCES = ("simulator", "vast")
 
 
@@ -78,23 +82,10 @@ def new_snapshot_id() -> str:
     return uuid.uuid4().hex
 
 
-def format_time(moment: datetime) -> str:
-    """ISO 8601 UTC with microseconds and 'Z' (the header's form)."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("snapshot_at must be timezone-aware (UTC)")
-    return moment.astimezone(UTC)
-
-
 def snapshot_path(store: Store, snapshot: RawSnapshot) -> str:
     """Where `snapshot` lives in the raw zone."""
-    if not _ID_RE.match(snapshot.snapshot_id):
-        raise ValueError(f"snapshot_id {snapshot.snapshot_id!r} is not file-name safe")
-    name = f"{_utc(snapshot.snapshot_at).strftime(_STAMP)}_{snapshot.snapshot_id}{SUFFIX}"
-    return f"{store.partition_dir(RAW, snapshot.account, snapshot.day)}/{name}"
+    return raw_file_path(store, RAW, snapshot.account, snapshot.day, snapshot.snapshot_at,
+                         snapshot.snapshot_id, SUFFIX)
 
 
 def write_snapshot(store: Store, snapshot: RawSnapshot) -> str:
@@ -110,34 +101,9 @@ def write_snapshot(store: Store, snapshot: RawSnapshot) -> str:
     return path
 
 
-def dump_json(record: object) -> bytes:
-    """One JSON value as bytes; integers beyond 64 bits kept exact as text."""
-    try:
-        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # an integer beyond 64 bits, which orjson neither writes nor reads back
-        return orjson.dumps(_wide_ints_as_text(record), option=orjson.OPT_NON_STR_KEYS)
-
-
-def _wide_ints_as_text(value: object) -> object:
-    """Integers outside 64 bits as their decimal text: exact in the raw zone, and flattening
-    quarantines them (with that text) rather than reading back a rounded float."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if -(2**63) <= value < 2**64 else str(value)
-    if isinstance(value, dict):
-        return {k: _wide_ints_as_text(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_wide_ints_as_text(v) for v in value]
-    return value
-
-
 def snapshot_files(store: Store, account: str, day: date) -> dict[str, str]:
     """snapshot_id -> path of every raw file of one account and day (from names alone)."""
-    found: dict[str, str] = {}
-    for path in store.list_files(store.partition_dir(RAW, account, day), SUFFIX):
-        m = _NAME_RE.match(path.rsplit("/", 1)[-1])
-        if m:
-            found[m["id"]] = path
-    return found
+    return raw_files(store, RAW, account, day, SUFFIX)
 
 
 def read_snapshot(store: Store, path: str) -> RawSnapshot:
@@ -148,7 +114,7 @@ def read_snapshot(store: Store, path: str) -> RawSnapshot:
         meta = orjson.loads(head)["_snapshot"]
         snapshot = RawSnapshot(
             snapshot_id=str(meta["snapshot_id"]),
-            snapshot_at=datetime.strptime(meta["snapshot_at"], "%Y-%m-%dT%H:%M:%S.%f%z"),
+            snapshot_at=parse_time(meta["snapshot_at"]),
             account=str(meta["account"]),
             pages=int(meta.get("pages", 0)),
             requests=int(meta.get("requests", 0)),
@@ -248,9 +214,6 @@ def raw_partitions(
     date_to: date | None = None,
 ) -> list[tuple[str, date]]:
     """(account, day) partitions of the raw zone within the filters."""
-    return [
-        (acc, day) for acc, day in store.list_partitions(RAW)
-        if (account is None or acc == account)
-        and (date_from is None or day >= date_from)
-        and (date_to is None or day <= date_to)
-    ]
+    wanted = None if account is None else [account]
+    return [(acc, day) for acc, day in zone_partitions(store, RAW, wanted, date_from, date_to)
+            if acc is not None]  # always: the snapshots are an account's

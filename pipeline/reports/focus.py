@@ -16,7 +16,6 @@ ServiceProviderName/HostProviderName, harmless for 1.2 readers); custom columns 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -37,6 +36,7 @@ from pipeline.reports.source import (
     window_params,
 )
 from pipeline.reports.window import Window
+from pipeline.storage.atomic import local_atomic
 
 MONEY = pa.decimal128(38, 12)
 QUANTITY = pa.decimal128(38, 9)
@@ -189,13 +189,11 @@ def export_focus(home: Path | str, *, date_from: date, date_to: date, out: Path,
     if suffix not in (".parquet", ".csv"):
         raise ReportArgumentError(f"{out.name} must end in .parquet or .csv.")
     table, total = focus_table(home, date_from=date_from, date_to=date_to, account=account)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    if suffix == ".parquet":
-        pq.write_table(table, tmp, compression="zstd")
-    else:
-        pacsv.write_csv(_csv_ready(table), tmp)
-    os.replace(tmp, out)
+    with local_atomic(out) as tmp:
+        if suffix == ".parquet":
+            pq.write_table(table, tmp, compression="zstd")
+        else:
+            pacsv.write_csv(_csv_ready(table), tmp)
     return FocusResult(rows=table.num_rows, total_billed_cost=total, path=out)
 
 

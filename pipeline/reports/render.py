@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +18,7 @@ import jinja2
 
 from pipeline.reports.model import Report, Table, fmt, raw
 from pipeline.reports.window import Window
+from pipeline.storage.atomic import write_local_atomic
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -82,11 +82,7 @@ def _csv(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 
 def write_text(path: Path, text: str) -> Path:
     """Atomic write: a reader sees the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_local_atomic(path, text)
 
 
 def write(report: Report, fmt_name: str, out_dir: Path) -> list[Path]:

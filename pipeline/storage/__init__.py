@@ -1,8 +1,9 @@
 """Where data lives: the home (local or S3-compatible object storage), the layout
 of datasets in it, the dataset registry and the Arrow schemas.
 
-Modules: `alertlog`, `datasets`, `objectstore`, `schema`, `store`. The names below are what
-the packages above import; they load on first use, so importing the package stays cheap.
+Modules: `alertlog`, `atomic`, `datasets`, `dayfiles`, `objectstore`, `schema`, `store`. The names
+below are what the packages above import; they load on first use, so importing the
+package stays cheap.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _EXPORTS = {
     "BOOL_FIELDS": "schema",
     "CHARGE_FAMILY": "datasets",
     "DATASETS": "datasets",
+    "DayFamily": "dayfiles",
     "Dataset": "datasets",
     "FLOAT_FIELDS": "schema",
     "INT_FIELDS": "schema",
@@ -40,6 +42,7 @@ _EXPORTS = {
     "MARKET_TIMESTAMP_FIELDS": "schema",
     "NO_ACCOUNT": "store",
     "OFFER_TYPES": "schema",
+    "PART_FILE": "dayfiles",
     "PRICING_KEYS": "schema",
     "PRICING_PARENTS": "schema",
     "QUARANTINE_SCHEMA": "schema",
@@ -51,10 +54,12 @@ _EXPORTS = {
     "SNAPSHOT_LOG_SCHEMA": "schema",
     "SNAPSHOT_SCHEMA": "schema",
     "STRING_FIELDS": "schema",
+    "StaleDayFile": "dayfiles",
     "Store": "store",
     "TIMESTAMP": "schema",
     "TIMESTAMP_FIELDS": "schema",
-    "TMP_PREFIX": "store",
+    "TMP_PREFIX": "atomic",
+    "WRITE_OPTIONS": "dayfiles",
     "WriteConflict": "objectstore",
     "alert_log_dir": "alertlog",
     "alert_log_source": "alertlog",
@@ -62,10 +67,13 @@ _EXPORTS = {
     "dataset": "datasets",
     "family": "datasets",
     "is_remote": "objectstore",
+    "local_atomic": "atomic",
     "parse_home": "objectstore",
     "pricing_column": "schema",
     "register_on": "objectstore",
     "sql_file_list": "store",
+    "temp_name": "atomic",
+    "write_local_atomic": "atomic",
 }
 
 __all__ = sorted(_EXPORTS)

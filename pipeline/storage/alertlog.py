@@ -1,18 +1,22 @@
 """The alert log, declared where the other datasets of the home are.
 
-The alert engine appends one NDJSON file per evaluation run under `alerts/log/day=<day>/`;
-the warehouse's `alert_log` view reads every file at query time and the read-only query
-may read that folder. Declaring it here, below all three, lets the warehouse find the log
-without importing the alert engine. (Not Parquet, so not in `datasets.DATASETS`.)
+The alert engine appends one NDJSON file per evaluation run under `alerts/log/day=<day>/`
+(the registry's `alert_log`, a log of no account partitioned by day); the warehouse's
+`alert_log` view reads every file at query time and the read-only query may read that
+folder. Declaring it here, below all three, lets the warehouse find the log without
+importing the alert engine.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
+from pipeline.storage.datasets import ALERT_LOG, dataset
 from pipeline.storage.store import Store
 
-ALERT_LOG_DIR = "alerts/log"
-# A zero-byte file so the log's glob matches before the first record.
-ALERT_LOG_EMPTY = f"{ALERT_LOG_DIR}/day=1970-01-01/_empty.ndjson"
+ALERT_LOG_DIR = dataset(ALERT_LOG).folder
+ALERT_LOG_SUFFIX = ".ndjson"
+_EPOCH = date(1970, 1, 1)  # the day of the zero-byte stand-in below
 
 
 def alert_log_source(store: Store) -> str:
@@ -20,10 +24,11 @@ def alert_log_source(store: Store) -> str:
     query time. A zero-byte stand-in under it keeps the glob matching before the first
     record (DuckDB refuses a glob matching nothing), so the view, created once, sees every
     later record without a rebuild."""
-    empty = store.path(ALERT_LOG_EMPTY)
+    empty = f"{store.partition_dir(ALERT_LOG, None, _EPOCH)}/_empty{ALERT_LOG_SUFFIX}"
     if not store.exists(empty):
         store.write_bytes_atomic(empty, b"")
-    return store.uri(store.path(ALERT_LOG_DIR, "day=*", "*.ndjson"))
+    key = dataset(ALERT_LOG).partition_key
+    return store.uri(store.path(ALERT_LOG_DIR, f"{key}=*", f"*{ALERT_LOG_SUFFIX}"))
 
 
 def alert_log_dir(store: Store) -> str:

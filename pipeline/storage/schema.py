@@ -79,22 +79,29 @@ def pricing_column(parent: str, key: str) -> str:
     return f"{parent}__{PRICING_KEYS[key]}"
 
 
+def _api_fields(ints: tuple[str, ...], floats: tuple[str, ...], strings: tuple[str, ...],
+                bools: tuple[str, ...], timestamps: tuple[str, ...], int_lists: tuple[str, ...],
+                string_lists: tuple[str, ...], jsons: tuple[str, ...]) -> list[pa.Field]:
+    """The typed columns of an API object's fields, grouped by type in this order, then
+    the nested pricing breakdowns (`search__*`, `instance__*`): one layout for the
+    instance and the offer contracts."""
+    types = ((ints, pa.int64()), (floats, pa.float64()), (strings, pa.string()),
+             (bools, pa.bool_()), (timestamps, TIMESTAMP), (int_lists, pa.list_(pa.int64())),
+             (string_lists, pa.list_(pa.string())), (jsons, pa.string()))
+    fields = [pa.field(n, arrow_type) for names, arrow_type in types for n in names]
+    fields += [
+        pa.field(pricing_column(p, k), pa.float64()) for p in PRICING_PARENTS for k in PRICING_KEYS
+    ]
+    return fields
+
+
 def _fields() -> list[pa.Field]:
     fields = [
         pa.field("snapshot_id", pa.string(), nullable=False),
         pa.field("snapshot_at", TIMESTAMP, nullable=False),
     ]
-    fields += [pa.field(n, pa.int64()) for n in INT_FIELDS]
-    fields += [pa.field(n, pa.float64()) for n in FLOAT_FIELDS]
-    fields += [pa.field(n, pa.string()) for n in STRING_FIELDS]
-    fields += [pa.field(n, pa.bool_()) for n in BOOL_FIELDS]
-    fields += [pa.field(n, TIMESTAMP) for n in TIMESTAMP_FIELDS]
-    fields += [pa.field(n, pa.list_(pa.int64())) for n in LIST_INT_FIELDS]
-    fields += [pa.field(n, pa.list_(pa.string())) for n in LIST_STRING_FIELDS]
-    fields += [pa.field(n, pa.string()) for n in JSON_FIELDS]
-    fields += [
-        pa.field(pricing_column(p, k), pa.float64()) for p in PRICING_PARENTS for k in PRICING_KEYS
-    ]
+    fields += _api_fields(INT_FIELDS, FLOAT_FIELDS, STRING_FIELDS, BOOL_FIELDS,
+                          TIMESTAMP_FIELDS, LIST_INT_FIELDS, LIST_STRING_FIELDS, JSON_FIELDS)
     fields += [
         # Secrets, defused: whether a token was present, and the env variable names only.
         pa.field("has_jupyter_token", pa.bool_()),
@@ -256,16 +263,9 @@ def _offer_fields() -> list[pa.Field]:
         pa.field("snapshot_at", TIMESTAMP, nullable=False),
         pa.field("offer_type", pa.string(), nullable=False),  # one of OFFER_TYPES
     ]
-    fields += [pa.field(n, pa.int64()) for n in MARKET_INT_FIELDS]
-    fields += [pa.field(n, pa.float64()) for n in MARKET_FLOAT_FIELDS]
-    fields += [pa.field(n, pa.string()) for n in MARKET_STRING_FIELDS]
-    fields += [pa.field(n, pa.bool_()) for n in MARKET_BOOL_FIELDS]
-    fields += [pa.field(n, TIMESTAMP) for n in MARKET_TIMESTAMP_FIELDS]
-    fields += [pa.field(n, pa.list_(pa.int64())) for n in MARKET_LIST_INT_FIELDS]
-    fields += [pa.field(n, pa.string()) for n in MARKET_JSON_FIELDS]
-    fields += [
-        pa.field(pricing_column(p, k), pa.float64()) for p in PRICING_PARENTS for k in PRICING_KEYS
-    ]
+    fields += _api_fields(MARKET_INT_FIELDS, MARKET_FLOAT_FIELDS, MARKET_STRING_FIELDS,
+                          MARKET_BOOL_FIELDS, MARKET_TIMESTAMP_FIELDS, MARKET_LIST_INT_FIELDS,
+                          (), MARKET_JSON_FIELDS)
     fields += [
         pa.field("extra_fields", pa.string()),  # unknown keys as one JSON object, NULL if none
         pa.field("quarantined_values", pa.int32(), nullable=False),

@@ -16,8 +16,8 @@ Layout under the root (see "Analyst tables" in README.md), declared once in
 
 Atomic writes: a file is written under a temporary name in the *same* directory and then
 renamed over its final name, so a reader (or a process killed with -9 mid-write) never
-sees half a file. Temporary names start with `_tmp-` and carry no data extension, so hive
-globs such as `*/*/*.parquet` and pyarrow datasets never pick them up.
+sees half a file; the names are `pipeline.storage.atomic`'s (`_tmp-...tmp`), which hive
+globs such as `*/*/*.parquet` and pyarrow datasets never pick up.
 
 Locks: `filelock.FileLock` works between processes on one machine (local disk).
 
@@ -38,7 +38,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
@@ -52,6 +51,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.storage.atomic import TMP_PREFIX, temp_name
 from pipeline.storage.datasets import Dataset
 from pipeline.storage.datasets import dataset as registered
 from pipeline.storage.objectstore import (
@@ -65,7 +65,6 @@ from pipeline.storage.objectstore import (
 )
 
 T = TypeVar("T")
-TMP_PREFIX = "_tmp-"
 _PARTITION_RE = re.compile(r"^account=(?P<account>[^/]+)$")
 _DAY_RE = r"^{key}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})$"
 # Account names end up in directory names: keep them to a safe alphabet.
@@ -97,6 +96,8 @@ def _partition_parts(spec: Dataset, account: str | None, day: date) -> list[str]
     An account given for a dataset of no account (or none for one of an account) is a
     programming error: the layout would differ from what readers glob.
     """
+    if not spec.partition_key:
+        raise ValueError(f"{spec.name!r} ({spec.kind}) is not partitioned by day")
     if spec.per_account != (account is not None):
         raise ValueError(f"dataset {spec.name!r} is partitioned by "
                          f"{', '.join(spec.partition_columns)}: account={account!r} does not fit")
@@ -143,7 +144,7 @@ class Store:
         if lock_dir is not None:
             self.lock_dir: Path | None = Path(lock_dir)
         elif self.is_local:
-            self.lock_dir = Path(self.root) / "_locks"
+            self.lock_dir = Path(self.root) / registered("locks").folder
         else:
             self.lock_dir = None
 
@@ -337,7 +338,7 @@ class Store:
             self._put(path, buffer.getvalue().to_pybytes())
             return
         self.fs.create_dir(directory, recursive=True)
-        target = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}-{name}.tmp"
+        target = f"{directory}/{temp_name(name)}"
         try:
             with self.fs.open_output_stream(target, compression=compression) as stream:
                 yield stream
@@ -464,7 +465,7 @@ class Store:
         """Hold the lease `_locks/<name>.lease` of an object-store home; writes made while
         it is held are fenced (conditional on what this holder read)."""
         assert self.remote is not None
-        locks = self.path("_locks")
+        locks = self.path(registered("locks").folder)
         self.remote.require_conditional_writes(locks)
         with self.remote.lease(f"{locks}/{name}.lease", timeout=timeout,
                                seconds=self.lease_seconds, what=what):

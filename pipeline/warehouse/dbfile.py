@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.storage.atomic import TMP_PREFIX
 from pipeline.storage.objectstore import register_on
 from pipeline.warehouse.models import sql_literal
 from pipeline.warehouse.paths import Paths
@@ -143,6 +144,6 @@ def remove_killed_build_files(paths: Paths) -> None:
 
     Safe only under the build lock: no other build can be writing them then.
     """
-    for pattern in (f".{paths.db.name}.*.building*", f".{paths.state.name}.*.tmp"):
+    for pattern in (f".{paths.db.name}.*.building*", f"{TMP_PREFIX}*-{paths.state.name}.tmp"):
         for leftover in paths.db.parent.glob(pattern):
             leftover.unlink(missing_ok=True)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.config import warehouse_file
+from pipeline.storage.datasets import dataset
 from pipeline.storage.objectstore import is_remote
 from pipeline.storage.store import Store
 
-MODELS_SUBDIR = Path("parquet") / "models"
+MODELS_SUBDIR = Path(dataset("models").folder)
 
 
 @dataclass(frozen=True)

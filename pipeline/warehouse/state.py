@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.storage.atomic import write_local_atomic
 from pipeline.storage.schema import SCHEMA_VERSION
 from pipeline.warehouse.models import Model
 from pipeline.warehouse.paths import Paths
@@ -44,10 +43,8 @@ def load_state(paths: Paths) -> dict[str, Any]:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write `data` to `path` all at once: a killed build leaves the old state or the new."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     # compact: at a year it lists thousands of files, written on every build
-    tmp.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_local_atomic(path, json.dumps(data, separators=(",", ":"), sort_keys=True))
 
 
 def models_signature(models: Sequence[Model], cadence_minutes: int) -> str:

@@ -218,7 +218,7 @@ def _billed_files(home: Path, day: date) -> dict[str, bytes]:
 
 
 def test_charges_lands_each_day_and_a_failure_keeps_that_days_bill(home: Path) -> None:
-    from pipeline.billing.charges import stored_day_total
+    from pipeline.billing import stored_day_total
     from pipeline.storage.store import Store
 
     today = datetime.now(UTC).date()

@@ -259,7 +259,7 @@ def test_a_past_partition_of_the_bill_fetches_that_days_bill(home: Path) -> None
 
     from assets.charges import landed_billed_charges
     from assets.resources import VastPipelineResource
-    from pipeline.billing.charges import stored_bill, stored_day_log
+    from pipeline.billing import stored_bill, stored_day_log
     from pipeline.storage.store import Store
 
     resources = {"vast": VastPipelineResource(home=str(home))}

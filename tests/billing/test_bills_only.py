@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.billing.charges import stored_day_total
+from pipeline.billing import stored_day_total
 from pipeline.demo import DemoWindow, backfill
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer

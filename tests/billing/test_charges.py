@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from pipeline.billing.charges import (
+from pipeline.billing import (
     RESIDUAL_TYPE,
     RawBill,
     collect_charges,
@@ -400,7 +400,7 @@ def test_no_key_in_any_written_file(server: SimulatorServer, store: Store,
 class _DiesAfter(Store):
     """A store whose writer dies after `writes` more Parquet files (a crash between files)."""
 
-    writes = 0
+    writes = 10  # enough for a whole fetch; a test sets the budget of the one that dies
 
     def write_parquet_atomic(self, path: str, table, **options: object) -> None:
         if self.writes <= 0:
@@ -413,7 +413,6 @@ class _DiesAfter(Store):
 def test_a_writer_dying_between_files_leaves_one_whole_bill(
         server: SimulatorServer, tmp_path: Path, writes: int) -> None:
     store = _DiesAfter(tmp_path / "home")
-    store.writes = 10
     with client_of(server) as client:
         old = fetch_day(client, store, ACCOUNT, DAY)
         old_rows = stored_bill(store, ACCOUNT, DAY).to_pylist()
@@ -478,7 +477,6 @@ def test_a_first_fetch_dying_between_files_never_shows_a_total_without_rows(
 def test_a_rebuild_dying_between_files_never_doubles_the_logged_bill(
         server: SimulatorServer, tmp_path: Path, writes: int) -> None:
     store = _DiesAfter(tmp_path / "home")
-    store.writes = 10
     with client_of(server) as client:
         fetched = fetch_day(client, store, ACCOUNT, DAY)
     files = {k: v for k, v in files_of(tmp_path).items() if "billed_" in k}

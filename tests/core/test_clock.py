@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.billing.charges import fetch_day, stored_day_total
+from pipeline.billing import fetch_day, stored_day_total
 from pipeline.cli import main
 from pipeline.core.clock import NOW_ENV
 from pipeline.core.config import load_settings

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,16 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.landing.fastflatten import Body, flatten_bodies, forget_learned
 from pipeline.landing.flatten import FlattenResult, flatten, flatten_many
-from pipeline.landing.history import SORT_KEYS, WRITE_OPTIONS
+from pipeline.landing.history import FAMILY
 from pipeline.landing.raw import RawSnapshot, read_snapshot, write_snapshot
 from pipeline.sim.fleet import FleetModel
+from pipeline.storage.datasets import dataset as dataset_spec
 from pipeline.storage.schema import (
     FLOAT_FIELDS,
     INT_FIELDS,
@@ -54,7 +57,8 @@ def _raw_body(records: list[Any]) -> tuple[Any, bytes]:
 
 def _parquet(table: pa.Table, dataset: str) -> bytes:
     out = io.BytesIO()
-    pq.write_table(table.combine_chunks().sort_by(SORT_KEYS[dataset]), out, **WRITE_OPTIONS)
+    pq.write_table(table.combine_chunks().sort_by(list(dataset_spec(dataset).sort_keys)), out,
+                   **FAMILY.write_options)
     return out.getvalue()
 
 
@@ -64,7 +68,7 @@ def fast_flatten(body: bytes, snapshot_id: str, at: datetime) -> FlattenResult |
 
 
 def _sorted(table: pa.Table) -> pa.Table:
-    return table.combine_chunks().sort_by(SORT_KEYS["instance_snapshots"])
+    return table.combine_chunks().sort_by(list(dataset_spec("instance_snapshots").sort_keys))
 
 
 def _assert_same(fast: FlattenResult, slow: FlattenResult) -> None:
@@ -224,19 +228,55 @@ def _snapshots(draw: st.DrawFn) -> list[Any]:
     return records
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_snapshots())
-def test_fast_path_is_byte_identical_wherever_it_accepts(records: list[Any]) -> None:
-    accepted = _compare(records)
-    event("fast path accepted" if accepted else "fast path declined")
+# The share of generated snapshots the fast path must take for the properties below to
+# say anything (a fast path declining everything would pass the comparisons vacuously).
+# Drifted records are set aside within an accepted snapshot, so most snapshots are taken:
+# 185 of 200 single snapshots and 162 of 173 in batches when this was written.
+MIN_ACCEPTED_SHARE = 0.5
+_PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_snapshots(), min_size=2, max_size=4), st.booleans())
-def test_a_batch_of_snapshots_equals_each_flattened_alone(snapshots: list[list[Any]],
-                                                         cold: bool) -> None:
-    """One Arrow read over several snapshots (as a day is rebuilt) gives each snapshot
-    exactly its own result; a declined snapshot does not drag the others down."""
+def _accepted_outcomes(check: Callable[[list[Any]], bool], examples: int) -> list[bool]:
+    """Run `check` (True: the fast path took the snapshot and agreed) on `examples`
+    generated snapshots; what it returned for each."""
+    outcomes: list[bool] = []
+
+    @settings(_PROPERTY, max_examples=examples)
+    @given(_snapshots())
+    def run(records: list[Any]) -> None:
+        accepted = check(records)
+        outcomes.append(accepted)
+        event("fast path accepted" if accepted else "fast path declined")
+
+    run()
+    return outcomes
+
+
+def _assert_real_share(outcomes: list[bool]) -> None:
+    share = sum(outcomes) / len(outcomes)
+    assert share >= MIN_ACCEPTED_SHARE, (
+        f"the fast path took {sum(outcomes)} of {len(outcomes)} generated snapshots: the "
+        "comparisons above prove nothing about it")
+
+
+def test_fast_path_is_byte_identical_wherever_it_accepts() -> None:
+    _assert_real_share(_accepted_outcomes(_compare, 200))
+
+
+def test_the_share_check_fails_when_the_fast_path_declines_everything() -> None:
+    """The property above cannot pass on a fast path that declines every example."""
+    def declining(records: list[Any]) -> bool:
+        _raw_body(records)
+        return False  # what `_compare` returns when `fast_flatten` gives None
+
+    with pytest.raises(AssertionError, match="prove nothing"):
+        _assert_real_share(_accepted_outcomes(declining, 20))
+
+
+@settings(_PROPERTY, max_examples=60)
+@given(snapshots=st.lists(_snapshots(), min_size=2, max_size=4), cold=st.booleans())
+def _batches_equal_each_alone(snapshots: list[list[Any]], cold: bool,
+                              outcomes: list[bool]) -> None:
     if cold:
         forget_learned()
     raws = [_raw_body(records) for records in snapshots]
@@ -245,7 +285,16 @@ def test_a_batch_of_snapshots_equals_each_flattened_alone(snapshots: list[list[A
         slow = flatten(parsed, f"s{i}", AT)
         if fast is not None:
             _assert_same(fast, slow)
+        outcomes.append(fast is not None)
     event(f"{sum(r is not None for r in results)} of {len(results)} accepted")
+
+
+def test_a_batch_of_snapshots_equals_each_flattened_alone() -> None:
+    """One Arrow read over several snapshots (as a day is rebuilt) gives each snapshot
+    exactly its own result; a declined snapshot does not drag the others down."""
+    outcomes: list[bool] = []
+    _batches_equal_each_alone(outcomes=outcomes)
+    _assert_real_share(outcomes)
 
 
 def test_generated_clean_values_are_accepted() -> None:

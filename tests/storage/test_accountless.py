@@ -8,7 +8,7 @@ back by DuckDB's hive reader and by the Store's own listings.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from pipeline.core.errors import DataError
+from pipeline.landing.rawzone import raw_file_path, raw_files
 from pipeline.storage.datasets import MARKET_FAMILY, dataset, family
+from pipeline.storage.dayfiles import DayFamily, StaleDayFile
 from pipeline.storage.schema import (
     MARKET_OFFER_SCHEMA,
     MARKET_QUARANTINE_SCHEMA,
@@ -161,3 +163,33 @@ def test_the_days_of_no_account_have_a_lock_of_their_own(store: Store) -> None:
     with store.lock(None, DAY1, timeout=0.2):  # released after use
         pass
     assert store.run_locked(None, DAY1, lambda: 42) == 42
+
+
+def _offers(ids: list[int]) -> pa.Table:
+    at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rows = [{"snapshot_id": "m1", "snapshot_at": at, "offer_type": "on-demand", "id": i,
+             "dph_total": 0.25 * i, "quarantined_values": 0} for i in ids]
+    return pa.Table.from_pylist(rows, schema=MARKET_OFFER_SCHEMA)
+
+
+def test_a_family_of_no_account_keeps_its_day_files_and_raw_files_by_day(
+        store: Store) -> None:
+    """What the market landing reuses: `DayFamily` writes sorted, typed day files at the
+    registry's day-only paths, and `rawzone` names and finds raw files there."""
+    market = DayFamily(MARKET_FAMILY)
+    market.write(store, None, DAY1, {"market_offers": _offers([3, 1, 2])})
+    path = market.path(store, "market_offers", None, DAY1)
+    assert path == store.path("parquet/market_offers/snapshot_date=2026-11-20/part-0.parquet")
+    offers = market.read(store, "market_offers", None, DAY1)
+    assert offers is not None and offers["id"].to_pylist() == [1, 2, 3]  # the registry's order
+    assert offers.schema.equals(MARKET_OFFER_SCHEMA, check_metadata=True)
+    assert market.read(store, "market_snapshots", None, DAY1) is None  # not written yet
+    store.write_parquet_atomic(path, pa.table({"id": [1]}))  # another contract's file
+    with pytest.raises(StaleDayFile):
+        market.read(store, "market_offers", None, DAY1)
+    at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    raw = raw_file_path(store, "raw_market", None, DAY1, at, "m1", ".json.zst")
+    assert raw == store.path("raw_market/snapshot_date=2026-11-20/"
+                             "20261120T120000.000000Z_m1.json.zst")
+    store.write_bytes_atomic(raw, b"{}", compression="zstd")
+    assert raw_files(store, "raw_market", None, DAY1, ".json.zst") == {"m1": raw}

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.storage.datasets import dataset
 from pipeline.storage.schema import BILLED_CHARGE_SCHEMA, BILLED_DAY_SCHEMA, SCHEMA_VERSION
+from tests.support.hive import write_day_file
 
 HOURS_AT = "{q:.3f} hours at ${p:.3f}/hour"
 
@@ -42,13 +41,6 @@ def item(contract_id: int, item_type: str, amount: float, *, quantity: float | N
     }
 
 
-def _folder(home: Path, name: str, account: str, day: date) -> Path:
-    ds = dataset(name)
-    folder = Path(home) / ds.folder / f"account={account}" / f"{ds.partition_key}={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def write_charges(home: Path, account: str, day: date, rows: list[dict[str, Any]], *,
                   fetch_id: str, fetched_at: datetime) -> None:
     """The day's charges file (replaced whole, like a fetch does); no log row."""
@@ -66,7 +58,7 @@ def write_charges(home: Path, account: str, day: date, rows: list[dict[str, Any]
             "metadata": "{}", **{k: v for k, v in row.items() if k != "fetch_id"},
         })
     table = pa.Table.from_pylist(full, schema=BILLED_CHARGE_SCHEMA)
-    pq.write_table(table, _folder(home, "billed_charges", account, day) / "part-0.parquet")
+    write_day_file(home, "billed_charges", account, day, table)
 
 
 def write_day_log(home: Path, account: str, day: date, rows: list[dict[str, Any]], *,
@@ -81,7 +73,7 @@ def write_day_log(home: Path, account: str, day: date, rows: list[dict[str, Any]
         "items": len(committed), "total_amount": sum(r["amount"] for r in committed),
         "pages": 1, "quarantined": 0, "schema_version": SCHEMA_VERSION,
     }], schema=BILLED_DAY_SCHEMA)
-    pq.write_table(table, _folder(home, "billed_days", account, day) / "part-0.parquet")
+    write_day_file(home, "billed_days", account, day, table)
 
 
 def write_bill(home: Path, account: str, day: date, rows: list[dict[str, Any]], *,
@@ -108,7 +100,7 @@ def simulated_week_home(home: Path, *, seed: int = 7, size: int = 40) -> Any:
     bills of its first six days, fetched by `pipeline.billing.charges.fetch_day` through the real
     client from the simulator on 127.0.0.1 (its clock an hour after the week); returns the
     model. The caller builds the warehouse."""
-    from pipeline.billing.charges import fetch_day
+    from pipeline.billing import fetch_day
     from pipeline.sim.fleet import FleetModel
     from pipeline.sim.simulator import SimulatorServer
     from pipeline.source.client import VastClient

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline.storage.datasets import dataset
 from pipeline.storage.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA, TIMESTAMP
+from tests.support.hive import write_day_file
 from tests.support.warehouse import build_at_cadence
 
 CADENCE = timedelta(minutes=15)
@@ -70,10 +71,7 @@ class HistoryWriter:
                         pa.Table.from_pylist(rows, schema=SNAPSHOT_LOG_SCHEMA))
 
     def _write(self, dataset: str, account: str, day: date, table: pa.Table) -> None:
-        folder = (self.home / "parquet" / dataset / f"account={account}"
-                  / f"snapshot_date={day.isoformat()}")
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, folder / "part-0.parquet", compression="zstd")
+        write_day_file(self.home, dataset, account, day, table, compression="zstd")
 
 
 # --- the hand-made scenario -------------------------------------------------------------
@@ -240,7 +238,7 @@ def build_warehouse(home: Path) -> Path:
 def delete_model_files(home: Path, model: str) -> int:
     """Delete a daily model's Parquet files (a damaged or half-cleaned home); returns how
     many were deleted."""
-    files = sorted((Path(home) / "parquet" / "models" / model).rglob("*.parquet"))
+    files = sorted((Path(home) / dataset("models").folder / model).rglob("*.parquet"))
     for file in files:
         file.unlink()
     return len(files)

@@ -1,4 +1,5 @@
-"""Helpers (no tests) that write real Parquet history in the layout docs/analyst.md describes.
+"""Helpers (no tests) that write real Parquet history in the layout docs/analyst.md describes,
+through the storage layer (`tests.support.hive`).
 
 Why pyarrow and the real schema: the SQL models must be tested on exactly what
 pipeline.landing.history writes, hive partition folders included, not on an in-memory stand-in.
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.storage.schema import SNAPSHOT_LOG_SCHEMA, SNAPSHOT_SCHEMA
+from tests.support.hive import read_day_file, write_day_file
 
 
 def at(text: str) -> datetime:
@@ -31,12 +32,6 @@ def every(start: str, count: int, minutes: int = 15) -> list[datetime]:
 
 def snapshot_id(account: str, when: datetime) -> str:
     return f"{account}-{when:%Y%m%dT%H%M%S}"
-
-
-def _partition(home: Path, table: str, account: str, day: str) -> Path:
-    folder = home / "parquet" / table / f"account={account}" / f"snapshot_date={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "part-0.parquet"
 
 
 def write_history(
@@ -63,7 +58,7 @@ def write_history(
             f.name: [r.get(f.name) for r in part_rows] for f in SNAPSHOT_SCHEMA
         }
         table = pa.table(columns, schema=SNAPSHOT_SCHEMA)
-        pq.write_table(table, _partition(home, "instance_snapshots", account, day))
+        write_day_file(home, "instance_snapshots", account, day, table)
     write_log(home, snaps)
 
 
@@ -73,11 +68,9 @@ def write_log(home: Path, snaps: dict[tuple[str, datetime], int]) -> None:
     for (account, when), count in snaps.items():
         by_part[(account, when.date().isoformat())][when] = count
     for (account, day), entries in by_part.items():
-        path = _partition(home, "snapshots", account, day)
-        if path.exists():
-            old = pq.read_table(path).to_pylist()
-            for rec in old:
-                entries.setdefault(rec["snapshot_at"], rec["instances"])
+        old = read_day_file(home, "snapshots", account, day)
+        for rec in old.to_pylist() if old is not None else []:
+            entries.setdefault(rec["snapshot_at"], rec["instances"])
         times = sorted(entries)
         table = pa.table({
             "snapshot_id": [snapshot_id(account, t) for t in times],
@@ -89,7 +82,7 @@ def write_log(home: Path, snaps: dict[tuple[str, datetime], int]) -> None:
             "new_fields": [[] for _ in times],
             "schema_version": [1] * len(times),
         }, schema=SNAPSHOT_LOG_SCHEMA)
-        pq.write_table(table, path)
+        write_day_file(home, "snapshots", account, day, table)
 
 
 def instance_rows(
