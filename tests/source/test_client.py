@@ -499,7 +499,7 @@ def test_simulated_time_refused_for_real_hosts() -> None:
     client = VastClient(KEY, "https://console.vast.ai")
     with pytest.raises(ConfigError, match="loopback"):
         client.simulated_time = T
-    assert SIM_TIME_HEADER not in client._headers()
+    assert SIM_TIME_HEADER not in client._transport.headers()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8", "http://localhost:8", "http://[::1]:8",
