@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from pipeline import __version__
+from pipeline.core.retry import Backoff, retry
 
 USER_AGENT = f"vast-pipeline/{__version__} (alerts)"
 REDACTED = "<redacted webhook URL>"
@@ -89,21 +90,39 @@ class Attempted:
 
 def post_json(url: str, payload: dict, *, attempts: int, backoff_seconds: float,
               timeout_seconds: float, sleep: Callable[[float], None] = time.sleep) -> Attempted:
-    """POST `payload` until a 2xx answer, retrying failures with exponential backoff.
+    """POST `payload` until a 2xx answer, retrying failures with exponential backoff
+    (`pipeline.core.retry`).
 
     Everything but a 2xx is retried (a 4xx too: a misconfigured receiver is often fixed
     while the message waits); what is still refused after `attempts` is the caller's to
     queue.
     """
     _REDACTOR.add(url)
-    last = Attempted(False, 0)
-    for attempt in range(1, attempts + 1):
-        last = _once("POST", url, timeout_seconds, attempt, json=payload)
-        if last.accepted:
-            return last
-        if attempt < attempts:
-            sleep(min(backoff_seconds * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS))
-    return last
+    tries = 0
+
+    def once() -> Attempted:
+        nonlocal tries
+        tries += 1
+        answer = _once("POST", url, timeout_seconds, tries, json=payload)
+        if not answer.accepted:
+            raise _Refused(answer)
+        return answer
+
+    # No jitter: one process posts its queue in order, so there is no herd to spread.
+    backoff = Backoff(base=backoff_seconds, cap=_MAX_BACKOFF_SECONDS, jitter=0.0,
+                      attempts=attempts)
+    try:
+        return retry(once, backoff, retry_on=lambda e: isinstance(e, _Refused), sleep=sleep)
+    except _Refused as refused:
+        return refused.answer
+
+
+class _Refused(Exception):
+    """A POST that was not accepted (retryable; internal to `post_json`)."""
+
+    def __init__(self, answer: Attempted) -> None:
+        super().__init__(answer.error)
+        self.answer = answer
 
 
 def get(url: str, *, timeout_seconds: float) -> Attempted:

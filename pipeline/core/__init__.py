@@ -1,10 +1,11 @@
 """The ground floor every other package stands on: errors and their exit codes, the
-settings file, the run's clock and the simulator's time header, secrets scrubbing,
-progress bars and where shipped files live. It imports nothing above it.
+settings file, the run's clock and the simulator's time header, retrying with backoff,
+secrets scrubbing and redaction, progress bars and where shipped files live. It imports
+nothing above it.
 
-Modules: `clock`, `config`, `errors`, `progress`, `resources`, `secrets`, `simtime`. The
-names below are what the packages above import; they load on first use, so importing the
-package stays cheap.
+Modules: `clock`, `config`, `errors`, `progress`, `resources`, `retry`, `secrets`,
+`simtime`. The names below are what the packages above import; they load on first use, so
+importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ _EXPORTS = {
     "Account": "config",
     "ApiUnreachableError": "errors",
     "AuthError": "errors",
+    "Backoff": "retry",
     "BadResponseError": "errors",
     "BadTokenError": "errors",
     "ConfigError": "errors",
@@ -48,6 +50,7 @@ _EXPORTS = {
     "prepare_dagster_home": "config",
     "progress_bar": "progress",
     "redact": "secrets",
+    "retry": "retry",
     "scrub": "secrets",
     "secret_values": "secrets",
     "sql_dir": "resources",

@@ -4,10 +4,10 @@ Why it looks the way it does:
 - Vast.ai rate-limits each endpoint per identity as a minimum interval between calls and
   answers 429 without `Retry-After`, so the transport paces itself per endpoint and
   retries 429/502/503/504, connection errors and timeouts with exponential backoff and
-  full jitter, within both an attempt budget and a total time budget
-  (`max_retry_seconds` bounds the time spent before the last attempt starts; that attempt
-  adds at most its own timeouts). Retries are calls too, so they also respect the
-  per-endpoint pacing. A `Retry-After` the server sends is honoured.
+  full jitter (`pipeline.core.retry`, the one retry helper), within both an attempt
+  budget and a total time budget (`max_retry_seconds` bounds the time spent before the
+  last attempt starts; that attempt adds at most its own timeouts). Retries are calls
+  too, so they also respect the per-endpoint pacing. A `Retry-After` the server sends is honoured.
 - An unparseable 200 body is retried up to `BAD_BODY_RETRIES` times (see `responses`).
 - The simulated-time header (a simulator-only extension) is only ever sent to loopback.
 - Read timeouts bound each socket read, not a whole response (requests' semantics).
@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import requests
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.retry import Backoff, retry
 from pipeline.core.simtime import SIM_TIME_HEADER, format_sim_time
 from pipeline.source.auth import BearerAuth
 from pipeline.source.responses import (
@@ -71,6 +72,22 @@ class Budget:
     backoff_base: float
     backoff_max: float
 
+    @property
+    def backoff(self) -> Backoff:
+        """Exponential backoff with full jitter, within both budgets."""
+        return Backoff(base=self.backoff_base, cap=self.backoff_max, jitter=1.0,
+                       attempts=self.max_attempts, total_seconds=self.max_retry_seconds)
+
+
+@dataclass
+class _Tries:
+    """What the attempts of one call found: how many, whether a server ever answered, how
+    many unparseable bodies (those have a smaller budget of their own)."""
+
+    made: int = 0
+    reached_server: bool = False
+    bad_bodies: int = 0
+
 
 class Transport:
     """GETs JSON objects from one base URL with one key, within a `Budget`."""
@@ -108,30 +125,36 @@ class Transport:
     def get_json(self, path: str, params: Mapping[str, object], *, route: str) -> dict:
         """GET a JSON object, retrying transient failures within both budgets."""
         started = time.monotonic()
-        reached_server = False
-        bad_bodies = 0
-        budget = self.budget
+        tries = _Tries()
+
+        def once() -> dict:
+            tries.made += 1
+            try:
+                return self._attempt(path, params, route, tries.made)
+            except Transient as failure:
+                tries.reached_server = tries.reached_server or failure.reached_server
+                tries.bad_bodies += failure.bad_body
+                if tries.bad_bodies > BAD_BODY_RETRIES:
+                    raise bad_body(path, failure) from None
+                raise
+
+        def wait(failure: Exception, delay: float) -> float:
+            # Retry-After when the server sent one; the next attempt also waits out the
+            # endpoint's pacing, so the time budget counts both.
+            asked = getattr(failure, "retry_after", None)
+            return max(delay if asked is None else asked, self._pace_wait(route))
+
+        def on_retry(_retry: int, failure: Exception, delay: float) -> None:
+            self.stats.retries += 1
+            log.debug("retrying GET %s in %.0f ms after %s", path, delay * 1000,
+                      getattr(failure, "cause", failure))
+
         try:
-            for attempt in range(1, budget.max_attempts + 1):
-                try:
-                    return self._attempt(path, params, route, attempt)
-                except Transient as failure:
-                    last = failure
-                reached_server = reached_server or last.reached_server
-                if last.bad_body:
-                    bad_bodies += 1
-                    if bad_bodies > BAD_BODY_RETRIES:
-                        raise bad_body(path, last)
-                # The next attempt also waits out the endpoint's pacing: budget for both.
-                delay = max(self.delay(attempt, last.retry_after), self._pace_wait(route))
-                spent = time.monotonic() - started
-                if attempt == budget.max_attempts or spent + delay > budget.max_retry_seconds:
-                    break
-                self.stats.retries += 1
-                log.debug("retrying GET %s in %.0f ms after %s", path, delay * 1000, last.cause)
-                time.sleep(delay)
-            raise exhausted(self.base_url, path, attempt, time.monotonic() - started, last,
-                            reached_server)
+            return retry(once, self.budget.backoff, retry_on=_is_transient, wait=wait,
+                         on_retry=on_retry, rng=self._rng)
+        except Transient as last:
+            raise exhausted(self.base_url, path, tries.made, time.monotonic() - started, last,
+                            tries.reached_server) from None
         finally:
             self.stats.elapsed += time.monotonic() - started
 
@@ -146,13 +169,6 @@ class Transport:
         if self._simulated_time is not None and self.loopback:
             headers[SIM_TIME_HEADER] = format_sim_time(self._simulated_time)
         return headers
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Retry-After when the server sent one, else exponential backoff with full jitter."""
-        if retry_after is not None:
-            return retry_after
-        ceiling = min(self.budget.backoff_max, self.budget.backoff_base * 2 ** (attempt - 1))
-        return self._rng.uniform(0.0, ceiling)
 
     def _attempt(self, path: str, params: Mapping[str, object], route: str,
                  attempt: int) -> dict:
@@ -202,6 +218,10 @@ class Transport:
 
     def __reduce__(self) -> object:
         raise TypeError("a Transport holds an API key and cannot be pickled")
+
+
+def _is_transient(failure: Exception) -> bool:
+    return isinstance(failure, Transient)
 
 
 def _encode(params: Mapping[str, object]) -> dict[str, str]:

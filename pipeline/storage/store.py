@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.retry import Backoff, retry
 from pipeline.storage.datasets import dataset as registered
 from pipeline.storage.objectstore import (
     DEFAULT_LEASE_SECONDS,
@@ -431,11 +432,10 @@ class Store:
                    attempts: int = 5) -> T:
         """`work()` under the day's lock; retried from scratch when a conditional write lost
         a race (only possible on an object store), so nothing is overwritten silently."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.lock(account, day):
-                    return work()
-            except WriteConflict:
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        def locked() -> T:
+            with self.lock(account, day):
+                return work()
+
+        # At once, no wait: the race was lost to a writer that has finished by now.
+        return retry(locked, Backoff(base=0.0, cap=0.0, jitter=0.0, attempts=attempts),
+                     retry_on=lambda e: isinstance(e, WriteConflict))
