@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pipeline.alerts import engine
 from pipeline.alerts.engine import AlertBook, Condition, Delivered, Evaluation, iso
 from pipeline.alerts.settings import AlertSettings, Receiver
-from pipeline.alerts.webhook import Attempted, get, post_json, redact
+from pipeline.alerts.webhook import Attempted, get, post_json, posted_urls
 from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError, PipelineError
-from pipeline.core.secrets import redact as redact_secrets
+from pipeline.core.secrets import redact
 from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.alerts")
@@ -36,10 +36,11 @@ def _never_fail(what: str) -> Iterator[None]:
     try:
         yield
     except PipelineError as exc:  # a sentence written for the user: log it as is
-        log.warning("%s", redact(str(exc)))
+        log.warning("%s", redact(str(exc), posted_urls()))
     except Exception as exc:  # by design: alerting must never break the pipeline
         log.warning("alerts %s were not evaluated: %s", what,
-                    redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                    redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                           posted_urls()))
 
 
 def after_collection(settings: Settings, outcomes: Mapping[str, str | None],
@@ -112,7 +113,7 @@ def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
     key = f"run_failed/{job}"
     conditions: tuple[Condition, ...] = ()
     if failed and settings.alerts.enabled("run_failed"):
-        text = redact_secrets(redact(" ".join(message.split())), _held_secrets(settings))
+        text = redact(" ".join(message.split()), [*posted_urls(), *_held_secrets(settings)])
         if len(text) > _MAX_RUN_MESSAGE:
             text = text[:_MAX_RUN_MESSAGE - 3] + "..."
         subject = f"Dagster job {job}"

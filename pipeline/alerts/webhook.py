@@ -5,8 +5,9 @@ post to the channel), so they are handled like the API key in `pipeline.source.c
 - error texts are built from the failure's kind and the HTTP status only, never from
   requests' own messages (which quote the host and path);
 - urllib3 logs each request line at DEBUG (`--debug`) as `path?query`: a filter rewrites
-  every form of a registered URL in those records before they are emitted (a Google Chat
-  webhook carries its token in the query, a Slack one in the path).
+  every form of a registered URL in those records before they are emitted, with
+  `pipeline.core.secrets.redact`, the one redactor (a Google Chat webhook carries its
+  token in the query, a Slack one in the path).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import requests
 
 from pipeline import __version__
 from pipeline.core.retry import Backoff, retry
+from pipeline.core.secrets import redact
 
 USER_AGENT = f"vast-pipeline/{__version__} (alerts)"
-REDACTED = "<redacted webhook URL>"
 _MAX_BACKOFF_SECONDS = 30.0
 _MIN_QUERY_SECRET = 8  # shorter query values (`v=1`, `alt=json`) would shred the text
 
@@ -41,14 +42,9 @@ class _RedactSecrets(logging.Filter):
         decoded), since any of them can be the bearer token."""
         self.secrets.update(s for s in _url_forms(url) if s)
 
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
-
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            record.msg = self.redact(record.getMessage())
+            record.msg = redact(record.getMessage(), self.secrets)
             record.args = None
         return True
 
@@ -73,9 +69,10 @@ _REDACTOR = _RedactSecrets()
 logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
 
 
-def redact(text: str) -> str:
-    """`text` with every URL this process has posted to replaced by a placeholder."""
-    return _REDACTOR.redact(text)
+def posted_urls() -> frozenset[str]:
+    """Every form of every URL this process has posted to or pinged (see `_url_forms`), for
+    `pipeline.core.secrets.redact`."""
+    return frozenset(_REDACTOR.secrets)
 
 
 @dataclass(frozen=True)

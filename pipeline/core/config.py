@@ -43,6 +43,7 @@ from urllib.parse import urlparse
 
 from pipeline.alerts.settings import AlertSettings, parse_alerts
 from pipeline.core.errors import ConfigError
+from pipeline.core.secrets import redact
 from pipeline.storage.objectstore import is_remote, parse_home
 from pipeline.storage.store import check_account
 
@@ -191,7 +192,10 @@ def _account(name: str, key_env: str, url: str, key: str, url_source: str) -> Ac
     check_account(name)  # the same rule as the partition folders it names
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"URL {url!r} ({url_source}) is not an http(s) URL: fix it.")
+        # Echoed so the user sees what was read, less a key pasted into the wrong variable
+        # and any password in it.
+        shown = redact(url, [key, parsed.password or ""])
+        raise ConfigError(f"URL {shown!r} ({url_source}) is not an http(s) URL: fix it.")
     return Account(name=name, url=url.rstrip("/"), key_env=key_env, source="vast", api_key=key)
 
 

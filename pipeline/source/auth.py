@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.secrets import REDACTED, redact
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -34,10 +35,10 @@ class BearerAuth(requests.auth.AuthBase):
 
     def redact(self, text: str) -> str:
         """Replace the key wherever a server echoed it back."""
-        return text.replace(self._key, "***")
+        return redact(text, [self._key])
 
     def __repr__(self) -> str:
-        return "<api key hidden>"
+        return f"BearerAuth({REDACTED})"
 
     def __reduce__(self) -> object:
         raise TypeError("the API key cannot be pickled")
