@@ -3,9 +3,9 @@ settings file, the run's clock and the simulator's time header, retrying with ba
 secrets scrubbing and redaction, progress bars and where shipped files live. It imports
 nothing above it.
 
-Modules: `clock`, `config`, `errors`, `progress`, `resources`, `retry`, `secrets`,
-`simtime`. The names below are what the packages above import; they load on first use, so
-importing the package stays cheap.
+Modules: `clock`, `config`, `entries`, `errors`, `progress`, `resources`, `retry`,
+`secrets`, `simtime`. The names below are what the packages above import; they load on
+first use, so importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ _EXPORTS = {
     "DEFAULT_URL": "config",
     "DataError": "errors",
     "EndpointRetiredError": "errors",
+    "Entry": "entries",
+    "EntryKind": "entries",
+    "NAME_RE": "entries",
     "NOW_ENV": "clock",
     "NoDataYetError": "errors",
     "PipelineError": "errors",
@@ -39,6 +42,7 @@ _EXPORTS = {
     "VastApiError": "errors",
     "WarehouseError": "errors",
     "cadence_cron": "config",
+    "check_name": "entries",
     "dagster_dev_command": "resources",
     "env_names": "secrets",
     "first_line": "errors",
@@ -46,6 +50,7 @@ _EXPORTS = {
     "is_interactive": "progress",
     "load_settings": "config",
     "local_dir": "config",
+    "named_entries": "entries",
     "parse_sim_time": "simtime",
     "prepare_dagster_home": "config",
     "progress_bar": "progress",

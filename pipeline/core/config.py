@@ -27,6 +27,9 @@ Config file (all keys optional):
     url = "https://console.vast.ai"
     [alerts]                   # thresholds and webhook receivers: see pipeline.alerts.settings
     instance_down_minutes = 30
+
+`[[accounts]]` entries are read by `pipeline.core.entries.named_entries`, the one function
+for `[[x]]` entries that name a secret by its variable (`[[alerts.receivers]]` too).
 """
 
 from __future__ import annotations
@@ -42,10 +45,10 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from pipeline.alerts.settings import AlertSettings, parse_alerts
+from pipeline.core.entries import Entry, EntryKind, named_entries
 from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import redact
 from pipeline.storage.objectstore import is_remote, parse_home
-from pipeline.storage.store import check_account
 
 DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_HOME = "./data"
@@ -58,6 +61,7 @@ SIMULATOR_SEED = 7
 SIMULATOR_FLEET_SIZE = 40
 
 Source = Literal["vast", "simulator"]
+ACCOUNTS = EntryKind("accounts", "Account", "key_env", "its key")
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cadence_minutes=cadence,
         min_interval_seconds=min_interval,
         config_file=config_path,
-        alerts=parse_alerts(config.get("alerts"), env),
+        alerts=parse_alerts(config.get("alerts"), env, config_path),
     )
 
 
@@ -146,57 +150,33 @@ def _read_config_file(env: Mapping[str, str]) -> tuple[str | None, dict]:
 
 def _accounts(env: Mapping[str, str], configured: object,
               config_path: str | None) -> tuple[Account, ...]:
-    if not isinstance(configured, list):
-        raise ConfigError(f"`accounts` in {config_path} must be a list of [[accounts]] tables.")
-    accounts = []
     key = env.get("VAST_API_KEY", "").strip()
     url = env.get("VAST_URL", "").strip()
-    if key:
-        accounts.append(_account("default", "VAST_API_KEY", url or DEFAULT_URL, key, "VAST_URL"))
-    elif url:
+    if url and not key:
         raise ConfigError(
             "VAST_URL is set but VAST_API_KEY is not: export VAST_API_KEY with your Vast.ai key."
         )
-    accounts += [_configured_account(entry, env, config_path) for entry in configured]
+    first = Entry("default", "VAST_API_KEY", key, {"url": url}) if key else None
+    accounts = []
+    for entry in named_entries(configured, env, ACCOUNTS, config_path, first=first):
+        url_source = ("VAST_URL" if entry is first
+                      else f"`url` of account {entry.name!r} in {config_path}")
+        accounts.append(_account(entry, str(entry.keys.get("url") or DEFAULT_URL), url_source))
     if not accounts:
         accounts.append(Account("default", "embedded simulator", "VAST_API_KEY", "simulator"))
-    names = [a.name for a in accounts]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"Account names must be unique; repeated in {config_path}: "
-                          f"{', '.join(duplicates)} (VAST_API_KEY's account is `default`).")
     return tuple(accounts)
 
 
-def _configured_account(entry: object, env: Mapping[str, str],
-                        config_path: str | None) -> Account:
-    if not isinstance(entry, dict) or "name" not in entry or "key_env" not in entry:
-        raise ConfigError(f"Each [[accounts]] entry in {config_path} needs `name` and "
-                          "`key_env` (the variable holding its key).")
-    name, key_env = str(entry["name"]), str(entry["key_env"])
-    where = f"`name` of an [[accounts]] entry in {config_path}"
-    try:
-        check_account(name)  # the same rule as the partition folders it names
-    except ConfigError as exc:
-        raise ConfigError(f"{str(exc).removesuffix('.')} (the {where}).") from None
-    key = env.get(key_env, "").strip()
-    if not key:
-        raise ConfigError(f"Account {name!r} reads its key from ${key_env}, which is not set: "
-                          f"export {key_env}.")
-    return _account(name, key_env, str(entry.get("url") or DEFAULT_URL), key,
-                    f"`url` of account {name!r} in {config_path}")
-
-
-def _account(name: str, key_env: str, url: str, key: str, url_source: str) -> Account:
+def _account(entry: Entry, url: str, url_source: str) -> Account:
     """An account of the real service; `url_source` names where its URL was read."""
-    check_account(name)  # the same rule as the partition folders it names
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         # Echoed so the user sees what was read, less a key pasted into the wrong variable
         # and any password in it.
-        shown = redact(url, [key, parsed.password or ""])
+        shown = redact(url, [entry.secret, parsed.password or ""])
         raise ConfigError(f"URL {shown!r} ({url_source}) is not an http(s) URL: fix it.")
-    return Account(name=name, url=url.rstrip("/"), key_env=key_env, source="vast", api_key=key)
+    return Account(name=entry.name, url=url.rstrip("/"), key_env=entry.env_name,
+                   source="vast", api_key=entry.secret)
 
 
 def _cadence(value: object, source: str) -> int:

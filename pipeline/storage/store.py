@@ -48,6 +48,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.core.entries import check_name
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.retry import Backoff, retry
 from pipeline.storage.datasets import dataset as registered
@@ -65,17 +66,12 @@ T = TypeVar("T")
 TMP_PREFIX = "_tmp-"
 _PARTITION_RE = re.compile(r"^account=(?P<account>[^/]+)$")
 _DAY_RE = r"^{key}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})$"
-# Account names end up in directory names: keep them to a safe alphabet.
-ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def check_account(account: str) -> str:
-    """Return `account` if it is safe as a directory name, else raise ConfigError."""
-    if not isinstance(account, str) or not ACCOUNT_RE.match(account):
-        raise ConfigError(
-            f"Account name {account!r} is not usable: use letters, digits, '_', '.' or '-'."
-        )
-    return account
+    """Return `account` if it is safe as a directory name, else raise ConfigError (the one
+    name rule of the config file's entries, `pipeline.core.entries.NAME_RE`)."""
+    return check_name(account, "Account")
 
 
 def sql_file_list(uris: Iterable[str]) -> str:

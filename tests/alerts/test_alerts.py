@@ -332,6 +332,22 @@ def test_every_threshold_is_validated_in_one_sentence(tmp_path: Path, snippet: s
     assert named in message and "\n" not in message and message.endswith(".")
 
 
+@pytest.mark.parametrize("snippet", [
+    "[alerts]\nidle_gpu_hours = -1", "[alerts]\ndisabled = \"idle_gpu\"",
+    '[alerts]\ndisabled = ["nope"]', "[alerts]\nidle_gpu = 3", "alerts = 3",
+    "[alerts]\nreceivers = 3", '[[alerts.receivers]]\nname = "ops"',
+    '[[alerts.receivers]]\nname = "o p"\nurl_env = "U"',
+])
+def test_a_mistake_in_the_alerts_table_names_the_config_file(tmp_path: Path,
+                                                              snippet: str) -> None:
+    """The user is told which file to fix, by its path."""
+    config = tmp_path / "vast.toml"
+    config.write_text(f"{snippet}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"VAST_PIPELINE_CONFIG": str(config), "U": "https://hooks.example/x"})
+    assert str(config) in str(caught.value)
+
+
 def test_a_webhook_variable_without_a_url_names_the_variable_not_the_value(
         tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
