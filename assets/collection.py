@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from assets.resources import VastPipelineResource
-from pipeline.alerts.hooks import after_landing
+from pipeline.alerts.hooks import after_collection, after_landing
 from pipeline.core.errors import PipelineError, RetriesExhaustedError
 from pipeline.landing.history import land_pending, rebuild_day
 from pipeline.source.collect import collect
@@ -64,7 +64,8 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
                          "re-derive it from raw snapshots collected then."),
             allow_retries=False)
     try:
-        results = collect(vast.settings(), config.account, land=False)
+        results = collect(vast.settings(), config.account, land=False,
+                          report=after_collection)
     except PipelineError as exc:
         raise pipeline_failure(exc, context) from None
     for result in results:

@@ -20,7 +20,8 @@ from assets.collection import (
     raw_snapshots,
 )
 from assets.resources import default_resource
-from pipeline.core.config import Settings, prepare_dagster_home
+from pipeline.core.config import Settings
+from pipeline.startup import prepare_dagster_home
 from pipeline.core.errors import PipelineError
 
 # The run's own log lines would bury the one sentence a CLI user needs; they stay in the

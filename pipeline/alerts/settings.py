@@ -1,6 +1,7 @@
 """The `[alerts]` table of the config file: rule thresholds, switches and receivers.
 
-Validated once at start with the rest of the settings, so a bad threshold is one sentence,
+The core settings keep the table as written; it is interpreted here (`alert_settings`),
+once at start by `pipeline.startup.load_settings`, so a bad threshold is one sentence,
 naming the file, before any collection. Webhook URLs are secrets: the config file names the
 environment variable holding each URL, the URL is read from the environment into memory
 only (kept out of repr), and everything else (state, logs, the `alerts` table) refers to a
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from pipeline.core.config import Settings
 from pipeline.core.entries import Entry, EntryKind, named_entries
 from pipeline.core.errors import ConfigError
 
@@ -99,6 +101,15 @@ class AlertSettings:
     def secrets(self) -> list[str]:
         """Every URL held, so text can be checked and redacted before it is shown."""
         return [u for u in [*(r.url for r in self.receivers), self.heartbeat_url] if u]
+
+
+def alert_settings(settings: Settings) -> AlertSettings:
+    """The `[alerts]` table of `settings`' config file, interpreted here (the core settings
+    keep it as written), with the webhook variables of the environment the settings were
+    read from. `pipeline.startup.load_settings` calls it once at start, so a mistake in it
+    is one sentence before any work."""
+    return parse_alerts(settings.tables.get("alerts"), settings.environment,
+                        settings.config_file)
 
 
 def parse_alerts(table: object, env: Mapping[str, str],

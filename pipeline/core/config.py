@@ -1,7 +1,14 @@
 """Settings: where data lives, which accounts to collect, how often, and from where.
 
-Read once at start and validated, so a mistake is one clear sentence before any work.
-Sources, later ones winning: defaults, an optional TOML config file, the environment.
+Read once at start, so a mistake is one clear sentence before any work. Sources, later ones
+winning: defaults, an optional TOML config file, the environment.
+
+This module reads the file and the environment into plain data and checks what is its own
+(accounts, cadence, pacing); the layers above interpret their own parts of it, each named
+here: the home by the storage layer (`pipeline.storage.objectstore.parse_home`, an
+`s3://` home's bucket and credentials), the `[alerts]` table by the alerts
+(`pipeline.alerts.settings.alert_settings`). `pipeline.startup.load_settings`, what every
+entry point calls, runs all of those checks at once.
 
 Environment (names match the official `vastai` client where one exists):
 - `VAST_API_KEY`: key of the account named `default`. Unset (and no accounts in the config
@@ -34,21 +41,18 @@ for `[[x]]` entries that name a secret by its variable (`[[alerts.receivers]]` t
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pipeline.alerts.settings import AlertSettings, parse_alerts
 from pipeline.core.entries import Entry, EntryKind, named_entries
 from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import redact
-from pipeline.storage.objectstore import is_remote, parse_home
 
 DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_HOME = "./data"
@@ -59,6 +63,8 @@ DEFAULT_MIN_INTERVAL_SECONDS = 1.1
 DEFAULT_CONFIG_FILE = "vast-pipeline.toml"
 SIMULATOR_SEED = 7
 SIMULATOR_FLEET_SIZE = 40
+# Tables of the config file that the layers above read (see the module docstring).
+OTHER_TABLES = ("alerts",)
 
 Source = Literal["vast", "simulator"]
 ACCOUNTS = EntryKind("accounts", "Account", "key_env", "its key")
@@ -86,7 +92,14 @@ class Settings:
     cadence_minutes: int = DEFAULT_CADENCE_MINUTES
     min_interval_seconds: float = DEFAULT_MIN_INTERVAL_SECONDS
     config_file: str | None = None
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+    # where `home` was read (the variable, or the config file's key), for the storage
+    # layer's error sentences
+    home_source: str = "VAST_PIPELINE_HOME"
+    # the config file's tables the layers above interpret, as written (OTHER_TABLES)
+    tables: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the environment the settings were read from: the layers above read their variables
+    # (webhook URLs, object-store credentials) from it; in memory only, never shown
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def account(self, name: str | None) -> Account:
         """The named account (or the only/`default` one when name is None)."""
@@ -102,12 +115,18 @@ class Settings:
     def uses_simulator(self) -> bool:
         return any(a.is_simulated for a in self.accounts)
 
+    @property
+    def config_named(self) -> str:
+        """The config file for a sentence: its path, or how to give one when there is none."""
+        return self.config_file or "the config file (VAST_PIPELINE_CONFIG)"
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build and validate settings from the config file and the environment.
+    """Read settings from the config file and the environment, checking what is core's.
 
     A value that does not validate is named by where it came from: the variable, or the
-    config file's path and key (see `_source`)."""
+    config file's path and key (see `_source`). Entry points call
+    `pipeline.startup.load_settings`, which also runs the checks of the layers above."""
     env = os.environ if env is None else env
     config_path, config = _read_config_file(env)
     home_variable = "VAST_PIPELINE_HOME" if env.get("VAST_PIPELINE_HOME") else None
@@ -120,12 +139,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                    _source(None, config_path, "min_interval_seconds"))
     accounts = _accounts(env, config.get("accounts", []), config_path)
     return Settings(
-        home=_normalise_home(home, _source(home_variable, config_path, "home"), env),
+        home=_normalise_home(home),
         accounts=accounts,
         cadence_minutes=cadence,
         min_interval_seconds=min_interval,
         config_file=config_path,
-        alerts=parse_alerts(config.get("alerts"), env, config_path),
+        home_source=_source(home_variable, config_path, "home"),
+        tables={name: config[name] for name in OTHER_TABLES if name in config},
+        environment=dict(env),
     )
 
 
@@ -220,69 +241,10 @@ def _positive_float(value: object, source: str) -> float:
     return number
 
 
-def _normalise_home(home: str, source: str, env: Mapping[str, str]) -> str:
+def _normalise_home(home: str) -> str:
     """Local homes become absolute paths, so views and runs work from any directory; a
-    remote home is checked now (s3:// only, no credentials in it), its errors naming
-    `source`."""
+    remote home is kept as written (the storage layer checks it, naming `home_source`)."""
     if "://" in home:
-        if is_remote(home):
-            parse_home(home, env, source=source)
-        return home.rstrip("/")
+        scheme, rest = home.split("://", 1)
+        return f"{scheme}://{rest.rstrip('/')}"
     return str(Path(home).expanduser().resolve())
-
-
-def local_dir(home: str, env: Mapping[str, str] | None = None) -> Path:
-    """Where this machine keeps the files of `home` that cannot live on an object store
-    (the warehouse, reports, the Dagster instance): the home itself when it is local."""
-    env = os.environ if env is None else env
-    if not is_remote(home):
-        return Path(home.removeprefix("file://")).expanduser().resolve()
-    if env.get("VAST_PIPELINE_CACHE"):
-        return Path(env["VAST_PIPELINE_CACHE"]).expanduser().resolve()
-    config = parse_home(home, env)
-    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vast-pipeline"
-    digest = hashlib.sha1(config.uri.encode()).hexdigest()[:8]
-    return (base / f"{config.bucket}-{digest}").resolve()
-
-
-def warehouse_file(home: str, env: Mapping[str, str] | None = None) -> Path:
-    """The DuckDB warehouse of `home`: $VAST_PIPELINE_WAREHOUSE, else in `local_dir`."""
-    env = os.environ if env is None else env
-    explicit = env.get("VAST_PIPELINE_WAREHOUSE")
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    return local_dir(home, env) / "warehouse.duckdb"
-
-
-# Written once into a new DAGSTER_HOME: no telemetry from a data pipeline, and run-level
-# retries switched on so the `dagster/max_retries` tag works for scheduled runs.
-# One event-log database for all runs, instead of Dagster's default of one SQLite file per
-# run, created with its schema at every run: that creation was a third of a `collect`
-# (README, "Benchmarks"). Homes created earlier keep their dagster.yaml and their history.
-DAGSTER_YAML = """telemetry:
-  enabled: false
-run_retries:
-  enabled: true
-event_log_storage:
-  module: dagster._core.storage.event_log
-  class: ConsolidatedSqliteEventLogStorage
-  config:
-    base_dir:
-      env: DAGSTER_HOME
-"""
-
-
-def prepare_dagster_home(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
-    """$DAGSTER_HOME, else <local dir of the home>/dagster: created with a dagster.yaml if
-    missing.
-
-    Dagster refuses a DAGSTER_HOME that does not exist, so the CLI, the demo and
-    `make dagster` all prepare it the same way before pointing Dagster at it.
-    """
-    env = os.environ if env is None else env
-    path = Path(env.get("DAGSTER_HOME") or local_dir(settings.home, env) / "dagster")
-    path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
-    return path

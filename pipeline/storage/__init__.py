@@ -1,7 +1,7 @@
 """Where data lives: the home (local or S3-compatible object storage), the layout
 of datasets in it, the dataset registry and the Arrow schemas.
 
-Modules: `alertlog`, `datasets`, `objectstore`, `schema`, `store`. The names below are what
+Modules: `alertlog`, `datasets`, `local`, `objectstore`, `schema`, `store`. The names below are what
 the packages above import; they load on first use, so importing the package stays cheap.
 """
 
@@ -45,10 +45,12 @@ _EXPORTS = {
     "dataset": "datasets",
     "family": "datasets",
     "is_remote": "objectstore",
+    "local_dir": "local",
     "parse_home": "objectstore",
     "pricing_column": "schema",
     "register_on": "objectstore",
     "sql_file_list": "store",
+    "warehouse_file": "local",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import startup
 from pipeline.core.config import DEFAULT_URL, load_settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import REDACTED
@@ -112,9 +113,14 @@ def test_a_bad_value_is_named_by_where_it_was_read(tmp_path: Path) -> None:
     # the environment wins over the file, and is named when it is the one that is wrong
     with pytest.raises(ConfigError, match=r"\(VAST_PIPELINE_CADENCE_MINUTES\)"):
         load_settings({**env, "VAST_PIPELINE_CADENCE_MINUTES": "7"})
+    # the home is the storage layer's to interpret, at start (pipeline.startup), and is
+    # named by where it was read all the same
     config.write_text('home = "/srv/vast"\n')
     with pytest.raises(ConfigError, match=r"^VAST_PIPELINE_HOME needs a bucket"):
-        load_settings({**env, "VAST_PIPELINE_HOME": "s3://"})
+        startup.load_settings({**env, "VAST_PIPELINE_HOME": "s3://"})
+    config.write_text('home = "s3://"\n')
+    with pytest.raises(ConfigError, match=rf"^`home` in {config} needs a bucket"):
+        startup.load_settings(env)
 
 
 @pytest.mark.parametrize("url", ["{key}", "ftp://user:{key}@host", "vast.ai/?key={key}"])
