@@ -23,7 +23,8 @@ import dagster as dg
 
 from assets.alerts import alert_on_run_failure, resolve_on_run_success
 from assets.charges import charges_job, charges_schedule, landed_billed_charges
-from assets.collection import DAILY, landed_instance_snapshots, raw_snapshots
+from assets.collection import landed_instance_snapshots, raw_snapshots
+from assets.partitions import DAILY
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
 from assets.warehouse import warehouse_models
