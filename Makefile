@@ -65,7 +65,7 @@ bench-collect: $(STAMP)
 	$(PY) -m bench collect
 
 dagster: $(STAMP)  ## the Dagster UI on the same data
-	export DAGSTER_HOME=$$($(PY) -c "from pipeline.core.config import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
+	export DAGSTER_HOME=$$($(PY) -c "from pipeline.startup import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .ruff_cache site

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # Dagster does not export the type; only its attributes are u
     from dagster._core.execution.plan.objects import StepFailureData
 
 from pipeline.alerts.hooks import run_finished
-from pipeline.core.config import load_settings
+from pipeline.startup import load_settings
 
 
 @dg.run_failure_sensor(name="alert_on_run_failure", monitor_all_code_locations=True,

@@ -17,11 +17,11 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.collection import COLLECT_RETRY, pipeline_failure
+from assets.partitions import DAILY
 from assets.resources import VastPipelineResource
 from pipeline.billing import DEFAULT_DAYS_BACK, BillDayResult, collect_charges
 from pipeline.core.errors import PipelineError
 
-BILL_DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 # Once a day, after midnight UTC, when yesterday's bill has mostly settled.
 CHARGES_CRON = "30 2 * * *"
 
@@ -31,7 +31,7 @@ CHARGES_CRON = "30 2 * * *"
 # the console of each command that loads the assets.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
-    _asset = dg.asset(partitions_def=BILL_DAYS, retry_policy=COLLECT_RETRY,
+    _asset = dg.asset(partitions_def=DAILY, retry_policy=COLLECT_RETRY,
                       group_name="collection", kinds={"python", "parquet"},
                       backfill_policy=dg.BackfillPolicy.single_run())
 

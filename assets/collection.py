@@ -14,14 +14,13 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from assets.partitions import DAILY
 from assets.resources import VastPipelineResource
-from pipeline.alerts.hooks import after_landing
+from pipeline.alerts.hooks import after_collection, after_landing
 from pipeline.core.errors import PipelineError, RetriesExhaustedError
 from pipeline.landing.history import land_pending, rebuild_day
 from pipeline.source.collect import collect
 from pipeline.warehouse.quality import HISTORY_CHECKS, run_history_checks
-
-DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 
 # Transient trouble (rate limits, 5xx, timeouts) outlasting the client's own retries gets
 # a few more tries a minute apart; a refused key or bad settings fail at once.
@@ -64,7 +63,8 @@ def raw_snapshots(context: dg.AssetExecutionContext, config: CollectConfig,
                          "re-derive it from raw snapshots collected then."),
             allow_retries=False)
     try:
-        results = collect(vast.settings(), config.account, land=False)
+        results = collect(vast.settings(), config.account, land=False,
+                          report=after_collection)
     except PipelineError as exc:
         raise pipeline_failure(exc, context) from None
     for result in results:

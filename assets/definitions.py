@@ -23,11 +23,13 @@ import dagster as dg
 
 from assets.alerts import alert_on_run_failure, resolve_on_run_success
 from assets.charges import charges_job, charges_schedule, landed_billed_charges
-from assets.collection import DAILY, landed_instance_snapshots, raw_snapshots
+from assets.collection import landed_instance_snapshots, raw_snapshots
+from assets.partitions import DAILY
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
 from assets.warehouse import warehouse_models
-from pipeline.core.config import cadence_cron, load_settings
+from pipeline.core.config import cadence_cron
+from pipeline.startup import load_settings
 
 collect_job = dg.define_asset_job(
     "collect_job", selection=dg.AssetSelection.assets(raw_snapshots, landed_instance_snapshots),

@@ -14,14 +14,15 @@ import dagster as dg
 
 from assets.collection import (
     CLI_RUN_TAG,
-    DAILY,
     EXIT_CODE_KEY,
     landed_instance_snapshots,
     raw_snapshots,
 )
+from assets.partitions import DAILY
 from assets.resources import default_resource
-from pipeline.core.config import Settings, prepare_dagster_home
+from pipeline.core.config import Settings
 from pipeline.core.errors import PipelineError
+from pipeline.startup import prepare_dagster_home
 
 # The run's own log lines would bury the one sentence a CLI user needs; they stay in the
 # run's record (Dagster UI) and show with --debug.

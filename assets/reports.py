@@ -19,10 +19,10 @@ import dagster as dg
 from assets.resources import VastPipelineResource
 from assets.warehouse import FOLLOW_COLLECTION, MODELS, _key
 from pipeline.core import clock
-from pipeline.core.config import local_dir
 from pipeline.core.errors import NoDataYetError, PipelineError
 from pipeline.reports import FORMATS, month_to_date_window, parse_window, write_reports
 from pipeline.storage.datasets import dataset
+from pipeline.storage.local import local_dir
 
 REPORT_DEPS = [_key(model.name) for model in MODELS]
 

@@ -1,7 +1,7 @@
 """The one Dagster resource: pipeline settings, with the API key supplied through EnvVar.
 
 The key is a resource field fed by `EnvVar("VAST_API_KEY")`, so the UI shows it masked and
-it never lands in run config. Everything else comes from `pipeline.core.config.load_settings`,
+it never lands in run config. Everything else comes from `pipeline.startup.load_settings`,
 the same code the CLI uses, so Dagster and the CLI cannot disagree about settings.
 """
 
@@ -10,7 +10,8 @@ import os
 
 import dagster as dg
 
-from pipeline.core.config import Settings, load_settings
+from pipeline.core.config import Settings
+from pipeline.startup import load_settings
 from pipeline.storage.store import Store
 
 

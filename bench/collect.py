@@ -59,7 +59,7 @@ def probe() -> None:
 
     gc.disable()  # as `vast-pipeline collect` runs (pipeline.cli._short_process)
     marks = [time.perf_counter()]
-    from pipeline.core.config import load_settings
+    from pipeline.startup import load_settings
     from pipeline.storage.store import Store
 
     settings = load_settings()

@@ -142,7 +142,7 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
 def _checked_settings(account: str | None, simulator_note: str) -> Settings:
     """Settings checked before any work: a mistyped account name or an unreachable or
     refused object store fails here, in one sentence; says when the simulator is used."""
-    from pipeline.core.config import load_settings
+    from pipeline.startup import load_settings
     from pipeline.storage.store import Store
 
     settings = load_settings()
@@ -156,7 +156,7 @@ def _checked_settings(account: str | None, simulator_note: str) -> Settings:
 def _read_settings(account: str | None) -> Settings:
     """Settings of a command that reads what is stored (rebuild, report, export), with its
     --account checked before any work."""
-    from pipeline.core.config import load_settings
+    from pipeline.startup import load_settings
 
     settings = load_settings()
     _check_account(settings, account, fetches=False)
@@ -302,8 +302,8 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from pipeline.core.config import load_settings
     from pipeline.core.progress import progress_bar
+    from pipeline.startup import load_settings
     from pipeline.warehouse.build import build_for
 
     settings = load_settings()
@@ -328,7 +328,7 @@ def _add_sql(commands: argparse._SubParsersAction) -> None:
 def _run_sql(args: argparse.Namespace) -> int:
     """Each statement's result in turn, headed by its statement when there are several;
     csv and json are one document each, so they take a single statement."""
-    from pipeline.core.config import load_settings
+    from pipeline.startup import load_settings
     from pipeline.warehouse.query import format_result, query_each, statement_heading
 
     single = None if args.format == "table" else (
@@ -356,9 +356,9 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from pipeline.core import clock
-    from pipeline.core.config import local_dir
     from pipeline.reports import parse_window, write_reports
     from pipeline.storage.datasets import dataset
+    from pipeline.storage.local import local_dir
 
     now = clock.now()  # once: the default window and the report's "generated" moment
     date_from, date_to = parse_window(args.date_from, args.date_to, today=now.date())
@@ -443,8 +443,8 @@ def _add_status(commands: argparse._SubParsersAction) -> None:
 
 def _run_status(args: argparse.Namespace) -> int:
     from pipeline.billing import newest_bills
-    from pipeline.core.config import load_settings
     from pipeline.landing.history import newest_snapshots
+    from pipeline.startup import load_settings
     from pipeline.storage.store import Store
 
     settings = load_settings()
@@ -482,8 +482,8 @@ def _add_alerts(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_alerts(args: argparse.Namespace) -> int:
-    from pipeline.core.config import load_settings
     from pipeline.core.errors import ConfigError
+    from pipeline.startup import load_settings
 
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit} is negative; give how many transitions to "

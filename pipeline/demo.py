@@ -19,13 +19,7 @@ from pathlib import Path
 
 from pipeline.billing import BillDayResult, collect_charges, day_range
 from pipeline.core import clock
-from pipeline.core.config import (
-    DEFAULT_HOME,
-    Account,
-    Settings,
-    load_settings,
-    prepare_dagster_home,
-)
+from pipeline.core.config import DEFAULT_HOME, Account, Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.progress import progress_bar
 from pipeline.core.resources import dagster_dev_command
@@ -37,6 +31,7 @@ from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.source.client import VastClient
 from pipeline.source.collect import fetch_snapshot
+from pipeline.startup import load_settings, prepare_dagster_home
 from pipeline.storage.datasets import dataset
 from pipeline.storage.store import Store
 

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 
 from pipeline.alerts import engine
 from pipeline.alerts.engine import AlertBook, Condition, Delivered, Evaluation, iso
-from pipeline.alerts.settings import AlertSettings, Receiver
-from pipeline.alerts.webhook import Attempted, get, post_json, redact
+from pipeline.alerts.settings import AlertSettings, Receiver, alert_settings
+from pipeline.alerts.webhook import Attempted, get, post_json, posted_urls
 from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError, PipelineError
-from pipeline.core.secrets import redact as redact_secrets
+from pipeline.core.secrets import redact
 from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.alerts")
@@ -36,10 +36,11 @@ def _never_fail(what: str) -> Iterator[None]:
     try:
         yield
     except PipelineError as exc:  # a sentence written for the user: log it as is
-        log.warning("%s", redact(str(exc)))
+        log.warning("%s", redact(str(exc), posted_urls()))
     except Exception as exc:  # by design: alerting must never break the pipeline
         log.warning("alerts %s were not evaluated: %s", what,
-                    redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                    redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                           posted_urls()))
 
 
 def after_collection(settings: Settings, outcomes: Mapping[str, str | None],
@@ -48,47 +49,54 @@ def after_collection(settings: Settings, outcomes: Mapping[str, str | None],
     `instance_down` for the accounts whose snapshot `landed`, deliver, then ping the
     heartbeat if every account succeeded. `outcomes` maps account -> error text or None."""
     result = None
+    alerts = AlertSettings()
     with _never_fail("after the collection"):
+        alerts = alert_settings(settings)
+
         def evaluate(book: AlertBook) -> list[Evaluation]:
-            evaluations = [_collection_failing(book, settings.alerts, account, error,
-                                               observed_at)
+            evaluations = [_collection_failing(book, alerts, account, error, observed_at)
                            for account, error in outcomes.items()]
             if landed:
-                evaluations += _instance_down(settings, [a for a, e in outcomes.items()
-                                                         if e is None])
+                evaluations += _instance_down(settings, alerts, [a for a, e in outcomes.items()
+                                                                 if e is None])
             return evaluations
 
-        result = engine.run(Store(settings.home), settings.alerts, evaluate,
-                            point="after_collection")
+        result = engine.run(Store(settings.home), alerts, evaluate, point="after_collection")
     if outcomes and all(error is None for error in outcomes.values()):
-        heartbeat(settings.alerts)
+        heartbeat(alerts)
     return result
 
 
-def after_landing(settings: Settings, accounts: list[str]) -> Delivered | None:
+def after_landing(settings: Settings, accounts: list[str],
+                  alerts: AlertSettings | None = None) -> Delivered | None:
     """`instance_down` once the newest snapshots are in the Parquet history (Dagster's
-    `instance_snapshots` step, which lands what `raw_snapshots` collected)."""
+    `instance_snapshots` step, which lands what `raw_snapshots` collected). `alerts`
+    defaults to the settings' own."""
     with _never_fail("after landing"):
-        return engine.run(Store(settings.home), settings.alerts,
-                          lambda _book: _instance_down(settings, accounts), point="after_landing")
+        chosen = alerts or alert_settings(settings)
+        return engine.run(Store(settings.home), chosen,
+                          lambda _book: _instance_down(settings, chosen, accounts),
+                          point="after_landing")
     return None
 
 
-def after_build(settings: Settings) -> Delivered | None:
-    """The cost rules over the freshly built warehouse."""
+def after_build(settings: Settings, alerts: AlertSettings | None = None) -> Delivered | None:
+    """The cost rules over the freshly built warehouse (`alerts`: as in `after_landing`)."""
     from pipeline.alerts.build_rules import evaluate_build_rules
     from pipeline.warehouse.query import open_read_only
 
     with _never_fail("after the build"):
+        chosen = alerts or alert_settings(settings)
+
         def evaluate(_book: AlertBook) -> list[Evaluation]:
             con = open_read_only(settings.home)
             try:
-                evaluation = evaluate_build_rules(con, settings.alerts)
+                evaluation = evaluate_build_rules(con, chosen)
             finally:
                 con.close()
             return [evaluation] if evaluation else []
 
-        return engine.run(Store(settings.home), settings.alerts, evaluate, point="after_build")
+        return engine.run(Store(settings.home), chosen, evaluate, point="after_build")
     return None
 
 
@@ -100,9 +108,11 @@ def after_landing_and_build(settings: Settings, accounts: list[str], *,
     whose alerts are about a simulated fleet) records every transition with no receiver
     instead of posting it to the configured ones; what they still have queued stays queued.
     """
+    alerts = None
     if not deliver:
-        settings = replace(settings, alerts=replace(settings.alerts, receivers=()))
-    return [after_landing(settings, accounts), after_build(settings)]
+        with _never_fail("for the run"):
+            alerts = replace(alert_settings(settings), receivers=())
+    return [after_landing(settings, accounts, alerts), after_build(settings, alerts)]
 
 
 def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
@@ -111,8 +121,11 @@ def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
     at = at or datetime.now(UTC)
     key = f"run_failed/{job}"
     conditions: tuple[Condition, ...] = ()
-    if failed and settings.alerts.enabled("run_failed"):
-        text = redact_secrets(redact(" ".join(message.split())), _held_secrets(settings))
+    alerts = AlertSettings()
+    with _never_fail(f"for the run of {job}"):
+        alerts = alert_settings(settings)
+    if failed and alerts.enabled("run_failed"):
+        text = redact(" ".join(message.split()), [*posted_urls(), *_held_secrets(settings, alerts)])
         if len(text) > _MAX_RUN_MESSAGE:
             text = text[:_MAX_RUN_MESSAGE - 3] + "..."
         subject = f"Dagster job {job}"
@@ -122,16 +135,16 @@ def run_finished(settings: Settings, job: str, run_id: str, *, failed: bool,
     evaluation = Evaluation(rules=("run_failed",), accounts=None, conditions=conditions,
                             observed_at=at, keys=frozenset({key}))
     with _never_fail(f"for the run of {job}"):
-        return engine.run(Store(settings.home), settings.alerts, lambda _book: [evaluation],
+        return engine.run(Store(settings.home), alerts, lambda _book: [evaluation],
                           point="run_finished")
     return None
 
 
-def _held_secrets(settings: Settings) -> list[str]:
+def _held_secrets(settings: Settings, alerts: AlertSettings) -> list[str]:
     """Every secret this process holds that a failed run's text could quote: webhook and
     heartbeat URLs, each account's API key, the object-store credentials. The text goes
     to a chat channel and the alert log, so none of them may survive in it."""
-    return [*settings.alerts.secrets(), *(a.api_key for a in settings.accounts),
+    return [*alerts.secrets(), *(a.api_key for a in settings.accounts),
             *(os.environ.get(name, "") for name in _AWS_SECRET_ENV)]
 
 
@@ -149,11 +162,11 @@ def heartbeat(alerts: AlertSettings) -> Attempted | None:
 def send_test(settings: Settings, receiver: str | None = None
               ) -> list[tuple[Receiver, Attempted]]:
     """POST a test message to each receiver (or the named one); nothing is queued."""
-    alerts = settings.alerts
+    alerts = alert_settings(settings)
     if not alerts.receivers:
         raise ConfigError("No alert receiver is configured: export "
-                          "VAST_PIPELINE_ALERT_WEBHOOK or add [[alerts.receivers]] to the "
-                          "config file.")
+                          "VAST_PIPELINE_ALERT_WEBHOOK or add [[alerts.receivers]] to "
+                          f"{settings.config_named}.")
     chosen = [r for r in alerts.receivers if receiver is None or r.name == receiver]
     if not chosen:
         known = ", ".join(r.name for r in alerts.receivers)
@@ -196,17 +209,17 @@ def _collection_failing(book: AlertBook, alerts: AlertSettings, account: str,
                       conditions=conditions, observed_at=observed_at)
 
 
-def _instance_down(settings: Settings, accounts: list[str]) -> list[Evaluation]:
+def _instance_down(settings: Settings, alerts: AlertSettings,
+                   accounts: list[str]) -> list[Evaluation]:
     from pipeline.alerts.history_rules import RULE, evaluate_instance_down
 
     store = Store(settings.home)
     out = []
     for account in accounts:
-        evaluation = evaluate_instance_down(store, account,
-                                            settings.alerts.instance_down_minutes)
+        evaluation = evaluate_instance_down(store, account, alerts.instance_down_minutes)
         if evaluation is None:
             continue
-        if not settings.alerts.enabled(RULE):
+        if not alerts.enabled(RULE):
             evaluation = Evaluation(rules=(RULE,), accounts=(account,), conditions=(),
                                     observed_at=evaluation.observed_at)
         out.append(evaluation)

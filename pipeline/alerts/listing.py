@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pipeline.alerts.engine import read_log, read_state
+from pipeline.alerts.settings import alert_settings
 from pipeline.core import clock
 from pipeline.core.config import Settings
 from pipeline.storage.store import Store
@@ -43,7 +44,7 @@ def alert_lines(settings: Settings, limit: int = 20, today: date | None = None) 
     today = today or clock.today()
     store = Store(settings.home)
     state = read_state(store)
-    alerts = settings.alerts
+    alerts = alert_settings(settings)
     receivers = ", ".join(f"{r.name} (URL from ${r.url_env})" for r in alerts.receivers)
     lines = [f"receivers: {receivers or 'none (export VAST_PIPELINE_ALERT_WEBHOOK)'}",
              f"heartbeat: {'set' if alerts.heartbeat_url else 'not set'}"

@@ -1,10 +1,12 @@
 """The `[alerts]` table of the config file: rule thresholds, switches and receivers.
 
-Validated once at start with the rest of the settings, so a bad threshold is one sentence
-before any collection. Webhook URLs are secrets: the config file names the environment
-variable holding each URL, the URL is read from the environment into memory only (kept
-out of repr), and everything else (state, logs, the `alerts` table) refers to a receiver
-by its name.
+The core settings keep the table as written; it is interpreted here (`alert_settings`),
+once at start by `pipeline.startup.load_settings`, so a bad threshold is one sentence,
+naming the file, before any collection. Webhook URLs are secrets: the config file names the
+environment variable holding each URL, the URL is read from the environment into memory
+only (kept out of repr), and everything else (state, logs, the `alerts` table) refers to a
+receiver by its name. `[[alerts.receivers]]` entries are read by the one function for
+named entries with a secret in a variable (`pipeline.core.entries`).
 
     [alerts]
     instance_down_minutes = 30
@@ -30,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from pipeline.core.config import Settings
+from pipeline.core.entries import Entry, EntryKind, named_entries
 from pipeline.core.errors import ConfigError
 
 DEFAULT_WEBHOOK_ENV = "VAST_PIPELINE_ALERT_WEBHOOK"
@@ -60,7 +64,7 @@ DELIVERY_KEYS: dict[str, tuple[float, float, str]] = {
     "retry_backoff_seconds": (1.0, 0, "from"),
     "timeout_seconds": (10.0, 0, "above"),
 }
-_RECEIVER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+RECEIVERS = EntryKind("alerts.receivers", "Alert receiver", "url_env", "its webhook URL")
 
 
 @dataclass(frozen=True)
@@ -99,26 +103,38 @@ class AlertSettings:
         return [u for u in [*(r.url for r in self.receivers), self.heartbeat_url] if u]
 
 
-def parse_alerts(table: object, env: Mapping[str, str]) -> AlertSettings:
-    """The validated `[alerts]` table (empty when absent) plus the webhook variables."""
+def alert_settings(settings: Settings) -> AlertSettings:
+    """The `[alerts]` table of `settings`' config file, interpreted here (the core settings
+    keep it as written), with the webhook variables of the environment the settings were
+    read from. `pipeline.startup.load_settings` calls it once at start, so a mistake in it
+    is one sentence before any work."""
+    return parse_alerts(settings.tables.get("alerts"), settings.environment,
+                        settings.config_file)
+
+
+def parse_alerts(table: object, env: Mapping[str, str],
+                 config_path: str | None = None) -> AlertSettings:
+    """The validated `[alerts]` table (empty when absent) plus the webhook variables; an
+    error names the config file (`config_path`)."""
+    where = config_path or "the config file"
     if table is None:
         table = {}
     if not isinstance(table, dict):
-        raise ConfigError("`alerts` in the config file must be a table: write [alerts].")
+        raise ConfigError(f"`alerts` in {where} must be a table: write [alerts].")
     known = {*THRESHOLDS, *DELIVERY_KEYS, "disabled", "receivers"}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"Unknown key {unknown[0]!r} in [alerts]; known keys: "
+        raise ConfigError(f"Unknown key {unknown[0]!r} in [alerts] of {where}; known keys: "
                           f"{', '.join(sorted(known))}.")
     values: dict[str, object] = {
-        key: _number(table.get(key, default), key, bound, kind)
+        key: _number(table.get(key, default), key, bound, kind, where)
         for key, (default, bound, kind) in {**THRESHOLDS, **DELIVERY_KEYS}.items()}
-    return AlertSettings(**values, disabled=_disabled(table.get("disabled", [])),
-                         receivers=_receivers(table.get("receivers", []), env),
+    return AlertSettings(**values, disabled=_disabled(table.get("disabled", []), where),
+                         receivers=_receivers(table.get("receivers", []), env, config_path),
                          heartbeat_url=_url(env.get(HEARTBEAT_ENV, ""), HEARTBEAT_ENV))
 
 
-def _number(value: object, key: str, bound: float, kind: str) -> float | int:
+def _number(value: object, key: str, bound: float, kind: str, where: str) -> float | int:
     """A finite number within its bound (see THRESHOLDS), else one sentence."""
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
@@ -127,51 +143,27 @@ def _number(value: object, key: str, bound: float, kind: str) -> float | int:
     if not ok:
         wanted = {"int": f"a whole number >= {bound:g}", "above": f"a number > {bound:g}",
                   "from": f"a number >= {bound:g}"}[kind]
-        raise ConfigError(f"[alerts] {key} must be {wanted}, not {value!r}; fix the config "
-                          "file.")
+        raise ConfigError(f"[alerts] {key} must be {wanted}, not {value!r}; fix it in {where}.")
     return int(value) if kind == "int" else float(value)
 
 
-def _disabled(value: object) -> frozenset[str]:
+def _disabled(value: object, where: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError('[alerts] disabled must be a list of rule names, e.g. ["idle_gpu"].')
+        raise ConfigError(f"[alerts] disabled in {where} must be a list of rule names, e.g. "
+                          '["idle_gpu"].')
     unknown = [v for v in value if v not in RULES]
     if unknown:
-        raise ConfigError(f"[alerts] disabled names unknown rule {unknown[0]!r}; rules are "
-                          f"{', '.join(RULES)}.")
+        raise ConfigError(f"[alerts] disabled in {where} names unknown rule {unknown[0]!r}; "
+                          f"rules are {', '.join(RULES)}.")
     return frozenset(value)
 
 
-def _receivers(configured: object, env: Mapping[str, str]) -> tuple[Receiver, ...]:
-    if not isinstance(configured, list):
-        raise ConfigError("[alerts] receivers must be a list of [[alerts.receivers]] tables.")
-    receivers = []
+def _receivers(configured: object, env: Mapping[str, str],
+               config_path: str | None) -> tuple[Receiver, ...]:
     default_url = env.get(DEFAULT_WEBHOOK_ENV, "").strip()
-    if default_url:
-        receivers.append(Receiver(DEFAULT_RECEIVER, DEFAULT_WEBHOOK_ENV,
-                                  _url(default_url, DEFAULT_WEBHOOK_ENV)))
-    receivers += [_receiver(entry, env) for entry in configured]
-    names = [r.name for r in receivers]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(f"Alert receiver names must be unique; repeated: {', '.join(repeated)}"
-                          f" (`{DEFAULT_RECEIVER}` is the one of ${DEFAULT_WEBHOOK_ENV}).")
-    return tuple(receivers)
-
-
-def _receiver(entry: object, env: Mapping[str, str]) -> Receiver:
-    if not isinstance(entry, dict) or "name" not in entry or "url_env" not in entry:
-        raise ConfigError("Each [[alerts.receivers]] entry needs `name` and `url_env` (the "
-                          "variable holding its webhook URL).")
-    name, url_env = str(entry["name"]), str(entry["url_env"])
-    if not name or len(name) > 64 or not set(name) <= _RECEIVER_NAME_CHARS:
-        raise ConfigError(f"Alert receiver name {name!r} is not usable: use letters, digits, "
-                          "'_', '.' or '-'.")
-    url = env.get(url_env, "").strip()
-    if not url:
-        raise ConfigError(f"Alert receiver {name!r} reads its webhook URL from ${url_env}, "
-                          f"which is not set: export {url_env}.")
-    return Receiver(name, url_env, _url(url, url_env))
+    first = Entry(DEFAULT_RECEIVER, DEFAULT_WEBHOOK_ENV, default_url) if default_url else None
+    entries = named_entries(configured, env, RECEIVERS, config_path, first=first)
+    return tuple(Receiver(e.name, e.env_name, _url(e.secret, e.env_name)) for e in entries)
 
 
 def _url(url: str, variable: str) -> str:

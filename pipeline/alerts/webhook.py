@@ -5,8 +5,9 @@ post to the channel), so they are handled like the API key in `pipeline.source.c
 - error texts are built from the failure's kind and the HTTP status only, never from
   requests' own messages (which quote the host and path);
 - urllib3 logs each request line at DEBUG (`--debug`) as `path?query`: a filter rewrites
-  every form of a registered URL in those records before they are emitted (a Google Chat
-  webhook carries its token in the query, a Slack one in the path).
+  every form of a registered URL in those records before they are emitted, with
+  `pipeline.core.secrets.redact`, the one redactor (a Google Chat webhook carries its
+  token in the query, a Slack one in the path).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from pipeline import __version__
+from pipeline.core.retry import Backoff, retry
+from pipeline.core.secrets import redact
 
 USER_AGENT = f"vast-pipeline/{__version__} (alerts)"
-REDACTED = "<redacted webhook URL>"
 _MAX_BACKOFF_SECONDS = 30.0
 _MIN_QUERY_SECRET = 8  # shorter query values (`v=1`, `alt=json`) would shred the text
 
@@ -40,14 +42,9 @@ class _RedactSecrets(logging.Filter):
         decoded), since any of them can be the bearer token."""
         self.secrets.update(s for s in _url_forms(url) if s)
 
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
-
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            record.msg = self.redact(record.getMessage())
+            record.msg = redact(record.getMessage(), self.secrets)
             record.args = None
         return True
 
@@ -72,9 +69,10 @@ _REDACTOR = _RedactSecrets()
 logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
 
 
-def redact(text: str) -> str:
-    """`text` with every URL this process has posted to replaced by a placeholder."""
-    return _REDACTOR.redact(text)
+def posted_urls() -> frozenset[str]:
+    """Every form of every URL this process has posted to or pinged (see `_url_forms`), for
+    `pipeline.core.secrets.redact`."""
+    return frozenset(_REDACTOR.secrets)
 
 
 @dataclass(frozen=True)
@@ -89,21 +87,39 @@ class Attempted:
 
 def post_json(url: str, payload: dict, *, attempts: int, backoff_seconds: float,
               timeout_seconds: float, sleep: Callable[[float], None] = time.sleep) -> Attempted:
-    """POST `payload` until a 2xx answer, retrying failures with exponential backoff.
+    """POST `payload` until a 2xx answer, retrying failures with exponential backoff
+    (`pipeline.core.retry`).
 
     Everything but a 2xx is retried (a 4xx too: a misconfigured receiver is often fixed
     while the message waits); what is still refused after `attempts` is the caller's to
     queue.
     """
     _REDACTOR.add(url)
-    last = Attempted(False, 0)
-    for attempt in range(1, attempts + 1):
-        last = _once("POST", url, timeout_seconds, attempt, json=payload)
-        if last.accepted:
-            return last
-        if attempt < attempts:
-            sleep(min(backoff_seconds * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS))
-    return last
+    tries = 0
+
+    def once() -> Attempted:
+        nonlocal tries
+        tries += 1
+        answer = _once("POST", url, timeout_seconds, tries, json=payload)
+        if not answer.accepted:
+            raise _Refused(answer)
+        return answer
+
+    # No jitter: one process posts its queue in order, so there is no herd to spread.
+    backoff = Backoff(base=backoff_seconds, cap=_MAX_BACKOFF_SECONDS, jitter=0.0,
+                      attempts=attempts)
+    try:
+        return retry(once, backoff, retry_on=lambda e: isinstance(e, _Refused), sleep=sleep)
+    except _Refused as refused:
+        return refused.answer
+
+
+class _Refused(Exception):
+    """A POST that was not accepted (retryable; internal to `post_json`)."""
+
+    def __init__(self, answer: Attempted) -> None:
+        super().__init__(answer.error)
+        self.answer = answer
 
 
 def get(url: str, *, timeout_seconds: float) -> Attempted:

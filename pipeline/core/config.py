@@ -1,7 +1,14 @@
 """Settings: where data lives, which accounts to collect, how often, and from where.
 
-Read once at start and validated, so a mistake is one clear sentence before any work.
-Sources, later ones winning: defaults, an optional TOML config file, the environment.
+Read once at start, so a mistake is one clear sentence before any work. Sources, later ones
+winning: defaults, an optional TOML config file, the environment.
+
+This module reads the file and the environment into plain data and checks what is its own
+(accounts, cadence, pacing); the layers above interpret their own parts of it, each named
+here: the home by the storage layer (`pipeline.storage.objectstore.parse_home`, an
+`s3://` home's bucket and credentials), the `[alerts]` table by the alerts
+(`pipeline.alerts.settings.alert_settings`). `pipeline.startup.load_settings`, what every
+entry point calls, runs all of those checks at once.
 
 Environment (names match the official `vastai` client where one exists):
 - `VAST_API_KEY`: key of the account named `default`. Unset (and no accounts in the config
@@ -27,24 +34,25 @@ Config file (all keys optional):
     url = "https://console.vast.ai"
     [alerts]                   # thresholds and webhook receivers: see pipeline.alerts.settings
     instance_down_minutes = 30
+
+`[[accounts]]` entries are read by `pipeline.core.entries.named_entries`, the one function
+for `[[x]]` entries that name a secret by its variable (`[[alerts.receivers]]` too).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pipeline.alerts.settings import AlertSettings, parse_alerts
+from pipeline.core.entries import Entry, EntryKind, named_entries
 from pipeline.core.errors import ConfigError
-from pipeline.storage.objectstore import is_remote, parse_home
-from pipeline.storage.store import check_account
+from pipeline.core.secrets import redact
 
 DEFAULT_URL = "https://console.vast.ai"
 DEFAULT_HOME = "./data"
@@ -53,8 +61,11 @@ DEFAULT_CADENCE_MINUTES = 15
 # little more than that between our calls avoids 429s caused by network jitter.
 DEFAULT_MIN_INTERVAL_SECONDS = 1.1
 DEFAULT_CONFIG_FILE = "vast-pipeline.toml"
+# Tables of the config file that the layers above read (see the module docstring).
+OTHER_TABLES = ("alerts",)
 
 Source = Literal["vast", "simulator"]
+ACCOUNTS = EntryKind("accounts", "Account", "key_env", "its key")
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,14 @@ class Settings:
     cadence_minutes: int = DEFAULT_CADENCE_MINUTES
     min_interval_seconds: float = DEFAULT_MIN_INTERVAL_SECONDS
     config_file: str | None = None
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+    # where `home` was read (the variable, or the config file's key), for the storage
+    # layer's error sentences
+    home_source: str = "VAST_PIPELINE_HOME"
+    # the config file's tables the layers above interpret, as written (OTHER_TABLES)
+    tables: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the environment the settings were read from: the layers above read their variables
+    # (webhook URLs, object-store credentials) from it; in memory only, never shown
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def account(self, name: str | None) -> Account:
         """The named account (or the only/`default` one when name is None)."""
@@ -95,12 +113,18 @@ class Settings:
     def uses_simulator(self) -> bool:
         return any(a.is_simulated for a in self.accounts)
 
+    @property
+    def config_named(self) -> str:
+        """The config file for a sentence: its path, or how to give one when there is none."""
+        return self.config_file or "the config file (VAST_PIPELINE_CONFIG)"
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build and validate settings from the config file and the environment.
+    """Read settings from the config file and the environment, checking what is core's.
 
     A value that does not validate is named by where it came from: the variable, or the
-    config file's path and key (see `_source`)."""
+    config file's path and key (see `_source`). Entry points call
+    `pipeline.startup.load_settings`, which also runs the checks of the layers above."""
     env = os.environ if env is None else env
     config_path, config = _read_config_file(env)
     home_variable = "VAST_PIPELINE_HOME" if env.get("VAST_PIPELINE_HOME") else None
@@ -113,12 +137,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                    _source(None, config_path, "min_interval_seconds"))
     accounts = _accounts(env, config.get("accounts", []), config_path)
     return Settings(
-        home=_normalise_home(home, _source(home_variable, config_path, "home"), env),
+        home=_normalise_home(home),
         accounts=accounts,
         cadence_minutes=cadence,
         min_interval_seconds=min_interval,
         config_file=config_path,
-        alerts=parse_alerts(config.get("alerts"), env),
+        home_source=_source(home_variable, config_path, "home"),
+        tables={name: config[name] for name in OTHER_TABLES if name in config},
+        environment=dict(env),
     )
 
 
@@ -143,54 +169,33 @@ def _read_config_file(env: Mapping[str, str]) -> tuple[str | None, dict]:
 
 def _accounts(env: Mapping[str, str], configured: object,
               config_path: str | None) -> tuple[Account, ...]:
-    if not isinstance(configured, list):
-        raise ConfigError(f"`accounts` in {config_path} must be a list of [[accounts]] tables.")
-    accounts = []
     key = env.get("VAST_API_KEY", "").strip()
     url = env.get("VAST_URL", "").strip()
-    if key:
-        accounts.append(_account("default", "VAST_API_KEY", url or DEFAULT_URL, key, "VAST_URL"))
-    elif url:
+    if url and not key:
         raise ConfigError(
             "VAST_URL is set but VAST_API_KEY is not: export VAST_API_KEY with your Vast.ai key."
         )
-    accounts += [_configured_account(entry, env, config_path) for entry in configured]
+    first = Entry("default", "VAST_API_KEY", key, {"url": url}) if key else None
+    accounts = []
+    for entry in named_entries(configured, env, ACCOUNTS, config_path, first=first):
+        url_source = ("VAST_URL" if entry is first
+                      else f"`url` of account {entry.name!r} in {config_path}")
+        accounts.append(_account(entry, str(entry.keys.get("url") or DEFAULT_URL), url_source))
     if not accounts:
         accounts.append(Account("default", "embedded simulator", "VAST_API_KEY", "simulator"))
-    names = [a.name for a in accounts]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"Account names must be unique; repeated in {config_path}: "
-                          f"{', '.join(duplicates)} (VAST_API_KEY's account is `default`).")
     return tuple(accounts)
 
 
-def _configured_account(entry: object, env: Mapping[str, str],
-                        config_path: str | None) -> Account:
-    if not isinstance(entry, dict) or "name" not in entry or "key_env" not in entry:
-        raise ConfigError(f"Each [[accounts]] entry in {config_path} needs `name` and "
-                          "`key_env` (the variable holding its key).")
-    name, key_env = str(entry["name"]), str(entry["key_env"])
-    where = f"`name` of an [[accounts]] entry in {config_path}"
-    try:
-        check_account(name)  # the same rule as the partition folders it names
-    except ConfigError as exc:
-        raise ConfigError(f"{str(exc).removesuffix('.')} (the {where}).") from None
-    key = env.get(key_env, "").strip()
-    if not key:
-        raise ConfigError(f"Account {name!r} reads its key from ${key_env}, which is not set: "
-                          f"export {key_env}.")
-    return _account(name, key_env, str(entry.get("url") or DEFAULT_URL), key,
-                    f"`url` of account {name!r} in {config_path}")
-
-
-def _account(name: str, key_env: str, url: str, key: str, url_source: str) -> Account:
+def _account(entry: Entry, url: str, url_source: str) -> Account:
     """An account of the real service; `url_source` names where its URL was read."""
-    check_account(name)  # the same rule as the partition folders it names
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"URL {url!r} ({url_source}) is not an http(s) URL: fix it.")
-    return Account(name=name, url=url.rstrip("/"), key_env=key_env, source="vast", api_key=key)
+        # Echoed so the user sees what was read, less a key pasted into the wrong variable
+        # and any password in it.
+        shown = redact(url, [entry.secret, parsed.password or ""])
+        raise ConfigError(f"URL {shown!r} ({url_source}) is not an http(s) URL: fix it.")
+    return Account(name=entry.name, url=url.rstrip("/"), key_env=entry.env_name,
+                   source="vast", api_key=entry.secret)
 
 
 def _cadence(value: object, source: str) -> int:
@@ -234,69 +239,10 @@ def _positive_float(value: object, source: str) -> float:
     return number
 
 
-def _normalise_home(home: str, source: str, env: Mapping[str, str]) -> str:
+def _normalise_home(home: str) -> str:
     """Local homes become absolute paths, so views and runs work from any directory; a
-    remote home is checked now (s3:// only, no credentials in it), its errors naming
-    `source`."""
+    remote home is kept as written (the storage layer checks it, naming `home_source`)."""
     if "://" in home:
-        if is_remote(home):
-            parse_home(home, env, source=source)
-        return home.rstrip("/")
+        scheme, rest = home.split("://", 1)
+        return f"{scheme}://{rest.rstrip('/')}"
     return str(Path(home).expanduser().resolve())
-
-
-def local_dir(home: str, env: Mapping[str, str] | None = None) -> Path:
-    """Where this machine keeps the files of `home` that cannot live on an object store
-    (the warehouse, reports, the Dagster instance): the home itself when it is local."""
-    env = os.environ if env is None else env
-    if not is_remote(home):
-        return Path(home.removeprefix("file://")).expanduser().resolve()
-    if env.get("VAST_PIPELINE_CACHE"):
-        return Path(env["VAST_PIPELINE_CACHE"]).expanduser().resolve()
-    config = parse_home(home, env)
-    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vast-pipeline"
-    digest = hashlib.sha1(config.uri.encode()).hexdigest()[:8]
-    return (base / f"{config.bucket}-{digest}").resolve()
-
-
-def warehouse_file(home: str, env: Mapping[str, str] | None = None) -> Path:
-    """The DuckDB warehouse of `home`: $VAST_PIPELINE_WAREHOUSE, else in `local_dir`."""
-    env = os.environ if env is None else env
-    explicit = env.get("VAST_PIPELINE_WAREHOUSE")
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    return local_dir(home, env) / "warehouse.duckdb"
-
-
-# Written once into a new DAGSTER_HOME: no telemetry from a data pipeline, and run-level
-# retries switched on so the `dagster/max_retries` tag works for scheduled runs.
-# One event-log database for all runs, instead of Dagster's default of one SQLite file per
-# run, created with its schema at every run: that creation was a third of a `collect`
-# (README, "Benchmarks"). Homes created earlier keep their dagster.yaml and their history.
-DAGSTER_YAML = """telemetry:
-  enabled: false
-run_retries:
-  enabled: true
-event_log_storage:
-  module: dagster._core.storage.event_log
-  class: ConsolidatedSqliteEventLogStorage
-  config:
-    base_dir:
-      env: DAGSTER_HOME
-"""
-
-
-def prepare_dagster_home(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
-    """$DAGSTER_HOME, else <local dir of the home>/dagster: created with a dagster.yaml if
-    missing.
-
-    Dagster refuses a DAGSTER_HOME that does not exist, so the CLI, the demo and
-    `make dagster` all prepare it the same way before pointing Dagster at it.
-    """
-    env = os.environ if env is None else env
-    path = Path(env.get("DAGSTER_HOME") or local_dir(settings.home, env) / "dagster")
-    path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
-    return path

@@ -1,10 +1,16 @@
-"""Remove secrets from API records before anything is written anywhere.
+"""Remove secrets from API records before anything is written anywhere, and from any text
+before it is shown: one scrubber for records, one redactor and one marker for text.
 
 An instance record carries two secrets: `jupyter_token` (opens the instance's Jupyter
 server) and the values of `extra_env` (users pass API keys and passwords that way).
 `scrub` keeps what is useful for analysis and safe to store: whether a token was present
 (`has_jupyter_token`) and the environment variable *names* (`extra_env_names`).
 `scrub` is idempotent, so it is safe to apply at every boundary (raw writer, flatten).
+
+`redact` is the one function that takes secrets out of text (a server's echo of the API
+key, a webhook URL in a log line, a key or credential quoted by a failed run, a secret in a
+config value echoed by an error), always leaving the one marker `REDACTED`, so a reader
+(and a test) recognises a removed secret wherever it was removed.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
 # "NAME=value" inside a string form of extra_env (e.g. "-e A=1 -e B=2").
 _ENV_ASSIGN_RE = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_.]{0,127})=")
-REDACTED = "[redacted]"
+REDACTED = "[redacted]"  # what stands where a secret was, in every text the pipeline shows
 
 
 def scrub(record: Any) -> Any:
@@ -99,7 +105,8 @@ def secret_values(record: Any) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each non-empty secret replaced by a marker."""
+    """`text` with every occurrence of each non-empty secret replaced by `REDACTED`
+    (the longest first, so a secret that contains another goes whole)."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text

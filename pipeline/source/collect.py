@@ -8,10 +8,11 @@ same day) heals the Parquet from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from pipeline.core.config import Account, Settings
 from pipeline.core.errors import PipelineError
@@ -22,6 +23,16 @@ from pipeline.storage.store import Store
 
 # The embedded simulator is polite-checked like the real service, but much faster.
 SIMULATOR_MIN_INTERVAL = 0.0
+
+
+class CollectionReport(Protocol):
+    """Told after every collection, success or failure: each account's error text (None
+    when its snapshot was taken), the moment observed, and whether the snapshots were
+    landed. The app layer wires the alerts in (`pipeline.alerts.hooks.after_collection`):
+    collection sits below the alerts and does not import them."""
+
+    def __call__(self, settings: Settings, outcomes: Mapping[str, str | None],
+                 observed_at: datetime, *, landed: bool) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -111,8 +122,10 @@ def client_for(account: Account, settings: Settings, *,
 
 
 def collect(settings: Settings, account_name: str | None = None, *,
-            now: datetime | None = None, land: bool = True) -> list[SnapshotResult]:
-    """Take one snapshot of each configured account (or only `account_name`), now.
+            now: datetime | None = None, land: bool = True,
+            report: CollectionReport | None = None) -> list[SnapshotResult]:
+    """Take one snapshot of each configured account (or only `account_name`), now, and
+    tell `report` how it went (it must not raise: reporting never fails a collection).
 
     With `land=False` only the raw zone is written (Dagster's `raw_snapshots`; the
     `instance_snapshots` step lands it). One account's failure does not cost the others
@@ -132,21 +145,13 @@ def collect(settings: Settings, account_name: str | None = None, *,
                                     source=account.source))
         except PipelineError as exc:
             failures.append((account.name, exc))
-    _alert(settings, results, failures, now, landed=land)
+    if report is not None:
+        outcomes: dict[str, str | None] = {r.account: None for r in results}
+        outcomes |= {name: str(exc) for name, exc in failures}
+        observed = max((r.snapshot_at for r in results), default=now or datetime.now(UTC))
+        report(settings, outcomes, observed, landed=land)
     raise_for_failures(failures, len(accounts))
     return results
-
-
-def _alert(settings: Settings, results: list[SnapshotResult],
-           failures: list[tuple[str, PipelineError]], now: datetime | None, *,
-           landed: bool) -> None:
-    """Alerts after every collection, success or failure (never raises)."""
-    from pipeline.alerts.hooks import after_collection
-
-    outcomes: dict[str, str | None] = {r.account: None for r in results}
-    outcomes |= {name: str(exc) for name, exc in failures}
-    observed = max((r.snapshot_at for r in results), default=now or datetime.now(UTC))
-    after_collection(settings, outcomes, observed, landed=landed)
 
 
 def raise_for_failures(failures: list[tuple[str, PipelineError]], accounts: int) -> None:

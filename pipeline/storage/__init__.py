@@ -1,9 +1,9 @@
 """Where data lives: the home (local or S3-compatible object storage), the layout
 of datasets in it, the dataset registry and the Arrow schemas.
 
-Modules: `alertlog`, `atomic`, `datasets`, `dayfiles`, `objectstore`, `schema`, `store`. The names
-below are what the packages above import; they load on first use, so importing the
-package stays cheap.
+Modules: `alertlog`, `atomic`, `datasets`, `dayfiles`, `local`, `objectstore`, `schema`,
+`store`. The names below are what the packages above import; they load on first use, so
+importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -68,12 +68,14 @@ _EXPORTS = {
     "family": "datasets",
     "is_remote": "objectstore",
     "local_atomic": "atomic",
+    "local_dir": "local",
     "parse_home": "objectstore",
     "pricing_column": "schema",
     "register_on": "objectstore",
     "sql_file_list": "store",
     "temp_name": "atomic",
     "write_local_atomic": "atomic",
+    "warehouse_file": "local",
 }
 
 __all__ = sorted(_EXPORTS)

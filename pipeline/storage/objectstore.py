@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import time
 import uuid
@@ -32,6 +31,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.retry import Backoff, retry
 
 S3_EXTRA = "pip install 'vast-pipeline[s3]'"
 # How long a per-day lease is valid without its holder releasing it (a killed collector's
@@ -45,6 +45,16 @@ _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403",
            "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed"}
 _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _UNSUPPORTED = {"NotImplemented", "501"}
+
+
+def _lease_poll(timeout: float) -> Backoff:
+    """A held lease is asked again after 0.1 s, 0.2 s ... up to 1 s (with jitter, so
+    waiters spread out), until `timeout` is spent."""
+    return Backoff(base=0.1, cap=1.0, jitter=0.5, total_seconds=timeout)
+
+
+class _LeaseHeld(Exception):
+    """The lease is held by another writer (a retryable failure, internal to `lease`)."""
 
 
 class WriteConflict(DataError):
@@ -319,14 +329,16 @@ class ObjectStore:
         (its holder was killed) is taken over with `If-Match` on its ETag, so of two
         waiters exactly one wins. Released by deleting it if it is still ours."""
         owner = uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
-        attempt = 0
-        while not self._try_lease(path, owner, seconds):
-            if time.monotonic() >= deadline:
-                raise DataError(f"{what} stayed locked by another writer for {timeout:.0f} s "
-                                f"(lease {path}); try again when it has finished.")
-            attempt += 1
-            time.sleep(min(0.05 * 2 ** min(attempt, 5), 1.0) * (0.5 + random.random()))
+
+        def take() -> None:
+            if not self._try_lease(path, owner, seconds):
+                raise _LeaseHeld
+
+        try:
+            retry(take, _lease_poll(timeout), retry_on=lambda e: isinstance(e, _LeaseHeld))
+        except _LeaseHeld:
+            raise DataError(f"{what} stayed locked by another writer for {timeout:.0f} s "
+                            f"(lease {path}); try again when it has finished.") from None
         try:
             yield
         finally:

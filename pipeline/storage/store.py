@@ -50,7 +50,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from pipeline.core.entries import check_name
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.retry import Backoff, retry
 from pipeline.storage.atomic import TMP_PREFIX, temp_name
 from pipeline.storage.datasets import Dataset
 from pipeline.storage.datasets import dataset as registered
@@ -67,8 +69,6 @@ from pipeline.storage.objectstore import (
 T = TypeVar("T")
 _PARTITION_RE = re.compile(r"^account=(?P<account>[^/]+)$")
 _DAY_RE = r"^{key}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})$"
-# Account names end up in directory names: keep them to a safe alphabet.
-ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The account key of a dataset of no account in listings that end up as JSON
 # (`partition_files`, fingerprints); no account name can be empty.
 NO_ACCOUNT = ""
@@ -77,12 +77,9 @@ _SHARED_LOCKS = "_shared"
 
 
 def check_account(account: str) -> str:
-    """Return `account` if it is safe as a directory name, else raise ConfigError."""
-    if not isinstance(account, str) or not ACCOUNT_RE.match(account):
-        raise ConfigError(
-            f"Account name {account!r} is not usable: use letters, digits, '_', '.' or '-'."
-        )
-    return account
+    """Return `account` if it is safe as a directory name, else raise ConfigError (the one
+    name rule of the config file's entries, `pipeline.core.entries.NAME_RE`)."""
+    return check_name(account, "Account")
 
 
 def sql_file_list(uris: Iterable[str]) -> str:
@@ -479,11 +476,10 @@ class Store:
                    attempts: int = 5) -> T:
         """`work()` under the day's lock; retried from scratch when a conditional write lost
         a race (only possible on an object store), so nothing is overwritten silently."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.lock(account, day):
-                    return work()
-            except WriteConflict:
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        def locked() -> T:
+            with self.lock(account, day):
+                return work()
+
+        # At once, no wait: the race was lost to a writer that has finished by now.
+        return retry(locked, Backoff(base=0.0, cap=0.0, jitter=0.0, attempts=attempts),
+                     retry_on=lambda e: isinstance(e, WriteConflict))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.config import warehouse_file
 from pipeline.storage.datasets import dataset
+from pipeline.storage.local import warehouse_file
 from pipeline.storage.objectstore import is_remote
 from pipeline.storage.store import Store
 
@@ -23,7 +23,7 @@ class Paths:
 
     The history and the model Parquet live in the home (a folder or `s3://`, through
     `store`); the DuckDB file, its state and its lock are always local (`db`, see
-    `pipeline.core.config.warehouse_file`): DuckDB writes a file in place.
+    `pipeline.storage.local.warehouse_file`): DuckDB writes a file in place.
     """
 
     home: str

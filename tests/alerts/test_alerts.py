@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.alerts.engine import read_log, read_state
+from pipeline.alerts.hooks import after_collection
+from pipeline.alerts.settings import alert_settings
 from pipeline.cli import main
-from pipeline.core.config import load_settings
 from pipeline.core.errors import ConfigError, PipelineError
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import SimulatorServer
 from pipeline.source.collect import collect
+from pipeline.startup import load_settings
 from pipeline.storage.store import Store
 from tests.support.alert_receiver import SECRET_PATH, Receiver
 from tests.support.warehouse import build_at_cadence
@@ -118,7 +120,7 @@ def expected_transitions(fleet: FleetModel, moments: list[datetime]) -> list[tup
 def collect_at(settings, clock: Clock, moments: list[datetime]) -> None:
     for moment in moments:
         clock.now = moment
-        collect(settings, now=moment)
+        collect(settings, now=moment, report=after_collection)
 
 
 def received(receiver: Receiver, rule: str) -> list[tuple]:
@@ -179,8 +181,9 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
         later = first_down + 3 * STEP  # still down: a new process must send nothing new
         script = textwrap.dedent(f"""
             from datetime import datetime
+            from pipeline.alerts.hooks import after_collection
             from pipeline.source.collect import collect
-            from pipeline.core.config import load_settings
+            from pipeline.startup import load_settings
             from pipeline.sim.fleet import FleetModel
             from pipeline.sim.simulator import SimulatorServer
             moment = datetime.fromisoformat({later.isoformat()!r})
@@ -188,7 +191,7 @@ def test_restart_does_not_resend_a_firing_alert(home: Path, tmp_path: Path) -> N
                                  clock=lambda: moment) as server:
                 import os
                 env = dict(os.environ, VAST_URL=server.url)
-                collect(load_settings(env), now=moment)
+                collect(load_settings(env), now=moment, report=after_collection)
         """)
         env = {"VAST_PIPELINE_HOME": str(home), "VAST_API_KEY": KEY,
                "VAST_PIPELINE_CONFIG": str(config), "VAST_PIPELINE_ALERT_WEBHOOK": receiver.url,
@@ -235,10 +238,10 @@ def test_two_failed_collections_fire_and_the_next_success_resolves(home: Path,
         for i in range(2):
             clock.now = SEARCH_FROM + i * STEP
             with pytest.raises(PipelineError):
-                collect(bad, now=clock.now)
+                collect(bad, now=clock.now, report=after_collection)
             sent_after.append([(b["state"], b["key"]) for b in receiver.accepted()])
         clock.now = SEARCH_FROM + 2 * STEP
-        collect(good, now=clock.now)
+        collect(good, now=clock.now, report=after_collection)
     assert sent_after == [[], [("firing", "collection_failing/default")]]
     bodies = [b for b in receiver.accepted() if b["rule"] == "collection_failing"]
     assert [(b["state"], b["key"]) for b in bodies] == [
@@ -255,7 +258,7 @@ def test_two_failed_collections_fire_and_the_next_success_resolves(home: Path,
 def failing_collection(settings, moment: datetime) -> None:
     """One collection that fails (its key is refused), as a transition trigger."""
     with pytest.raises(PipelineError):
-        collect(settings, now=moment)
+        collect(settings, now=moment, report=after_collection)
 
 
 def test_a_receiver_answering_500_gets_the_message_once_it_accepts(home: Path,
@@ -286,7 +289,7 @@ def test_a_receiver_down_during_a_run_gets_everything_next_run_in_order(
         good = make_settings(home, server.url, receiver, config)
         failing_collection(bad, SEARCH_FROM)                      # fires, undeliverable
         clock.now = SEARCH_FROM + STEP
-        collect(good, now=clock.now)                              # resolves, undeliverable
+        collect(good, now=clock.now, report=after_collection)  # resolves, undeliverable
         queued = read_state(Store(home))["outbox"]
         assert [(i["payload"]["state"], i["receiver"]) for i in queued] == [
             ("firing", "default"), ("resolved", "default")]
@@ -332,6 +335,22 @@ def test_every_threshold_is_validated_in_one_sentence(tmp_path: Path, snippet: s
     assert named in message and "\n" not in message and message.endswith(".")
 
 
+@pytest.mark.parametrize("snippet", [
+    "[alerts]\nidle_gpu_hours = -1", "[alerts]\ndisabled = \"idle_gpu\"",
+    '[alerts]\ndisabled = ["nope"]', "[alerts]\nidle_gpu = 3", "alerts = 3",
+    "[alerts]\nreceivers = 3", '[[alerts.receivers]]\nname = "ops"',
+    '[[alerts.receivers]]\nname = "o p"\nurl_env = "U"',
+])
+def test_a_mistake_in_the_alerts_table_names_the_config_file(tmp_path: Path,
+                                                              snippet: str) -> None:
+    """The user is told which file to fix, by its path."""
+    config = tmp_path / "vast.toml"
+    config.write_text(f"{snippet}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"VAST_PIPELINE_CONFIG": str(config), "U": "https://hooks.example/x"})
+    assert str(config) in str(caught.value)
+
+
 def test_a_webhook_variable_without_a_url_names_the_variable_not_the_value(
         tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -347,7 +366,7 @@ def test_defaults_and_named_receivers(tmp_path: Path) -> None:
     settings = load_settings({"VAST_PIPELINE_CONFIG": str(config),
                               "ONCALL_URL": "https://hooks.example/T0SECRET",
                               "VAST_PIPELINE_ALERT_WEBHOOK": "https://chat.example/x/SECRET2"})
-    alerts = settings.alerts
+    alerts = alert_settings(settings)
     assert (alerts.instance_down_minutes, alerts.collection_failing_runs, alerts.idle_gpu_hours,
             alerts.stopped_days, alerts.credit_runway_days, alerts.spend_spike_ratio,
             alerts.bill_difference_pct) == (30, 2, 6, 3, 3, 2, 10)
@@ -950,7 +969,7 @@ def test_the_log_is_merged_once_a_day_by_the_first_run(home: Path, tmp_path: Pat
     today = datetime.now(UTC).date()
     folder = home / LOG_DIR / f"day={today.isoformat()}"
     assert len(list(folder.iterdir())) == 3  # today's files stay apart
-    with alert_book(Store(home), settings.alerts) as book:
+    with alert_book(Store(home), alert_settings(settings)) as book:
         book.compact_log(today=today + timedelta(days=1))  # as the first run of tomorrow
     assert len(list(folder.iterdir())) == 1
     assert read_state(Store(home))["log_compacted_through"] == today.isoformat()

@@ -183,7 +183,7 @@ def collect_job() -> dg.JobDefinition:
 
 
 def _run_collect_job(today: str, monkeypatch: pytest.MonkeyPatch) -> dg.ExecutionResult:
-    from pipeline.core.config import load_settings, prepare_dagster_home
+    from pipeline.startup import load_settings, prepare_dagster_home
 
     monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(load_settings())))
     with dg.DagsterInstance.get() as instance:
@@ -236,8 +236,8 @@ def test_cli_collection_runs_are_never_retried(home: Path, tmp_path: Path,
     """Someone waits at the terminal: transient trouble fails the run at once, recorded."""
     from assets.collection import CLI_RUN_TAG
     from assets.inprocess import collect_in_dagster
-    from pipeline.core.config import load_settings
     from pipeline.core.errors import PipelineError
+    from pipeline.startup import load_settings
 
     with SimulatorServer({RETRY_KEY: FleetModel(seed=2, size=5)},
                          faults=FaultConfig(rate_5xx=1.0)) as server:
@@ -322,7 +322,7 @@ def test_schema_drift_is_a_warning_in_dagster_and_at_the_cli(
     """New fields from the API are a warning, as docs/operations.md says: a WARN-severity check
     (the UI shows it as a warning, not a failure) and `warning` in `collect`'s lines."""
     from assets.inprocess import collect_in_dagster
-    from pipeline.core.config import load_settings
+    from pipeline.startup import load_settings
 
     fleet = FleetModel(seed=3, size=20, new_field_rate=1.0)
     with SimulatorServer({RETRY_KEY: fleet}) as server:

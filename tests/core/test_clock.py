@@ -22,10 +22,10 @@ import pytest
 from pipeline.billing import fetch_day, stored_day_total
 from pipeline.cli import main
 from pipeline.core.clock import NOW_ENV
-from pipeline.core.config import load_settings
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import SimulatorServer
 from pipeline.source.client import VastClient
+from pipeline.startup import load_settings
 from pipeline.storage.store import Store
 from pipeline.warehouse.query import query
 from tests.support.cli import assert_one_sentence_error, run_cli

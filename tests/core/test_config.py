@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import startup
 from pipeline.core.config import DEFAULT_URL, load_settings
 from pipeline.core.errors import ConfigError
+from pipeline.core.secrets import REDACTED
 
 
 def test_no_key_means_embedded_simulator(tmp_path: Path) -> None:
@@ -111,6 +113,22 @@ def test_a_bad_value_is_named_by_where_it_was_read(tmp_path: Path) -> None:
     # the environment wins over the file, and is named when it is the one that is wrong
     with pytest.raises(ConfigError, match=r"\(VAST_PIPELINE_CADENCE_MINUTES\)"):
         load_settings({**env, "VAST_PIPELINE_CADENCE_MINUTES": "7"})
+    # the home is the storage layer's to interpret, at start (pipeline.startup), and is
+    # named by where it was read all the same
     config.write_text('home = "/srv/vast"\n')
     with pytest.raises(ConfigError, match=r"^VAST_PIPELINE_HOME needs a bucket"):
-        load_settings({**env, "VAST_PIPELINE_HOME": "s3://"})
+        startup.load_settings({**env, "VAST_PIPELINE_HOME": "s3://"})
+    config.write_text('home = "s3://"\n')
+    with pytest.raises(ConfigError, match=rf"^`home` in {config} needs a bucket"):
+        startup.load_settings(env)
+
+
+@pytest.mark.parametrize("url", ["{key}", "ftp://user:{key}@host", "vast.ai/?key={key}"])
+def test_a_url_that_is_refused_is_echoed_without_the_key_or_a_password(url: str) -> None:
+    """The URL is quoted in the error so the user can see what was read, but a key pasted
+    into the wrong variable (or a password in it) is shown as the one redaction marker."""
+    key = "k-0123456789-secret"
+    with pytest.raises(ConfigError, match="is not an http") as caught:
+        load_settings({"VAST_API_KEY": key, "VAST_URL": url.format(key=key)})
+    assert key not in str(caught.value)
+    assert REDACTED in str(caught.value)

@@ -96,7 +96,7 @@ def test_no_secret_in_any_file_after_dagster_runs_and_a_build(
     from assets.reports import cost_report, reliability_report
     from assets.resources import default_resource
     from assets.warehouse import warehouse_models
-    from pipeline.core.config import load_settings
+    from pipeline.startup import load_settings
 
     fleet = FleetModel(seed=6, size=30)
     moments: list[datetime] = []

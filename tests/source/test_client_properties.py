@@ -74,26 +74,25 @@ def test_simulated_time_is_refused_for_any_public_name(host: str) -> None:
     with pytest.raises(ConfigError, match="loopback"):
         VastClient("k", f"https://{host}", simulated_time=ORIGIN)
     client = VastClient("k", f"https://{host}")
-    assert SIM_TIME_HEADER not in client._headers()
+    assert SIM_TIME_HEADER not in client._transport.headers()
 
 
 @FAST
-@given(attempt=st.integers(1, 40), base=st.floats(0.0, 5.0), cap=st.floats(0.01, 30.0),
-       retry_after=st.none() | st.floats(0.0, 100.0))
-def test_backoff_has_full_jitter_within_its_ceiling(attempt: int, base: float, cap: float,
-                                                    retry_after: float | None) -> None:
+@given(attempt=st.integers(1, 40), base=st.floats(0.0, 5.0), cap=st.floats(0.01, 30.0))
+def test_backoff_has_full_jitter_within_its_ceiling(attempt: int, base: float,
+                                                    cap: float) -> None:
+    """The client's budget is full jitter: any wait from 0 to the exponential ceiling."""
     client = VastClient("k", "http://127.0.0.1:9", backoff_base=base, backoff_max=cap)
-    delay = client._delay(attempt, retry_after)
-    if retry_after is not None:
-        assert delay == retry_after
-    else:
-        assert 0.0 <= delay <= min(cap, base * 2 ** (attempt - 1))
+    backoff = client._transport.budget.backoff
+    assert backoff.jitter == 1.0
+    delay = backoff.delay(attempt)
+    assert 0.0 <= delay <= min(cap, base * 2 ** (attempt - 1))
 
 
 @FAST
 @given(st.from_regex(r"[0-9a-f]{16,64}", fullmatch=True))
 def test_no_part_of_any_key_shows_in_the_repr(api_key: str) -> None:
     client = VastClient(api_key, "http://127.0.0.1:9", simulated_time=ORIGIN)
-    shown = repr(client) + repr(client.stats) + repr(client._auth) + str(vars(client))
+    shown = repr(client) + repr(client.stats) + repr(client._transport.auth) + str(vars(client))
     assert "127.0.0.1" in shown
     assert not any(api_key[i:i + 8] in shown for i in range(len(api_key) - 7))

@@ -174,7 +174,13 @@ def test_one_failing_account_does_not_cost_the_others_their_snapshot(
                                   (("broken", "KEY_B"), ("fine", "KEY_F")))
         settings = load_settings({"VAST_PIPELINE_HOME": str(home), "KEY_B": "revoked-key",
                                   "KEY_F": "good-key", "VAST_PIPELINE_CONFIG": str(config)})
+        told: list[tuple[dict[str, str | None], datetime, bool]] = []
         with pytest.raises(AuthError, match=r"1 of 2 accounts failed\. Account broken: "):
-            collect(settings, now=START)
+            collect(settings, now=START, report=lambda _settings, outcomes, at, *, landed:
+                    told.append((dict(outcomes), at, landed)))
     assert {a for _, _, a in _rows(home)} == {"fine"}
+    # the report (the alerts, as the app layer wires them) hears every account, failed too
+    [(outcomes, at, landed)] = told
+    assert outcomes["fine"] is None and "refused the API key" in (outcomes["broken"] or "")
+    assert (at, landed) == (START, True)
     assert "revoked-key" not in stored_text(home).text
