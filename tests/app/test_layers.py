@@ -32,8 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "storage", "sim", "landing", "source", "billing", "market", "warehouse",
-          "alerts",
-          "reports", "app")
+          "alerts", "reports", "app")
 APP_MODULES = ("pipeline.cli", "pipeline.demo")
 FORBIDDEN_PAIRS = {("pipeline.warehouse.query", "pipeline.warehouse.build")}
 KNOWN_CROSSINGS = {
