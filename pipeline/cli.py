@@ -543,9 +543,12 @@ def _add_market(commands: argparse._SubParsersAction) -> None:
 
 def _run_market(args: argparse.Namespace) -> int:
     """One market snapshot with the first account's key; what it landed, in one line."""
+    from pipeline.core import clock
+    from pipeline.core.config import load_settings
     from pipeline.core.progress import progress_bar
-    from pipeline.market.collect import collect_market
+    from pipeline.market.collect import collect_market, plan_market
 
+    plan_market(load_settings(), clock.now())  # [market] and the GPU models, checked first
     settings = _checked_settings(None, "searches the embedded simulator's market; export "
                                  "VAST_API_KEY to search Vast.ai's")
     with progress_bar(None, "searching the market") as bar:

@@ -135,14 +135,20 @@ def search_client_for(account: Account, market: MarketSettings, *,
         yield client
 
 
+def plan_market(settings: Settings, now: datetime) -> tuple[MarketSettings, tuple[str, ...]]:
+    """The `[market]` settings and the GPU models to search at `now`: every mistake the user
+    corrects is found here, before any request."""
+    market = market_settings(settings)
+    return market, gpu_names_to_search(Store(settings.home), market, now)
+
+
 def collect_market(settings: Settings, *, now: datetime | None = None, land: bool = True,
                    progress: Callable[[SearchPage], None] | None = None,
                    ) -> MarketSnapshotResult:
     """One market snapshot now, with the first account's key (`vast-pipeline market`)."""
-    market = market_settings(settings)
-    store = Store(settings.home)
     snapshot_at = now or datetime.now(UTC)
-    names = gpu_names_to_search(store, market, snapshot_at)
+    market, names = plan_market(settings, snapshot_at)
+    store = Store(settings.home)
     account = settings.accounts[0]
     with search_client_for(account, market) as client:
         return take_market_snapshot(

@@ -39,6 +39,8 @@ DEFAULT_MIN_SEEN_SHARE = 0.5
 DEFAULT_MIN_MONTHLY_SAVINGS = 5.0
 DEFAULT_MIN_SAVINGS_PCT = 3.0
 HISTORY_DAYS = 30  # the GPU models searched: those rented in this many days before now
+# The keys the savings advice (sql/savings_opportunities.sql) reads as placeholders.
+ADVICE_KEYS = ("lookback_hours", "min_seen_share", "min_monthly_savings", "min_savings_pct")
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,11 @@ class MarketSettings:
     min_monthly_savings: float = DEFAULT_MIN_MONTHLY_SAVINGS
     min_savings_pct: float = DEFAULT_MIN_SAVINGS_PCT
 
-    def advice_placeholders(self) -> dict[str, float]:
-        """The savings advice's thresholds, as the warehouse build passes them to the SQL
-        models (`{market_lookback_hours}` ...): one definition for the config and the SQL."""
-        return {
-            "market_lookback_hours": self.lookback_hours,
-            "market_min_seen_share": self.min_seen_share,
-            "market_min_monthly_savings": self.min_monthly_savings,
-            "market_min_savings_pct": self.min_savings_pct,
-        }
+    def advice_placeholders(self) -> dict[str, str]:
+        """The savings advice's thresholds as SQL number literals, under the placeholder
+        names the warehouse build renders into the models (`{{ market_lookback_hours }}`
+        ...): one definition for the config file and the SQL."""
+        return {f"market_{name}": repr(float(getattr(self, name))) for name in ADVICE_KEYS}
 
 
 def market_settings(settings: Settings) -> MarketSettings:
