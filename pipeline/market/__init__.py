@@ -3,8 +3,8 @@ for the GPU models the accounts rent, kept raw and as Parquet that belongs to no
 
 Modules: `settings` (the `[market]` table), `search` (the query and its continuation by
 price), `http` (the search over the project's HTTP client), `raw` (the raw zone), `schema`
-and `flatten` (the offer contract), `landing` (the Parquet day files), `layout` (where it
-all lives), `collect` (one snapshot end to end). The names below are what the packages
+and `flatten` (the offer contract, whose schemas live in `pipeline.storage.schema`), `landing`
+(the Parquet day files), `collect` (one snapshot end to end). The names below are what the packages
 above import; they load on first use, so importing the package stays cheap.
 """
 
@@ -21,7 +21,6 @@ _EXPORTS = {
     "land_market_pending": "landing",
     "market_settings": "settings",
     "newest_market_snapshot": "landing",
-    "parquet_glob": "layout",
     "rebuild_market": "landing",
     "search_client_for": "collect",
     "take_market_snapshot": "collect",

@@ -78,15 +78,15 @@ def flatten_market(snapshot: RawMarketSnapshot) -> MarketFlat:
 
 
 def _accept(snapshot: RawMarketSnapshot, ctx: _Context
-            ) -> tuple[list[dict], list[tuple[str | None, int | None, Any, str]], int]:
+            ) -> tuple[list[dict], list[tuple[str, int | None, Any, str]], int]:
     """Usable offers in page order (ids, types into `ctx`), rejected records, repeats."""
     good: list[dict] = []
-    rejected: list[tuple[str | None, int | None, Any, str]] = []
+    rejected: list[tuple[str, int | None, Any, str]] = []
     seen: set[tuple[int, int]] = set()
     duplicates = 0
     for page in snapshot.pages:
         if page.offer_type not in OFFER_TYPES:
-            rejected.append((None, None, page.offer_type,
+            rejected.append((str(page.offer_type), None, page.response,
                              f"response for unknown offer type {page.offer_type!r}"))
             continue
         offers = page.response.get("offers")
@@ -159,7 +159,7 @@ def _extra_fields(ctx: _Context, good: list[dict],
 
 
 def _quarantine(snapshot: RawMarketSnapshot, ctx: _Context,
-                rejected: list[tuple[str | None, int | None, Any, str]]) -> pa.Table:
+                rejected: list[tuple[str, int | None, Any, str]]) -> pa.Table:
     """Whole records first (in page order), then values (in column order)."""
     rows = [(t, oid, None, to_json(value), reason) for t, oid, value, reason in rejected]
     rows += [(OFFER_TYPES[r[0]], r[1], r[2], r[3], r[4]) for r in ctx.rows]

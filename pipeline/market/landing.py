@@ -18,38 +18,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.market.flatten import MarketFlat, flatten_market
-from pipeline.market.layout import (
-    MARKET_FAMILY,
-    MARKET_OFFERS,
-    MARKET_QUARANTINE,
-    MARKET_SNAPSHOTS,
-    days,
-    partition_dir,
-    run_locked,
-)
 from pipeline.market.raw import RawMarketSnapshot, iter_raw, raw_days
-from pipeline.market.schema import (
-    MARKET_OFFER_SCHEMA,
-    MARKET_QUARANTINE_SCHEMA,
-    MARKET_SCHEMA_VERSION,
-    MARKET_SNAPSHOT_SCHEMA,
-)
+from pipeline.market.schema import MARKET_SCHEMA_VERSION, MARKET_SNAPSHOT_LOG_SCHEMA
+from pipeline.storage.datasets import MARKET_FAMILY, family
 from pipeline.storage.schema import TIMESTAMP
 from pipeline.storage.store import Store
 
 PART_FILE = "part-0.parquet"
-SCHEMAS: dict[str, pa.Schema] = {
-    MARKET_OFFERS: MARKET_OFFER_SCHEMA,
-    MARKET_QUARANTINE: MARKET_QUARANTINE_SCHEMA,
-    MARKET_SNAPSHOTS: MARKET_SNAPSHOT_SCHEMA,
-}
-_BY_SNAPSHOT = [("snapshot_at", "ascending"), ("snapshot_id", "ascending")]
+MARKET_OFFERS, MARKET_QUARANTINE, MARKET_SNAPSHOTS = "market_offers", "market_quarantine", \
+    "market_snapshots"
+# The family in write order (the commit log last), its schemas and sort orders: the registry's.
+FAMILY: tuple[str, ...] = tuple(d.name for d in family(MARKET_FAMILY))
+SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(MARKET_FAMILY)}
 SORT_KEYS: dict[str, list[tuple[str, str]]] = {
-    MARKET_OFFERS: [*_BY_SNAPSHOT, ("offer_type", "ascending"), ("id", "ascending")],
-    MARKET_QUARANTINE: [*_BY_SNAPSHOT, ("offer_type", "ascending"), ("offer_id", "ascending"),
-                        ("field", "ascending"), ("reason", "ascending")],
-    MARKET_SNAPSHOTS: _BY_SNAPSHOT,
-}
+    d.name: list(d.sort_keys) for d in family(MARKET_FAMILY)}
 WRITE_OPTIONS: dict[str, object] = {
     "compression": "zstd",
     "compression_level": 7,
@@ -94,18 +76,18 @@ class _Stale(Exception):
 
 
 def day_path(store: Store, dataset: str, day: date) -> str:
-    return f"{partition_dir(store, dataset, day)}/{PART_FILE}"
+    return f"{store.partition_dir(dataset, None, day)}/{PART_FILE}"
 
 
 def land_market_pending(store: Store, day: date) -> MarketDayResult:
     """Land the day's raw market snapshots its Parquet does not hold yet (a killed earlier
     landing heals here too); a day with nothing new is not rewritten."""
-    return run_locked(store, day, lambda: _land(store, day, whole=False))
+    return store.run_locked(None, day, lambda: _land(store, day, whole=False))
 
 
 def rebuild_market_day(store: Store, day: date) -> MarketDayResult:
     """Re-derive one market day from the raw zone (never calls the API)."""
-    return run_locked(store, day, lambda: _land(store, day, whole=True))
+    return store.run_locked(None, day, lambda: _land(store, day, whole=True))
 
 
 def rebuild_market(store: Store, *, date_from: date | None = None,
@@ -128,7 +110,7 @@ def _land(store: Store, day: date, *, whole: bool) -> MarketDayResult:
     result = MarketDayResult(day=day, rebuilt=whole)
     existing = None if whole else _read_or_none(store, day)
     if existing is None:
-        parts: dict[str, list[pa.Table]] = {name: [] for name in MARKET_FAMILY}
+        parts: dict[str, list[pa.Table]] = {name: [] for name in FAMILY}
         logged: set[str] = set()
         result.rebuilt = True
     else:
@@ -150,7 +132,7 @@ def _land(store: Store, day: date, *, whole: bool) -> MarketDayResult:
 
 
 def _has_parquet(store: Store, day: date) -> bool:
-    return any(store.exists(day_path(store, name, day)) for name in MARKET_FAMILY)
+    return any(store.exists(day_path(store, name, day)) for name in FAMILY)
 
 
 def _read_or_none(store: Store, day: date) -> dict[str, pa.Table] | None:
@@ -187,9 +169,9 @@ def _keep_committed(tables: dict[str, pa.Table], logged: set[str]) -> dict[str, 
 
 def _write_day(store: Store, day: date, parts: dict[str, list[pa.Table]]) -> None:
     """Sort and atomically rewrite the day's three files, the commit log last."""
-    for name in MARKET_FAMILY:
+    for name in FAMILY:
         schema = SCHEMAS[name]
-        directory = partition_dir(store, name, day)
+        directory = store.partition_dir(name, None, day)
         store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
         table = pa.concat_tables(parts[name]) if parts[name] else schema.empty_table()
         table = table.combine_chunks().sort_by(SORT_KEYS[name]).replace_schema_metadata(
@@ -198,32 +180,26 @@ def _write_day(store: Store, day: date, parts: dict[str, list[pa.Table]]) -> Non
 
 
 def log_row(snapshot: RawMarketSnapshot, flat: MarketFlat) -> pa.Table:
-    """The snapshot's row of `market_snapshots`."""
-    reasons = snapshot.incomplete_reasons
+    """The snapshot's row of `market_snapshots` (how many requests and offers it took,
+    whether a search stayed cut off; the reasons are in the raw file's header)."""
     return pa.table({
         "snapshot_id": pa.array([snapshot.snapshot_id], pa.string()),
         "snapshot_at": pa.array([snapshot.snapshot_at], TIMESTAMP),
         "requests": pa.array([snapshot.requests], pa.int64()),
-        "retries": pa.array([snapshot.retries], pa.int64()),
         "offers": pa.array([flat.offers.num_rows], pa.int64()),
-        "on_demand_offers": pa.array([flat.count("on-demand")], pa.int64()),
-        "bid_offers": pa.array([flat.count("bid")], pa.int64()),
-        "incomplete": pa.array([bool(reasons)], pa.bool_()),
-        "incomplete_reason": pa.array(["; ".join(reasons) or None], pa.string()),
+        "incomplete": pa.array([bool(snapshot.incomplete_reasons)], pa.bool_()),
         "gpu_names": pa.array([sorted(snapshot.gpu_names)], pa.list_(pa.string())),
         "allocated_storage_gb": pa.array([snapshot.allocated_storage_gb], pa.float64()),
-        "limit": pa.array([snapshot.limit], pa.int64()),
-        "duplicates_dropped": pa.array([flat.duplicates_dropped], pa.int64()),
         "quarantined_records": pa.array([flat.quarantined_records], pa.int64()),
         "quarantined_values": pa.array([flat.quarantined_values], pa.int64()),
         "new_fields": pa.array([sorted(flat.new_fields)], pa.list_(pa.string())),
         "schema_version": pa.array([MARKET_SCHEMA_VERSION], pa.int32()),
-    }, schema=MARKET_SNAPSHOT_SCHEMA)
+    }, schema=MARKET_SNAPSHOT_LOG_SCHEMA)
 
 
 def newest_market_snapshot(store: Store) -> dict[str, object] | None:
     """The newest row of `market_snapshots` (for `status`), reading its newest day only."""
-    for day in reversed(days(store, MARKET_SNAPSHOTS)):
+    for day in reversed([day for _, day in store.list_partitions(MARKET_SNAPSHOTS)]):
         path = day_path(store, MARKET_SNAPSHOTS, day)
         rows = store.read_parquet(path).to_pylist() if store.exists(path) else []
         if rows:

@@ -22,9 +22,9 @@ from pipeline import __version__
 from pipeline.core.errors import DataError
 from pipeline.core.secrets import scrub
 from pipeline.landing.raw import dump_json, format_time
-from pipeline.market.layout import RAW_MARKET, days, partition_dir
 from pipeline.market.schema import MARKET_SCHEMA_VERSION
 from pipeline.market.search import SearchPage
+from pipeline.storage.datasets import RAW_MARKET
 from pipeline.storage.store import Store
 
 SUFFIX = ".ndjson.zst"
@@ -79,7 +79,7 @@ def raw_path(store: Store, snapshot_id: str, snapshot_at: datetime) -> str:
         raise ValueError(f"snapshot_id {snapshot_id!r} is not file-name safe")
     moment = snapshot_at.astimezone(UTC)
     name = f"{moment.strftime(_STAMP)}_{snapshot_id}{SUFFIX}"
-    return f"{partition_dir(store, RAW_MARKET, moment.date())}/{name}"
+    return f"{store.partition_dir(RAW_MARKET, None, moment.date())}/{name}"
 
 
 def write_raw(store: Store, snapshot: RawMarketSnapshot) -> str:
@@ -104,7 +104,7 @@ def _scrubbed(page: SearchPage) -> dict[str, object]:
 def raw_files(store: Store, day: date) -> dict[str, str]:
     """snapshot_id -> path of every raw market file of a day (from names alone)."""
     found: dict[str, str] = {}
-    for path in store.list_files(partition_dir(store, RAW_MARKET, day), SUFFIX):
+    for path in store.list_files(store.partition_dir(RAW_MARKET, None, day), SUFFIX):
         m = _NAME_RE.match(path.rsplit("/", 1)[-1])
         if m:
             found[m["id"]] = path
@@ -112,7 +112,8 @@ def raw_files(store: Store, day: date) -> dict[str, str]:
 
 
 def raw_days(store: Store) -> list[date]:
-    return days(store, RAW_MARKET)
+    """The days of the market's raw zone, sorted."""
+    return [day for _, day in store.list_partitions(RAW_MARKET)]
 
 
 def read_raw(store: Store, path: str) -> RawMarketSnapshot:

@@ -11,8 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.market.landing import day_path, land_market_pending, rebuild_market
-from pipeline.market.layout import MARKET_FAMILY, MARKET_OFFERS
+from pipeline.market.landing import (
+    FAMILY,
+    MARKET_OFFERS,
+    day_path,
+    land_market_pending,
+    rebuild_market,
+)
 from pipeline.market.raw import RawMarketSnapshot, raw_files, read_raw, write_raw
 from pipeline.market.search import SearchPage
 from pipeline.storage.store import Store
@@ -82,9 +87,8 @@ def test_drift_kept_bad_records_quarantined_overlap_dropped(tmp_path: Path) -> N
         ("bid", None, None, "search response has no 'offers' list"),
     }
     [log] = _rows(store, "market_snapshots")
-    assert (log["offers"], log["on_demand_offers"], log["bid_offers"], log["requests"],
-            log["duplicates_dropped"], log["quarantined_records"],
-            log["quarantined_values"], log["incomplete"]) == (5, 4, 1, 4, 1, 3, 1, False)
+    assert (log["offers"], log["requests"], log["quarantined_records"],
+            log["quarantined_values"], log["incomplete"]) == (5, 4, 3, 1, False)
     assert log["new_fields"] == ["brand_new", "search.odd"]
     assert log["gpu_names"] == ["RTX 4090"] and log["allocated_storage_gb"] == 8.0
     assert (result.offers, result.quarantined_records, result.quarantined_values) == (5, 3, 1)
@@ -107,10 +111,10 @@ def test_rebuild_is_byte_identical_and_a_killed_landing_heals(tmp_path: Path) ->
             ("s2", "on-demand", 1)]
     assert land_market_pending(store, AT.date()).snapshots == 0  # nothing new: no rewrite
 
-    before = {name: Path(day_path(store, name, AT.date())).read_bytes() for name in MARKET_FAMILY}
+    before = {name: Path(day_path(store, name, AT.date())).read_bytes() for name in FAMILY}
     [day] = rebuild_market(store)
     assert (day.snapshots, day.offers) == (2, 4)
-    after = {name: Path(day_path(store, name, AT.date())).read_bytes() for name in MARKET_FAMILY}
+    after = {name: Path(day_path(store, name, AT.date())).read_bytes() for name in FAMILY}
     assert after == before
 
 
