@@ -34,7 +34,10 @@ SORT_KEYS: dict[str, list[tuple[str, str]]] = {
     d.name: list(d.sort_keys) for d in family(MARKET_FAMILY)}
 WRITE_OPTIONS: dict[str, object] = {
     "compression": "zstd",
-    "compression_level": 7,
+    # Level 3, not the instance history's 7: a day of hourly market snapshots is ~120k
+    # rows of 100 columns rewritten every hour, and level 7 took 0.87 s of it against
+    # 0.38 s for 2% more bytes (benchmark day of 23 snapshots of 5,000 offers).
+    "compression_level": 3,
     "use_dictionary": sorted(
         (f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name)
         for schema in SCHEMAS.values() for f in schema if not pa.types.is_floating(f.type)
@@ -173,10 +176,21 @@ def _write_day(store: Store, day: date, parts: dict[str, list[pa.Table]]) -> Non
         schema = SCHEMAS[name]
         directory = store.partition_dir(name, None, day)
         store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
-        table = pa.concat_tables(parts[name]) if parts[name] else schema.empty_table()
-        table = table.combine_chunks().sort_by(SORT_KEYS[name]).replace_schema_metadata(
-            schema.metadata)
+        keys = SORT_KEYS[name]
+        pieces = [_sorted(part, keys) for part in parts[name]]
+        table = pa.concat_tables(pieces) if pieces else schema.empty_table()
+        table = _sorted(table.combine_chunks(), keys).replace_schema_metadata(schema.metadata)
         store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **WRITE_OPTIONS)
+
+
+def _sorted(table: pa.Table, keys: list[tuple[str, str]]) -> pa.Table:
+    """`table` in the order of `keys` (a stable sort). The kept day is sorted already and a
+    new snapshot usually sorts after it, so the costly reordering of every column (0.8 s
+    for a day of 120k offers) is skipped when the order is already right."""
+    order = pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys)
+    if len(order) and pc.all(pc.equal(order, pa.array(range(len(order)), order.type))).as_py():
+        return table
+    return table.take(order)
 
 
 def log_row(snapshot: RawMarketSnapshot, flat: MarketFlat) -> pa.Table:
