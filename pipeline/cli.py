@@ -117,9 +117,12 @@ def _today() -> date:
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="end-to-end demo on the embedded simulator")
+    from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED
+
     p.add_argument("--days", type=int, default=7, help="days of history to build (default 7)")
-    p.add_argument("--size", type=int, default=40, help="instances alive at a time (default 40)")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--size", type=int, default=DEFAULT_FLEET_SIZE,
+                   help=f"instances alive at a time (default {DEFAULT_FLEET_SIZE})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--home", help="data folder (default $VAST_PIPELINE_HOME or ./data)")
     p.set_defaults(handler=_run_demo)
 
@@ -420,12 +423,16 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_simulator(commands: argparse._SubParsersAction) -> None:
+    from pipeline.sim import defaults
+
     p = commands.add_parser("simulator", help="serve the Vast.ai API simulator on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--size", type=int, default=40, help="instances alive at a time")
-    p.add_argument("--min-interval", type=float, default=1.0,
-                   help="seconds between calls to one endpoint before 429 (default 1.0)")
+    p.add_argument("--port", type=int, default=defaults.DEFAULT_PORT)
+    p.add_argument("--seed", type=int, default=defaults.DEFAULT_SEED)
+    p.add_argument("--size", type=int, default=defaults.DEFAULT_FLEET_SIZE,
+                   help="instances alive at a time")
+    p.add_argument("--min-interval", type=float, default=defaults.SERVE_MIN_INTERVAL,
+                   help="seconds between calls to one endpoint before 429 "
+                        f"(default {defaults.SERVE_MIN_INTERVAL})")
     p.add_argument("--drift-rate", type=float, default=0.0)
     p.set_defaults(handler=_run_simulator)
 

@@ -37,15 +37,15 @@ from pipeline.market.landing import land_market_pending
 from pipeline.market.raw import raw_files
 from pipeline.market.settings import MarketSettings, market_settings
 from pipeline.reports.model import fmt
+from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED, DEMO_MIN_INTERVAL
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.source.client import VastClient
 from pipeline.source.collect import fetch_snapshot
 from pipeline.storage.store import Store
 
-# Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
+# Polite even to the simulator: it answers 429 to calls closer than DEMO_MIN_INTERVAL;
 # the client keeps a little more than that between calls, as it should with the real API.
-SIMULATOR_MIN_INTERVAL = 0.01
 CLIENT_MIN_INTERVAL = 0.015
 DEMO_ACCOUNT = Account("default", "embedded simulator", "VAST_API_KEY", "simulator")
 # Records a finished demo in Dagster (`assets.record.record_demo`, passed by the CLI).
@@ -109,7 +109,7 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     moments = window.moments()
     existing = _existing_ids(store, account.name, moments)
     todo = [m for m in moments if demo_snapshot_id(m) not in existing]
-    with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
+    with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL) as server, \
             progress_bar(len(todo), "collecting snapshots") as bar:
         client = VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL)
         for day in sorted({m.date() for m in todo}):
@@ -170,7 +170,7 @@ def fetch_bills(settings: Settings, fleet: FleetModel,
     """
     @contextmanager
     def demo_client(account: Account, _settings: Settings) -> Iterator[VastClient]:
-        with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
+        with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL) as server, \
                 VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL,
                            simulated_time=window.last) as client:
             yield client
@@ -186,8 +186,9 @@ def _existing_ids(store: Store, account: str, moments: list[datetime]) -> set[st
     return {sid for day in days for sid in snapshot_files(store, account, day)}
 
 
-def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None = None,
-             now: datetime | None = None, record: Recorder | None = None) -> int:
+def run_demo(*, days: int = 7, size: int = DEFAULT_FLEET_SIZE, seed: int = DEFAULT_SEED,
+             home: str | None = None, now: datetime | None = None,
+             record: Recorder | None = None) -> int:
     """The whole demo; prints where everything is and a few answers. `now`: the run's
     one clock (default `pipeline.core.clock.now()`), read once; every window derives from it.
     `record`: shows in Dagster what the demo materialized (the CLI passes
