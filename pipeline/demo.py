@@ -145,7 +145,8 @@ def backfill_market(store: Store, fleet: FleetModel, window: DemoWindow,
                 for sid in raw_files(store, day)}
     todo = [m for m in moments if demo_market_id(m) not in existing]
     names = rented_gpu_names(store, window.last) or list(market.gpu_names)
-    with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
+    with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL,
+                         search_min_interval=DEMO_MIN_INTERVAL) as server, \
             SearchClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL) as client, \
             progress_bar(len(todo), "market snapshots") as bar:
         for day in sorted({m.date() for m in todo}):

@@ -25,7 +25,7 @@ from pipeline.storage.store import Store
 
 # The embedded simulator's search is rate-limited fast for the demo and the tests; the
 # client keeps a little more than that between searches, as it should with the real API.
-SIMULATOR_MIN_INTERVAL = 0.0
+SIMULATOR_SEARCH_MARGIN = 1.25
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,14 @@ def search_client_for(account: Account, market: MarketSettings, *,
                           min_interval=market.min_interval_seconds) as client:
             yield client
         return
-    from pipeline.core.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED
+    from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED, SEARCH_MIN_INTERVAL
     from pipeline.sim.fleet import FleetModel
     from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 
-    fleet = FleetModel(seed=SIMULATOR_SEED, size=SIMULATOR_FLEET_SIZE)
+    fleet = FleetModel(seed=DEFAULT_SEED, size=DEFAULT_FLEET_SIZE)
     with SimulatorServer(fleet) as server, \
-            SearchClient(DEMO_API_KEY, server.url, min_interval=SIMULATOR_MIN_INTERVAL,
+            SearchClient(DEMO_API_KEY, server.url,
+                         min_interval=SEARCH_MIN_INTERVAL * SIMULATOR_SEARCH_MARGIN,
                          simulated_time=simulated_time) as client:
         yield client
 
