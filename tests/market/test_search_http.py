@@ -171,3 +171,51 @@ def test_429s_outlasting_the_retry_budget_are_one_sentence_and_land_nothing(
     assert "/api/v0/bundles/" in message and "rate-limiting" in message
     assert "\n" not in message and DEMO_API_KEY not in message
     assert raw_days(store) == []
+
+
+class _DriftingMarket(MarketModel):
+    """The simulator's market, with the drift a real API shows on some offers (the first
+    four rentable ones of each type): a number sent as text, a value of the wrong type, a
+    field nobody documented, an unusable id."""
+
+    def offers_at(self, t: object, offer_type: str = "on-demand",
+                  allocated_storage: float = 8.0) -> list[dict]:
+        offers = [dict(o) for o in super().offers_at(t, offer_type, allocated_storage)]
+        first, second, third, fourth = [o for o in offers if o["rentable"]][:4]
+        first["dph_base"] = str(first["dph_base"])      # coerced losslessly
+        second["num_gpus"] = "many"                     # quarantined, the row kept
+        third["brand_new_field"] = {"a": 1}             # kept in extra_fields
+        fourth["id"] = f"offer-{fourth['id']}"          # the record quarantined
+        return offers
+
+
+def test_drift_is_kept_and_bad_records_quarantined_over_http(tmp_path: Path) -> None:
+    market = _DriftingMarket(FLEET, machines=40)
+    plain = [o for o in MarketModel(FLEET, machines=40).offers_at(AT, "on-demand", 12.0)
+             if o["rentable"]]
+    names = sorted({o["gpu_name"] for o in plain})
+    store = Store(tmp_path)
+    with _client(market) as (_server, client):
+        result = _snapshot(store, client, names, 1000)
+    rows = {(r["offer_type"], r["id"]): r for r in
+            pq.read_table(day_path(store, "market_offers", AT.date())).to_pylist()}
+    first, second, third, fourth = plain[:4]
+    assert rows[("on-demand", first["id"])]["dph_base"] == first["dph_base"]
+    assert rows[("on-demand", first["id"])]["quarantined_values"] == 0
+    assert rows[("on-demand", second["id"])]["num_gpus"] is None
+    assert rows[("on-demand", second["id"])]["quarantined_values"] == 1
+    assert orjson.loads(rows[("on-demand", third["id"])]["extra_fields"]) == {
+        "brand_new_field": {"a": 1}}
+    assert ("on-demand", fourth["id"]) not in rows
+    assert len(rows) == 2 * len(plain) - 2  # all but the two records without an id
+    quarantine = pq.read_table(day_path(store, "market_quarantine", AT.date())).to_pylist()
+    reasons = {(q["offer_type"], q["offer_id"], q["field"], q["reason"]) for q in quarantine}
+    assert ("on-demand", second["id"], "num_gpus", "expected integer, got string 'many'") \
+        in reasons
+    assert ("on-demand", None, None, f"expected integer id, got string 'offer-{fourth['id']}'") \
+        in reasons
+    assert len(quarantine) == 4  # two of each type
+    [log] = pq.read_table(day_path(store, "market_snapshots", AT.date())).to_pylist()
+    assert log["new_fields"] == ["brand_new_field"]
+    assert (log["quarantined_records"], log["quarantined_values"]) == (2, 2)
+    assert result.landed is not None and result.landed.new_fields == {"brand_new_field"}
