@@ -30,6 +30,21 @@ def test_market_schedule_is_hourly_and_stopped_by_default(home: Path) -> None:
     assert {n.name for n in job.graph.nodes} == {"landed_market_snapshots"}
 
 
+def test_warehouse_models_reading_the_market_follow_the_market_asset() -> None:
+    """A staging model whose SQL reads a market dataset depends on `landed_market_snapshots`
+    (the registry's family of the datasets it names)."""
+    from assets.warehouse import collection_deps
+    from pipeline.warehouse.models import Model
+
+    reads_market = Model(name="market_view", path=Path("market_view.sql"),
+                         sql="select * from read_parquet('{{ market_offers_glob }}') o "
+                             "join read_parquet('{{ market_snapshots_glob }}') s using "
+                             "(snapshot_id)",
+                         deps=(), header="", materialized="view")
+    assert reads_market.sources == ("market_offers", "market_snapshots")
+    assert collection_deps(reads_market) == [dg.AssetKey("landed_market_snapshots")]
+
+
 def test_market_schedule_follows_the_configured_cadence(home: Path) -> None:
     config = home / "vast-pipeline.toml"
     config.write_text("[market]\ncadence_minutes = 30\n", encoding="utf-8")
