@@ -46,3 +46,38 @@ def test_market_lands_one_snapshot_and_rebuild_and_status_cover_it(home: Path) -
     status = run_cli("status", home=home)
     assert f"market: newest snapshot {log['snapshot_at']:%Y-%m-%d %H:%M:%S}Z, " \
         f"{log['offers']} offers" in status.stdout
+
+
+def test_the_models_searched_are_the_historys_plus_the_configured(home: Path) -> None:
+    """After a collection, the market snapshot searches the GPU models the instance history
+    holds (read here from its Parquet) plus `[market] gpu_names`."""
+    import duckdb
+
+    collected = run_cli("collect", home=home)
+    assert collected.returncode == 0, collected.stderr
+    rented = {r[0] for r in duckdb.execute(
+        f"select distinct gpu_name from read_parquet('{home}/parquet/instance_snapshots/*/*/"
+        "*.parquet') where gpu_name is not null").fetchall()}
+    assert rented and "Tesla V100" not in rented
+    (home / "vast-pipeline.toml").write_text('[market]\ngpu_names = ["Tesla V100"]\n',
+                                              encoding="utf-8")
+    result = run_cli("market", home=home)
+    assert result.returncode == 0, result.stderr
+    [log_file] = (home / "parquet" / "market_snapshots").glob("snapshot_date=*/part-0.parquet")
+    [log] = pq.read_table(log_file).to_pylist()
+    assert log["gpu_names"] == sorted(rented | {"Tesla V100"})
+
+
+def test_a_refused_key_is_one_sentence_and_exit_2(home: Path) -> None:
+    from pipeline.sim.fleet import FleetModel
+    from pipeline.sim.simulator import SimulatorServer
+
+    (home / "vast-pipeline.toml").write_text('[market]\ngpu_names = ["RTX 4090"]\n',
+                                              encoding="utf-8")
+    with SimulatorServer(FleetModel(seed=7, size=5)) as server:
+        result = run_cli("market", home=home,
+                         env={"VAST_API_KEY": "not-a-key-0123", "VAST_URL": server.url})
+    assert result.returncode == 2
+    assert_one_sentence_error(result, "refused the API key", "VAST_API_KEY")
+    assert "not-a-key-0123" not in result.stderr
+    assert not list(home.glob("raw_market/**/*.zst"))  # nothing written
