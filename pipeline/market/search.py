@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.core.errors import BadResponseError
 from pipeline.market.schema import OFFER_TYPES
 
 MAX_PAGES_PER_SEARCH = 200  # a continuation that keeps finding ids this long is stopped
@@ -93,7 +94,7 @@ def _continue_search(post: Post, result: MarketSearch, seen: set[object], offer_
     for _ in range(MAX_PAGES_PER_SEARCH):
         body = search_body(offer_type, verified, gpu_names, limit=limit,
                            allocated_storage_gb=allocated_storage_gb, floor=floor)
-        page = SearchPage(offer_type, body, post(body))
+        page = SearchPage(offer_type, body, _checked(post(body)))
         result.pages.append(page)
         if progress is not None:
             progress(page)
@@ -112,6 +113,16 @@ def _continue_search(post: Post, result: MarketSearch, seen: set[object], offer_
             return
     result.incomplete_reasons.append(
         f"{what}: still full after {MAX_PAGES_PER_SEARCH} requests")
+
+
+def _checked(response: dict) -> dict:
+    """A search answer holding an `offers` list; anything else stops the snapshot (nothing
+    is written), since asking again would not change it."""
+    if not isinstance(response.get("offers"), list):
+        raise BadResponseError(
+            "Vast.ai's answer on /api/v0/bundles/ has no 'offers' list: the search API may "
+            "have changed; check VAST_URL and report it if it persists.")
+    return response
 
 
 def offer_key(offer: object) -> object | None:
