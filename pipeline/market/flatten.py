@@ -56,10 +56,6 @@ class MarketFlat:
     quarantined_records: int
     quarantined_values: int
 
-    def count(self, offer_type: str) -> int:
-        column = self.offers.column("offer_type").to_pylist()
-        return column.count(offer_type)
-
 
 def flatten_market(snapshot: RawMarketSnapshot) -> MarketFlat:
     """Typed offers (first sighting of each (offer_type, id)) and quarantine rows."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.market.flatten import flatten_market
 from pipeline.market.landing import (
     FAMILY,
     MARKET_OFFERS,
@@ -62,8 +63,9 @@ def test_drift_kept_bad_records_quarantined_overlap_dropped(tmp_path: Path) -> N
         _page("bid", [_offer(1, 0.20, min_bid=0.18)]),   # the same id under the other type
         SearchPage("bid", {"type": "bid"}, {"success": False, "error": "busy"}),
     ]
-    write_raw(store, _snapshot("s1", AT, pages))
+    path = write_raw(store, _snapshot("s1", AT, pages))
     result = land_market_pending(store, AT.date())
+    assert flatten_market(read_raw(store, path)).duplicates_dropped == 1  # offer 3 again
 
     offers = _rows(store, "market_offers")
     assert [(r["offer_type"], r["id"]) for r in offers] == [
