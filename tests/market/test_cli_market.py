@@ -81,3 +81,39 @@ def test_a_refused_key_is_one_sentence_and_exit_2(home: Path) -> None:
     assert_one_sentence_error(result, "refused the API key", "VAST_API_KEY")
     assert "not-a-key-0123" not in result.stderr
     assert not list(home.glob("raw_market/**/*.zst"))  # nothing written
+
+
+def test_market_on_an_object_store_home_lands_and_rebuilds(tmp_path: Path) -> None:
+    """On an s3:// home (a real S3-compatible server): the raw file and the three day files
+    are objects under `raw_market/` and `parquet/market_*/snapshot_date=D/`, and rebuild
+    rewrites them without adding any."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.s3_server import BUCKET, running_server
+
+    config = tmp_path / "vast-pipeline.toml"
+    config.write_text('[market]\ngpu_names = ["RTX 4090"]\n', encoding="utf-8")
+    with running_server() as s3:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("VAST_", "DAGSTER_", "AWS_"))}
+        env |= s3.env(VAST_PIPELINE_CACHE=str(tmp_path / "cache"),
+                      VAST_PIPELINE_CONFIG=str(config))
+        prefix = env["VAST_PIPELINE_HOME"].removeprefix(f"s3://{BUCKET}/")
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env,
+                                  capture_output=True, text=True, timeout=240, cwd=tmp_path)
+
+        landed = cli("market")
+        assert landed.returncode == 0, landed.stderr
+        keys = s3.keys(prefix)
+        assert sum(k.startswith(f"{prefix}/raw_market/snapshot_date=") for k in keys) == 1
+        for name in ("market_offers", "market_quarantine", "market_snapshots"):
+            assert sum(k.startswith(f"{prefix}/parquet/{name}/snapshot_date=")
+                       and k.endswith("/part-0.parquet") for k in keys) == 1
+        rebuilt = cli("rebuild")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "Rebuilt 1 market days from 1 raw market snapshots" in rebuilt.stdout
+        assert s3.keys(prefix) == keys
