@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install focus-validator demo test lint bench bench-history bench-warehouse bench-collect dagster clean
+.PHONY: install focus-validator demo test lint bench bench-history bench-warehouse bench-collect bench-market-landing dagster clean
 
 # The FinOps Foundation's FOCUS validator (2.x needs Python 3.12) in its own venv, pinned
 # by constraints-focus.txt; tests/reports/test_focus_validator.py runs it on an export.
@@ -53,7 +53,7 @@ docs-tables: $(STAMP)  ## regenerate docs/tables.md from sql/ and a warehouse bu
 	$(PY) docs/gen_tables.py
 
 # The benchmarks live in bench/ (not in the wheel) and run from the checkout.
-bench: bench-history bench-warehouse bench-collect  ## each ratio beside its target
+bench: bench-history bench-warehouse bench-collect bench-market-landing  ## each ratio beside its target
 
 bench-history: $(STAMP)
 	$(PY) -m bench history
@@ -63,6 +63,9 @@ bench-warehouse: $(STAMP)  ## BENCH_WAREHOUSE_ARGS="--scale 0.25" for a quarter 
 
 bench-collect: $(STAMP)
 	$(PY) -m bench collect
+
+bench-market-landing: $(STAMP)
+	$(PY) -m bench market-landing
 
 dagster: $(STAMP)  ## the Dagster UI on the same data
 	export DAGSTER_HOME=$$($(PY) -c "from pipeline.startup import load_settings, prepare_dagster_home as p; print(p(load_settings()))") && $(VENV)/bin/dagster dev -w workspace.yaml

@@ -21,6 +21,7 @@ import dagster as dg
 
 from assets.charges import landed_billed_charges
 from assets.collection import landed_instance_snapshots, raw_snapshots
+from assets.market import landed_market_snapshots
 from assets.reports import cost_report, reliability_report, report_metadata
 from assets.warehouse import _key
 from pipeline.warehouse.build import BuildResult
@@ -94,6 +95,7 @@ def demo_materializations(home: str, build: BuildResult, reports: Sequence[Path]
     out += [dg.AssetMaterialization(landed_billed_charges.key, partition=day,
                                     description=DESCRIPTION, metadata=meta)
             for day, meta in _bill_days(home, since)]
+    out += _market(home)
     out += [dg.AssetMaterialization(_key(name), description=DESCRIPTION,
                                     metadata=build.model_metadata(name))
             for name in build.models]
@@ -103,6 +105,27 @@ def demo_materializations(home: str, build: BuildResult, reports: Sequence[Path]
             out.append(dg.AssetMaterialization(key, description=DESCRIPTION,
                                                metadata=report_metadata(report_window, paths)))
     return out
+
+
+def _market(home: str) -> list[dg.AssetMaterialization]:
+    """The market asset as of the demo's newest market snapshot (the asset is not
+    partitioned: one materialization, carrying that snapshot's log row)."""
+    from pipeline.market.landing import newest_market_snapshot
+    from pipeline.storage.store import Store
+
+    newest = newest_market_snapshot(Store(home))
+    if newest is None:
+        return []
+    return [dg.AssetMaterialization(landed_market_snapshots.key, description=DESCRIPTION,
+                                    metadata={
+        "snapshot_id": newest["snapshot_id"],
+        "snapshot_at": newest["snapshot_at"].isoformat(),
+        "gpu_names": ", ".join(newest["gpu_names"]),
+        "requests": newest["requests"], "offers": newest["offers"],
+        "quarantined_records": newest["quarantined_records"],
+        "quarantined_values": newest["quarantined_values"],
+        "new_fields": ", ".join(newest["new_fields"] or []) or "-",
+        "incomplete": newest["incomplete"]})]
 
 
 def record_demo(home: str, dagster_home: Path, build: BuildResult, reports: Sequence[Path],

@@ -10,10 +10,11 @@ import dagster as dg
 
 from assets.charges import landed_billed_charges
 from assets.collection import landed_instance_snapshots
+from assets.market import landed_market_snapshots
 from assets.resources import VastPipelineResource
 from pipeline.alerts.hooks import after_build
 from pipeline.core.errors import PipelineError
-from pipeline.storage.datasets import CHARGE_FAMILY, DATASETS, SNAPSHOT_FAMILY
+from pipeline.storage.datasets import CHARGE_FAMILY, DATASETS, MARKET_FAMILY, SNAPSHOT_FAMILY
 from pipeline.warehouse.build import build_for
 from pipeline.warehouse.marts import MART_CHECK_TABLES, check_marts
 from pipeline.warehouse.models import discover_models
@@ -35,6 +36,7 @@ def _key(name: str) -> dg.AssetKey:
 COLLECTION_ASSETS: dict[str, dg.AssetKey] = {
     SNAPSHOT_FAMILY: landed_instance_snapshots.key,
     CHARGE_FAMILY: landed_billed_charges.key,
+    MARKET_FAMILY: landed_market_snapshots.key,
 }
 
 

@@ -25,6 +25,10 @@ from pipeline.core.progress import progress_bar
 from pipeline.core.resources import dagster_dev_command
 from pipeline.landing.history import land_pending
 from pipeline.landing.raw import snapshot_files
+from pipeline.market.collect import rented_gpu_names, take_market_snapshot
+from pipeline.market.landing import land_market_pending
+from pipeline.market.raw import raw_files
+from pipeline.market.settings import MarketSettings, market_settings
 from pipeline.reports.model import fmt
 from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED, DEMO_MIN_INTERVAL
 from pipeline.sim.fleet import FleetModel
@@ -113,6 +117,44 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     return len(todo), len(moments) - len(todo)
 
 
+def market_moments(window: DemoWindow, cadence_minutes: int) -> list[datetime]:
+    """The market cadence's grid over the demo window (its moments on that grid)."""
+    step = timedelta(minutes=cadence_minutes)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    first = epoch + -((epoch - window.first) // step) * step  # the first grid moment >= first
+    count = int((window.last - first) / step) + 1 if first <= window.last else 0
+    return [first + i * step for i in range(count)]
+
+
+def demo_market_id(moment: datetime) -> str:
+    return f"demo-market-{moment:%Y%m%dT%H%M}"
+
+
+def backfill_market(store: Store, fleet: FleetModel, window: DemoWindow,
+                    market: MarketSettings) -> tuple[int, int]:
+    """A market snapshot at every market-cadence moment of the window, asked of the
+    simulator at that moment (its clock), for the GPU models the demo fleet rented; each
+    day's new snapshots are landed at once. Returns (taken, skipped)."""
+    moments = market_moments(window, market.cadence_minutes)
+    existing = {sid for day in sorted({m.date() for m in moments})
+                for sid in raw_files(store, day)}
+    todo = [m for m in moments if demo_market_id(m) not in existing]
+    names = rented_gpu_names(store, window.last) or list(market.gpu_names)
+    with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL,
+                         search_min_interval=DEMO_MIN_INTERVAL) as server, \
+            VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL) as client, \
+            progress_bar(len(todo), "market snapshots") as bar:
+        for day in sorted({m.date() for m in todo}):
+            for moment in (m for m in todo if m.date() == day):
+                client.simulated_time = moment
+                take_market_snapshot(store, client.search_offers, market, names, snapshot_at=moment,
+                                     source="simulator", retries=lambda: client.stats.retries,
+                                     snapshot_id=demo_market_id(moment), land=False)
+                bar.advance()
+            land_market_pending(store, day)
+    return len(todo), len(moments) - len(todo)
+
+
 def fetch_bills(settings: Settings, fleet: FleetModel,
                 window: DemoWindow) -> list[BillDayResult]:
     """The bill of every UTC day of the window, through the same `collect_charges` as the
@@ -167,6 +209,10 @@ def run_demo(*, days: int = 7, size: int = DEFAULT_FLEET_SIZE, seed: int = DEFAU
          f"into {home_dir}")
     collected, skipped = backfill(store, fleet, window)
     _say(f"snapshots: {collected} collected, {skipped} already there")
+    market = market_settings(settings)
+    taken, present = backfill_market(store, fleet, window, market)
+    _say(f"market: {taken} snapshots of the offer search taken (every "
+         f"{market.cadence_minutes} minutes), {present} already there")
     bills = fetch_bills(Settings(home=str(home_dir), accounts=(DEMO_ACCOUNT,)), fleet, window)
     _say(f"bills: {len(bills)} days fetched from the charges endpoint, "
          f"${sum(b.total for b in bills):,.2f} billed ({sum(b.contracts for b in bills)} "

@@ -58,7 +58,7 @@ class FlattenResult:
     quarantined_values: int    # single values set to NULL
 
 
-class _Context:
+class FlattenContext:
     """Mutable state of one flatten call: quarantine rows and per-row counters.
 
     One call may flatten several snapshots (`flatten_many`): rows are numbered across
@@ -104,7 +104,7 @@ class _Context:
 
 def empty_quarantine(snapshot_id: str, snapshot_at: datetime) -> pa.Table:
     """A snapshot's quarantine table with no rows."""
-    return _Context([(snapshot_id, snapshot_at)], [], []).quarantine_table()
+    return FlattenContext([(snapshot_id, snapshot_at)], [], []).quarantine_table()
 
 
 def _kind_of(name: str) -> str:
@@ -178,7 +178,7 @@ def flatten_many(
     made value by value or within a snapshot (repeated ids), so each result is exactly
     what `flatten` gives that snapshot alone.
     """
-    ctx = _Context([(sid, at) for _, sid, at in snapshots], [], [])
+    ctx = FlattenContext([(sid, at) for _, sid, at in snapshots], [], [])
     good: list[dict] = []
     rejected_per: list[int] = []
     for index, (records, _, _) in enumerate(snapshots):
@@ -197,14 +197,14 @@ def flatten_many(
             for index in range(len(snapshots))]
 
 
-def _typed_table(ctx: _Context, good: list[dict]) -> pa.Table:
+def _typed_table(ctx: FlattenContext, good: list[dict]) -> pa.Table:
     """SNAPSHOT_SCHEMA rows of the accepted records of every snapshot in `ctx`."""
     rows = pa.array(ctx.row_snapshot, pa.int64())
     columns: dict[str, pa.Array] = {
         "snapshot_id": pa.array([sid for sid, _ in ctx.snapshots], pa.string()).take(rows),
         "snapshot_at": pa.array([at for _, at in ctx.snapshots], TIMESTAMP).take(rows),
     }
-    values = dict(zip(_RECORD_KEYS, _transpose(good, _RECORD_KEYS), strict=True))
+    values = dict(zip(_RECORD_KEYS, transpose(good, _RECORD_KEYS), strict=True))
     for name, kind in _TYPED_COLUMNS:
         columns[name] = typed_column(ctx, name, kind, values[name])
     for name in JSON_FIELDS:
@@ -212,8 +212,8 @@ def _typed_table(ctx: _Context, good: list[dict]) -> pa.Table:
                                  pa.string())
     pricing_extras: dict[int, dict[str, Any]] = {}
     for parent in PRICING_PARENTS:
-        objects = _pricing_objects(ctx, parent, values[parent], pricing_extras)
-        for key, column in zip(PRICING_KEYS, _transpose(objects, _PRICING_KEY_LIST), strict=True):
+        objects = pricing_objects(ctx, parent, values[parent], pricing_extras)
+        for key, column in zip(PRICING_KEYS, transpose(objects, _PRICING_KEY_LIST), strict=True):
             name = pricing_column(parent, key)
             columns[name] = typed_column(ctx, name, KINDS["float"], column)
     columns["extra_fields"] = _extra_fields(ctx, good, pricing_extras)
@@ -221,7 +221,7 @@ def _typed_table(ctx: _Context, good: list[dict]) -> pa.Table:
     return pa.Table.from_arrays([columns[f.name] for f in SNAPSHOT_SCHEMA], schema=SNAPSHOT_SCHEMA)
 
 
-def _result_of(ctx: _Context, table: pa.Table, index: int, rejected: int) -> FlattenResult:
+def _result_of(ctx: FlattenContext, table: pa.Table, index: int, rejected: int) -> FlattenResult:
     """One snapshot's share of a `flatten_many` pass (its rows are contiguous)."""
     if len(ctx.snapshots) == 1:
         rows = range(len(ctx.ids))
@@ -240,7 +240,7 @@ def _result_of(ctx: _Context, table: pa.Table, index: int, rejected: int) -> Fla
     )
 
 
-def _transpose(dicts: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[Any]]:
+def transpose(dicts: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[Any]]:
     """Columns of `keys` from `dicts` (missing keys -> None), built at C speed.
 
     One `itemgetter` call per record plus `zip(*rows)` is several times faster than one
@@ -259,8 +259,8 @@ def _transpose(dicts: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def _pricing_objects(
-    ctx: _Context,
+def pricing_objects(
+    ctx: FlattenContext,
     parent: str,
     objects: list[Any],
     extras: dict[int, dict[str, Any]],
@@ -283,7 +283,7 @@ def _pricing_objects(
 
 
 def _extra_fields(
-    ctx: _Context, good: list[dict], pricing_extras: dict[int, dict[str, Any]]
+    ctx: FlattenContext, good: list[dict], pricing_extras: dict[int, dict[str, Any]]
 ) -> pa.Array:
     """Unknown keys per row as sorted JSON text; NULL for rows without any."""
     known = KNOWN_API_KEYS

@@ -15,7 +15,7 @@ Not thread-safe: use one client per thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -35,6 +35,7 @@ LIST_PATH = "/api/v1/instances/"
 LEGACY_LIST_PATH = "/api/v0/instances/"
 SHOW_PATH = "/api/v0/instances/{id}/"
 CHARGES_PATH = "/api/v0/charges/"
+SEARCH_PATH = "/api/v0/bundles/"  # the offer search (POST, a JSON body of filters)
 INSTANCES_PAGE_LIMIT = 25  # the server's cap for the v1 list
 CHARGES_PAGE_LIMIT = 500  # the documented maximum; the server may send fewer rows a page
 DAY_LAST_SECOND = 86_399  # a day window's lte: the window holds every second of the day
@@ -196,6 +197,12 @@ class VastClient:
             pages=self.stats.pages - before.pages,
             requests=self.stats.requests - before.requests,
             retries=self.stats.retries - before.retries, total_reported=total)
+
+    def search_offers(self, body: Mapping[str, object]) -> dict:
+        """One offer search (`POST /api/v0/bundles/` with `body` as the official client
+        sends it): the JSON object answered. Vast.ai documents no pages for it; the
+        continuation by price is the market's (`pipeline.market.search`)."""
+        return self._transport.post_json(SEARCH_PATH, body, route=SEARCH_PATH)
 
     def close(self) -> None:
         """Release connections (only of a session this client created)."""

@@ -1,4 +1,5 @@
-"""One GET of the Vast.ai API: paced per endpoint, retried within two budgets, counted.
+"""One call of the Vast.ai API (a GET, or the offer search's POST): paced per endpoint,
+retried within two budgets, counted.
 
 Why it looks the way it does:
 - Vast.ai rate-limits each endpoint per identity as a minimum interval between calls and
@@ -124,13 +125,22 @@ class Transport:
 
     def get_json(self, path: str, params: Mapping[str, object], *, route: str) -> dict:
         """GET a JSON object, retrying transient failures within both budgets."""
+        return self._call_json("GET", path, params, None, route)
+
+    def post_json(self, path: str, body: Mapping[str, object], *, route: str) -> dict:
+        """POST a JSON body (the offer search) and read a JSON object, paced and retried as
+        a GET is: the search changes nothing on the server, so a retry is safe."""
+        return self._call_json("POST", path, {}, body, route)
+
+    def _call_json(self, method: str, path: str, params: Mapping[str, object],
+                   body: Mapping[str, object] | None, route: str) -> dict:
         started = time.monotonic()
         tries = _Tries()
 
         def once() -> dict:
             tries.made += 1
             try:
-                return self._attempt(path, params, route, tries.made)
+                return self._attempt(method, path, params, body, route, tries.made)
             except Transient as failure:
                 tries.reached_server = tries.reached_server or failure.reached_server
                 tries.bad_bodies += failure.bad_body
@@ -146,7 +156,7 @@ class Transport:
 
         def on_retry(_retry: int, failure: Exception, delay: float) -> None:
             self.stats.retries += 1
-            log.debug("retrying GET %s in %.0f ms after %s", path, delay * 1000,
+            log.debug("retrying %s %s in %.0f ms after %s", method, path, delay * 1000,
                       getattr(failure, "cause", failure))
 
         try:
@@ -170,25 +180,26 @@ class Transport:
             headers[SIM_TIME_HEADER] = format_sim_time(self._simulated_time)
         return headers
 
-    def _attempt(self, path: str, params: Mapping[str, object], route: str,
-                 attempt: int) -> dict:
+    def _attempt(self, method: str, path: str, params: Mapping[str, object],
+                 body: Mapping[str, object] | None, route: str, attempt: int) -> dict:
         """One paced HTTP request; returns the JSON object or raises Transient / an error."""
         self._pace(route)
         started = time.monotonic()
         self.stats.requests += 1
         try:
-            response = self.session.get(
-                self.base_url + path, params=_encode(params), headers=self.headers(),
-                auth=self.auth, timeout=self.budget.timeouts, allow_redirects=False,
+            response = self.session.request(
+                method, self.base_url + path, params=_encode(params), json=body,
+                headers=self.headers(), auth=self.auth, timeout=self.budget.timeouts,
+                allow_redirects=False,
             )
         except TRANSPORT_ERRORS as exc:
             failure = transport_failure(exc, self.budget.timeouts)
-            log.debug("GET %s failed attempt=%d %.0f ms: %s", path, attempt,
+            log.debug("%s %s failed attempt=%d %.0f ms: %s", method, path, attempt,
                       (time.monotonic() - started) * 1000, failure.cause)
             raise failure from None
         self.stats.bytes += len(response.content)
-        log.debug("GET %s status=%d attempt=%d %.0f ms", path, response.status_code, attempt,
-                  (time.monotonic() - started) * 1000)
+        log.debug("%s %s status=%d attempt=%d %.0f ms", method, path, response.status_code,
+                  attempt, (time.monotonic() - started) * 1000)
         if response.status_code == 429:
             self.stats.rate_limited += 1
         return json_of(response, path, self.auth.redact)

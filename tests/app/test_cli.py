@@ -148,6 +148,10 @@ def test_demo_twice_collects_nothing_new_and_duplicates_nothing(home: Path) -> N
     assert second.returncode == 0, second.stderr
     assert _collected(first.stdout) == (2 * 96, 0) and len(before) == raw_before == 2 * 96
     assert _collected(second.stdout) == (0, 2 * 96)
+    assert "market: 48 snapshots of the offer search taken (every 60 minutes), 0 already " \
+        "there" in first.stdout
+    assert "market: 0 snapshots of the offer search taken (every 60 minutes), 48 already " \
+        "there" in second.stdout
     assert _history(home) == before  # every snapshot kept, rows unchanged
     later = run_cli(*args, home=home,
                     env={"VAST_PIPELINE_NOW": (now + timedelta(minutes=15)).isoformat()})
@@ -193,6 +197,12 @@ def _check_the_dagster_ui_shows_the_demo(home: Path, stdout: str) -> None:
                 dg.AssetRecordsFilter(dg.AssetKey("landed_instance_snapshots"),
                                       asset_partitions=[day]), limit=1).records
             assert event.asset_materialization.metadata["rows"].value == count
+        market = latest["landed_market_snapshots"].asset_materialization.metadata
+        with duckdb.connect() as con:
+            newest = con.execute(
+                f"select snapshot_id, offers from read_parquet('{base}/market_snapshots/*/"
+                "*.parquet') order by snapshot_at desc limit 1").fetchone()
+        assert (market["snapshot_id"].value, market["offers"].value) == newest
         assert instance.get_materialized_partitions(
             dg.AssetKey("landed_billed_charges")) == set(bills)
         for day, total in bills.items():
