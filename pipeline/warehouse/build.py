@@ -51,6 +51,7 @@ from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, f
 from pipeline.storage.objectstore import register_on
 from pipeline.storage.schema import SCHEMA_VERSION
 from pipeline.storage.store import Store, sql_file_list
+from pipeline.warehouse import market_sources  # stand-in: see its docstring
 from pipeline.warehouse.models import (
     SQL_DIR,
     Model,
@@ -884,6 +885,7 @@ def build(
     threads: int | None = None,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     lock_timeout: float = 600.0,
+    market: market_sources.MarketThresholds | None = None,
 ) -> BuildResult:
     """Build (or bring up to date) `$home/warehouse.duckdb` from the Parquet history.
 
@@ -903,7 +905,8 @@ def build(
     try:
         with FileLock(str(paths.lock), timeout=lock_timeout):
             return _build_locked(paths, models, cadence_minutes, full, say,
-                                 memory_limit, threads, chunk_days)
+                                 memory_limit, threads, chunk_days,
+                                 market or market_sources.MarketThresholds())
     except Timeout as exc:
         raise WarehouseError(
             f"Another build of {paths.db} is still running after {lock_timeout:.0f} s; "
@@ -915,6 +918,7 @@ def build_for(settings: Settings, **options: Any) -> BuildResult:
     """`build` of the configured home with the configured cadence: what the CLI, the demo,
     Dagster and the benchmark call, so none of them forces the others into a full rebuild
     by building with another cadence. `options` are `build`'s keyword arguments."""
+    options.setdefault("market", market_sources.MarketThresholds.of(settings))
     return build(settings.home, cadence_minutes=settings.cadence_minutes, **options)
 
 
@@ -946,6 +950,7 @@ def _remove_killed_build_files(paths: Paths) -> None:
 def _build_locked(
     paths: Paths, models: list[Model], cadence: int, full: bool, say: Progress,
     memory_limit: str, threads: int | None, chunk_days: int,
+    market: market_sources.MarketThresholds,
 ) -> BuildResult:
     started = time.monotonic()
     outer = say
@@ -984,6 +989,10 @@ def _build_locked(
     uniform, schemas = _uniform_schemas(paths.store, listings, sources,
                                         state.get("schemas", {}))
     placeholders = _placeholders(paths, sources, uniform)
+    market_found = market_sources.listing(paths.store)
+    market_prints = market_sources.fingerprints(market_found)
+    placeholders |= market_sources.placeholders(paths.store, paths.models, market_found)
+    placeholders |= market.placeholders()
     context_days, newest_from = _context_days(cap), _newest_snapshots_from(paths.store)
     carry = not full and _only_appended(state, sources)
     con = _open_build_copy(paths, tmp_db, copying, state, memory_limit, threads) \
@@ -1006,6 +1015,9 @@ def _build_locked(
         con.execute("SET VARIABLE context_days = ?::INTEGER", [context_days])
         con.execute("SET VARIABLE newest_snapshot_days_from = ?::DATE", [newest_from])
         _set_changed_from(con, state, sources, window)
+        con.execute("SET VARIABLE market_changed_from = ?::DATE", [
+            market_sources.changed_from(state.get("market_sources", {}), market_prints)
+            if carry else market_sources.EVERYTHING])
         for model in models:
             sql = render_sql(model, placeholders)
             model_started = time.monotonic()
@@ -1034,7 +1046,7 @@ def _build_locked(
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
         "schemas": schemas, "builds_leave_markers": True, "db_file": db_file,
-        "views": run.views_now,
+        "views": run.views_now, "market_sources": market_prints,
     })
     say(f"state written, swapping in {paths.db}")
     _retire(paths.db, build_id)
