@@ -175,13 +175,14 @@ class MarketWriter:
         self.store.write_parquet_atomic(path, table, compression="zstd")
 
 
-def fixed_market(home: Path | str, count: int = SNAPSHOTS, *, uncommitted: bool = True
-                 ) -> list[datetime]:
-    """Write the fixed market's last `count` hourly snapshots (k = 48 - count .. 47) and, if
-    `uncommitted`, offers of a snapshot whose log row is missing; returns the times."""
-    times = market_times(SNAPSHOTS)[SNAPSHOTS - count:]
+def fixed_market(home: Path | str, first: int = 0, end: int = SNAPSHOTS, *,
+                 uncommitted: bool = True) -> list[datetime]:
+    """Write the fixed market's hourly snapshots k = first .. end - 1 and, if `uncommitted`,
+    offers of a snapshot whose log row is missing; returns the committed times. Days are
+    written whole, so writing again with a later `end` adds snapshots as collection does."""
+    times = market_times()[first:end]
     writer = MarketWriter(home)
-    for k, at in enumerate(market_times(SNAPSHOTS)):
+    for k, at in enumerate(market_times()):
         if at in times:
             writer.snapshot(at, snapshot_offers(k, at))
     if uncommitted:
@@ -191,11 +192,10 @@ def fixed_market(home: Path | str, count: int = SNAPSHOTS, *, uncommitted: bool 
     return times
 
 
-def all_offers(times: list[datetime], *, uncommitted: bool = True) -> list[dict[str, Any]]:
-    """The rows `fixed_market` wrote, for the tests' plain-Python expectations."""
-    index = {at: k for k, at in enumerate(market_times(SNAPSHOTS))}
-    rows = [o for at in times for o in snapshot_offers(index[at], at)]
-    return rows + (snapshot_offers(SNAPSHOTS, UNCOMMITTED_AT) if uncommitted else [])
+def all_offers(times: list[datetime]) -> list[dict[str, Any]]:
+    """The committed snapshots' rows `fixed_market` wrote, for plain-Python expectations."""
+    index = {at: k for k, at in enumerate(market_times())}
+    return [o for at in times for o in snapshot_offers(index[at], at)]
 
 
 class NoScore(Spec):
