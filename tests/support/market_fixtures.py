@@ -39,8 +39,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.storage.datasets import dataset
 from pipeline.storage.store import Store
-from pipeline.warehouse.market_sources import MARKET_OFFER_SCHEMA, MARKET_SNAPSHOT_SCHEMA
 from tests.support.report_fixtures import HistoryWriter, Spec, snapshot_times
 
 MARKET_END = datetime(2026, 11, 20, 23, tzinfo=UTC)  # the newest market snapshot, k = 47
@@ -109,7 +109,7 @@ def _offer(at: datetime, offer_type: str, offer_id: int, machine_id: int, gpu_na
         "reliability": reliability, "verification": verification,
         "geolocation": f"Region {machine_id % 7}, {'US' if machine_id % 2 else 'DE'}",
         "dlperf": 10.0 * num_gpus, "inet_down": 900.0, "inet_up": 800.0,
-        "duration": 86400.0 * 30, "rentable": True,
+        "duration": 86400.0 * 30, "rentable": True, "quarantined_values": 0,
     }
 
 
@@ -160,18 +160,19 @@ class MarketWriter:
                 "snapshot_id": f"market-{at:%Y%m%dT%H%M}", "snapshot_at": at,
                 "requests": 2, "offers": len(offers), "incomplete": False,
                 "gpu_names": sorted({o["gpu_name"] for o in offers}),
-                "allocated_storage_gb": 10.0})
+                "allocated_storage_gb": 10.0, "quarantined_records": 0,
+                "quarantined_values": 0, "new_fields": [], "schema_version": 1})
 
     def write(self) -> None:
         for day, rows in self.offers.items():
-            self._write("market_offers", day, pa.Table.from_pylist(rows, MARKET_OFFER_SCHEMA))
+            self._write("market_offers", day, rows)
         for day, rows in self.log.items():
-            self._write("market_snapshots", day,
-                        pa.Table.from_pylist(rows, MARKET_SNAPSHOT_SCHEMA))
+            self._write("market_snapshots", day, rows)
 
-    def _write(self, dataset: str, day: date, table: pa.Table) -> None:
-        path = self.store.path(f"parquet/{dataset}/snapshot_date={day.isoformat()}/"
-                               "part-0.parquet")
+    def _write(self, name: str, day: date, rows: list[dict[str, Any]]) -> None:
+        """One file per day in the registry's layout and schema (no account level)."""
+        table = pa.Table.from_pylist(rows, dataset(name).schema)
+        path = f"{self.store.partition_dir(name, None, day)}/part-0.parquet"
         self.store.write_parquet_atomic(path, table, compression="zstd")
 
 
