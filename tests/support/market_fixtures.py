@@ -222,3 +222,15 @@ def write_extra_fleet(home: Path | str) -> list[Spec]:
         writer.snapshot("mkt", t, [r for s in specs if (r := s.record(t)) is not None])
     writer.write()
     return specs
+
+
+def fleet_with_market(home: Path, first: int = 0, end: int = SNAPSHOTS, *,
+                      market: bool = True) -> list[datetime]:
+    """A new home holding the hand-made fleet, account `mkt` and (if `market`) the fixed
+    market's snapshots k = first .. end - 1; returns the market's committed times."""
+    from tests.support.report_fixtures import scenario_history
+
+    home.mkdir(parents=True)
+    scenario_history(home)
+    write_extra_fleet(home)
+    return fixed_market(home, first, end) if market else []

@@ -147,3 +147,30 @@ def savings(times: list[datetime], th: Thresholds = Thresholds()
                 "monthly_savings": monthly, "savings_pct": pct,
             }
     return out
+
+
+def by_gpu(times: list[datetime], d0: date, d1: date, account: str | None = None
+           ) -> dict[tuple[str, str], dict[str, float]]:
+    """(gpu_name, offer_type) -> the report's per-GPU-model market figures over d0..d1."""
+    paid: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for (day, acc, _iid), r in paid_vs_market(times).items():
+        if d0 <= day <= d1 and account in (None, acc):
+            sums = paid[(r["gpu_name"], r["offer_type"])]
+            sums[0] += r["gpu_hours"]
+            sums[1] += r["paid_per_gpu_hour"] * r["gpu_hours"]
+            sums[2] += r["gpu_hours"] if r["premium_pct"] > 0 else 0.0
+    market: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    for (at, gpu, kind), row in market_prices(times).items():
+        if d0 <= at.date() <= d1:
+            market[(gpu, kind)].append(row)
+    out = {}
+    for key, (hours, cost, above) in paid.items():
+        rows = market[key]
+        mean = {q: sum(r[q] for r in rows) / len(rows) for q in ("p25", "median", "p75")}
+        out[key] = {"gpu_hours": hours, "paid_per_gpu_hour": cost / hours,
+                    "market_p25_per_gpu_hour": mean["p25"],
+                    "market_median_per_gpu_hour": mean["median"],
+                    "market_p75_per_gpu_hour": mean["p75"], "market_snapshots": len(rows),
+                    "share_above_median": above / hours,
+                    "premium_pct": 100 * (cost / hours - mean["median"]) / mean["median"]}
+    return out

@@ -19,11 +19,11 @@ from tests.support.market_fixtures import (
     SNAPSHOTS,
     UNCOMMITTED_AT,
     fixed_market,
+    fleet_with_market,
     market_times,
     snapshot_offers,
-    write_extra_fleet,
 )
-from tests.support.report_fixtures import query, scenario_history
+from tests.support.report_fixtures import query
 from tests.support.warehouse import build_at_cadence, same_sources, snapshot_of_models
 
 SAVINGS_COLUMNS = ("label", "gpu_name", "num_gpus", "current_per_hour", "offer_id",
@@ -31,17 +31,10 @@ SAVINGS_COLUMNS = ("label", "gpu_name", "num_gpus", "current_per_hour", "offer_i
                    "offer_geolocation", "seen_share", "monthly_savings", "savings_pct")
 
 
-def _fleet_home(root: Path) -> Path:
-    root.mkdir(parents=True)
-    scenario_history(root)
-    write_extra_fleet(root)
-    return root
-
-
 @pytest.fixture(scope="module")
 def market_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    home = _fleet_home(tmp_path_factory.mktemp("market") / "home")
-    times = fixed_market(home)
+    home = tmp_path_factory.mktemp("market") / "home"
+    times = fleet_with_market(home)
     build_at_cadence(home, full=True)
     return home, times
 
@@ -151,8 +144,8 @@ def test_thresholds_come_from_the_build(market_home, tmp_path):
 
 
 def test_no_advice_while_the_history_is_shorter_than_the_lookback(tmp_path):
-    home = _fleet_home(tmp_path / "home")
-    times = fixed_market(home, first=SNAPSHOTS - 6)
+    home = tmp_path / "home"
+    times = fleet_with_market(home, first=SNAPSHOTS - 6)
     build_at_cadence(home)
     (history,) = _rows(home, "SELECT * FROM market_history")
     assert history["snapshots"] == 6
@@ -165,7 +158,8 @@ def test_no_advice_while_the_history_is_shorter_than_the_lookback(tmp_path):
 
 
 def test_no_market_at_all_builds_empty_market_models(tmp_path):
-    home = _fleet_home(tmp_path / "home")
+    home = tmp_path / "home"
+    fleet_with_market(home, market=False)
     build_at_cadence(home)
     for model in ("market_offers", "market_prices", "paid_vs_market", "market_history",
                   "savings_opportunities"):
@@ -173,8 +167,8 @@ def test_no_market_at_all_builds_empty_market_models(tmp_path):
 
 
 def test_incremental_build_after_one_new_snapshot_equals_a_full_build(tmp_path):
-    home = _fleet_home(tmp_path / "home")
-    fixed_market(home, end=SNAPSHOTS - 1)
+    home = tmp_path / "home"
+    fleet_with_market(home, end=SNAPSHOTS - 1)
     build_at_cadence(home, full=True)
     # the newest day's file is written again with one more snapshot; the day before stays
     fixed_market(home, first=SNAPSHOTS - 24)
