@@ -13,13 +13,14 @@ BENCHMARKS = {
     "history": "flatten and Parquet of a raw zone, beside the pandas baseline",
     "warehouse": "a generated year built full and incrementally",
     "collect": "`vast-pipeline collect` start to finish, day one and with a year of history",
+    "market": "a year of hourly market snapshots: the incremental build and the market models",
 }
 # What the benchmarks need beyond the pipeline (in the `dev` extra of pyproject.toml).
 NEEDS = ("pandas", "psutil")
 
 
 def _usage() -> str:
-    lines = ["usage: python -m bench {history,warehouse,collect} [options]", ""]
+    lines = ["usage: python -m bench {history,warehouse,collect,market} [options]", ""]
     lines += [f"  {name:<10} {what}" for name, what in BENCHMARKS.items()]
     return "\n".join(lines)
 
