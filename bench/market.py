@@ -47,9 +47,7 @@ REGIONS = ["Texas, US", "Oregon, US", "Bavaria, DE", "Ontario, CA", "Stockholm, 
 REFERENCE_SQL = """
 CREATE TABLE reference AS
 SELECT snapshot_id, gpu_name, offer_type, count(*) AS offers, min(p) AS min_p,
-       quantile_cont(p, 0.10) AS p10, quantile_cont(p, 0.25) AS p25,
-       quantile_cont(p, 0.50) AS p50, quantile_cont(p, 0.75) AS p75,
-       quantile_cont(p, 0.90) AS p90
+       quantile_cont(p, [0.10, 0.25, 0.50, 0.75, 0.90]) AS quantiles
 FROM (
     SELECT snapshot_id, gpu_name, offer_type,
            CASE WHEN offer_type = 'bid' THEN min_bid ELSE dph_base END / num_gpus AS p
