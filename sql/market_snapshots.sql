@@ -11,5 +11,5 @@ from read_parquet(
     '{{ market_snapshots_glob }}',
     hive_partitioning = true,
     hive_types = {'snapshot_date': date},
-    union_by_name = true
+    union_by_name = {{ market_snapshots_union_by_name }}
 )

@@ -991,7 +991,11 @@ def _build_locked(
     placeholders = _placeholders(paths, sources, uniform)
     market_found = market_sources.listing(paths.store)
     market_prints = market_sources.fingerprints(market_found)
-    placeholders |= market_sources.placeholders(paths.store, paths.models, market_found)
+    market_uniform, market_schemas = market_sources.uniform(
+        paths.store, market_found, market_prints, state.get("market_schemas", {}),
+        _schema_digest)
+    placeholders |= market_sources.placeholders(paths.store, paths.models, market_found,
+                                                market_uniform)
     placeholders |= market.placeholders()
     context_days, newest_from = _context_days(cap), _newest_snapshots_from(paths.store)
     carry = not full and _only_appended(state, sources)
@@ -1018,6 +1022,8 @@ def _build_locked(
         con.execute("SET VARIABLE market_changed_from = ?::DATE", [
             market_sources.changed_from(state.get("market_sources", {}), market_prints)
             if carry else market_sources.EVERYTHING])
+        con.execute("SET VARIABLE market_newest_day = ?::DATE",
+                    [market_sources.newest_day(market_found)])
         for model in models:
             sql = render_sql(model, placeholders)
             model_started = time.monotonic()
@@ -1047,6 +1053,7 @@ def _build_locked(
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
         "schemas": schemas, "builds_leave_markers": True, "db_file": db_file,
         "views": run.views_now, "market_sources": market_prints,
+        "market_schemas": market_schemas,
     })
     say(f"state written, swapping in {paths.db}")
     _retire(paths.db, build_id)
