@@ -46,6 +46,7 @@ from filelock import FileLock, Timeout
 from pipeline.core.config import Settings
 from pipeline.core.errors import WarehouseError, first_line
 from pipeline.landing import history
+from pipeline.market.settings import MarketSettings, market_settings
 from pipeline.storage.alertlog import alert_log_source
 from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
 from pipeline.storage.objectstore import register_on
@@ -885,7 +886,7 @@ def build(
     threads: int | None = None,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     lock_timeout: float = 600.0,
-    market: market_sources.MarketThresholds | None = None,
+    market: MarketSettings | None = None,
 ) -> BuildResult:
     """Build (or bring up to date) `$home/warehouse.duckdb` from the Parquet history.
 
@@ -906,7 +907,7 @@ def build(
         with FileLock(str(paths.lock), timeout=lock_timeout):
             return _build_locked(paths, models, cadence_minutes, full, say,
                                  memory_limit, threads, chunk_days,
-                                 market or market_sources.MarketThresholds())
+                                 market or MarketSettings())
     except Timeout as exc:
         raise WarehouseError(
             f"Another build of {paths.db} is still running after {lock_timeout:.0f} s; "
@@ -918,7 +919,7 @@ def build_for(settings: Settings, **options: Any) -> BuildResult:
     """`build` of the configured home with the configured cadence: what the CLI, the demo,
     Dagster and the benchmark call, so none of them forces the others into a full rebuild
     by building with another cadence. `options` are `build`'s keyword arguments."""
-    options.setdefault("market", market_sources.MarketThresholds.of(settings))
+    options.setdefault("market", market_settings(settings))
     return build(settings.home, cadence_minutes=settings.cadence_minutes, **options)
 
 
@@ -950,7 +951,7 @@ def _remove_killed_build_files(paths: Paths) -> None:
 def _build_locked(
     paths: Paths, models: list[Model], cadence: int, full: bool, say: Progress,
     memory_limit: str, threads: int | None, chunk_days: int,
-    market: market_sources.MarketThresholds,
+    market: MarketSettings,
 ) -> BuildResult:
     started = time.monotonic()
     outer = say
@@ -996,7 +997,7 @@ def _build_locked(
         _schema_digest)
     placeholders |= market_sources.placeholders(paths.store, paths.models, market_found,
                                                 market_uniform)
-    placeholders |= market.placeholders()
+    placeholders |= market.advice_placeholders()
     context_days, newest_from = _context_days(cap), _newest_snapshots_from(paths.store)
     carry = not full and _only_appended(state, sources)
     con = _open_build_copy(paths, tmp_db, copying, state, memory_limit, threads) \

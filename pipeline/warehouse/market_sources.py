@@ -6,16 +6,15 @@ it (`per_account=False`) but the build takes its sources by family and account. 
 lists the market's folders, fingerprints them per day (so an incremental build knows the first
 market day that changed: `market_changed_from`, what `market_prices` and `paid_vs_market`
 recompute from) and gives the `{{ market_*_glob }}` placeholders, an empty stand-in file
-when there is no market yet. The `[market]` thresholds of the savings advice are
-placeholders too (`MarketThresholds`), rendered into the SQL like the cadence's cap.
+when there is no market yet. (The `[market]` thresholds of the savings advice are
+placeholders too, from `pipeline.market.settings.MarketSettings.advice_placeholders`.)
 It goes once the warehouse takes account-less datasets from the registry (tag
-`ready/wh-accountless`) and the market helper's settings (`pipeline.market.settings`).
+`ready/wh-accountless`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -28,31 +27,6 @@ MARKET_SOURCES: tuple[str, ...] = tuple(
     d.name for d in family(MARKET_FAMILY) if d.name in ("market_offers", "market_snapshots"))
 NEVER = date(9999, 12, 31)
 EVERYTHING = date(1, 1, 1)
-
-
-@dataclass(frozen=True)
-class MarketThresholds:
-    """The `[market]` settings the savings advice applies (defaults from issue 21)."""
-
-    lookback_hours: float = 24
-    min_seen_share: float = 0.5
-    min_monthly_savings: float = 5
-    min_savings_pct: float = 3
-
-    @classmethod
-    def of(cls, settings: Any) -> MarketThresholds:
-        """The thresholds of `settings.market` where the settings have a `[market]` table
-        with these names, else the defaults."""
-        market = getattr(settings, "market", None)
-        if market is None:
-            return cls()
-        return cls(**{name: float(getattr(market, name)) for name in cls.__dataclass_fields__
-                      if getattr(market, name, None) is not None})
-
-    def placeholders(self) -> dict[str, str]:
-        """`{{ market_<name> }}` of each threshold, as SQL number literals."""
-        return {f"market_{name}": repr(float(getattr(self, name)))
-                for name in self.__dataclass_fields__}
 
 
 def listing(store: Store) -> dict[str, dict[tuple[str, str], list[pafs.FileInfo]]]:

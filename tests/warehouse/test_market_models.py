@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.warehouse.market_sources import MarketThresholds
+from pipeline.market.settings import MarketSettings
 from tests.support import market_oracle as oracle
 from tests.support.market_fixtures import (
     SNAPSHOTS,
@@ -132,7 +132,7 @@ def test_thresholds_come_from_the_build(market_home, tmp_path):
     """`[market]` thresholds reach the SQL: a stricter saving and seen share change rows."""
     home, times = market_home
     strict = same_sources(home, tmp_path)
-    build_at_cadence(strict, market=MarketThresholds(min_monthly_savings=70, min_seen_share=0.6))
+    build_at_cadence(strict, market=MarketSettings(min_monthly_savings=70, min_seen_share=0.6))
     th = oracle.Thresholds(min_monthly_savings=70, min_seen_share=0.6)
     expected = oracle.savings(times, th)
     got = {(r["account"], r["instance_id"]): r
