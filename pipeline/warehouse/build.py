@@ -67,12 +67,15 @@ from pipeline.warehouse.state import (
     write_json_atomic,
 )
 from pipeline.warehouse.window import (
+    Window,
     context_days,
+    daily_reads,
     days_in,
     newest_snapshots_from,
     only_appended,
-    plan_window,
+    plan_windows,
     set_changed_from,
+    window_sources,
 )
 
 # What callers import from here (the file names and the retention are defined in `state`).
@@ -195,7 +198,9 @@ class _Plan:
     state: dict[str, Any]  # the last build's
     signature: str
     full: bool
-    window: tuple[date, date] | None
+    window: Window | None  # spans the daily models' windows
+    windows: dict[str, Window | None]  # per daily model: the changes of what it reads
+    window_sources: tuple[str, ...]  # the datasets the daily models read
     listings: Listings
     sources: Fingerprints
     copying: Future[Any] | None  # the live warehouse being copied to `tmp_db`
@@ -212,7 +217,7 @@ def _build_locked(paths: Paths, models: list[Model], cadence: int, full: bool,
     store = _begin(paths, plan, say)
     result = BuildResult(paths.db, plan.build_id, plan.full, plan.window,
                          days_in(plan.window), [m.name for m in models])
-    binding = bind_sources(paths, plan.listings, plan.sources, plan.state)
+    binding = bind_sources(paths, plan.listings, plan.sources, plan.state, plan.window_sources)
     cap = interval_cap_minutes(cadence)
     context, newest_from = context_days(cap), newest_snapshots_from(paths.store)
     run, flushing = _open_run(paths, plan, store, binding, context, newest_from, options, say)
@@ -266,8 +271,10 @@ def _plan(paths: Paths, models: list[Model], cadence: int, full: bool) -> _Plan:
     # Bills without snapshots build too (a team backfilling months of bills before its first
     # snapshot): the snapshot models read empty stand-in files (`sources._empty_source`) and
     # come out empty; the first snapshots then arrive as history that only grew at its end.
-    full, window = plan_window(state, sources, full)
-    return _Plan(build_id, tmp_db, state, signature, full, window, listings, sources, copying)
+    reads = daily_reads(models)
+    full, window, windows = plan_windows(state, sources, full, reads)
+    return _Plan(build_id, tmp_db, state, signature, full, window, windows,
+                 window_sources(reads), listings, sources, copying)
 
 
 def _begin(paths: Paths, plan: _Plan, say: Progress) -> DailyStore:
@@ -287,7 +294,7 @@ def _open_run(paths: Paths, plan: _Plan, store: DailyStore, binding: Binding, co
     is the one the last build swapped in (then also the copy's flush to disk, started),
     else a fresh file (and the copy is deleted)."""
     con = None
-    if not plan.full and only_appended(plan.state, plan.sources):
+    if not plan.full and only_appended(plan.state, plan.sources, plan.window_sources):
         con = dbfile.open_build_copy(paths, plan.tmp_db, plan.copying, plan.state,
                                      options.memory_limit, options.threads)
     carry = con is not None
@@ -302,7 +309,7 @@ def _open_run(paths: Paths, plan: _Plan, store: DailyStore, binding: Binding, co
         since = min(plan.window[0] if plan.window else newest_from, newest_from)
         recent = RecentViews(con, since - timedelta(days=context), context, say)
     chunking = Chunking(options.chunk_days, options.threads or os.cpu_count() or 1)
-    run = Run(con, store, plan.window, plan.build_id, chunking, say, carry,
+    run = Run(con, store, plan.windows, plan.build_id, chunking, say, carry,
               binding.placeholders, binding.uniform_files, recent, plan.state.get("views", {}))
     return run, flushing
 
