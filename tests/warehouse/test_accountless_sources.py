@@ -3,10 +3,11 @@
 The market datasets are registered without an `account` partition
 (`pipeline.storage.datasets`); the warehouse must take them like the others: a
 `{{ market_offers_glob }}` placeholder, an empty stand-in before the first file, their
-fingerprints in the build state, and the window of the daily models that read them. The
-real `sql/` models run beside two test models over the market offers (a staging view and a
-daily model), on real Parquet written through `Store`; expected figures are computed here
-from the rows written.
+fingerprints in the build state, the window of the daily models that read them, and the
+tables an incremental build carries and updates in place. The real `sql/` models run
+beside three test models over the market offers (a staging view, a daily model and a
+table updated in place), on real Parquet written through `Store`; expected figures are
+computed here from the rows written.
 """
 
 from __future__ import annotations
@@ -53,15 +54,27 @@ from accountless_rows
 where snapshot_date between getvariable('build_from') and getvariable('build_to')
 group by all
 """
+# ... and a table updated in place from the first changed day of the market offers.
+BY_SNAPSHOT_SQL = """-- accountless_by_snapshot: per market snapshot and GPU model, the offers
+-- seen (a test model). Grain: (snapshot_id, gpu_name). A snapshot's rows change only
+-- when its day's partition does.
+-- materialized: table
+-- incremental rows: snapshot_date >= getvariable('market_offers_changed_from')
+-- incremental day: snapshot_date
+select snapshot_date, snapshot_id, gpu_name, count(*) as offers
+from accountless_rows
+group by all
+"""
 
 
 @pytest.fixture
 def sql_dir(tmp_path: Path) -> Path:
-    """The real models plus the two test models."""
+    """The real models plus the three test models."""
     folder = tmp_path / "sql"
     shutil.copytree(SQL_DIR, folder)
     (folder / "accountless_rows.sql").write_text(ROWS_SQL, encoding="utf-8")
     (folder / "accountless_daily.sql").write_text(DAILY_SQL, encoding="utf-8")
+    (folder / "accountless_by_snapshot.sql").write_text(BY_SNAPSHOT_SQL, encoding="utf-8")
     return folder
 
 
@@ -96,7 +109,7 @@ def write_market_snapshot(store: Store, day: date, snapshot: int) -> list[dict[s
     log_dir = store.partition_dir("market_snapshots", None, day)
     store.write_parquet_atomic(f"{log_dir}/{snapshot_id}.parquet",
                                pa.table(log, schema=MARKET_SNAPSHOT_LOG_SCHEMA))
-    return [{**o, "day": day} for o in offers]
+    return [{**o, "day": day, "snapshot_id": snapshot_id} for o in offers]
 
 
 def expected_daily(offers: list[dict[str, object]]) -> dict[tuple[date, str], tuple[int, float]]:
@@ -105,6 +118,24 @@ def expected_daily(offers: list[dict[str, object]]) -> dict[tuple[date, str], tu
     for o in offers:
         out[(o["day"], o["gpu_name"])].append(float(o["dph_total"]))  # type: ignore[arg-type]
     return {key: (len(v), round(sum(v), 6)) for key, v in out.items()}
+
+
+def expected_by_snapshot(offers: list[dict[str, object]]) -> dict[tuple[str, str], int]:
+    """(snapshot_id, gpu_name) -> offers, in plain Python."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for o in offers:
+        out[(str(o["snapshot_id"]), str(o["gpu_name"]))] += 1
+    return dict(out)
+
+
+def by_snapshot_rows(home: Path) -> dict[tuple[str, str], int]:
+    con = open_read_only(home)
+    try:
+        rows = con.execute("SELECT snapshot_id, gpu_name, offers "
+                           "FROM accountless_by_snapshot").fetchall()
+    finally:
+        con.close()
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 def daily_rows(home: Path) -> dict[tuple[date, str], tuple[int, float]]:
@@ -176,10 +207,15 @@ def test_a_new_day_of_no_account_recomputes_that_day_only(tmp_path: Path,
     for model in ("instance_intervals", "instance_daily", "instance_day_summary"):
         assert result.rows_written[model] == 0, model  # they read no market data
     assert daily_rows(home) == expected_daily(offers)
+    # the table updated in place replaced the new day's rows only
+    new_rows = {k for k in expected_by_snapshot(offers) if k[0].startswith("market-20261122")}
+    assert result.rows_written["accountless_by_snapshot"] == len(new_rows)
+    assert by_snapshot_rows(home) == expected_by_snapshot(offers)
 
     # a build with nothing new recomputes nothing
     again = build_at_cadence(home, sql_dir=sql_dir)
     assert again.window is None and again.days_recomputed == 0
+    assert again.updated_in_place and again.rows_written["accountless_by_snapshot"] == 0
 
     full = same_sources(home, tmp_path / "full")
     assert build_at_cadence(full, sql_dir=sql_dir).full
@@ -201,6 +237,7 @@ def test_a_rewritten_day_of_no_account_recomputes_from_that_day(tmp_path: Path,
     result = build_at_cadence(home, sql_dir=sql_dir)
     assert result.window == (DAY2, DAY3) and result.days_recomputed == 2
     assert daily_rows(home) == expected_daily(offers)
+    assert by_snapshot_rows(home) == expected_by_snapshot(offers)
     full = same_sources(home, tmp_path / "full")
     build_at_cadence(full, sql_dir=sql_dir)
     assert snapshot_of_models(home, sql_dir) == snapshot_of_models(full, sql_dir)
