@@ -10,8 +10,10 @@
 -- per group instead of five (five held a year of offers five times over, past 2 GB).
 -- materialized: table
 -- An incremental build recomputes the days from the first market day whose files changed
--- (market_changed_from): a snapshot's row depends on that snapshot's offers alone.
--- incremental rows: snapshot_date >= getvariable('market_changed_from')
+-- (market_offers_changed_from, market_snapshots_changed_from): a snapshot's row depends on
+-- that snapshot's offers and log row alone. The SQL reads from the earlier of that day and
+-- recompute_from (0001-01-01 in a full build).
+-- incremental rows: snapshot_date >= least(getvariable('market_offers_changed_from'), getvariable('market_snapshots_changed_from'))
 -- incremental day: snapshot_date
 with priced as (
     select
@@ -25,12 +27,12 @@ with priced as (
             else o.dph_base / o.num_gpus
         end as per_gpu_hour
     from market_offers as o
-    where o.snapshot_date >= getvariable('market_changed_from')
+    where o.snapshot_date >= least(getvariable('recompute_from'), least(getvariable('market_offers_changed_from'), getvariable('market_snapshots_changed_from')))
         and o.num_gpus > 0
         and o.gpu_name is not null
         and o.snapshot_id in (
             select snapshot_id from market_snapshots
-            where snapshot_date >= getvariable('market_changed_from')
+            where snapshot_date >= least(getvariable('recompute_from'), least(getvariable('market_offers_changed_from'), getvariable('market_snapshots_changed_from')))
         )
 ),
 

@@ -15,10 +15,13 @@
 -- An incremental build recomputes the days from the first recomputed day of the instance
 -- history (changed_from) or the first changed market day, whichever is earlier: an older
 -- day has the same instance-day and the same market snapshots.
--- incremental rows: day >= least(getvariable('changed_from'), getvariable('market_changed_from'))
+-- incremental rows: day >= least(getvariable('changed_from'), getvariable('market_offers_changed_from'), getvariable('market_snapshots_changed_from'))
 -- incremental day: day
 with since as (
-    select least(getvariable('recompute_from'), getvariable('market_changed_from')) as day
+    select least(
+        getvariable('recompute_from'), getvariable('market_offers_changed_from'),
+        getvariable('market_snapshots_changed_from')
+    ) as day
 ),
 
 market_day as (

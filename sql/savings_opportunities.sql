@@ -18,8 +18,8 @@
 -- min_monthly_savings` and savings_pct = 100 x (current - offer) / current > `[market]
 -- min_savings_pct`; none at all while the market history spans less than the lookback
 -- (market_history.has_lookback). offer_id: the offer's id at t (ids change when rented).
--- The build sets `market_newest_day` (the commit log's newest day), so that only the files
--- of the lookback's days are read, not a year of offers.
+-- Only the files of the lookback's days are read (the filter on snapshot_date prunes the
+-- day folders), not a year of offers.
 -- materialized: table
 with newest as (
     select newest_snapshot_at as t, lookback_hours
@@ -31,8 +31,7 @@ window_snapshots as (
     -- every market snapshot of the lookback window, offers or not
     select s.snapshot_id
     from market_snapshots as s, newest as n
-    where s.snapshot_date >= getvariable('market_newest_day')
-        - cast(ceil({{ market_lookback_hours }} / 24.0) + 1 as integer)
+    where s.snapshot_date >= cast(n.t as date) - cast(ceil(n.lookback_hours / 24.0) + 1 as integer)
         and epoch(s.snapshot_at) > epoch(n.t) - 3600.0 * n.lookback_hours
         and s.snapshot_at <= n.t
 ),
@@ -40,8 +39,7 @@ window_snapshots as (
 window_offers as (
     select o.*
     from market_offers as o, newest as n
-    where o.snapshot_date >= getvariable('market_newest_day')
-        - cast(ceil({{ market_lookback_hours }} / 24.0) + 1 as integer)
+    where o.snapshot_date >= cast(n.t as date) - cast(ceil(n.lookback_hours / 24.0) + 1 as integer)
         and o.offer_type = 'on-demand'
         and o.snapshot_id in (select snapshot_id from window_snapshots)
 ),

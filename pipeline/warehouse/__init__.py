@@ -1,8 +1,10 @@
 """The DuckDB warehouse: model discovery from sql/, the (incremental) build, the
 confined read-only query and the checks of the report marts.
 
-Modules: `build`, `marts`, `models`, `paths`, `quality`, `query`. The names below are what
-the packages above import; they load on first use, so importing the package stays cheap.
+Modules: `models` (discovery from sql/), `paths`, the build (`build`: the entry points
+and their steps; `state`, `window`, `sources`, `dbfile`, `dailystore`, `chunks`,
+`runners`), the read side (`query`, `marts`, `quality`). The names below are what the
+packages above import; they load on first use, so importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from pipeline.core.lazy import lazy_exports
 _EXPORTS = {
     "BuildResult": "build",
     "CheckOutcome": "quality",
+    "DB_NAME": "state",
     "HISTORY_CHECKS": "quality",
     "MART_CHECKS": "marts",
     "MART_CHECK_TABLES": "marts",
+    "RETAIN_SUPERSEDED_SECONDS": "state",
     "SQL_DIR": "models",
+    "STATE_NAME": "state",
     "build_for": "build",
     "check_freshness": "quality",
     "check_marts": "marts",
