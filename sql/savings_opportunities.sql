@@ -31,7 +31,7 @@ window_snapshots as (
     -- every market snapshot of the lookback window, offers or not
     select s.snapshot_id
     from market_snapshots as s, newest as n
-    where s.snapshot_date >= cast(n.t as date) - cast(ceil(n.lookback_hours / 24.0) + 1 as integer)
+    where s.snapshot_date >= cast(n.t - to_seconds(3600 * n.lookback_hours) as date)
         and epoch(s.snapshot_at) > epoch(n.t) - 3600.0 * n.lookback_hours
         and s.snapshot_at <= n.t
 ),
@@ -39,7 +39,7 @@ window_snapshots as (
 window_offers as (
     select o.*
     from market_offers as o, newest as n
-    where o.snapshot_date >= cast(n.t as date) - cast(ceil(n.lookback_hours / 24.0) + 1 as integer)
+    where o.snapshot_date >= cast(n.t - to_seconds(3600 * n.lookback_hours) as date)
         and o.offer_type = 'on-demand'
         and o.snapshot_id in (select snapshot_id from window_snapshots)
 ),
