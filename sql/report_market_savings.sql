@@ -16,5 +16,4 @@ select
     sum(monthly_savings) over () as total_monthly_savings,
     count(*) over (partition by offer_id) as instances_on_offer
 from savings_opportunities
-where (account_name is null or account = account_name)
-    and day_from <= day_to
+where account_name is null or account = account_name
