@@ -14,6 +14,7 @@ BENCHMARKS = {
     "warehouse": "a generated year built full and incrementally",
     "collect": "`vast-pipeline collect` start to finish, day one and with a year of history",
     "market-landing": "one market snapshot of ~5,000 offers landed from its raw file",
+    "market": "a year of hourly market snapshots: the incremental build and the market models",
 }
 # What the benchmarks need beyond the pipeline (in the `dev` extra of pyproject.toml).
 NEEDS = ("pandas", "psutil")

@@ -30,7 +30,7 @@ import shutil
 import time
 import uuid
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from filelock import FileLock, Timeout
 
 from pipeline.core.config import Settings
 from pipeline.core.errors import WarehouseError, first_line
+from pipeline.market.settings import MarketSettings, market_settings
 from pipeline.storage.schema import SCHEMA_VERSION
 from pipeline.warehouse import dbfile
 from pipeline.warehouse.chunks import Chunking
@@ -67,12 +68,15 @@ from pipeline.warehouse.state import (
     write_json_atomic,
 )
 from pipeline.warehouse.window import (
+    Window,
     context_days,
+    daily_reads,
     days_in,
     newest_snapshots_from,
     only_appended,
-    plan_window,
+    plan_windows,
     set_changed_from,
+    window_sources,
 )
 
 # What callers import from here (the file names and the retention are defined in `state`).
@@ -130,13 +134,16 @@ def build(
     threads: int | None = None,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     lock_timeout: float = 600.0,
+    market: MarketSettings | None = None,
 ) -> BuildResult:
     """Build (or bring up to date) `$home/warehouse.duckdb` from the Parquet history.
 
     Incremental unless `full`, the model SQL, the schema version or the cadence changed:
     only days whose source partitions changed since the last build (plus the day before,
     whose last intervals end in them) are recomputed. One build at a time per home (a
-    file lock); readers are never blocked (the new file is renamed into place).
+    file lock); readers are never blocked (the new file is renamed into place). `market`:
+    the `[market]` settings whose savings-advice thresholds the SQL reads (defaults if
+    None; `build_for` passes the configured ones).
     """
     if cadence_minutes <= 0:
         raise WarehouseError("The cadence must be a positive number of minutes.")
@@ -149,7 +156,8 @@ def build(
     try:
         with FileLock(str(paths.lock), timeout=lock_timeout):
             return _build_locked(paths, models, cadence_minutes, full, say,
-                                 _Options(memory_limit, threads, chunk_days))
+                                 _Options(memory_limit, threads, chunk_days,
+                                          market or MarketSettings()))
     except Timeout as exc:
         raise WarehouseError(
             f"Another build of {paths.db} is still running after {lock_timeout:.0f} s; "
@@ -161,6 +169,7 @@ def build_for(settings: Settings, **options: Any) -> BuildResult:
     """`build` of the configured home with the configured cadence: what the CLI, the demo,
     Dagster and the benchmark call, so none of them forces the others into a full rebuild
     by building with another cadence. `options` are `build`'s keyword arguments."""
+    options.setdefault("market", market_settings(settings))
     return build(settings.home, cadence_minutes=settings.cadence_minutes, **options)
 
 
@@ -184,6 +193,7 @@ class _Options:
     memory_limit: str
     threads: int | None
     chunk_days: int
+    market: MarketSettings  # its savings thresholds are placeholders of the SQL
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,9 @@ class _Plan:
     state: dict[str, Any]  # the last build's
     signature: str
     full: bool
-    window: tuple[date, date] | None
+    window: Window | None  # spans the daily models' windows
+    windows: dict[str, Window | None]  # per daily model: the changes of what it reads
+    window_sources: tuple[str, ...]  # the datasets the daily models read
     listings: Listings
     sources: Fingerprints
     copying: Future[Any] | None  # the live warehouse being copied to `tmp_db`
@@ -212,7 +224,9 @@ def _build_locked(paths: Paths, models: list[Model], cadence: int, full: bool,
     store = _begin(paths, plan, say)
     result = BuildResult(paths.db, plan.build_id, plan.full, plan.window,
                          days_in(plan.window), [m.name for m in models])
-    binding = bind_sources(paths, plan.listings, plan.sources, plan.state)
+    binding = bind_sources(paths, plan.listings, plan.sources, plan.state, plan.window_sources)
+    binding = replace(binding, placeholders=binding.placeholders
+                      | options.market.advice_placeholders())
     cap = interval_cap_minutes(cadence)
     context, newest_from = context_days(cap), newest_snapshots_from(paths.store)
     run, flushing = _open_run(paths, plan, store, binding, context, newest_from, options, say)
@@ -266,8 +280,10 @@ def _plan(paths: Paths, models: list[Model], cadence: int, full: bool) -> _Plan:
     # Bills without snapshots build too (a team backfilling months of bills before its first
     # snapshot): the snapshot models read empty stand-in files (`sources._empty_source`) and
     # come out empty; the first snapshots then arrive as history that only grew at its end.
-    full, window = plan_window(state, sources, full)
-    return _Plan(build_id, tmp_db, state, signature, full, window, listings, sources, copying)
+    reads = daily_reads(models)
+    full, window, windows = plan_windows(state, sources, full, reads)
+    return _Plan(build_id, tmp_db, state, signature, full, window, windows,
+                 window_sources(reads), listings, sources, copying)
 
 
 def _begin(paths: Paths, plan: _Plan, say: Progress) -> DailyStore:
@@ -287,7 +303,7 @@ def _open_run(paths: Paths, plan: _Plan, store: DailyStore, binding: Binding, co
     is the one the last build swapped in (then also the copy's flush to disk, started),
     else a fresh file (and the copy is deleted)."""
     con = None
-    if not plan.full and only_appended(plan.state, plan.sources):
+    if not plan.full and only_appended(plan.state, plan.sources, plan.window_sources):
         con = dbfile.open_build_copy(paths, plan.tmp_db, plan.copying, plan.state,
                                      options.memory_limit, options.threads)
     carry = con is not None
@@ -302,7 +318,7 @@ def _open_run(paths: Paths, plan: _Plan, store: DailyStore, binding: Binding, co
         since = min(plan.window[0] if plan.window else newest_from, newest_from)
         recent = RecentViews(con, since - timedelta(days=context), context, say)
     chunking = Chunking(options.chunk_days, options.threads or os.cpu_count() or 1)
-    run = Run(con, store, plan.window, plan.build_id, chunking, say, carry,
+    run = Run(con, store, plan.windows, plan.build_id, chunking, say, carry,
               binding.placeholders, binding.uniform_files, recent, plan.state.get("views", {}))
     return run, flushing
 

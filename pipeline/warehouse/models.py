@@ -48,17 +48,21 @@ class Incremental:
     """How an incremental build updates a whole-history table instead of rebuilding it.
 
     `rows`: a predicate over the table's columns, true for every row the new history can
-    change (it may use `getvariable('changed_from')`, the first recomputed day). The build
-    deletes the old rows where it holds and inserts the model's new rows where it holds; the
-    header must say why every other row is unchanged. `day`: an expression giving a row's
-    day, so that the build can tell the SQL the earliest day it recomputes
-    (`getvariable('recompute_from')`: the earliest of `changed_from`, the first day whose
-    bill changed and the day of the old rows it selects; 0001-01-01 in a full build).
+    change (it may use `getvariable('changed_from')`, the first recomputed day, and
+    `getvariable('<dataset>_changed_from')`, the first changed day of one history dataset,
+    of an account or of none). The build deletes the old rows where it holds and inserts
+    the model's new rows where it holds; the header must say why every other row is
+    unchanged. `day`: an expression giving a row's day, so that the build can tell the SQL
+    the earliest day it recomputes (`getvariable('recompute_from')`: the earliest of
+    `changed_from`, the first day whose bill changed and the day of the old rows it
+    selects; 0001-01-01 in a full build).
 
-    What any model may read in such a build: the snapshot views and the daily models' views
-    show only the days from the earliest of `build_from`, `newest_snapshot_days_from` and
-    each updated table's `recompute_from`, less `context_days` (they are bound to those days'
-    files alone, `pipeline.warehouse.sources.RecentViews`); a model must read nothing older.
+    What any model may read in such a build: the views of the history the daily models
+    read (the snapshot family's, and any other a daily model reads) and the daily models'
+    views show only the days from the earliest of `build_from`, `newest_snapshot_days_from`
+    and each updated table's `recompute_from`, less `context_days` (they are bound to those
+    days' files alone, `pipeline.warehouse.sources.RecentViews`); a model must read nothing
+    older.
     """
 
     rows: str

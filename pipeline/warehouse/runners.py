@@ -45,7 +45,8 @@ class Run:
 
     con: Any
     store: DailyStore
-    window: tuple[date, date] | None
+    # per daily model, the days it recomputes (`window.plan_windows`)
+    windows: dict[str, tuple[date, date] | None]
     build_id: str
     chunking: Chunking
     say: Progress
@@ -69,11 +70,11 @@ def _build_daily(run: Run, model: Model, sql: str) -> int:
     files at the end."""
     con, store, build_id = run.con, run.store, run.build_id
     in_place = run.carry and model.warehouse_table and _is_table(con, model.name)
-    written = 0
-    if run.window is not None:
+    written, window = 0, run.windows.get(model.name)
+    if window is not None:
         with ThreadPoolExecutor(max_workers=run.chunking.writers) as pool:
             pending: ChunkWrite | None = None
-            for start, end in chunks(run.window, run.chunking.days):
+            for start, end in chunks(window, run.chunking.days):
                 run.say(f"{model.name}: {start} .. {end}")
                 staging = staging_dir(store.paths, build_id) / model.name / start.isoformat()
                 _set_window(con, start, end)

@@ -10,7 +10,7 @@ temporary views over the recent days' files only (`RecentViews`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -19,18 +19,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.storage.alertlog import alert_log_source
-from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
+from pipeline.storage.datasets import DATASETS, dataset
 from pipeline.storage.store import Store
 from pipeline.warehouse.paths import Paths
 from pipeline.warehouse.state import Fingerprints, Progress
-from pipeline.warehouse.window import WINDOW_SOURCES
 
-# The history datasets the models read (`{{ <name>_glob }}` in their SQL), by family.
+# The history datasets the models may read (`{{ <name>_glob }}` in their SQL): every
+# Parquet dataset of a family in the registry, of an account or of none.
 SOURCE_SCHEMAS: dict[str, pa.Schema] = {
-    d.name: d.schema for fam in (SNAPSHOT_FAMILY, CHARGE_FAMILY) for d in family(fam)
+    d.name: d.schema for d in DATASETS.values() if d.family and d.schema is not None
 }
 
-# Per history dataset: {(account, ISO day): the visible Parquet files of that partition}.
+# Per history dataset: {(account, ISO day): the visible Parquet files of that partition}
+# (`Store.partition_files`: account NO_ACCOUNT for a dataset of no account).
 Listings = dict[str, dict[tuple[str, str], list[Any]]]
 # Per history dataset: {"account|day": [fingerprint, sorted schema digests]}.
 SchemaCache = dict[str, dict[str, list[Any]]]
@@ -54,18 +55,24 @@ class Binding:
 
 
 def bind_sources(paths: Paths, listings: Listings, sources: Fingerprints,
-                 state: dict[str, Any]) -> Binding:
-    """The `Binding` of this build's sources, reusing the last build's schema digests."""
+                 state: dict[str, Any], window_sources: Sequence[str]) -> Binding:
+    """The `Binding` of this build's sources, reusing the last build's schema digests;
+    `window_sources` are the datasets the daily models read (`window.daily_reads`)."""
     uniform, schemas = _uniform_schemas(paths.store, listings, sources,
                                         state.get("schemas", {}))
     return Binding(_placeholders(paths, sources, uniform),
-                   _uniform_snapshot_files(paths.store, listings, uniform), schemas)
+                   _uniform_window_files(paths.store, listings, uniform, window_sources),
+                   schemas)
 
 
 def _empty_source(paths: Paths, table: str, schema: pa.Schema) -> str:
-    """A zero-row partition file standing in for a source that has no files yet."""
-    key = dataset(table).partition_key
-    target = f"{paths.models}/_empty/{table}/account=_none_/{key}=1970-01-01/part-0.parquet"
+    """A zero-row partition file standing in for a source that has no files yet, in the
+    dataset's own partition layout (`account=` first or not), so that a view over it has
+    the columns it will have over real files."""
+    spec = dataset(table)
+    levels = ["account=_none_" if column == "account" else f"{column}=1970-01-01"
+              for column in spec.partition_columns]
+    target = "/".join([paths.models, "_empty", table, *levels, "part-0.parquet"])
     if not paths.store.exists(target):
         paths.store.write_parquet_atomic(target, schema.empty_table())
     return paths.store.uri(target)
@@ -116,13 +123,14 @@ def _uniform_schemas(store: Store, listings: Listings, sources: Fingerprints,
     return uniform, out
 
 
-def _uniform_snapshot_files(store: Store, listings: Listings,
-                            uniform: dict[str, bool]) -> dict[str, list[tuple[str, str]]]:
-    """(ISO day, uri) of each file of the snapshot datasets whose files share one schema:
-    what `RecentViews` lists (a union by name over some days could lack a column)."""
+def _uniform_window_files(store: Store, listings: Listings, uniform: dict[str, bool],
+                          window_sources: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """(ISO day, uri) of each file of the datasets the daily models read whose files share
+    one schema: what `RecentViews` lists (a union by name over some days could lack a
+    column)."""
     return {table: [(day, store.uri(f.path))
                     for (_account, day), files in sorted(listings[table].items()) for f in files]
-            for table in WINDOW_SOURCES if uniform.get(table) and listings[table]}
+            for table in window_sources if uniform.get(table) and listings[table]}
 
 
 def _schema_digest(store: Store, path: str) -> str:

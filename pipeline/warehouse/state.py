@@ -28,7 +28,8 @@ STATE_VERSION = 1
 
 # Progress messages of a build (one line each).
 Progress = Callable[[str], None]
-# Per history dataset: {account: {ISO day: fingerprint of that partition's files}}.
+# Per history dataset: {account: {ISO day: fingerprint of that partition's files}}; the
+# account is `Store`'s NO_ACCOUNT ("") for a dataset of no account.
 Fingerprints = dict[str, dict[str, dict[str, str]]]
 
 

@@ -51,11 +51,11 @@ def test_python_m_bench_names_the_benchmarks_and_refuses_an_unknown_one(tmp_path
     listing = _bench("--help", cwd=tmp_path)
     assert listing.returncode == 0
     assert [line.split()[0] for line in listing.stdout.splitlines()[2:]] == [
-        "history", "warehouse", "collect", "market-landing"]
-    unknown = _bench("market", cwd=tmp_path)
+        "history", "warehouse", "collect", "market-landing", "market"]
+    unknown = _bench("markets", cwd=tmp_path)
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == ("error: No benchmark named 'market'; pick one of "
-                                      "history, warehouse, collect, market-landing.")
+    assert unknown.stderr.strip() == ("error: No benchmark named 'markets'; pick one of "
+                                      "history, warehouse, collect, market-landing, market.")
 
 
 def test_market_landing_benchmark_prints_its_medians_and_ratio(tmp_path: Path) -> None:
@@ -72,3 +72,19 @@ def test_market_landing_benchmark_prints_its_medians_and_ratio(tmp_path: Path) -
         assert found, out
         # both figures are printed rounded: compare the ratio to theirs within that rounding
         assert float(found.group(2)) == pytest.approx(float(found.group(1)) / base, rel=0.05)
+
+
+def test_market_benchmark_prints_the_extra_cost_and_the_ratio(tmp_path: Path) -> None:
+    """`bench market` on a tiny market and fleet: the incremental build's extra cost over
+    the same build without a market, and market models / reference pass, from its own
+    measurements (speed not asserted)."""
+    from bench import market as bench_market
+
+    res = bench_market.run(40, 3, 6, tmp_path, repeat=1, seed=7, memory_limit="1GB",
+                           say=lambda _msg: None)
+    assert res["rows"] > 0 and res["market_full_s"] > 0
+    out = bench_market.render(res)
+    extra = res["incremental_s"] - res["plain_incremental_s"]
+    assert f"the market's extra cost: {extra:+.2f} s   goal <= +0.5 s" in out
+    ratio = res["market_full_s"] / res["reference_s"]
+    assert f"market models / reference pass: {ratio:.2f}x" in out

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.warehouse import build as warehouse
-from pipeline.warehouse.models import discover_models
+from pipeline.warehouse.models import SQL_DIR, discover_models
 from pipeline.warehouse.query import open_read_only
 
 CADENCE = 15  # minutes between the snapshots the fixtures write
@@ -29,12 +29,13 @@ def build_copy(home: Path, into: Path) -> Path:
     return into
 
 
-def snapshot_of_models(home: Path) -> dict[str, list[tuple]]:
-    """Every row of every model, through one read-only connection (one consistent view)."""
+def snapshot_of_models(home: Path, sql_dir: Path = SQL_DIR) -> dict[str, list[tuple]]:
+    """Every row of every model (of `sql_dir`), through one read-only connection (one
+    consistent view)."""
     out = {}
     con = open_read_only(home)
     try:
-        for model in discover_models():
+        for model in discover_models(sql_dir):
             # a mart over every day a test can write: the reports' figures compare too
             relation = model.call("DATE '2000-01-01'", "DATE '2099-12-31'")
             rows = con.execute(f"SELECT * FROM {relation}").fetchall()
