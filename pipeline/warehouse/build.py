@@ -868,8 +868,10 @@ def _write_build_info(con: Any, result: BuildResult, cadence: int, cap: int) -> 
         "CREATE OR REPLACE TABLE build_info AS SELECT ?::VARCHAR AS build_id, "
         "now() AS built_at, "
         "?::INTEGER AS cadence_minutes, ?::INTEGER AS cap_minutes, ?::BOOLEAN AS full_build, "
-        "?::DATE AS window_from, ?::DATE AS window_to, ?::INTEGER AS schema_version",
-        [result.build_id, cadence, cap, result.full, window[0], window[1], SCHEMA_VERSION],
+        "?::DATE AS window_from, ?::DATE AS window_to, ?::INTEGER AS schema_version, "
+        "?::DOUBLE AS build_seconds",
+        [result.build_id, cadence, cap, result.full, window[0], window[1], SCHEMA_VERSION,
+         result.seconds],
     )
 
 
@@ -1016,6 +1018,9 @@ def _build_locked(
                     f"Model {model.name} ({model.path.name}) failed: {first_line(exc)}."
                 ) from exc
             result.model_seconds[model.name] = time.monotonic() - model_started
+        # build_info records the seconds up to here (the models); the checkpoint and the
+        # swap that follow take a moment more, which the final `result.seconds` includes
+        result.seconds = time.monotonic() - started
         _write_build_info(con, result, cadence, cap)
         con.execute("CHECKPOINT")
     except BaseException:

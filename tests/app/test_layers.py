@@ -14,7 +14,9 @@ never one above:
 7. `pipeline.warehouse`: models, the build, the read-only query, the checks.
 8. `pipeline.alerts`: rules over the history and the warehouse, delivery.
 9. `pipeline.reports`: reports and the FOCUS export, read from the warehouse.
-10. the app layer: `pipeline.cli`, `pipeline.demo` and the Dagster definitions `assets`.
+10. `pipeline.metrics`: the fleet as Prometheus metrics, read from the warehouse and the
+   alert state.
+11. the app layer: `pipeline.cli`, `pipeline.demo` and the Dagster definitions `assets`.
 
 Two rules besides the order: within the warehouse the read side (`query`) does not
 import the build side (`build`), and only `pipeline.cli` (and `assets` itself) imports
@@ -31,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "storage", "sim", "landing", "source", "billing", "warehouse", "alerts",
-          "reports", "app")
+          "reports", "metrics", "app")
 APP_MODULES = ("pipeline.cli", "pipeline.demo")
 FORBIDDEN_PAIRS = {("pipeline.warehouse.query", "pipeline.warehouse.build")}
 KNOWN_CROSSINGS = {
