@@ -12,7 +12,7 @@ import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from pipeline.core.errors import ConfigError, PipelineError
@@ -23,6 +23,9 @@ from pipeline.warehouse.query import open_read_only
 log = logging.getLogger("pipeline.metrics")
 DEFAULT_LISTEN = "127.0.0.1:9108"  # loopback: expose it wider only on purpose
 PATH = "/metrics"
+# The classic text format: every name here is a legacy one, so the bytes are the same as
+# 1.0.0's, and Prometheus 2.x (Debian's, this project's tests) reads it without doubt.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -53,7 +56,7 @@ def _handler(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
                 log.warning("a scrape failed: %s", exc)
                 self._send(503, f"{exc}\n".encode(), "text/plain; charset=utf-8")
                 return
-            self._send(200, body, CONTENT_TYPE_LATEST)
+            self._send(200, body, CONTENT_TYPE)
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
