@@ -34,8 +34,13 @@ class Metric:
 
     @property
     def source(self) -> str:
-        """The model column it reads, as the docs name it."""
-        return f"{self.model}.{self.column}"
+        """What it reads, as the docs' metrics table names it."""
+        if self.model == ALERT_STATE:
+            return f"alerts/state.json {self.column}"
+        if self.model == PACKAGE:
+            return f"pipeline.{self.column}"
+        where = f" where {' or '.join(self.only_where)}" if self.only_where else ""
+        return f"{self.model}.{self.column}{where}"
 
 
 # Sources that are not a warehouse model: the alert state file and the package itself.
