@@ -12,6 +12,8 @@ name in the UI.
   or with `dagster schedule start collect_schedule`) materializes today's partition of the
   collection assets.
 - `charges_schedule` (daily, STOPPED by default) refetches the bills of the last 3 days.
+- `market_schedule` (every `[market] cadence_minutes`, default hourly; STOPPED by default)
+  takes one market snapshot (`landed_market_snapshots`, assets/market.py).
 - `alert_on_run_failure` / `resolve_on_run_success` post failed runs of any job to the
   alert receivers (pipeline.alerts) and resolve them on the job's next success.
 - The warehouse and reports follow eagerly through the automation sensor (RUNNING by
@@ -24,6 +26,7 @@ import dagster as dg
 from assets.alerts import alert_on_run_failure, resolve_on_run_success
 from assets.charges import charges_job, charges_schedule, landed_billed_charges
 from assets.collection import DAILY, landed_instance_snapshots, raw_snapshots
+from assets.market import landed_market_snapshots, market_job, market_schedule
 from assets.reports import cost_report, cost_report_month_to_date, reliability_report
 from assets.resources import default_resource
 from assets.warehouse import warehouse_models
@@ -57,9 +60,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=[raw_snapshots, landed_instance_snapshots, landed_billed_charges, warehouse_models,
-            cost_report, cost_report_month_to_date, reliability_report],
-    jobs=[collect_job, build_job, charges_job],
-    schedules=[collect_schedule, charges_schedule],
+            cost_report, cost_report_month_to_date, reliability_report,
+            landed_market_snapshots],
+    jobs=[collect_job, build_job, charges_job, market_job],
+    schedules=[collect_schedule, charges_schedule, market_schedule],
     sensors=[automation_sensor, alert_on_run_failure, resolve_on_run_success],
     resources={"vast": default_resource()},
 )

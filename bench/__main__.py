@@ -13,13 +13,15 @@ BENCHMARKS = {
     "history": "flatten and Parquet of a raw zone, beside the pandas baseline",
     "warehouse": "a generated year built full and incrementally",
     "collect": "`vast-pipeline collect` start to finish, day one and with a year of history",
+    "market-landing": "one market snapshot of ~5,000 offers landed from its raw file",
+    "market": "a year of hourly market snapshots: the incremental build and the market models",
 }
 # What the benchmarks need beyond the pipeline (in the `dev` extra of pyproject.toml).
 NEEDS = ("pandas", "psutil")
 
 
 def _usage() -> str:
-    lines = ["usage: python -m bench {history,warehouse,collect} [options]", ""]
+    lines = ["usage: python -m bench {" + ",".join(BENCHMARKS) + "} [options]", ""]
     lines += [f"  {name:<10} {what}" for name, what in BENCHMARKS.items()]
     return "\n".join(lines)
 
@@ -43,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{'is' if len(missing) == 1 else 'are'} not installed; run "
               "make install (pip install -e '.[dev]').", file=sys.stderr)
         return 2
-    bench_main: Callable[[list[str]], int | None] = import_module(f"bench.{which}").main
+    module = import_module(f"bench.{which.replace('-', '_')}")
+    bench_main: Callable[[list[str]], int | None] = module.main
     return int(bench_main(rest) or 0)
 
 

@@ -23,6 +23,7 @@ from pipeline.core.errors import PipelineError
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, for a quick start
     from pipeline.core.config import Settings
+    from pipeline.storage.store import Store
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -97,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_demo, _add_collect, _add_charges, _add_rebuild, _add_build, _add_sql,
                 _add_report, _add_export, _add_simulator, _add_status, _add_alerts,
-                _add_metrics):
+                _add_metrics, _add_market):
         add(commands)
     return parser
 
@@ -116,9 +117,12 @@ def _today() -> date:
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="end-to-end demo on the embedded simulator")
+    from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED
+
     p.add_argument("--days", type=int, default=7, help="days of history to build (default 7)")
-    p.add_argument("--size", type=int, default=40, help="instances alive at a time (default 40)")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--size", type=int, default=DEFAULT_FLEET_SIZE,
+                   help=f"instances alive at a time (default {DEFAULT_FLEET_SIZE})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--home", help="data folder (default $VAST_PIPELINE_HOME or ./data)")
     p.set_defaults(handler=_run_demo)
 
@@ -283,14 +287,39 @@ def _run_rebuild(args: argparse.Namespace) -> int:
     total = sum(len(snapshot_files(store, account, day))
                 for account, day in raw_partitions(store, args.account, date_from, date_to))
     total += len(raw_bill_days(store, accounts, date_from, date_to))
+    if not args.account:
+        from pipeline.market.raw import raw_days, raw_files
+
+        total += sum(len(raw_files(store, day)) for day in raw_days(store)
+                     if (not date_from or day >= date_from) and (not date_to or day <= date_to))
     with progress_bar(total, "rebuilding Parquet from raw") as bar:
         result = rebuild(store, date_from=date_from, date_to=date_to, accounts=accounts,
                          progress=bar)
         bills = rebuild_charges(store, date_from=date_from, date_to=date_to,
                                 accounts=accounts, progress=bar)
+        market = None if args.account else _rebuild_market(store, date_from, date_to, bar)
     print(result.summary())
     print(bills.summary())
+    if market is not None:
+        print(market)
     return 0
+
+
+def _rebuild_market(store: Store, date_from: date | None, date_to: date | None,
+                    bar: Callable[[int], None]) -> str:
+    """The market's days re-derived from its raw zone (it belongs to no account, so a
+    rebuild of one --account leaves it alone); the sentence `rebuild` prints."""
+    from pipeline.market.landing import rebuild_market
+
+    days = rebuild_market(store, date_from=date_from, date_to=date_to, progress=bar)
+    errors = [e for d in days for e in d.errors]
+    text = (f"Rebuilt {len(days)} market days from {sum(d.snapshots for d in days)} raw "
+            f"market snapshots ({sum(d.offers for d in days)} offers, "
+            f"{sum(d.quarantined_records for d in days)} records and "
+            f"{sum(d.quarantined_values for d in days)} values quarantined).")
+    if errors:
+        text += f" Skipped {len(errors)} unreadable raw market files: " + " ".join(errors)
+    return text
 
 
 def _add_build(commands: argparse._SubParsersAction) -> None:
@@ -394,12 +423,16 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_simulator(commands: argparse._SubParsersAction) -> None:
+    from pipeline.sim import defaults
+
     p = commands.add_parser("simulator", help="serve the Vast.ai API simulator on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--size", type=int, default=40, help="instances alive at a time")
-    p.add_argument("--min-interval", type=float, default=1.0,
-                   help="seconds between calls to one endpoint before 429 (default 1.0)")
+    p.add_argument("--port", type=int, default=defaults.DEFAULT_PORT)
+    p.add_argument("--seed", type=int, default=defaults.DEFAULT_SEED)
+    p.add_argument("--size", type=int, default=defaults.DEFAULT_FLEET_SIZE,
+                   help="instances alive at a time")
+    p.add_argument("--min-interval", type=float, default=defaults.SERVE_MIN_INTERVAL,
+                   help="seconds between calls to one endpoint before 429 "
+                        f"(default {defaults.SERVE_MIN_INTERVAL})")
     p.add_argument("--drift-rate", type=float, default=0.0)
     p.set_defaults(handler=_run_simulator)
 
@@ -462,6 +495,14 @@ def _run_status(args: argparse.Namespace) -> int:
                   f"(fetched {bill['fetched_at']:%Y-%m-%d %H:%M}Z)")
         else:
             print("  no bill yet: run `vast-pipeline charges`")
+    from pipeline.market.landing import newest_market_snapshot
+
+    market = newest_market_snapshot(store)
+    if market is None:
+        print("market: no snapshot yet: run `vast-pipeline market`")
+    else:
+        print(f"market: newest snapshot {market['snapshot_at']:%Y-%m-%d %H:%M:%S}Z, "
+              f"{market['offers']} offers{' (incomplete)' if market['incomplete'] else ''}")
     return 0
 
 
@@ -530,6 +571,29 @@ def _run_metrics(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _add_market(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "market", help="take one market snapshot now (the offer search; no account's data)")
+    p.set_defaults(handler=_run_market)
+
+
+def _run_market(args: argparse.Namespace) -> int:
+    """One market snapshot with the first account's key; what it landed, in one line."""
+    from pipeline.core import clock
+    from pipeline.core.config import load_settings
+    from pipeline.core.progress import progress_bar
+    from pipeline.market.collect import collect_market, plan_market
+
+    plan_market(load_settings(), clock.now())  # [market] and the GPU models, checked first
+    settings = _checked_settings(None, "searches the embedded simulator's market; export "
+                                 "VAST_API_KEY to search Vast.ai's")
+    with progress_bar(None, "searching the market") as bar:
+        result = collect_market(settings, progress=lambda _page: bar.advance())
+    print(result.summary())
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

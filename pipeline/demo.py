@@ -31,16 +31,21 @@ from pipeline.core.progress import progress_bar
 from pipeline.core.resources import dagster_dev_command
 from pipeline.landing.history import land_pending
 from pipeline.landing.raw import snapshot_files
+from pipeline.market.collect import rented_gpu_names, take_market_snapshot
+from pipeline.market.http import SearchClient
+from pipeline.market.landing import land_market_pending
+from pipeline.market.raw import raw_files
+from pipeline.market.settings import MarketSettings, market_settings
 from pipeline.reports.model import fmt
+from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED, DEMO_MIN_INTERVAL
 from pipeline.sim.fleet import FleetModel
 from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 from pipeline.source.client import VastClient
 from pipeline.source.collect import fetch_snapshot
 from pipeline.storage.store import Store
 
-# Polite even to the simulator: it answers 429 to calls closer than SIMULATOR_MIN_INTERVAL;
+# Polite even to the simulator: it answers 429 to calls closer than DEMO_MIN_INTERVAL;
 # the client keeps a little more than that between calls, as it should with the real API.
-SIMULATOR_MIN_INTERVAL = 0.01
 CLIENT_MIN_INTERVAL = 0.015
 DEMO_ACCOUNT = Account("default", "embedded simulator", "VAST_API_KEY", "simulator")
 # Records a finished demo in Dagster (`assets.record.record_demo`, passed by the CLI).
@@ -104,7 +109,7 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
     moments = window.moments()
     existing = _existing_ids(store, account.name, moments)
     todo = [m for m in moments if demo_snapshot_id(m) not in existing]
-    with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
+    with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL) as server, \
             progress_bar(len(todo), "collecting snapshots") as bar:
         client = VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL)
         for day in sorted({m.date() for m in todo}):
@@ -114,6 +119,44 @@ def backfill(store: Store, fleet: FleetModel, window: DemoWindow) -> tuple[int, 
                                snapshot_id=demo_snapshot_id(moment))
                 bar.advance()
             land_pending(store, account.name, day)
+    return len(todo), len(moments) - len(todo)
+
+
+def market_moments(window: DemoWindow, cadence_minutes: int) -> list[datetime]:
+    """The market cadence's grid over the demo window (its moments on that grid)."""
+    step = timedelta(minutes=cadence_minutes)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    first = epoch + -((epoch - window.first) // step) * step  # the first grid moment >= first
+    count = int((window.last - first) / step) + 1 if first <= window.last else 0
+    return [first + i * step for i in range(count)]
+
+
+def demo_market_id(moment: datetime) -> str:
+    return f"demo-market-{moment:%Y%m%dT%H%M}"
+
+
+def backfill_market(store: Store, fleet: FleetModel, window: DemoWindow,
+                    market: MarketSettings) -> tuple[int, int]:
+    """A market snapshot at every market-cadence moment of the window, asked of the
+    simulator at that moment (its clock), for the GPU models the demo fleet rented; each
+    day's new snapshots are landed at once. Returns (taken, skipped)."""
+    moments = market_moments(window, market.cadence_minutes)
+    existing = {sid for day in sorted({m.date() for m in moments})
+                for sid in raw_files(store, day)}
+    todo = [m for m in moments if demo_market_id(m) not in existing]
+    names = rented_gpu_names(store, window.last) or list(market.gpu_names)
+    with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL,
+                         search_min_interval=DEMO_MIN_INTERVAL) as server, \
+            SearchClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL) as client, \
+            progress_bar(len(todo), "market snapshots") as bar:
+        for day in sorted({m.date() for m in todo}):
+            for moment in (m for m in todo if m.date() == day):
+                client.simulated_time = moment
+                take_market_snapshot(store, client.search, market, names, snapshot_at=moment,
+                                     source="simulator", retries=lambda: client.stats.retries,
+                                     snapshot_id=demo_market_id(moment), land=False)
+                bar.advance()
+            land_market_pending(store, day)
     return len(todo), len(moments) - len(todo)
 
 
@@ -128,7 +171,7 @@ def fetch_bills(settings: Settings, fleet: FleetModel,
     """
     @contextmanager
     def demo_client(account: Account, _settings: Settings) -> Iterator[VastClient]:
-        with SimulatorServer(fleet, min_interval=SIMULATOR_MIN_INTERVAL) as server, \
+        with SimulatorServer(fleet, min_interval=DEMO_MIN_INTERVAL) as server, \
                 VastClient(DEMO_API_KEY, server.url, min_interval=CLIENT_MIN_INTERVAL,
                            simulated_time=window.last) as client:
             yield client
@@ -144,8 +187,9 @@ def _existing_ids(store: Store, account: str, moments: list[datetime]) -> set[st
     return {sid for day in days for sid in snapshot_files(store, account, day)}
 
 
-def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None = None,
-             now: datetime | None = None, record: Recorder | None = None) -> int:
+def run_demo(*, days: int = 7, size: int = DEFAULT_FLEET_SIZE, seed: int = DEFAULT_SEED,
+             home: str | None = None, now: datetime | None = None,
+             record: Recorder | None = None) -> int:
     """The whole demo; prints where everything is and a few answers. `now`: the run's
     one clock (default `pipeline.core.clock.now()`), read once; every window derives from it.
     `record`: shows in Dagster what the demo materialized (the CLI passes
@@ -170,6 +214,10 @@ def run_demo(*, days: int = 7, size: int = 40, seed: int = 7, home: str | None =
          f"into {home_dir}")
     collected, skipped = backfill(store, fleet, window)
     _say(f"snapshots: {collected} collected, {skipped} already there")
+    market = market_settings(settings)
+    taken, present = backfill_market(store, fleet, window, market)
+    _say(f"market: {taken} snapshots of the offer search taken (every "
+         f"{market.cadence_minutes} minutes), {present} already there")
     bills = fetch_bills(Settings(home=str(home_dir), accounts=(DEMO_ACCOUNT,)), fleet, window)
     _say(f"bills: {len(bills)} days fetched from the charges endpoint, "
          f"${sum(b.total for b in bills):,.2f} billed ({sum(b.contracts for b in bills)} "

@@ -30,8 +30,6 @@ _EXPORTS = {
     "ReportArgumentError": "errors",
     "ReportError": "errors",
     "RetriesExhaustedError": "errors",
-    "SIMULATOR_FLEET_SIZE": "config",
-    "SIMULATOR_SEED": "config",
     "SIM_TIME_HEADER": "simtime",
     "Settings": "config",
     "VastApiError": "errors",

@@ -53,8 +53,6 @@ DEFAULT_CADENCE_MINUTES = 15
 # little more than that between our calls avoids 429s caused by network jitter.
 DEFAULT_MIN_INTERVAL_SECONDS = 1.1
 DEFAULT_CONFIG_FILE = "vast-pipeline.toml"
-SIMULATOR_SEED = 7
-SIMULATOR_FLEET_SIZE = 40
 
 Source = Literal["vast", "simulator"]
 

@@ -281,3 +281,31 @@ def paired_daily(days: Sequence[date], rows: list[dict], columns: dict[str, str]
         ax.set_axisbelow(True)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return _render("reconciliation", (10.5, 3.0), draw)
+
+
+def market_ranges(items: list[tuple[str, float, float, float, float]]) -> str:
+    """Per GPU model: the market's p25-p75 as a bar, its median as a tick and what the
+    fleet paid as a dot, in $ per GPU-hour (`items`: name, p25, median, p75, paid)."""
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        if not items:
+            _empty(ax, "No market price for this window")
+            return
+        rows = items[::-1]
+        y = list(range(len(rows)))
+        ax.barh(y, [p75 - p25 for _, p25, _, p75, _ in rows],
+                left=[p25 for _, p25, _, _, _ in rows], height=0.5, color=GRID,
+                edgecolor=MUTED, linewidth=0.6, label="market p25-p75")
+        ax.scatter([m for _, _, m, _, _ in rows], y, marker="|", s=300, color=INK,
+                   linewidths=2, label="market median", zorder=3)
+        ax.scatter([paid for *_, paid in rows], y, marker="o", s=40, color=PALETTE[3],
+                   label="paid", zorder=4)
+        ax.set_yticks(y, [_short(name) for name, *_ in rows], fontsize=8)
+        top = max(max(p75, paid) for _, _, _, p75, paid in rows) or 1.0
+        ax.set_xlim(0, top * 1.1)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"${x:,.2f}"))
+        ax.set_xlabel("$ per GPU-hour")
+        ax.grid(axis="x", color=GRID, linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return _render("market", (10.5, 0.9 + 0.38 * max(len(items), 2)), draw)

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.reports.market import market_sections
 from pipeline.reports.model import Column, Metric, Report, Section, Table, charts, fmt
 from pipeline.reports.source import ACCOUNT_FILTER, fetch, require_data, window_params
 from pipeline.reports.window import Window
@@ -84,7 +85,8 @@ def build(con: duckdb.DuckDBPyConnection, window: Window, account: str | None,
     metrics = _metrics(q["summary"][0], q["recon"][0], window)
     return Report(
         kind="cost", title="GPU cost report", window=window, account=account,
-        generated_at=generated_at, metrics=metrics, sections=_sections(q, window),
+        generated_at=generated_at, metrics=metrics,
+        sections=_sections(q, window) + market_sections(con, window, account),
         notes=_notes(q["summary"][0]), summary=_summary(q, window),
     )
 

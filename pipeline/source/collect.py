@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from pipeline.core.config import SIMULATOR_FLEET_SIZE, SIMULATOR_SEED, Account, Settings
+from pipeline.core.config import Account, Settings
 from pipeline.core.errors import PipelineError
 from pipeline.landing.history import land_pending
 from pipeline.landing.raw import RawSnapshot, new_snapshot_id, read_snapshot, write_snapshot
@@ -98,10 +98,11 @@ def client_for(account: Account, settings: Settings, *,
                         min_interval=settings.min_interval_seconds) as client:
             yield client
         return
+    from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED
     from pipeline.sim.fleet import FleetModel
     from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 
-    fleet = FleetModel(seed=SIMULATOR_SEED, size=SIMULATOR_FLEET_SIZE, drift_rate=0.01,
+    fleet = FleetModel(seed=DEFAULT_SEED, size=DEFAULT_FLEET_SIZE, drift_rate=0.01,
                        new_field_rate=0.01)
     with SimulatorServer(fleet) as server, \
             VastClient(DEMO_API_KEY, server.url, min_interval=SIMULATOR_MIN_INTERVAL,

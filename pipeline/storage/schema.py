@@ -199,3 +199,105 @@ BILLED_QUARANTINE_SCHEMA: pa.Schema = pa.schema([
     pa.field("original_value", pa.string()),      # JSON text of what the API sent
     pa.field("reason", pa.string(), nullable=False),
 ]).with_metadata({"vast_pipeline.schema_version": str(SCHEMA_VERSION)})
+
+
+# -- market offers (POST /api/v0/bundles/, one market snapshot = every response page) ------
+# Why a contract of its own: offers belong to no account (the market is the same for every
+# renter), so these datasets are partitioned by `snapshot_date` only, and their version
+# moves independently of the instance history's. Fields the instance contract knows too
+# are typed alike there and here, so the two join without casts. Fields and types follow
+# the response example of `openapi/search_offers.yaml` and the offer fields of market.md.
+MARKET_SCHEMA_VERSION = 1
+
+MARKET_INT_FIELDS: tuple[str, ...] = (
+    "id", "ask_contract_id", "bundle_id", "machine_id", "host_id", "cpu_cores", "cpu_ram",
+    "direct_port_count", "driver_vers", "geolocode", "gpu_lanes", "gpu_ram", "gpu_total_ram",
+    "hosting_type", "num_gpus", "pci_gen", "vericode", "cluster_id", "avail_vol_ask_id", "rn",
+)
+MARKET_FLOAT_FIELDS: tuple[str, ...] = (
+    "bw_nvlink", "compute_cap", "cpu_cores_effective", "cpu_ghz", "credit_discount_max",
+    "cuda_max_good", "disk_bw", "disk_space", "dlperf", "dlperf_per_dphtotal", "dph_base",
+    "dph_total", "duration", "flops_per_dphtotal", "gpu_frac", "gpu_mem_bw", "gpu_max_power",
+    "gpu_max_temp", "inet_down", "inet_down_cost", "inet_up", "inet_up_cost", "min_bid",
+    "pcie_bw", "reliability", "reliability_mult", "score", "storage_cost",
+    "storage_total_cost", "total_flops", "vram_costperhour", "expected_reliability",
+    "avail_vol_dph", "avail_vol_size", "nw_disk_min_bw", "nw_disk_max_bw", "nw_disk_avg_bw",
+    "dph_total_adj", "reliability2", "discount_rate", "discounted_hourly",
+    "discounted_dph_total", "internet_up_cost_per_tb", "internet_down_cost_per_tb",
+)
+MARKET_STRING_FIELDS: tuple[str, ...] = (
+    "cpu_arch", "cpu_name", "disk_name", "driver_version", "geolocation", "gpu_arch",
+    "gpu_name", "hostname", "logo", "mobo_name", "os_version", "public_ipaddr",
+    "verification", "webpage", "resource_type", "time_remaining", "time_remaining_isbid",
+)
+MARKET_BOOL_FIELDS: tuple[str, ...] = (
+    "external", "gpu_display_active", "has_avx", "is_bid", "rentable", "rented", "static_ip",
+    "vms_enabled", "is_vm_deverified",
+)
+MARKET_TIMESTAMP_FIELDS: tuple[str, ...] = ("start_date", "end_date")  # epoch seconds
+MARKET_LIST_INT_FIELDS: tuple[str, ...] = ("gpu_ids",)
+# Sent as null in the example, shape undocumented: kept whole as JSON text.
+MARKET_JSON_FIELDS: tuple[str, ...] = ("bundled_results",)
+# The nested price breakdowns (`search`, `instance`) use the instance contract's
+# PRICING_PARENTS / PRICING_KEYS and `pricing_column` naming.
+OFFER_TYPES: tuple[str, ...] = ("on-demand", "bid")
+
+# Every top-level offer key the contract knows, to tell unknown new fields apart.
+KNOWN_OFFER_KEYS: frozenset[str] = frozenset(
+    MARKET_INT_FIELDS + MARKET_FLOAT_FIELDS + MARKET_STRING_FIELDS + MARKET_BOOL_FIELDS
+    + MARKET_TIMESTAMP_FIELDS + MARKET_LIST_INT_FIELDS + MARKET_JSON_FIELDS + PRICING_PARENTS
+)
+_MARKET_META = {"vast_pipeline.market_schema_version": str(MARKET_SCHEMA_VERSION)}
+
+
+def _offer_fields() -> list[pa.Field]:
+    fields = [
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("snapshot_at", TIMESTAMP, nullable=False),
+        pa.field("offer_type", pa.string(), nullable=False),  # one of OFFER_TYPES
+    ]
+    fields += [pa.field(n, pa.int64()) for n in MARKET_INT_FIELDS]
+    fields += [pa.field(n, pa.float64()) for n in MARKET_FLOAT_FIELDS]
+    fields += [pa.field(n, pa.string()) for n in MARKET_STRING_FIELDS]
+    fields += [pa.field(n, pa.bool_()) for n in MARKET_BOOL_FIELDS]
+    fields += [pa.field(n, TIMESTAMP) for n in MARKET_TIMESTAMP_FIELDS]
+    fields += [pa.field(n, pa.list_(pa.int64())) for n in MARKET_LIST_INT_FIELDS]
+    fields += [pa.field(n, pa.string()) for n in MARKET_JSON_FIELDS]
+    fields += [
+        pa.field(pricing_column(p, k), pa.float64()) for p in PRICING_PARENTS for k in PRICING_KEYS
+    ]
+    fields += [
+        pa.field("extra_fields", pa.string()),  # unknown keys as one JSON object, NULL if none
+        pa.field("quarantined_values", pa.int32(), nullable=False),
+    ]
+    return fields
+
+
+# One row per (snapshot_id, offer_type, id): an offer as one market snapshot saw it.
+MARKET_OFFER_SCHEMA: pa.Schema = pa.schema(_offer_fields()).with_metadata(_MARKET_META)
+
+# One row per offer value (or whole offer) that could not be kept as typed.
+MARKET_QUARANTINE_SCHEMA: pa.Schema = pa.schema([
+    pa.field("snapshot_id", pa.string(), nullable=False),
+    pa.field("snapshot_at", TIMESTAMP, nullable=False),
+    pa.field("offer_type", pa.string(), nullable=False),
+    pa.field("offer_id", pa.int64()),             # NULL when the id itself was unusable
+    pa.field("field", pa.string()),               # NULL when the whole offer was rejected
+    pa.field("original_value", pa.string()),      # JSON text of what the API sent
+    pa.field("reason", pa.string(), nullable=False),
+]).with_metadata(_MARKET_META)
+
+# The market snapshot log, the commit record written last: one row per market snapshot.
+MARKET_SNAPSHOT_LOG_SCHEMA: pa.Schema = pa.schema([
+    pa.field("snapshot_id", pa.string(), nullable=False),
+    pa.field("snapshot_at", TIMESTAMP, nullable=False),
+    pa.field("requests", pa.int64(), nullable=False),       # search requests it took
+    pa.field("offers", pa.int64(), nullable=False),         # rows landed in market_offers
+    pa.field("incomplete", pa.bool_(), nullable=False),     # a query hit its limit or failed
+    pa.field("gpu_names", pa.list_(pa.string())),           # the GPU models searched
+    pa.field("allocated_storage_gb", pa.float64()),         # disk priced into dph_total
+    pa.field("quarantined_records", pa.int64(), nullable=False),
+    pa.field("quarantined_values", pa.int64(), nullable=False),
+    pa.field("new_fields", pa.list_(pa.string())),          # unknown keys seen, sorted
+    pa.field("schema_version", pa.int32(), nullable=False),  # MARKET_SCHEMA_VERSION
+]).with_metadata(_MARKET_META)

@@ -7,9 +7,12 @@ later (`pyarrow.fs.FileSystem.from_uri`) use the same code.
 
 Layout under the root (see "Analyst tables" in README.md), declared once in
 `pipeline.storage.datasets`:
-- `<folder>/account=<a>/<partition key>=<YYYY-MM-DD>/<file>` for every dataset: the raw
-  zones (`raw`, `raw_charges`) and the Parquet datasets (`parquet/<name>`).
-- `_locks/`: one lock file per account and day (local filesystems only).
+- `<folder>/account=<a>/<partition key>=<YYYY-MM-DD>/<file>` for every dataset of an
+  account: the raw zones (`raw`, `raw_charges`) and the Parquet datasets
+  (`parquet/<name>`); `<folder>/<partition key>=<YYYY-MM-DD>/<file>` for a dataset of no
+  account (`per_account=False`: the market's `raw_market`, `parquet/market_*`).
+- `_locks/`: one lock per account and day (`_locks/<account>/<day>.lock`), and one per day
+  for the datasets of no account (`_locks/_shared/<day>.lock`); leases on object stores.
 
 Atomic writes: a file is written under a temporary name in the *same* directory and then
 renamed over its final name, so a reader (or a process killed with -9 mid-write) never
@@ -49,6 +52,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.storage.datasets import Dataset
 from pipeline.storage.datasets import dataset as registered
 from pipeline.storage.objectstore import (
     DEFAULT_LEASE_SECONDS,
@@ -66,6 +70,11 @@ _PARTITION_RE = re.compile(r"^account=(?P<account>[^/]+)$")
 _DAY_RE = r"^{key}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})$"
 # Account names end up in directory names: keep them to a safe alphabet.
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The account key of a dataset of no account in listings that end up as JSON
+# (`partition_files`, fingerprints); no account name can be empty.
+NO_ACCOUNT = ""
+# The lock folder of the partitions of no account (no account name starts with '_').
+_SHARED_LOCKS = "_shared"
 
 
 def check_account(account: str) -> str:
@@ -80,6 +89,26 @@ def check_account(account: str) -> str:
 def sql_file_list(uris: Iterable[str]) -> str:
     """`['<uri>', ...]`: files as the DuckDB list literal `read_parquet` accepts."""
     return "[" + ", ".join("'" + uri.replace("'", "''") + "'" for uri in uris) + "]"
+
+
+def _partition_parts(spec: Dataset, account: str | None, day: date) -> list[str]:
+    """The hive folder names of one partition of `spec`: [`account=<a>`,] `<key>=<day>`.
+
+    An account given for a dataset of no account (or none for one of an account) is a
+    programming error: the layout would differ from what readers glob.
+    """
+    if spec.per_account != (account is not None):
+        raise ValueError(f"dataset {spec.name!r} is partitioned by "
+                         f"{', '.join(spec.partition_columns)}: account={account!r} does not fit")
+    head = [f"account={check_account(account)}"] if account is not None else []
+    return [*head, f"{spec.partition_key}={day.isoformat()}"]
+
+
+def _days(spec: Dataset, directories: Iterable[str]) -> list[date]:
+    """The days of the `<partition key>=<YYYY-MM-DD>` directories among `directories`."""
+    day_re = re.compile(_DAY_RE.format(key=re.escape(spec.partition_key)))
+    return [date.fromisoformat(m["day"]) for d in directories
+            if (m := day_re.match(d.rsplit("/", 1)[-1]))]
 
 
 def is_hidden(name: str) -> bool:
@@ -149,18 +178,17 @@ class Store:
         """`raw` -> `<root>/raw`; a Parquet dataset name -> `<root>/parquet/<name>`."""
         return self.path(registered(dataset).folder)
 
-    def partition_dir(self, dataset: str, account: str, day: date) -> str:
-        """`<dataset dir>/account=<a>/<partition key>=<YYYY-MM-DD>`."""
-        check_account(account)
-        key = registered(dataset).partition_key
-        return "/".join([self.dataset_dir(dataset), f"account={account}",
-                         f"{key}={day.isoformat()}"])
+    def partition_dir(self, dataset: str, account: str | None, day: date) -> str:
+        """`<dataset dir>/account=<a>/<partition key>=<YYYY-MM-DD>`, or without the
+        `account=` level for a dataset of no account (pass `account=None` for those)."""
+        return "/".join([self.dataset_dir(dataset),
+                         *_partition_parts(registered(dataset), account, day)])
 
     def parquet_glob(self, dataset: str) -> str:
         """The hive glob DuckDB reads a Parquet dataset with (only real partition folders;
         temp files never match it)."""
-        key = registered(dataset).partition_key
-        return self.uri(f"{self.dataset_dir(dataset)}/account=*/{key}=*/*.parquet")
+        levels = [f"{column}=*" for column in registered(dataset).partition_columns]
+        return self.uri("/".join([self.dataset_dir(dataset), *levels, "*.parquet"]))
 
     # -- reading -----------------------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -199,39 +227,44 @@ class Store:
         )
 
     def accounts(self, dataset: str) -> list[str]:
-        """The accounts with an `account=` directory in `dataset`, sorted."""
+        """The accounts with an `account=` directory in `dataset`, sorted (none for a
+        dataset of no account)."""
+        if not registered(dataset).per_account:
+            return []
         names = (d.rsplit("/", 1)[-1] for d in self._subdirs(self.dataset_dir(dataset)))
         return sorted(m["account"] for name in names if (m := _PARTITION_RE.match(name)))
 
-    def list_partitions(self, dataset: str) -> list[tuple[str, date]]:
-        """(account, day) of every `account=/<partition key>=` directory of `dataset`, sorted."""
-        day_re = re.compile(_DAY_RE.format(key=re.escape(registered(dataset).partition_key)))
-        found: list[tuple[str, date]] = []
-        for account in self.accounts(dataset):
-            account_dir = f"{self.dataset_dir(dataset)}/account={account}"
-            for day_dir in self._subdirs(account_dir):
-                d = day_re.match(day_dir.rsplit("/", 1)[-1])
-                if d:
-                    found.append((account, date.fromisoformat(d["day"])))
-        return sorted(found)
+    def list_partitions(self, dataset: str) -> list[tuple[str | None, date]]:
+        """(account, day) of every partition directory of `dataset`, sorted; the account is
+        None for a dataset of no account."""
+        found: list[tuple[str | None, date]] = []
+        for account, directory in self._account_dirs(dataset):
+            for day in _days(registered(dataset), self._subdirs(directory)):
+                found.append((account, day))
+        return sorted(found, key=lambda p: (p[0] or "", p[1]))
 
     def parquet_files(self, dataset: str, days: Iterable[date],
                       accounts: Iterable[str] | None = None) -> list[str]:
-        """The visible Parquet files of `dataset` on `days`, of `accounts` (default: all),
-        as DuckDB names them (see `uri`).
+        """The visible Parquet files of `dataset` on `days`, of `accounts` (default: all;
+        leave it out for a dataset of no account), as DuckDB names them (see `uri`).
 
         What a reader gives DuckDB instead of `parquet_glob` when only some days matter:
         DuckDB reads the footer of every file it is given (the staging models union by
         name), so a glob costs a scan of the whole history's metadata, a list only its days.
         """
-        accounts = self.accounts(dataset) if accounts is None else list(accounts)
+        chosen: list[str | None]
+        if accounts is not None:
+            chosen = list(accounts)
+        else:
+            chosen = [account for account, _ in self._account_dirs(dataset)]
         days = list(days)
-        return [self.uri(path) for account in accounts for day in days
+        return [self.uri(path) for account in chosen for day in days
                 for path in self.list_files(self.partition_dir(dataset, account, day),
                                             ".parquet")]
 
     def partition_fingerprints(self, dataset: str) -> dict[str, dict[str, str]]:
-        """{account: {day: fingerprint}} of every partition of a Parquet dataset.
+        """{account: {day: fingerprint}} of every partition of a Parquet dataset (the
+        account is `NO_ACCOUNT` for a dataset of no account: the keys survive JSON).
 
         A fingerprint digests the visible files' names, sizes and modification times, so a
         caller (the warehouse build) can tell which days changed without reading any data.
@@ -252,21 +285,34 @@ class Store:
         return out
 
     def partition_files(self, dataset: str) -> dict[tuple[str, str], list[pafs.FileInfo]]:
-        """{(account, day): the visible Parquet files} of a dataset, from one listing."""
-        day_re = re.compile(_DAY_RE.format(key=re.escape(registered(dataset).partition_key)))
+        """{(account, day): the visible Parquet files} of a dataset, from one listing (the
+        account is `NO_ACCOUNT` for a dataset of no account)."""
+        spec = registered(dataset)
+        day_re = re.compile(_DAY_RE.format(key=re.escape(spec.partition_key)))
         root = self.dataset_dir(dataset)
         infos = self.fs.get_file_info(
             pafs.FileSelector(root, allow_not_found=True, recursive=True))
+        depth = len(spec.partition_columns)
         files: dict[tuple[str, str], list[pafs.FileInfo]] = {}
         for info in infos:
             parts = info.path[len(root) + 1:].split("/")
-            if (info.type != pafs.FileType.File or len(parts) != 3
-                    or is_hidden(parts[2]) or not parts[2].endswith(".parquet")):
+            if (info.type != pafs.FileType.File or len(parts) != depth + 1
+                    or is_hidden(parts[-1]) or not parts[-1].endswith(".parquet")):
                 continue
-            account, day = _PARTITION_RE.match(parts[0]), day_re.match(parts[1])
-            if account and day:
-                files.setdefault((account["account"], day["day"]), []).append(info)
+            account = _PARTITION_RE.match(parts[0]) if spec.per_account else None
+            day = day_re.match(parts[depth - 1])
+            if day and (account or not spec.per_account):
+                key = account["account"] if account else NO_ACCOUNT
+                files.setdefault((key, day["day"]), []).append(info)
         return files
+
+    def _account_dirs(self, dataset: str) -> list[tuple[str | None, str]]:
+        """(account, its directory) of `dataset`; (None, the dataset's directory) for a
+        dataset of no account, whose day directories sit right under it."""
+        root = self.dataset_dir(dataset)
+        if not registered(dataset).per_account:
+            return [(None, root)]
+        return [(account, f"{root}/account={account}") for account in self.accounts(dataset)]
 
     def _subdirs(self, directory: str) -> list[str]:
         infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
@@ -380,32 +426,33 @@ class Store:
 
     # -- locking -----------------------------------------------------------------------
     @contextmanager
-    def lock(self, account: str, day: date, timeout: float = 300.0) -> Iterator[None]:
-        """Hold the inter-process lock guarding every write of one account's day partitions.
+    def lock(self, account: str | None, day: date, timeout: float = 300.0) -> Iterator[None]:
+        """Hold the inter-process lock guarding every write of one account's day partitions
+        (`account=None`: the day's partitions of the datasets of no account).
 
         On an object store: a lease object (see the module docstring); a lost race shows
         up as WriteConflict from a write, which `run_locked` retries.
         """
+        folder = _SHARED_LOCKS if account is None else check_account(account)
+        what = (f"The history of account {account} on {day}" if account is not None
+                else f"The history of no account (market data) on {day}")
         if self.remote is not None and self.lock_dir is None:
-            check_account(account)
-            with self.object_lease(f"{account}/{day.isoformat()}", timeout,
-                                   f"The history of account {account} on {day}"):
+            with self.object_lease(f"{folder}/{day.isoformat()}", timeout, what):
                 yield
             return
         if self.lock_dir is None:
             raise ConfigError(
                 "Locking is only available for a local history; pass lock_dir for object storage."
             )
-        check_account(account)
-        directory = self.lock_dir / account
+        directory = self.lock_dir / folder
         directory.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(directory / f"{day.isoformat()}.lock"))
         try:
             lock.acquire(timeout=timeout)
         except Timeout:
             raise DataError(
-                f"The history of account {account} on {day} stayed locked by another process "
-                f"for {timeout:.0f} s; try again when it has finished."
+                f"{what} stayed locked by another process for {timeout:.0f} s; "
+                "try again when it has finished."
             ) from None
         try:
             yield
@@ -427,7 +474,7 @@ class Store:
             finally:
                 self._fences.current = None
 
-    def run_locked(self, account: str, day: date, work: Callable[[], T],
+    def run_locked(self, account: str | None, day: date, work: Callable[[], T],
                    attempts: int = 5) -> T:
         """`work()` under the day's lock; retried from scratch when a conditional write lost
         a race (only possible on an object store), so nothing is overwritten silently."""

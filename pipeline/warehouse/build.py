@@ -46,11 +46,13 @@ from filelock import FileLock, Timeout
 from pipeline.core.config import Settings
 from pipeline.core.errors import WarehouseError, first_line
 from pipeline.landing import history
+from pipeline.market.settings import MarketSettings, market_settings
 from pipeline.storage.alertlog import alert_log_source
 from pipeline.storage.datasets import CHARGE_FAMILY, SNAPSHOT_FAMILY, dataset, family
 from pipeline.storage.objectstore import register_on
 from pipeline.storage.schema import SCHEMA_VERSION
 from pipeline.storage.store import Store, sql_file_list
+from pipeline.warehouse import market_sources  # stand-in: see its docstring
 from pipeline.warehouse.models import (
     SQL_DIR,
     Model,
@@ -886,6 +888,7 @@ def build(
     threads: int | None = None,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
     lock_timeout: float = 600.0,
+    market: MarketSettings | None = None,
 ) -> BuildResult:
     """Build (or bring up to date) `$home/warehouse.duckdb` from the Parquet history.
 
@@ -905,7 +908,8 @@ def build(
     try:
         with FileLock(str(paths.lock), timeout=lock_timeout):
             return _build_locked(paths, models, cadence_minutes, full, say,
-                                 memory_limit, threads, chunk_days)
+                                 memory_limit, threads, chunk_days,
+                                 market or MarketSettings())
     except Timeout as exc:
         raise WarehouseError(
             f"Another build of {paths.db} is still running after {lock_timeout:.0f} s; "
@@ -917,6 +921,7 @@ def build_for(settings: Settings, **options: Any) -> BuildResult:
     """`build` of the configured home with the configured cadence: what the CLI, the demo,
     Dagster and the benchmark call, so none of them forces the others into a full rebuild
     by building with another cadence. `options` are `build`'s keyword arguments."""
+    options.setdefault("market", market_settings(settings))
     return build(settings.home, cadence_minutes=settings.cadence_minutes, **options)
 
 
@@ -948,6 +953,7 @@ def _remove_killed_build_files(paths: Paths) -> None:
 def _build_locked(
     paths: Paths, models: list[Model], cadence: int, full: bool, say: Progress,
     memory_limit: str, threads: int | None, chunk_days: int,
+    market: MarketSettings,
 ) -> BuildResult:
     started = time.monotonic()
     outer = say
@@ -986,6 +992,14 @@ def _build_locked(
     uniform, schemas = _uniform_schemas(paths.store, listings, sources,
                                         state.get("schemas", {}))
     placeholders = _placeholders(paths, sources, uniform)
+    market_found = market_sources.listing(paths.store)
+    market_prints = market_sources.fingerprints(market_found)
+    market_uniform, market_schemas = market_sources.uniform(
+        paths.store, market_found, market_prints, state.get("market_schemas", {}),
+        _schema_digest)
+    placeholders |= market_sources.placeholders(paths.store, paths.models, market_found,
+                                                market_uniform)
+    placeholders |= market.advice_placeholders()
     context_days, newest_from = _context_days(cap), _newest_snapshots_from(paths.store)
     carry = not full and _only_appended(state, sources)
     con = _open_build_copy(paths, tmp_db, copying, state, memory_limit, threads) \
@@ -1008,6 +1022,11 @@ def _build_locked(
         con.execute("SET VARIABLE context_days = ?::INTEGER", [context_days])
         con.execute("SET VARIABLE newest_snapshot_days_from = ?::DATE", [newest_from])
         _set_changed_from(con, state, sources, window)
+        con.execute("SET VARIABLE market_changed_from = ?::DATE", [
+            market_sources.changed_from(state.get("market_sources", {}), market_prints)
+            if carry else market_sources.EVERYTHING])
+        con.execute("SET VARIABLE market_newest_day = ?::DATE",
+                    [market_sources.newest_day(market_found)])
         for model in models:
             sql = render_sql(model, placeholders)
             model_started = time.monotonic()
@@ -1039,7 +1058,8 @@ def _build_locked(
         "version": STATE_VERSION, "signature": signature, "build_id": build_id,
         "sources": sources, "manifest": store.manifest, "superseded": store.superseded,
         "schemas": schemas, "builds_leave_markers": True, "db_file": db_file,
-        "views": run.views_now,
+        "views": run.views_now, "market_sources": market_prints,
+        "market_schemas": market_schemas,
     })
     say(f"state written, swapping in {paths.db}")
     _retire(paths.db, build_id)

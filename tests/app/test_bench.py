@@ -51,8 +51,24 @@ def test_python_m_bench_names_the_benchmarks_and_refuses_an_unknown_one(tmp_path
     listing = _bench("--help", cwd=tmp_path)
     assert listing.returncode == 0
     assert [line.split()[0] for line in listing.stdout.splitlines()[2:]] == [
-        "history", "warehouse", "collect"]
+        "history", "warehouse", "collect", "market-landing"]
     unknown = _bench("market", cwd=tmp_path)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == ("error: No benchmark named 'market'; pick one of "
-                                      "history, warehouse, collect.")
+                                      "history, warehouse, collect, market-landing.")
+
+
+def test_market_landing_benchmark_prints_its_medians_and_ratio(tmp_path: Path) -> None:
+    """`python -m bench market-landing` on a small snapshot: the medians of both cases and
+    their ratio to the baseline measured in the same run are printed (speed not asserted)."""
+    done = _bench("market-landing", "--offers", "200", "--limit", "50", "--runs", "1",
+                  "--dir", str(tmp_path), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "market snapshot: 200 offers in" in out
+    base = float(re.search(r"baseline \(.*\): median ([\d.]+) s", out).group(1))
+    for case in ("into an empty day", "into a day of 23 snapshots"):
+        found = re.search(rf"landing {case}: median ([\d.]+) s .* ([\d.]+)x the baseline", out)
+        assert found, out
+        # both figures are printed rounded: compare the ratio to theirs within that rounding
+        assert float(found.group(2)) == pytest.approx(float(found.group(1)) / base, rel=0.05)

@@ -11,6 +11,7 @@ never one above:
 4. `pipeline.landing`: raw zone, flattening, the Parquet history.
 5. `pipeline.source`: the API client and one collection (which lands what it fetched).
 6. `pipeline.billing`: billed charges (fetched with the source, kept like the history).
+6b. `pipeline.market`: market snapshots of the offer search (a source of no account).
 7. `pipeline.warehouse`: models, the build, the read-only query, the checks.
 8. `pipeline.alerts`: rules over the history and the warehouse, delivery.
 9. `pipeline.reports`: reports and the FOCUS export, read from the warehouse.
@@ -32,8 +33,8 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAYERS = ("core", "storage", "sim", "landing", "source", "billing", "warehouse", "alerts",
-          "reports", "metrics", "app")
+LAYERS = ("core", "storage", "sim", "landing", "source", "billing", "market", "warehouse",
+          "alerts", "reports", "metrics", "app")
 APP_MODULES = ("pipeline.cli", "pipeline.demo")
 FORBIDDEN_PAIRS = {("pipeline.warehouse.query", "pipeline.warehouse.build")}
 KNOWN_CROSSINGS = {

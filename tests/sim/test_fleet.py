@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.sim.billing import overlay
 from pipeline.sim.fleet import (
     ACTUAL_STATUSES,
     CUR_STATES,
@@ -24,7 +25,7 @@ from pipeline.sim.fleet import (
     MEAN_LIFETIME_SECONDS,
     PHASES,
     FleetModel,
-    _mean_lifetime,
+    mean_lifetime,
 )
 
 ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -101,7 +102,7 @@ def test_phases_use_the_documented_statuses() -> None:
 
 
 def test_mean_lifetime_constant_matches_its_definition() -> None:
-    assert math.isclose(MEAN_LIFETIME_SECONDS, _mean_lifetime(), rel_tol=1e-12)
+    assert math.isclose(MEAN_LIFETIME_SECONDS, mean_lifetime(), rel_tol=1e-12)
 
 
 @fast
@@ -199,7 +200,7 @@ def test_outages_last_a_realistic_time() -> None:
     durations = []
     for hi in range(len(model.hosts)):
         for day in range(60):
-            o = model._outage(hi, day)
+            o = model.host_pool.outage(hi, day)
             if o is not None:
                 durations.append(o[1] - o[0])
                 assert o[2] in ("offline", "unknown")
@@ -292,7 +293,7 @@ def _overlapping_outages(model: FleetModel, days: int) -> list[tuple[int, float,
     found = []
     for hi in range(len(model.hosts)):
         for day in range(first, first + days):
-            before, today = model._outage(hi, day - 1), model._outage(hi, day)
+            before, today = model.host_pool.outage(hi, day - 1), model.host_pool.outage(hi, day)
             if before and today and today[0] < before[1]:
                 found.append((hi, before[0] - 1800, max(before[1], today[1]) + 1800))
     return found
@@ -332,7 +333,7 @@ def test_charges_agree_with_records_when_outages_overlap() -> None:
 def test_overlay_pieces_run_forward_and_match_outage_at(seed: int) -> None:
     model = FleetModel(seed=seed, size=60)
     for hi, a, b in _overlapping_outages(model, 120):
-        pieces = list(model._overlay(hi, a, b, "running"))
+        pieces = list(overlay(model.host_pool, hi, a, b, "running"))
         assert pieces[0][0] == a and pieces[-1][1] == b
         for (s, e, status), nxt in zip(pieces, [*pieces[1:], None], strict=True):
             assert s < e, pieces

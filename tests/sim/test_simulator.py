@@ -406,7 +406,7 @@ def test_unexpected_error_answers_json_500(fleet: FleetModel,
         raise RuntimeError("boom")
 
     with SimulatorServer({KEY: fleet}, clock=lambda: T) as server:
-        server._list_v1 = explode  # type: ignore[method-assign]
+        server._instances.page = explode  # type: ignore[method-assign]
         r = v1(server.url)
         assert r.status_code == 500
         assert r.json() == {"success": False, "error": "server_error", "msg": "Internal error."}

@@ -152,3 +152,43 @@ def test_official_client_pages_through_the_simulated_bill(server: SimulatorServe
     refused = json.loads(stdout + stderr)  # the CLI prints HTTP errors as JSON, exits 0
     assert (refused["status_code"], refused["error"]) == (400, True), "cursor bound to filters"
     assert "filters must match" in refused["msg"]
+
+
+OFFER_EXAMPLE = json.loads((Path(__file__).parents[1] / "data" / "search_offers_example.json")
+                           .read_text(encoding="utf-8"))["offers"][0]
+
+
+def test_official_client_searches_the_simulated_market(fleet: FleetModel,
+                                                       tmp_path: Path) -> None:
+    """`vastai search offers ... --raw` (the client's default filters `verified`,
+    `external`, `rentable`, its `_`-for-space and string numbers) lists the offers the
+    market holds, each with every field of the spec's example."""
+    with SimulatorServer({KEY: fleet}, clock=lambda: T, search_min_interval=0.0) as sim:
+        market = sim.market.offers_at(T, "on-demand", 5.0)
+        bids = sim.market.offers_at(T, "bid", 5.0)
+        results = _run_all(sim, tmp_path, {
+            "cheap_4090": ["search", "offers", "gpu_name=RTX_4090 num_gpus>=1",
+                           "-o", "dph_total", "--limit", "15"],
+            "interruptible": ["search", "offers", "-i", "reliability>0.9", "-o", "dph_total-"],
+            "everything": ["search", "offers", "-n", "--storage", "40", "-o", "id"],
+        })
+        calls = [e for e in sim.request_log if e[1] == "/api/v0/bundles/"]
+    assert [(method, status) for method, _, status in calls] == [("POST", 200)] * 3
+
+    def default_filters(o: dict) -> bool:
+        return o["verification"] == "verified" and o["rentable"]
+
+    cheap = sorted((o for o in market if default_filters(o) and o["gpu_name"] == "RTX 4090"),
+                   key=lambda o: (o["dph_total"], o["id"]))[:15]
+    assert [r["id"] for r in results["cheap_4090"]] == [o["id"] for o in cheap] and cheap
+    dear = sorted((o for o in bids if default_filters(o) and o["reliability"] > 0.9),
+                  key=lambda o: (-o["dph_total"], o["id"]))[:64]
+    assert [r["id"] for r in results["interruptible"]] == [o["id"] for o in dear] and dear
+    assert all(r["is_bid"] and r["dph_total"] >= r["min_bid"]
+               for r in results["interruptible"])
+    listed = results["everything"]
+    assert [r["id"] for r in listed] == sorted(o["id"] for o in market)[:64]
+    for row in listed + results["cheap_4090"]:
+        assert set(row) >= set(OFFER_EXAMPLE), set(OFFER_EXAMPLE) - set(row)
+        assert math.isclose(row["dph_total"], row["dph_base"] + row["storage_cost"] * (
+            40 if row in listed else 5) / 720, rel_tol=1e-12)

@@ -33,7 +33,7 @@ from tests.support.cli import assert_one_sentence_error
 from tests.support.s3_server import (
     BUCKET,
     S3Server,
-    start_server,
+    running_server,
     start_store_without_conditional_writes,
 )
 from tests.support.warehouse import build_at_cadence
@@ -60,12 +60,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    server = start_server()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.process.kill()
-        server.process.wait()
 
 
 @pytest.fixture

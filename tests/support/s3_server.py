@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +91,17 @@ def start_server() -> S3Server:
     server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], process)
     server.client().create_bucket(Bucket=BUCKET)
     return server
+
+
+@contextmanager
+def running_server() -> Iterator[S3Server]:
+    """`start_server`, stopped again on exit (what a module-scoped fixture yields)."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.process.kill()
+        server.process.wait()
 
 
 _NO_CONDITIONS = """
