@@ -16,6 +16,7 @@ from dataclasses import dataclass
 # The labels of a per-instance metric: who it is and where it runs (bounded by the fleet).
 INSTANCE_LABELS = ("account", "instance_id", "label", "gpu_name", "host_id")
 ACCOUNT_LABELS = ("account",)
+MARKET_LABELS = ("gpu_name", "offer_type")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Metric:
     column: str
     labels: tuple[str, ...] = ()
     only_where: tuple[str, ...] = ()
+    # labels of a fixed value: two declarations of one name read two columns of one row
+    # into one metric (the market's quantiles)
+    const_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def source(self) -> str:
@@ -100,14 +104,40 @@ METRICS: tuple[Metric, ...] = (
     Metric("vast_warehouse_build_duration_seconds", "gauge",
            "How long the last warehouse build ran (its models; not the final swap).",
            "build_info", "build_seconds"),
+    # -- the market (account-less: the offer search's snapshots) ---------------------------
+    Metric("vast_market_gpu_price_dollars_per_hour", "gauge",
+           "What the market asks per GPU-hour in its newest snapshot, by GPU model, offer "
+           "type (on-demand, bid) and statistic of the offers (p25, median).",
+           "market_prices_now", "p25_per_gpu_hour", MARKET_LABELS,
+           const_labels=(("statistic", "p25"),)),
+    Metric("vast_market_gpu_price_dollars_per_hour", "gauge",
+           "What the market asks per GPU-hour in its newest snapshot, by GPU model, offer "
+           "type (on-demand, bid) and statistic of the offers (p25, median).",
+           "market_prices_now", "median_per_gpu_hour", MARKET_LABELS,
+           const_labels=(("statistic", "median"),)),
+    Metric("vast_market_snapshot_timestamp_seconds", "gauge",
+           "When the newest market snapshot was taken.",
+           "market_history", "newest_snapshot_at"),
+    Metric("vast_account_savings_dollars_per_month", "gauge",
+           "What the account would save a month on the market's persistent cheaper offers "
+           "(no sample until the market history spans the lookback).",
+           "savings_by_account", "monthly_savings", ACCOUNT_LABELS),
     Metric("vast_pipeline_build", "info", "The vast-pipeline version serving the metrics.",
            PACKAGE, "__version__", ("version",)),
 )
 
 
 def metric(name: str) -> Metric:
-    """The declared metric called `name`."""
+    """The (first) declaration of the metric called `name`."""
     return next(m for m in METRICS if m.name == name)
+
+
+def declarations() -> dict[str, list[Metric]]:
+    """Each metric name with its declarations, in catalog order (most have one)."""
+    out: dict[str, list[Metric]] = {}
+    for m in METRICS:
+        out.setdefault(m.name, []).append(m)
+    return out
 
 
 def exported_name(m: Metric) -> str:

@@ -25,7 +25,14 @@ import pipeline
 from pipeline.alerts.engine import read_state
 from pipeline.alerts.settings import BUILD_RULES, COLLECTION_RULES, SENSOR_RULES
 from pipeline.core.errors import WarehouseError, first_line
-from pipeline.metrics.catalog import ALERT_STATE, METRICS, PACKAGE, Metric, metric
+from pipeline.metrics.catalog import (
+    ALERT_STATE,
+    METRICS,
+    PACKAGE,
+    Metric,
+    declarations,
+    metric,
+)
 from pipeline.storage.store import Store
 from pipeline.warehouse.query import open_read_only
 
@@ -67,7 +74,8 @@ def read_models(home: Path | str) -> dict[str, list[Row]]:
     try:
         out = {}
         for model, columns in _columns_by_model().items():
-            order = [c for c in columns if c in ("account", "rule", "instance_id")]
+            order = [c for c in columns
+                     if c in ("account", "rule", "instance_id", "gpu_name", "offer_type")]
             sql = f"SELECT {', '.join(columns)} FROM {model}"
             sql += f" ORDER BY {', '.join(order)}" if order else ""
             try:
@@ -86,14 +94,19 @@ def read_models(home: Path | str) -> dict[str, list[Row]]:
         con.close()
 
 
-def _gauge(m: Metric, rows: Iterable[Row]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(m.name, m.help, labels=list(m.labels))
-    for row in rows:
-        if m.only_where and not any(row[c] for c in m.only_where):
-            continue
-        value = sample_value(row[m.column])
-        if value is not None:
-            family.add_metric([_label(row[c]) for c in m.labels], value)
+def _gauge(declared: list[Metric], models: dict[str, list[Row]]) -> GaugeMetricFamily:
+    """One metric family from its declarations (one, or one per fixed label value)."""
+    first = declared[0]
+    names = [*first.labels, *(k for k, _ in first.const_labels)]
+    family = GaugeMetricFamily(first.name, first.help, labels=names)
+    for m in declared:
+        for row in models[m.model]:
+            if m.only_where and not any(row[c] for c in m.only_where):
+                continue
+            value = sample_value(row[m.column])
+            if value is not None:
+                family.add_metric([*(_label(row[c]) for c in m.labels),
+                                   *(v for _, v in m.const_labels)], value)
     return family
 
 
@@ -127,13 +140,13 @@ def families(home: Path | str) -> list[Family]:
                                                       accounts)
     models[ALERT_STATE] = _failures(home, accounts)
     out: list[Family] = []
-    for m in METRICS:
-        if m.kind == "info":
-            info = InfoMetricFamily(m.name, m.help, labels=[])
+    for name, declared in declarations().items():
+        if declared[0].kind == "info":
+            info = InfoMetricFamily(name, declared[0].help, labels=[])
             info.add_metric([], {"version": pipeline.__version__})
             out.append(info)
         else:
-            out.append(_gauge(m, models[m.model]))
+            out.append(_gauge(declared, models))
     return out
 
 

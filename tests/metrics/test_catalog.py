@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.metrics.catalog import METRICS, exported_name
+from pipeline.metrics.catalog import METRICS, declarations, exported_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,8 +20,8 @@ def test_the_docs_metrics_table_is_the_catalog() -> None:
     rows = _table_rows((REPO / "docs" / "production.md").read_text(), "## Metrics")
     documented = [(name.strip("`"), kind, re.findall(r"`(\w+)`", labels), meaning,
                    source.strip("`")) for name, kind, labels, meaning, source in rows]
-    declared = [(exported_name(m), m.kind, list(m.labels), m.help, m.source)
-                for m in METRICS]
+    declared = [(exported_name(m), m.kind, [*m.labels, *(k for k, _ in m.const_labels)],
+                 m.help, m.source) for m in METRICS]
     assert documented == declared
 
 
@@ -34,4 +34,7 @@ def test_names_follow_the_prometheus_conventions() -> None:
             assert m.name.endswith("_dollars_per_hour"), m.name
         if m.column in ("credit_balance",):
             assert m.name.endswith("_dollars"), m.name
-    assert len({m.name for m in METRICS}) == len(METRICS)
+    # one declaration per name, or one per value of its fixed labels, all alike
+    for name, declared in declarations().items():
+        assert len({m.const_labels for m in declared}) == len(declared), name
+        assert len({(m.help, m.labels, m.kind) for m in declared}) == 1, name

@@ -22,6 +22,9 @@ from tests.support.metrics_fixtures import (
     LAST,
     expected_accounts,
     expected_instances,
+    expected_market,
+    expected_savings,
+    market_committed,
     metrics_home,
     parse,
     scrape,
@@ -92,6 +95,24 @@ def test_per_account_metrics(scraped: str) -> None:
     assert firing[("lab", "collection_failing")] == 1.0
     assert firing[("main", "collection_failing")] == 0.0
     assert sum(firing.values()) == 1.0
+
+
+def test_market_metrics(scraped: str) -> None:
+    samples = parse(scraped)
+    got = {(labels["gpu_name"], labels["offer_type"], labels["statistic"]): value
+           for labels, value in samples["vast_market_gpu_price_dollars_per_hour"]}
+    want = expected_market()
+    assert {kind for _, kind, _ in want} == {"on-demand", "bid"}
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert math.isclose(got[key], value, rel_tol=1e-9), key
+    assert samples["vast_market_snapshot_timestamp_seconds"] == [
+        ({}, market_committed()[-1].timestamp())]
+    savings = _by(samples["vast_account_savings_dollars_per_month"], "account")
+    want_savings = expected_savings()
+    assert savings.keys() == want_savings.keys() and want_savings["main"] > 0
+    for account, value in want_savings.items():
+        assert math.isclose(savings[account], value, rel_tol=1e-9), account
 
 
 def test_collector_and_build_metrics(scraped: str, built: tuple[Path, float, float]) -> None:

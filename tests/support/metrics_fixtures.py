@@ -3,7 +3,8 @@
 The home is the hand-made report scenario (tests/support/report_fixtures.py) with three
 more instances placed at its end, so that the newest snapshot holds every case the up
 metric distinguishes: up, down (108 went offline), starting (109 is still loading) and
-not meant to run (110 was stopped), and a bill of `main`; then the real build, then three
+not meant to run (110 was stopped), a bill of `main` and the fixed market of
+tests/support/market_fixtures.py; then the real build, then three
 failed collections of `lab` (through the real alert hook, so the alert state counts them
 and collection_failing fires). `expected_*` work out every figure in plain Python from the
 scenario's own instances, under docs/semantics.md's rules; nothing here reads the
@@ -26,6 +27,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.bill_fixtures import item, write_bill
+from tests.support.market_fixtures import fixed_market, market_times
+from tests.support.market_oracle import market_prices, savings
 from tests.support.report_fixtures import (
     START,
     HistoryWriter,
@@ -67,6 +70,7 @@ def metrics_home(home: Path) -> Path:
             writer.snapshot(account, t, [r for s in specs if s.account == account
                                          and (r := s.record(t)) is not None])
     writer.write()
+    fixed_market(home)
     write_bill(home, "main", BILL_DAY, [item(101, "gpu", 19.2, quantity=24.0, unit="hours",
                                              unit_price=0.8)],
                fetch_id="f1", fetched_at=BILL_FETCHED_AT)
@@ -139,6 +143,31 @@ def expected_accounts() -> dict[str, dict[str, float | None]]:
         burn = sum(i.burn for i in instances if i.labels["account"] == account)
         out[account] = {"credit": 1000.0, "burn": burn,
                         "runway": 1000.0 / burn * 3600 if burn > 0 else None}
+    return out
+
+
+def expected_market() -> dict[tuple[str, str, str], float]:
+    """(gpu_name, offer_type, statistic) -> the newest market snapshot's price per GPU-hour
+    (tests/support/market_oracle.py's plain-Python quantiles)."""
+    times = market_committed()
+    newest = {k: v for k, v in market_prices(times).items() if k[0] == times[-1]}
+    return {(gpu, kind, name): row[name] for (_, gpu, kind), row in newest.items()
+            for name in ("p25", "median")}
+
+
+def market_committed() -> list[datetime]:
+    """The fixed market's committed snapshot times (the one written without its log row
+    is not among them)."""
+    return market_times()
+
+
+def expected_savings() -> dict[str, float]:
+    """account -> monthly savings: its instances' best offers summed (0 when none)."""
+    out = {"main": 0.0, "lab": 0.0}
+    accounts = {s.id: s.account for s in metrics_specs()}
+    for (account, instance_id), row in savings(market_committed()).items():
+        if accounts.get(instance_id) == account:  # the oracle's fleet has account mkt too
+            out[account] += row["monthly_savings"]
     return out
 
 
