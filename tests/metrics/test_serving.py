@@ -7,6 +7,7 @@ import socket
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,14 @@ import requests
 from pipeline.metrics.catalog import METRICS, exported_name
 from pipeline.metrics.serve import write_textfile
 from tests.support.cli import assert_one_sentence_error, run_cli
-from tests.support.metrics_fixtures import metrics_home, parse, scrape, serving
+from tests.support.metrics_fixtures import (
+    FAILED_COLLECTIONS,
+    fail_collections,
+    metrics_home,
+    parse,
+    scrape,
+    serving,
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +118,51 @@ def test_a_scrape_that_cannot_read_the_warehouse_says_why_and_serving_goes_on(
         (home / "moved.duckdb").rename(db)
         assert "vast_instance_up" in parse(scrape(url))
         assert requests.get(url.replace("/metrics", "/other"), timeout=30).status_code == 404
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """A stand-in Vast.ai API that only counts what reaches it."""
+
+    hits = 0
+
+    def do_GET(self) -> None:
+        type(self).hits += 1
+        self.send_response(500)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_each_scrape_reads_the_state_now_and_never_calls_the_api(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    metrics_home(home)
+    api = HTTPServer(("127.0.0.1", 0), _Counting)
+    thread = threading.Thread(target=api.serve_forever, daemon=True)
+    thread.start()
+    env = {"VAST_API_KEY": "k-never-used", "VAST_URL": f"http://127.0.0.1:{api.server_port}"}
+    try:
+        with serving(home, env=env) as url:
+            before = _by_account(scrape(url), "vast_account_collection_failures")
+            fail_collections(home, "main", 2)  # while it serves: no restart, no build
+            after = _by_account(scrape(url), "vast_account_collection_failures")
+            firing = _by_account_rule(scrape(url))
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert before == {"main": 0.0, "lab": float(FAILED_COLLECTIONS)}
+    assert after == {"main": 2.0, "lab": float(FAILED_COLLECTIONS)}
+    assert firing[("main", "collection_failing")] == 1.0  # 2 in a row: the default threshold
+    assert _Counting.hits == 0
+
+
+def _by_account(text: str, name: str) -> dict[str, float]:
+    return {labels["account"]: value for labels, value in parse(text)[name]}
+
+
+def _by_account_rule(text: str) -> dict[tuple[str, str], float]:
+    return {(labels["account"], labels["rule"]): value
+            for labels, value in parse(text)["vast_account_alerts_firing"]}

@@ -189,11 +189,11 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 @contextmanager
-def serving(home: Path, *args: str) -> Iterator[str]:
-    """`vast-pipeline metrics --listen 127.0.0.1:0` in its own process; yields the URL of
-    its /metrics, stops the process after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAST_", "DAGSTER_"))}
-    env["VAST_PIPELINE_HOME"] = str(home)
+def serving(home: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`vast-pipeline metrics --listen 127.0.0.1:0` in its own process (`env` added to a
+    clean environment); yields the URL of its /metrics, stops the process after."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("VAST_", "DAGSTER_"))}
+    env = {**clean, "VAST_PIPELINE_HOME": str(home), **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "metrics", "--listen", "127.0.0.1:0", *args],
         env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
