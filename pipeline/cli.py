@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_demo, _add_collect, _add_charges, _add_rebuild, _add_build, _add_sql,
                 _add_report, _add_export, _add_simulator, _add_status, _add_alerts,
-                _add_market):
+                _add_metrics, _add_market):
         add(commands)
     return parser
 
@@ -541,6 +541,37 @@ def _run_alerts(args: argparse.Namespace) -> int:
             print(f"{receiver.name}: NOT accepted after {tried.attempts} attempt(s): "
                   f"{tried.error}", file=sys.stderr)
     return 1 if refused else 0
+
+
+def _add_metrics(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("metrics", help="serve the fleet as Prometheus metrics on /metrics")
+    p.add_argument("--listen", help="HOST:PORT to serve /metrics on (default 127.0.0.1:9108)")
+    p.add_argument("--textfile", metavar="PATH",
+                   help="write the metrics once to PATH (atomically, for node_exporter's "
+                   "textfile collector) instead of serving them")
+    p.set_defaults(handler=_run_metrics)
+
+
+def _run_metrics(args: argparse.Namespace) -> int:
+    """Serve until interrupted, or write the textfile once; read from the warehouse and
+    the alert state only (never from Vast.ai)."""
+    from pipeline.core.config import load_settings
+    from pipeline.metrics import DEFAULT_LISTEN, metrics_server, parse_listen, write_textfile
+
+    listen = args.listen or DEFAULT_LISTEN
+    parse_listen(listen)  # a bad --listen is the first thing said
+    settings = load_settings()
+    if args.textfile:
+        print(write_textfile(settings.home, args.textfile))
+        return 0
+    server = metrics_server(settings.home, listen)
+    host, port = server.server_address[:2]
+    print(f"serving http://{host}:{port}/metrics (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
 
 
 def _add_market(commands: argparse._SubParsersAction) -> None:

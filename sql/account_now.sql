@@ -11,7 +11,8 @@
 -- `storage_burn_rate_per_hour`; `burn_per_day` = x24 and `burn_per_month` = x730 (hours
 -- in an average month), defined nowhere else. `runway_hours`: how long the credit lasts
 -- at that burn rate (credit / burn rate, 0 when the credit is not positive), NULL when
--- the burn rate is 0 or the credit unknown; `runway_days` = runway_hours / 24;
+-- the burn rate is 0 or the credit unknown; `runway_days` = runway_hours / 24 and
+-- `runway_seconds` = runway_hours x 3600 (the unit Prometheus takes);
 -- `credit_runs_out_at` = snapshot_at + runway_hours.
 -- materialized: table
 with newest as (
@@ -88,5 +89,6 @@ select
     burn_rate_per_hour * 730 as burn_per_month,
     runway_hours,
     runway_hours / 24 as runway_days,
+    runway_hours * 3600 as runway_seconds,
     snapshot_at + runway_hours * interval '1 hour' as credit_runs_out_at
 from runway

@@ -1,7 +1,7 @@
 -- idle_spend: money paid for nothing, per UTC day per instance (only instance-days with
 -- some). Grain: (day, account, instance_id). Stopped storage = storage billed while the
 -- GPU is not (stopped, exited, ...); idle GPU = intervals with `gpu_idle` (the idle rule,
--- defined in instance_intervals; the utilisation at the interval's start).
+-- defined in instance_snapshots; the utilisation at the interval's start).
 -- materialized: view
 select
     day,

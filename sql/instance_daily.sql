@@ -2,7 +2,7 @@
 -- interval time that day. Grain: (account, day, instance_id). Intervals are split at UTC
 -- midnight and every hour, cost and state measure is counted proportionally on each side.
 -- estimated_cost_daily, idle_spend and reliability_daily are views/tables over it. Idle GPU hours
--- and cost are those of intervals with `gpu_idle` (the idle rule of instance_intervals).
+-- and cost are those of intervals with `gpu_idle` (the idle rule of instance_snapshots).
 -- Attributes (label, gpu_name, ...) are the latest non-NULL values among the day's
 -- intervals: the instance as it was that day (instance_latest has it as it is now).
 -- running_hours: hours with the GPU billed; storage_hours: hours with the storage billed.

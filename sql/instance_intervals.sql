@@ -8,8 +8,8 @@
 -- allows since an account's newest snapshot.
 -- Rates ($/hour) and what is billed come from instance_snapshots (the billing rules and
 -- the burn rates are written there): cost = burn rate x hours, so GPU cost = dph_base
--- while gpu_billed, storage cost = storage_rate while storage_billed. The idle rule is written here, once: `gpu_idle` = the GPU billed while
--- gpu_util_fraction < 0.05 (under 5 %; an unknown utilisation is not idle), which
+-- while gpu_billed, storage cost = storage_rate while storage_billed. `gpu_idle` (the GPU
+-- idle for the interval) is instance_snapshots' idle rule at the interval's start, which
 -- instance_daily, idle_spend and the idle_gpu alert read. The reliability flags
 -- is_starting, is_up and is_down are those of instance_states (defined there) at the
 -- interval's start. Join `snapshots` on (account, interval_start = snapshot_at) for the
@@ -95,7 +95,7 @@ select
     storage_rate,
     gpu_billed,
     storage_billed,
-    gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle,
+    gpu_idle,
     gpu_burn_rate_per_hour * hours as gpu_cost,
     storage_burn_rate_per_hour * hours as storage_cost,
     burn_rate_per_hour * hours as total_cost,

@@ -9,8 +9,10 @@
 --   dph_base. What the instance costs per hour at that snapshot under those rules:
 --   `gpu_burn_rate_per_hour` (dph_base while gpu_billed), `storage_burn_rate_per_hour`
 --   (storage_rate while storage_billed) and `burn_rate_per_hour`, their sum (fleet_now
---   and the instance_down alert read them). (Idle GPU, `gpu_idle`, is written in
---   instance_intervals.)
+--   and the instance_down alert read them). The idle rule: `gpu_idle` = the GPU billed
+--   while gpu_util_fraction < 0.05 (under 5 %; an unknown utilisation is not idle), which
+--   instance_intervals (and through it instance_daily, idle_spend and the idle_gpu alert)
+--   and fleet_now read.
 -- - lifecycle: `is_settled_status`, the actual status is one an instance shows only once
 --   it has started (anything but NULL, `created` or `loading`); its first such snapshot
 --   ends its starting phase for good (instance_latest.first_settled_at).
@@ -23,7 +25,8 @@ select
     case when storage_billed then coalesce(storage_rate, 0) else 0.0 end
         as storage_burn_rate_per_hour,
     case when gpu_billed then coalesce(dph_base, 0) else 0.0 end
-    + case when storage_billed then coalesce(storage_rate, 0) else 0.0 end as burn_rate_per_hour
+    + case when storage_billed then coalesce(storage_rate, 0) else 0.0 end as burn_rate_per_hour,
+    gpu_billed and coalesce(gpu_util_fraction < 0.05, false) as gpu_idle
 from (
     select
         account,

@@ -179,11 +179,11 @@ def _write_build_info(con: Any, result: BuildResult, cadence: int, cap: int) -> 
         "CREATE OR REPLACE TABLE build_info AS SELECT ?::VARCHAR AS build_id, "
         "now() AS built_at, "
         "?::INTEGER AS cadence_minutes, ?::INTEGER AS cap_minutes, ?::BOOLEAN AS full_build, "
-        "?::DATE AS window_from, ?::DATE AS window_to, ?::INTEGER AS schema_version",
-        [result.build_id, cadence, cap, result.full, window[0], window[1], SCHEMA_VERSION],
+        "?::DATE AS window_from, ?::DATE AS window_to, ?::INTEGER AS schema_version, "
+        "?::DOUBLE AS build_seconds",
+        [result.build_id, cadence, cap, result.full, window[0], window[1], SCHEMA_VERSION,
+         result.seconds],
     )
-
-
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,9 @@ def _build_locked(paths: Paths, models: list[Model], cadence: int, full: bool,
     try:
         _set_variables(run.con, plan, cap, context, newest_from)
         _run_models(run, models, result)
+        # build_info records the seconds up to here (the models); the checkpoint and the
+        # swap that follow take a moment more, which the final `result.seconds` includes
+        result.seconds = time.monotonic() - started
         _write_build_info(run.con, result, cadence, cap)
         run.con.execute("CHECKPOINT")
     except BaseException:

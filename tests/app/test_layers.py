@@ -15,7 +15,9 @@ never one above:
 7. `pipeline.warehouse`: models, the build, the read-only query, the checks.
 8. `pipeline.alerts`: rules over the history and the warehouse, delivery.
 9. `pipeline.reports`: reports and the FOCUS export, read from the warehouse.
-10. the app layer: `pipeline.cli`, `pipeline.demo`, `pipeline.startup` (settings checked by
+10. `pipeline.metrics`: the fleet as Prometheus metrics, read from the warehouse and the
+    alert state.
+11. the app layer: `pipeline.cli`, `pipeline.demo`, `pipeline.startup` (settings checked by
     every layer at start, the Dagster home) and the Dagster definitions `assets`.
 
 Two rules besides the order: within the warehouse the read side (`query`) does not
@@ -33,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "storage", "sim", "landing", "source", "billing", "market", "warehouse",
-          "alerts", "reports", "app")
+          "alerts", "reports", "metrics", "app")
 APP_MODULES = ("pipeline.cli", "pipeline.demo", "pipeline.startup")
 BUILD_SIDE = ("build", "chunks", "dailystore", "dbfile", "runners", "sources", "state",
               "window")  # the modules of pipeline.warehouse that make up the build
