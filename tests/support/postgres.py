@@ -29,6 +29,9 @@ import dagster as dg
 import pytest
 
 ROLE = "dagster"
+# What deploy/dagster.yaml reads (tests/deploy/test_compose.py checks they agree).
+ENV_NAMES = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD",
+             "DAGSTER_PG_DB")
 SERVICE_USER = "postgres"  # created by Debian's postgresql package (.ci/run installs it)
 
 # Stops the server (fast shutdown) once its parent, the test process, is gone.
@@ -114,9 +117,8 @@ class PostgresServer:
         return self.env(name)
 
     def env(self, db: str) -> dict[str, str]:
-        return {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(self.port),
-                "DAGSTER_PG_USER": ROLE, "DAGSTER_PG_PASSWORD": self.password,
-                "DAGSTER_PG_DB": db}
+        values = ("127.0.0.1", str(self.port), ROLE, self.password, db)
+        return dict(zip(ENV_NAMES, values, strict=True))
 
     def close(self) -> None:
         """Stop the server and remove its folder."""
