@@ -97,4 +97,5 @@ def test_postgres_stopped_during_a_collect_ends_it_and_the_next_collect_heals(
     assert runs[0].status == dg.DagsterRunStatus.SUCCESS
     assert f"dagster run {runs[0].run_id} " in again.stdout
     assert all(r.status != dg.DagsterRunStatus.SUCCESS for r in runs[1:])
-    print(f"\ncollect ended {took:.1f} s after Postgres stopped: {stderr.strip()}")
+    print(f"\ncollect ended {took:.1f} s after Postgres stopped: {stderr.strip()}; "
+          f"the interrupted run's record: {[r.status.value for r in runs[1:]]}")
