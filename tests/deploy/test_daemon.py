@@ -1,12 +1,16 @@
-"""The production topology, live: `dagster-daemon run` on the shipped deploy/dagster.yaml.
+"""The production topology, live: the services of deploy/docker-compose.yml (their own
+commands, on 127.0.0.1) on the shipped deploy/dagster.yaml and deploy/workspace.yaml.
 
+A code server (`dagster code-server start`, the `code` service) serves the definitions over
+gRPC and runs the runs (default run launcher); `dagster-daemon run` and `dagster-webserver`
+reach it through deploy/workspace.yaml, with only the DAGSTER_PG_* settings, as in compose.
 One combined test, because the daemon's cron ticks at most once a minute: it switches
-`collect_schedule` on at a 1-minute cadence, lets the daemon tick it a few times through the
-QueuedRunCoordinator (runs launched by the default run launcher, at most
-`max_concurrent_runs` at once), lets the automation sensor build the warehouse and the
-reports after each collection, then checks that the data home and the run history in
-Postgres tell the same story. tests/deploy/conftest.py schedules it first in the session,
-so its minutes overlap the rest of the suite instead of adding to it.
+`collect_schedule` on at a 1-minute cadence, lets the daemon tick it through the
+QueuedRunCoordinator (at most `max_concurrent_runs` at once), lets the automation sensor
+build the warehouse and the reports after each collection, then checks that the data home,
+the run history in Postgres and the webserver tell the same story.
+tests/deploy/conftest.py schedules it first in the session, so its minutes overlap the
+rest of the suite instead of adding to it.
 """
 
 from __future__ import annotations
@@ -14,20 +18,24 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pytest
+import requests
 import yaml
 from dagster._core.scheduler.instigation import InstigatorStatus, TickStatus
 
 from tests.support.cli import clean_env
-from tests.support.postgres import DEPLOY, deploy_instance
+from tests.support.postgres import DEPLOY, deploy_instance, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TICKS = 2  # each one a minute: 3 took 6 min on a loaded machine, 2 keep it near 4
@@ -36,22 +44,93 @@ REPORTS = ("cost_report", "cost_report_month_to_date", "reliability_report")
 DAGSTER = Path(sys.executable).parent
 
 
-def _start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(DAGSTER / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """End the daemon and what it started (its code server, run workers): its process
-    group, which `start_new_session` gave it."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+def _set(command: list[str], flag: str, value: str) -> list[str]:
+    """`command` with the value after `flag` replaced."""
+    at = command.index(flag) + 1
+    return [*command[:at], value, *command[at + 1:]]
+
+
+@dataclass
+class Topology:
+    """The compose services' commands, pointed at 127.0.0.1 and free ports."""
+
+    tmp: Path
+    code_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        workspace = _yaml(DEPLOY / "workspace.yaml")
+        for entry in workspace["load_from"]:
+            entry["grpc_server"].update(host="127.0.0.1", port=self.code_port)
+        self.workspace = self.tmp / "workspace.yaml"
+        self.workspace.write_text(yaml.safe_dump(workspace), encoding="utf-8")
+        self.services = _yaml(DEPLOY / "docker-compose.yml")["services"]
+
+    def command(self, service: str) -> list[str]:
+        command = self.services[service]["command"]
+        if "-w" in command:
+            command = _set(command, "-w", str(self.workspace))
+        if service == "code":
+            command = _set(command, "-p", str(self.code_port))
+        if service == "webserver":
+            command = _set(command, "-p", str(self.web_port))
+        if "-h" in command:
+            command = _set(command, "-h", "127.0.0.1")
+        return [str(DAGSTER / command[0]), *command[1:]]
+
+    def start(self, service: str, env: dict[str, str]) -> subprocess.Popen:
+        with (self.tmp / f"{service}.log").open("w") as log:
+            process = subprocess.Popen(self.command(service), cwd=REPO, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def log(self, service: str) -> str:
+        return (self.tmp / f"{service}.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """End each service and what it started (the code server's run workers): its
+        process group, which `start_new_session` gave it."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _listening(port: int, process: subprocess.Popen, deadline: float) -> None:
+    while True:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, port
+            time.sleep(0.5)
+
+
+def _webserver_runs(port: int, deadline: float) -> set[tuple[str, str]]:
+    """(run id, status) of every run, as the webserver's GraphQL API lists them."""
+    query = "{ runsOrError { ... on Runs { results { runId status } } } }"
+    while True:
+        try:
+            answer = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query},
+                                   timeout=30)
+            answer.raise_for_status()
+            break
+        except requests.RequestException:
+            assert time.monotonic() < deadline
+            time.sleep(1)
+    results = answer.json()["data"]["runsOrError"]["results"]
+    return {(r["runId"], r["status"]) for r in results}
 
 
 def _collect_runs(instance: dg.DagsterInstance) -> list[dg.RunRecord]:
@@ -77,11 +156,12 @@ def _in_flight(instance: dg.DagsterInstance) -> int:
         dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.NOT_STARTED])))
 
 
-def _wait(done: Callable[[], bool], daemon: subprocess.Popen, log: Path, deadline: float,
-          what: str) -> None:
+def _wait(done: Callable[[], bool], services: Topology, deadline: float, what: str) -> None:
     while not done():
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{what}: not in time; daemon log:\n{log.read_text()[-4000:]}")
+        if any(p.poll() is not None for p in services.processes) or (
+                time.monotonic() > deadline):
+            pytest.fail(f"{what}: not in time; daemon log:\n{services.log('daemon')}\n"
+                        f"code server log:\n{services.log('code')}")
         time.sleep(2)
 
 
@@ -120,19 +200,24 @@ def _most_at_once(records: list[dg.RunRecord]) -> int:
 def test_daemon_ticks_the_schedule_and_the_sensor_builds_after_each_collection(
         home: Path, deploy_env: dict[str, str], tmp_path: Path) -> None:
     env = clean_env(home, {**deploy_env, "VAST_PIPELINE_CADENCE_MINUTES": "1"})
-    log = tmp_path / "daemon.log"
-    daemon = _start_daemon(env, log)  # while the schedule is switched on beside it
+    # As in compose: only the code location gets the pipeline's settings.
+    dagster_only = {k: v for k, v in env.items() if not k.startswith("VAST_")}
+    services = Topology(tmp_path)
     try:
+        code = services.start("code", env)
+        _listening(services.code_port, code, time.monotonic() + 180)
+        services.start("daemon", dagster_only)
+        services.start("webserver", dagster_only)
         switched = subprocess.run([str(DAGSTER / "dagster"), "schedule", "start", SCHEDULE,
-                                   "-w", "workspace.yaml"], cwd=REPO, env=env,
+                                   "-w", str(services.workspace)], cwd=REPO, env=dagster_only,
                                   capture_output=True, text=True, timeout=180)
         assert switched.returncode == 0, switched.stdout + switched.stderr
         started = time.time()
         with deploy_instance(deploy_env) as instance:
             deadline = time.monotonic() + 360
-            _wait(lambda: _collected(instance), daemon, log, deadline, f"{TICKS} collections")
+            _wait(lambda: _collected(instance), services, deadline, f"{TICKS} collections")
             _switch_off(instance)
-            _wait(lambda: _built_and_idle(instance), daemon, log, deadline,
+            _wait(lambda: _built_and_idle(instance), services, deadline,
                   "the build after the last collection")
             [state] = [s for s in instance.all_instigator_state() if s.name == SCHEDULE]
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
@@ -147,8 +232,9 @@ def test_daemon_ticks_the_schedule_and_the_sensor_builds_after_each_collection(
             last_build = _build_after(instance, collects[-1].end_time)
             report_runs = {key: instance.get_latest_materialization_event(
                 dg.AssetKey(key)).run_id for key in REPORTS}
+        shown = _webserver_runs(services.web_port, time.monotonic() + 120)
     finally:
-        _stop(daemon)
+        services.stop()
 
     # The schedule ticked at its cadence, a run per tick, all through the queue.
     ticked = sorted((t for t in ticks if t.status == TickStatus.SUCCESS),
@@ -160,6 +246,7 @@ def test_daemon_ticks_the_schedule_and_the_sensor_builds_after_each_collection(
     assert sorted(r for t in ticked for r in t.run_ids) == sorted(
         r.dagster_run.run_id for r in collects)
     assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
+    assert shown == {(r.dagster_run.run_id, "SUCCESS") for r in records}  # the UI's list
     assert all(len(events) == 1 for events in enqueued.values()), enqueued
     limit = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())[
         "run_coordinator"]["config"]["max_concurrent_runs"]

@@ -61,7 +61,7 @@ def _as_service_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", SERVICE_USER, "--", *argv]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -139,7 +139,7 @@ def start_postgres() -> PostgresServer:
         user = pwd.getpwnam(SERVICE_USER)
         for path in (folder, *folder.iterdir()):
             os.chown(path, user.pw_uid, user.pw_gid)
-    server = PostgresServer(folder, _free_port(), secrets.token_urlsafe(24), bindir())
+    server = PostgresServer(folder, free_port(), secrets.token_urlsafe(24), bindir())
     subprocess.run(_as_service_user([
         str(server.bin / "initdb"), "-D", str(server.data), "--auth-local=peer",
         "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync"]),
