@@ -20,6 +20,7 @@ from assets.collection import (
 )
 from assets.partitions import DAILY
 from assets.resources import default_resource
+from assets.storage_errors import instance_storage_errors
 from pipeline.core.config import Settings
 from pipeline.core.errors import PipelineError
 from pipeline.startup import prepare_dagster_home
@@ -44,7 +45,8 @@ def collect_in_dagster(settings: Settings, account: str | None = None, *,
     collect` passes its own, to time setting it up apart from the run).
     """
     key = DAILY.get_partition_key_for_timestamp(datetime.now(UTC).timestamp())
-    with nullcontext(instance) if instance else dagster_instance(settings) as opened:
+    with instance_storage_errors(quiet=not verbose), (
+            nullcontext(instance) if instance else dagster_instance(settings)) as opened:
         result = dg.materialize(
             [raw_snapshots, landed_instance_snapshots], partition_key=key, instance=opened,
             resources={"vast": default_resource()}, raise_on_error=False,

@@ -19,11 +19,18 @@ import pytest
 def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
             timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """`vast-pipeline ARGS` in a fresh process, as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args],
+                          env=clean_env(home, env), capture_output=True, text=True,
+                          timeout=timeout, cwd=home)
+
+
+def clean_env(home: Path | str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The process environment of `run_cli`: no VAST_/DAGSTER_ variable of the developer's,
+    the home in $VAST_PIPELINE_HOME, then `env`."""
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("VAST_", "DAGSTER_"))}
     clean.update({"VAST_PIPELINE_HOME": str(home), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=clean,
-                          capture_output=True, text=True, timeout=timeout, cwd=home)
+    return clean
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
