@@ -37,7 +37,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from filelock import FileLock, Timeout
 
 from pipeline.core.config import Settings
 from pipeline.core.errors import WarehouseError, first_line
@@ -153,16 +152,10 @@ def build(
         raise WarehouseError(f"No data home at {paths.home}: run `vast-pipeline collect` first.")
     models = discover_models(sql_dir)
     paths.db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with FileLock(str(paths.lock), timeout=lock_timeout):
-            return _build_locked(paths, models, cadence_minutes, full, say,
-                                 _Options(memory_limit, threads, chunk_days,
-                                          market or MarketSettings()))
-    except Timeout as exc:
-        raise WarehouseError(
-            f"Another build of {paths.db} is still running after {lock_timeout:.0f} s; "
-            "try again when it has finished."
-        ) from exc
+    with dbfile.build_lock(paths, lock_timeout):
+        return _build_locked(paths, models, cadence_minutes, full, say,
+                             _Options(memory_limit, threads, chunk_days,
+                                      market or MarketSettings()))
 
 
 def build_for(settings: Settings, **options: Any) -> BuildResult:

@@ -1,10 +1,11 @@
-"""The DuckDB file's lifecycle: a hidden new file, written, synced and renamed into place.
+"""The DuckDB file's lifecycle: the build lock, a hidden new file, written, synced and
+renamed into place.
 
 Why its own module: analysts must never be blocked or see a half-built warehouse. Each
 build writes `.warehouse.duckdb.<build>.building` (fresh, or a copy of the live file that
 it updates in place), syncs it once, and renames it over `warehouse.duckdb`; a session that
 has the old file open keeps reading it. What a killed build leaves is hidden and removed by
-the next build, under the build lock (`pipeline.warehouse.build`).
+the next build, under the build lock (`build_lock`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from filelock import FileLock, Timeout
 
+from pipeline.core.errors import WarehouseError
 from pipeline.storage.atomic import TMP_PREFIX
 from pipeline.storage.objectstore import register_on
 from pipeline.warehouse.models import sql_literal
@@ -27,6 +31,24 @@ from pipeline.warehouse.paths import Paths
 
 # The storage format the file is written in (see `connect_build`).
 STORAGE_COMPAT = "v1.4.0"
+
+
+@contextmanager
+def build_lock(paths: Paths, timeout: float) -> Iterator[None]:
+    """One build at a time per home (`paths.lock`, beside the DuckDB file): a second build
+    waits up to `timeout` seconds, then says so in one sentence."""
+    lock = FileLock(str(paths.lock))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as exc:
+        raise WarehouseError(
+            f"Another build of {paths.db} is still running after {timeout:.0f} s; "
+            "try again when it has finished."
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def building_file(paths: Paths, build_id: str) -> Path:

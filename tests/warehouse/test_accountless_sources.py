@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pipeline.storage.store import Store
 from pipeline.warehouse.models import SQL_DIR, discover_models
 from pipeline.warehouse.query import open_read_only
 from pipeline.warehouse.window import daily_reads
+from tests.support.s3_server import S3Server, running_server
 from tests.support.sql_fixtures import RUN, every, instance_rows, write_history
 from tests.support.warehouse import build_at_cadence, same_sources, snapshot_of_models
 
@@ -128,7 +130,7 @@ def expected_by_snapshot(offers: list[dict[str, object]]) -> dict[tuple[str, str
     return dict(out)
 
 
-def by_snapshot_rows(home: Path) -> dict[tuple[str, str], int]:
+def by_snapshot_rows(home: Path | str) -> dict[tuple[str, str], int]:
     con = open_read_only(home)
     try:
         rows = con.execute("SELECT snapshot_id, gpu_name, offers "
@@ -138,7 +140,7 @@ def by_snapshot_rows(home: Path) -> dict[tuple[str, str], int]:
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-def daily_rows(home: Path) -> dict[tuple[date, str], tuple[int, float]]:
+def daily_rows(home: Path | str) -> dict[tuple[date, str], tuple[int, float]]:
     con = open_read_only(home)
     try:
         rows = con.execute("SELECT account, day, gpu_name, offers, dph_total_sum "
@@ -250,3 +252,29 @@ def test_the_models_that_read_no_account_are_found_from_the_sql(sql_dir: Path) -
     market = tuple(sorted(d.name for d in family(MARKET_FAMILY)))
     assert reads["accountless_daily"] == market
     assert not set(market) & set(reads["instance_intervals"])
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with running_server() as server:
+        yield server
+
+
+def test_history_of_no_account_on_an_object_store(
+        s3: S3Server, tmp_path: Path, sql_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same on an s3:// home (a real S3 server on 127.0.0.1), with market data only:
+    the build takes it as its one source, and a new day recomputes that day only."""
+    env = s3.env(VAST_PIPELINE_CACHE=str(tmp_path / "cache"))  # a fresh prefix
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    home = env["VAST_PIPELINE_HOME"]
+    store = Store(home)
+    offers = write_market_snapshot(store, DAY1, 0) + write_market_snapshot(store, DAY2, 0)
+    assert build_at_cadence(home, sql_dir=sql_dir).window == (DAY1, DAY2)
+    assert daily_rows(home) == expected_daily(offers)
+
+    offers += write_market_snapshot(store, DAY3, 0)
+    result = build_at_cadence(home, sql_dir=sql_dir)
+    assert result.window == (DAY3, DAY3) and result.days_recomputed == 1
+    assert daily_rows(home) == expected_daily(offers)
+    assert by_snapshot_rows(home) == expected_by_snapshot(offers)
