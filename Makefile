@@ -72,3 +72,6 @@ dagster: $(STAMP)  ## the Dagster UI on the same data
 
 clean:
 	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .ruff_cache site
+
+bench-market: $(STAMP)  ## a year of hourly market snapshots; BENCH_MARKET_ARGS="--offers 2000" to size it
+	$(PY) -m bench market $(BENCH_MARKET_ARGS)
