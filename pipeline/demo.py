@@ -272,7 +272,33 @@ def _headline_answers(home: str, query, date_from: date, date_to: date) -> list[
         availability, incidents, ongoing = rel[0]
         lines.append(f"fleet availability {window}: {fmt(availability, 'pct')} with "
                      f"{incidents} incidents ({ongoing} ongoing)")
+    market = _market_answer(home, query, date_from, date_to)
+    if market:
+        lines.append(market)
     return lines
+
+
+def _market_answer(home: str, query, date_from: date, date_to: date) -> str | None:
+    """The savings advice in one line, from the marts the cost report's Market section
+    reads (None with no market data at all)."""
+    history = query(home, "select span_hours, lookback_hours, has_lookback "
+                          "from market_history").rows
+    if not history:
+        return None
+    span, lookback, has_lookback = history[0]
+    if not has_lookback:
+        return (f"market: not enough history for savings advice yet ({span:.0f} h of the "
+                f"{lookback:.0f} h lookback)")
+    savings = query(home, "select opportunities, total_monthly_savings "
+                          "from report_market_savings(?, ?) limit 1",
+                    params=[date_from, date_to]).rows
+    if not savings:
+        return "market: no persistent cheaper offer for any running on-demand instance now"
+    opportunities, total = savings[0]
+    noun = "instance" if opportunities == 1 else "instances"
+    return (f"market: {opportunities} running {noun} could save {fmt(total, 'usd')}/month in "
+            "all on persistent cheaper offers (each against its own best offer; see the cost "
+            "report)")
 
 
 def _print_summary(home_dir: Path, dagster_home: Path, reports: list[Path], focus: Path,

@@ -36,7 +36,8 @@ def _money(text: str) -> Decimal:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     home = tmp_path_factory.mktemp("agree") / "home"
     home.mkdir()
-    result = run_cli("demo", "--days", "3", "--size", "10", home=home, timeout=600)
+    # 20 instances: enough for the market to hold persistent cheaper offers for some
+    result = run_cli("demo", "--days", "3", "--size", "20", home=home, timeout=600)
     assert result.returncode == 0, result.stderr
     return home, result.stdout
 
@@ -97,3 +98,23 @@ def test_console_burn_and_credit_are_the_cost_reports(demo: tuple[Path, str]) ->
     assert _money(match.group(2)) == _cents(report["burn_per_month"])
     assert _money(match.group(4)) == _cents(report["credit_balance"])
     assert f"{float(report['runway_days']):,.1f}" == match.group(5)
+
+
+def test_console_savings_are_the_cost_reports_market_section(demo: tuple[Path, str]) -> None:
+    """The console's savings line says what the cost report's market section says, and the
+    section's table (every row, while there are at most ten) adds up to it: the demo has
+    real advice to show."""
+    home, stdout = demo
+    d0, d1, _spend, _billed = _window(stdout)
+    markdown = (home / "reports" / "demo" / f"cost_{d0}_{d1}.md").read_text()
+    with (home / "reports" / "demo" / f"cost_{d0}_{d1}_market_savings.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    pattern = r"(\d+) running instances? could save (\$[\d,.]+)/month in all"
+    console = re.search(rf"market: {pattern}", stdout)
+    assert console, stdout  # the demo fleet pays above market on some machines
+    report = re.search(pattern, markdown)
+    assert report and console.groups() == report.groups()
+    count, total = int(console.group(1)), _money(console.group(2))
+    assert count > 0 and len(rows) == min(count, 10)
+    if count <= 10:
+        assert total == _cents(sum(Decimal(r["monthly_savings"]) for r in rows))
