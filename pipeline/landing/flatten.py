@@ -207,7 +207,19 @@ def _typed_table(ctx: FlattenContext, good: list[dict]) -> pa.Table:
     values = dict(zip(_RECORD_KEYS, transpose(good, _RECORD_KEYS), strict=True))
     for name, kind in _TYPED_COLUMNS:
         columns[name] = typed_column(ctx, name, kind, values[name])
-    for name in JSON_FIELDS:
+    columns |= untyped_columns(ctx, good, values, JSON_FIELDS, KNOWN_API_KEYS)
+    return pa.Table.from_arrays([columns[f.name] for f in SNAPSHOT_SCHEMA], schema=SNAPSHOT_SCHEMA)
+
+
+def untyped_columns(ctx: FlattenContext, good: list[dict], values: dict[str, list[Any]],
+                    json_fields: Iterable[str], known: frozenset[str] | set[str],
+                    ) -> dict[str, pa.Array]:
+    """The columns after the typed ones, the same in every flattener (instance snapshots,
+    market offers): JSON text fields, the pricing objects' float columns, `extra_fields`
+    (keys outside `known`) and `quarantined_values`. Called once the typed columns are
+    built, as it counts their quarantined values too."""
+    columns: dict[str, pa.Array] = {}
+    for name in json_fields:
         columns[name] = pa.array([None if v is None else to_json(v) for v in values[name]],
                                  pa.string())
     pricing_extras: dict[int, dict[str, Any]] = {}
@@ -216,9 +228,9 @@ def _typed_table(ctx: FlattenContext, good: list[dict]) -> pa.Table:
         for key, column in zip(PRICING_KEYS, transpose(objects, _PRICING_KEY_LIST), strict=True):
             name = pricing_column(parent, key)
             columns[name] = typed_column(ctx, name, KINDS["float"], column)
-    columns["extra_fields"] = _extra_fields(ctx, good, pricing_extras)
+    columns["extra_fields"] = _extra_fields(ctx, good, pricing_extras, known)
     columns["quarantined_values"] = pa.array(ctx.row_quarantined, pa.int32())
-    return pa.Table.from_arrays([columns[f.name] for f in SNAPSHOT_SCHEMA], schema=SNAPSHOT_SCHEMA)
+    return columns
 
 
 def _result_of(ctx: FlattenContext, table: pa.Table, index: int, rejected: int) -> FlattenResult:
@@ -283,10 +295,10 @@ def pricing_objects(
 
 
 def _extra_fields(
-    ctx: FlattenContext, good: list[dict], pricing_extras: dict[int, dict[str, Any]]
+    ctx: FlattenContext, good: list[dict], pricing_extras: dict[int, dict[str, Any]],
+    known: frozenset[str] | set[str],
 ) -> pa.Array:
-    """Unknown keys per row as sorted JSON text; NULL for rows without any."""
-    known = KNOWN_API_KEYS
+    """Unknown keys per row as sorted JSON text; NULL for rows without any: drift kept."""
     out: list[str | None] = []
     for row, r in enumerate(good):
         extra = pricing_extras.get(row)

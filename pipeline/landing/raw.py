@@ -27,11 +27,12 @@ from pipeline.core.errors import DataError
 from pipeline.core.secrets import scrub
 from pipeline.landing.rawzone import (
     COMPRESSION,
-    dump_json,
     format_time,
     parse_time,
     raw_file_path,
     raw_files,
+    reason,
+    write_ndjson,
 )
 from pipeline.landing.rawzone import raw_partitions as zone_partitions
 from pipeline.storage.datasets import RAW
@@ -94,10 +95,8 @@ def write_snapshot(store: Store, snapshot: RawSnapshot) -> str:
     if snapshot.source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}")
     path = snapshot_path(store, snapshot)
-    lines = [orjson.dumps({"_snapshot": snapshot.header()})]
-    lines += [dump_json(scrub(r)) for r in snapshot.records]
-    lines.append(b"")
-    store.write_bytes_atomic(path, b"\n".join(lines), compression=COMPRESSION)
+    write_ndjson(store, path, "_snapshot", snapshot.header(),
+                 (scrub(r) for r in snapshot.records))
     return path
 
 
@@ -125,7 +124,7 @@ def read_snapshot(store: Store, path: str) -> RawSnapshot:
             path=path,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"Raw snapshot file {path} is unreadable ({_why(exc)}).") from None
+        raise DataError(f"Raw snapshot file {path} is unreadable ({reason(exc)}).") from None
     return replace(snapshot, records=_FileRecords(store, path))
 
 
@@ -139,11 +138,6 @@ def _first_line(stream: object) -> bytes:
         if b"\n" in chunk:
             break
     return b"".join(chunks).split(b"\n", 1)[0]
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
 
 
 class _FileRecords:
@@ -166,7 +160,8 @@ class _FileRecords:
         try:
             data = self.store.read_bytes(self.path, COMPRESSION)
         except OSError as exc:
-            raise DataError(f"Raw snapshot file {self.path} is unreadable ({_why(exc)}).") from None
+            raise DataError(
+                f"Raw snapshot file {self.path} is unreadable ({reason(exc)}).") from None
         _, _, body = data.partition(b"\n")
         return body
 

@@ -85,6 +85,22 @@ def left_alone(days: list[tuple[str, date]], what: str) -> str:
     return f" Left alone {len(days)} {what}: {listed}."
 
 
+def write_ndjson(store: Store, path: str, header_key: str, header: dict[str, object],
+                 records: Iterable[object]) -> None:
+    """Write `{header_key: header}` then one JSON line per record, zstd, atomically: the
+    layout of the NDJSON raw zones (snapshots, market), complete or absent."""
+    lines = [orjson.dumps({header_key: header})]
+    lines += [dump_json(record) for record in records]
+    lines.append(b"")
+    store.write_bytes_atomic(path, b"\n".join(lines), compression=COMPRESSION)
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of an error, short enough for a one-sentence message."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
 def dump_json(record: object) -> bytes:
     """One JSON value as bytes; integers beyond 64 bits kept exact as text."""
     try:

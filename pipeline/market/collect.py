@@ -21,6 +21,7 @@ from pipeline.market.raw import RawMarketSnapshot, write_raw
 from pipeline.market.search import SearchPage, search_market
 from pipeline.market.settings import HISTORY_DAYS, MarketSettings, market_settings
 from pipeline.source.client import VastClient
+from pipeline.source.collect import account_client
 from pipeline.storage.store import Store
 
 # The embedded simulator's search is rate-limited fast for the demo and the tests; the
@@ -119,20 +120,11 @@ def take_market_snapshot(store: Store, post: Callable[[dict], dict], market: Mar
 def search_client_for(account: Account, market: MarketSettings, *,
                       simulated_time: datetime | None = None) -> Iterator[VastClient]:
     """A search client with the account's key; for the simulator, an embedded one."""
-    if not account.is_simulated:
-        with VastClient(account.api_key, account.url,
-                          min_interval=market.min_interval_seconds) as client:
-            yield client
-        return
-    from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED, SEARCH_MIN_INTERVAL
-    from pipeline.sim.fleet import FleetModel
-    from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
+    from pipeline.sim.defaults import SEARCH_MIN_INTERVAL
 
-    fleet = FleetModel(seed=DEFAULT_SEED, size=DEFAULT_FLEET_SIZE)
-    with SimulatorServer(fleet) as server, \
-            VastClient(DEMO_API_KEY, server.url,
-                         min_interval=SEARCH_MIN_INTERVAL * SIMULATOR_SEARCH_MARGIN,
-                         simulated_time=simulated_time) as client:
+    with account_client(account, market.min_interval_seconds,
+                        SEARCH_MIN_INTERVAL * SIMULATOR_SEARCH_MARGIN,
+                        simulated_time=simulated_time) as client:
         yield client
 
 

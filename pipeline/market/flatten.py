@@ -21,7 +21,7 @@ from pipeline.core.secrets import scrub
 # The column machinery of the instance flattener, shared rather than copied.
 from pipeline.landing.coerce import INT64_MAX, INT64_MIN, describe, to_json
 from pipeline.landing.columns import KINDS, typed_column
-from pipeline.landing.flatten import FlattenContext, pricing_objects, transpose
+from pipeline.landing.flatten import FlattenContext, transpose, untyped_columns
 from pipeline.market.raw import RawMarketSnapshot
 from pipeline.market.schema import (
     JSON_FIELDS,
@@ -31,11 +31,10 @@ from pipeline.market.schema import (
     OFFER_FIELDS,
     OFFER_TYPES,
 )
-from pipeline.storage.schema import PRICING_KEYS, PRICING_PARENTS, TIMESTAMP, pricing_column
+from pipeline.storage.schema import PRICING_PARENTS, TIMESTAMP
 
 _RECORD_KEYS: tuple[str, ...] = (
     *(n for names in OFFER_FIELDS.values() for n in names), *JSON_FIELDS, *PRICING_PARENTS)
-_PRICING_KEY_LIST: tuple[str, ...] = tuple(PRICING_KEYS)
 
 
 @dataclass(frozen=True)
@@ -115,36 +114,9 @@ def _typed(ctx: FlattenContext, snapshot: RawMarketSnapshot, good: list[dict]) -
     for kind, names in OFFER_FIELDS.items():
         for name in names:
             columns[name] = typed_column(ctx, name, KINDS[kind], values[name])
-    for name in JSON_FIELDS:
-        columns[name] = pa.array([None if v is None else to_json(v) for v in values[name]],
-                                 pa.string())
-    pricing_extras: dict[int, dict[str, Any]] = {}
-    for parent in PRICING_PARENTS:
-        objects = pricing_objects(ctx, parent, values[parent], pricing_extras)
-        for key, column in zip(PRICING_KEYS, transpose(objects, _PRICING_KEY_LIST), strict=True):
-            name = pricing_column(parent, key)
-            columns[name] = typed_column(ctx, name, KINDS["float"], column)
-    columns["extra_fields"] = _extra_fields(ctx, good, pricing_extras)
-    columns["quarantined_values"] = pa.array(ctx.row_quarantined, pa.int32())
+    columns |= untyped_columns(ctx, good, values, JSON_FIELDS, KNOWN_OFFER_KEYS)
     return pa.Table.from_arrays([columns[f.name] for f in MARKET_OFFER_SCHEMA],
                                 schema=MARKET_OFFER_SCHEMA)
-
-
-def _extra_fields(ctx: FlattenContext, good: list[dict],
-                  pricing_extras: dict[int, dict[str, Any]]) -> pa.Array:
-    """Unknown keys per row as sorted JSON text (NULL for rows without any): drift kept."""
-    out: list[str | None] = []
-    for row, record in enumerate(good):
-        extra = pricing_extras.get(row)
-        if extra is None and record.keys() <= KNOWN_OFFER_KEYS:
-            out.append(None)
-            continue
-        merged = dict(extra or {})
-        for key in record.keys() - KNOWN_OFFER_KEYS:
-            merged[key] = record[key]
-            ctx.new_fields[ctx.row_snapshot[row]].add(key)
-        out.append(to_json(merged))
-    return pa.array(out, pa.string())
 
 
 def _quarantine(snapshot: RawMarketSnapshot, ctx: FlattenContext,

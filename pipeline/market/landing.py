@@ -21,32 +21,25 @@ from pipeline.market.flatten import MarketFlat, flatten_market
 from pipeline.market.raw import RawMarketSnapshot, iter_raw, raw_days
 from pipeline.market.schema import MARKET_SCHEMA_VERSION, MARKET_SNAPSHOT_LOG_SCHEMA
 from pipeline.storage.datasets import MARKET_FAMILY, family
+from pipeline.storage.dayfiles import DayFamily, StaleDayFile, in_order
 from pipeline.storage.schema import TIMESTAMP
 from pipeline.storage.store import Store
 
-PART_FILE = "part-0.parquet"
 MARKET_OFFERS, MARKET_QUARANTINE, MARKET_SNAPSHOTS = "market_offers", "market_quarantine", \
     "market_snapshots"
-# The family in write order (the commit log last), its schemas and sort orders: the registry's.
-FAMILY: tuple[str, ...] = tuple(d.name for d in family(MARKET_FAMILY))
-SCHEMAS: dict[str, pa.Schema] = {d.name: d.schema for d in family(MARKET_FAMILY)}
-SORT_KEYS: dict[str, list[tuple[str, str]]] = {
-    d.name: list(d.sort_keys) for d in family(MARKET_FAMILY)}
-WRITE_OPTIONS: dict[str, object] = {
-    "compression": "zstd",
+# The registry's family: write order (the commit log last), schemas, sort orders.
+DAY_FILES = DayFamily(MARKET_FAMILY, {
     # Level 3, not the instance history's 7: a day of hourly market snapshots is ~120k
     # rows of 100 columns rewritten every hour, and level 7 took 0.87 s of it against
     # 0.38 s for 2% more bytes (benchmark day of 23 snapshots of 5,000 offers).
     "compression_level": 3,
     "use_dictionary": sorted(
         (f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name)
-        for schema in SCHEMAS.values() for f in schema if not pa.types.is_floating(f.type)
+        for d in family(MARKET_FAMILY) for f in d.schema if not pa.types.is_floating(f.type)
     ),
-    "write_statistics": True,
-    "row_group_size": 1 << 20,
-    "data_page_size": 1 << 20,
-}
-_VERSION_KEY = b"vast_pipeline.market_schema_version"
+}, keep_chunks=True)  # not combined into one chunk: copying a day of offers cost 0.3 s an hour
+FAMILY: tuple[str, ...] = tuple(d.name for d in DAY_FILES.members)
+SCHEMAS: dict[str, pa.Schema] = DAY_FILES.schemas
 
 
 @dataclass
@@ -74,12 +67,8 @@ class MarketDayResult:
         self.new_fields |= flat.new_fields
 
 
-class _Stale(Exception):
-    """A day file of another schema version, or unreadable: re-derive the day."""
-
-
 def day_path(store: Store, dataset: str, day: date) -> str:
-    return f"{store.partition_dir(dataset, None, day)}/{PART_FILE}"
+    return DAY_FILES.path(store, dataset, None, day)
 
 
 def land_market_pending(store: Store, day: date) -> MarketDayResult:
@@ -139,28 +128,14 @@ def _has_parquet(store: Store, day: date) -> bool:
 
 
 def _read_or_none(store: Store, day: date) -> dict[str, pa.Table] | None:
-    try:
-        return _read_day(store, day)
-    except _Stale:
-        return None
-
-
-def _read_day(store: Store, day: date) -> dict[str, pa.Table]:
+    """The day's tables (empty where a file is missing); None when one is stale."""
     tables: dict[str, pa.Table] = {}
     for name, schema in SCHEMAS.items():
-        path = day_path(store, name, day)
-        if not store.exists(path):
-            tables[name] = schema.empty_table()
-            continue
         try:
-            table = store.read_parquet(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise _Stale(str(exc)) from None
-        meta = table.schema.metadata or {}
-        if meta.get(_VERSION_KEY) != str(MARKET_SCHEMA_VERSION).encode() \
-                or not table.schema.equals(schema, check_metadata=False):
-            raise _Stale(f"{path} has another schema version")
-        tables[name] = table.cast(schema)
+            table = DAY_FILES.read(store, name, None, day)
+        except StaleDayFile:
+            return None
+        tables[name] = schema.empty_table() if table is None else table
     return tables
 
 
@@ -177,28 +152,13 @@ def _keep_committed(tables: dict[str, pa.Table], logged: set[str]) -> dict[str, 
 
 
 def _write_day(store: Store, day: date, parts: dict[str, list[pa.Table]]) -> None:
-    """Sort and atomically rewrite the day's three files, the commit log last."""
-    for name in FAMILY:
-        schema = SCHEMAS[name]
-        directory = store.partition_dir(name, None, day)
-        store.remove_stray_temps(directory)  # we hold the day's lock: no live writer here
-        keys = SORT_KEYS[name]
-        pieces = [_sorted(part, keys) for part in parts[name]]
-        table = pa.concat_tables(pieces) if pieces else schema.empty_table()
-        # not combined into one chunk: the Parquet bytes do not depend on the chunks (the
-        # rebuild test compares them), and copying a day of offers cost 0.3 s an hour
-        table = _sorted(table, keys).replace_schema_metadata(schema.metadata)
-        store.write_parquet_atomic(f"{directory}/{PART_FILE}", table, **WRITE_OPTIONS)
-
-
-def _sorted(table: pa.Table, keys: list[tuple[str, str]]) -> pa.Table:
-    """`table` in the order of `keys` (a stable sort). The kept day is sorted already and a
-    new snapshot usually sorts after it, so the costly reordering of every column (0.8 s
-    for a day of 120k offers) is skipped when the order is already right."""
-    order = pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys)
-    if len(order) and pc.all(pc.equal(order, pa.array(range(len(order)), order.type))).as_py():
-        return table
-    return table.take(order)
+    """Atomically rewrite the day's three files, sorted, the commit log last."""
+    tables = {}
+    for name, schema in SCHEMAS.items():
+        keys = list(DAY_FILES.sort_keys(name))
+        pieces = [in_order(part, keys) for part in parts[name]]
+        tables[name] = pa.concat_tables(pieces) if pieces else schema.empty_table()
+    DAY_FILES.write(store, None, day, tables)
 
 
 def log_row(snapshot: RawMarketSnapshot, flat: MarketFlat) -> pa.Table:

@@ -11,7 +11,6 @@ passed through `pipeline.core.secrets.scrub`. Written atomically: complete or ab
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,17 +20,14 @@ import orjson
 from pipeline import __version__
 from pipeline.core.errors import DataError
 from pipeline.core.secrets import scrub
-from pipeline.landing.raw import dump_json, format_time
+from pipeline.landing import rawzone
 from pipeline.market.schema import MARKET_SCHEMA_VERSION
 from pipeline.market.search import SearchPage
 from pipeline.storage.datasets import RAW_MARKET
 from pipeline.storage.store import Store
 
 SUFFIX = ".ndjson.zst"
-COMPRESSION = "zstd"
-_STAMP = "%Y%m%dT%H%M%S.%fZ"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
-_NAME_RE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)_(?P<id>[A-Za-z0-9.-]+)\.ndjson\.zst$")
+COMPRESSION = rawzone.COMPRESSION
 HEADER_KEY = "_market_snapshot"
 
 
@@ -60,7 +56,7 @@ class RawMarketSnapshot:
     def header(self) -> dict[str, object]:
         return {
             "snapshot_id": self.snapshot_id,
-            "snapshot_at": format_time(self.snapshot_at),
+            "snapshot_at": rawzone.format_time(self.snapshot_at),
             "requests": self.requests,
             "retries": self.retries,
             "incomplete_reasons": list(self.incomplete_reasons),
@@ -75,22 +71,15 @@ class RawMarketSnapshot:
 
 def raw_path(store: Store, snapshot_id: str, snapshot_at: datetime) -> str:
     """Where a market snapshot lives in the raw zone (names sort by time)."""
-    if not _ID_RE.match(snapshot_id):
-        raise ValueError(f"snapshot_id {snapshot_id!r} is not file-name safe")
-    moment = snapshot_at.astimezone(UTC)
-    name = f"{moment.strftime(_STAMP)}_{snapshot_id}{SUFFIX}"
-    return f"{store.partition_dir(RAW_MARKET, None, moment.date())}/{name}"
+    return rawzone.raw_file_path(store, RAW_MARKET, None, rawzone.utc(snapshot_at).date(),
+                                 snapshot_at, snapshot_id, SUFFIX)
 
 
 def write_raw(store: Store, snapshot: RawMarketSnapshot) -> str:
     """Scrub and write a market snapshot atomically; returns its path (same id replaces)."""
-    if snapshot.snapshot_at.tzinfo is None:
-        raise ValueError("snapshot_at must be timezone-aware (UTC)")
     path = raw_path(store, snapshot.snapshot_id, snapshot.snapshot_at)
-    lines = [orjson.dumps({HEADER_KEY: snapshot.header()})]
-    lines += [dump_json(_scrubbed(page)) for page in snapshot.pages]
-    lines.append(b"")
-    store.write_bytes_atomic(path, b"\n".join(lines), compression=COMPRESSION)
+    rawzone.write_ndjson(store, path, HEADER_KEY, snapshot.header(),
+                         (_scrubbed(page) for page in snapshot.pages))
     return path
 
 
@@ -103,17 +92,12 @@ def _scrubbed(page: SearchPage) -> dict[str, object]:
 
 def raw_files(store: Store, day: date) -> dict[str, str]:
     """snapshot_id -> path of every raw market file of a day (from names alone)."""
-    found: dict[str, str] = {}
-    for path in store.list_files(store.partition_dir(RAW_MARKET, None, day), SUFFIX):
-        m = _NAME_RE.match(path.rsplit("/", 1)[-1])
-        if m:
-            found[m["id"]] = path
-    return found
+    return rawzone.raw_files(store, RAW_MARKET, None, day, SUFFIX)
 
 
 def raw_days(store: Store) -> list[date]:
     """The days of the market's raw zone, sorted."""
-    return [day for _, day in store.list_partitions(RAW_MARKET)]
+    return [day for _, day in rawzone.raw_partitions(store, RAW_MARKET)]
 
 
 def read_raw(store: Store, path: str) -> RawMarketSnapshot:
@@ -124,7 +108,7 @@ def read_raw(store: Store, path: str) -> RawMarketSnapshot:
         pages = [_page(orjson.loads(line)) for line in lines[1:] if line]
         return RawMarketSnapshot(
             snapshot_id=str(meta["snapshot_id"]),
-            snapshot_at=datetime.strptime(meta["snapshot_at"], "%Y-%m-%dT%H:%M:%S.%f%z"),
+            snapshot_at=rawzone.parse_time(meta["snapshot_at"]),
             pages=pages,
             requests=int(meta.get("requests", len(pages))),
             retries=int(meta.get("retries", 0)),
@@ -138,8 +122,8 @@ def read_raw(store: Store, path: str) -> RawMarketSnapshot:
             path=path,
         )
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        text = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise DataError(f"Raw market snapshot file {path} is unreadable ({text}).") from None
+        raise DataError(f"Raw market snapshot file {path} is unreadable "
+                        f"({rawzone.reason(exc)}).") from None
 
 
 def _page(line: object) -> SearchPage:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from pipeline.core.errors import BadResponseError
 from pipeline.market.schema import OFFER_TYPES
+from pipeline.source.paging import record_key
 
 MAX_PAGES_PER_SEARCH = 200  # a continuation that keeps finding ids this long is stopped
 
@@ -125,22 +126,12 @@ def _checked(response: dict) -> dict:
     return response
 
 
-def offer_key(offer: object) -> object | None:
-    """The id an offer is de-duplicated by within its type, or None when it has none."""
-    if not isinstance(offer, dict):
-        return None
-    value = offer.get("id")
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    return value
-
-
 def keep_new(seen: set[object], offers: Iterable[object]) -> list:
     """The offers whose id `seen` lacks (added to it); offers without an id are kept, so
     landing can quarantine them."""
     fresh = []
     for offer in offers:
-        key = offer_key(offer)
+        key = record_key(offer)
         if key is not None:
             if key in seen:
                 continue

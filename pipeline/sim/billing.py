@@ -22,9 +22,8 @@ from pipeline.sim.lifecycle import (
     PHASES,
     Lifecycle,
 )
-from pipeline.sim.seeded import Stream, mix
+from pipeline.sim.seeded import DAY_SECONDS, Stream, mix
 
-DAY_SECONDS = 86400.0
 # Volume contract ids: apart from instance ids.
 VOLUME_BASE_ID = 4_000_000
 

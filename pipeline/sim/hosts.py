@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.sim.catalogue import CPU_NAMES, DISKS, GPU_MODELS, LOCATIONS, MOBOS, GpuModel
-from pipeline.sim.seeded import Stream, mix, unit
-
-DAY_SECONDS = 86400.0
+from pipeline.sim.seeded import DAY_SECONDS, Stream, mix, unit
 
 
 @dataclass(frozen=True, slots=True)

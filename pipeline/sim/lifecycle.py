@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.sim.hosts import Machine
-from pipeline.sim.seeded import Stream, unit
+from pipeline.sim.seeded import DAY_SECONDS, Stream, unit
 
-DAY_SECONDS = 86400.0
 MAX_LIFETIME_SECONDS = 30 * DAY_SECONDS
 
 # The documented status vocabularies (the tests check every record against them).

@@ -22,9 +22,7 @@ from pipeline.sim.lifecycle import (
     PHASES,
     Lifecycle,
 )
-from pipeline.sim.seeded import MASK64, Stream, mix, splitmix, unit
-
-DAY_SECONDS = 86400.0
+from pipeline.sim.seeded import DAY_SECONDS, MASK64, Stream, mix, splitmix, unit
 
 EXAMPLE_KEYS: tuple[str, ...] = (
     "id", "actual_status", "intended_status", "cur_state", "next_state", "label",

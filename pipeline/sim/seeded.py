@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 
 MASK64 = (1 << 64) - 1
+DAY_SECONDS = 86400.0  # the simulation keeps time as epoch seconds (`to_epoch`)
 
 
 

@@ -104,19 +104,30 @@ def take_snapshot(store: Store, account: Account, client: VastClient, *,
 def client_for(account: Account, settings: Settings, *,
                simulated_time: datetime | None = None) -> Iterator[VastClient]:
     """A client for the account; for the simulator source, an embedded server on loopback."""
+    with account_client(account, settings.min_interval_seconds, SIMULATOR_MIN_INTERVAL,
+                        simulated_time=simulated_time, drift_rate=0.01,
+                        new_field_rate=0.01) as client:
+        yield client
+
+
+@contextmanager
+def account_client(account: Account, min_interval: float, simulator_min_interval: float, *,
+                   simulated_time: datetime | None = None,
+                   **fleet_options: float) -> Iterator[VastClient]:
+    """A client with the account's key, or, for a simulated account, one on an embedded
+    simulator (a default fleet with `fleet_options`) on loopback: the one place that picks
+    between the two, for the instance collection and the market's searches."""
     if not account.is_simulated:
-        with VastClient(account.api_key, account.url,
-                        min_interval=settings.min_interval_seconds) as client:
+        with VastClient(account.api_key, account.url, min_interval=min_interval) as client:
             yield client
         return
     from pipeline.sim.defaults import DEFAULT_FLEET_SIZE, DEFAULT_SEED
     from pipeline.sim.fleet import FleetModel
     from pipeline.sim.simulator import DEMO_API_KEY, SimulatorServer
 
-    fleet = FleetModel(seed=DEFAULT_SEED, size=DEFAULT_FLEET_SIZE, drift_rate=0.01,
-                       new_field_rate=0.01)
+    fleet = FleetModel(seed=DEFAULT_SEED, size=DEFAULT_FLEET_SIZE, **fleet_options)
     with SimulatorServer(fleet) as server, \
-            VastClient(DEMO_API_KEY, server.url, min_interval=SIMULATOR_MIN_INTERVAL,
+            VastClient(DEMO_API_KEY, server.url, min_interval=simulator_min_interval,
                        simulated_time=simulated_time) as client:
         yield client
 

@@ -43,7 +43,7 @@ class InstanceWalk:
         """
         fresh = []
         for item in items:
-            key = _dedup_key(item)
+            key = record_key(item)
             if key is not None and key in self.seen:
                 self.duplicates += 1
                 continue
@@ -124,8 +124,9 @@ def _next_token(body: dict, path: str) -> str | None:
     return token
 
 
-def _dedup_key(item: object) -> object | None:
-    """The id a record is deduplicated by, or None when it has no usable id."""
+def record_key(item: object) -> object | None:
+    """The id a record is deduplicated by, or None when it has no usable id (the instance
+    pages' and the market's offers alike)."""
     if not isinstance(item, dict):
         return None
     value = item.get("id")

@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipeline.warehouse.marts import MART_CHECK_TABLES, check_marts
 from tests.support.bill_fixtures import day_end, item, write_bill, write_charges
 from tests.support.sql_fixtures import RUN, every, instance_rows, write_history
-from tests.support.warehouse import build_at_cadence
+from tests.support.warehouse import build_at_cadence, query_rows
 
 D1, D2, D3 = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)
 APPROX = {"abs": 1e-9}
@@ -77,25 +76,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def rows(home: Path, sql: str, params: list | None = None) -> list[dict]:
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.close()
-
-
 def recon(home: Path, account: str, day: date, iid: int) -> dict:
-    found = rows(home, "SELECT * FROM cost_reconciliation WHERE account = ? AND day = ? "
+    found = query_rows(home, "SELECT * FROM cost_reconciliation WHERE account = ? AND day = ? "
                        "AND instance_id = ?", [account, day, iid])
     assert len(found) == 1, found
     return found[0]
 
 
 def test_billed_daily_splits_items_and_ignores_uncommitted_rows(home: Path) -> None:
-    two = rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 2", [D1])[0]
+    two = query_rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 2", [D1])[0]
     assert two["gpu_cost"] == pytest.approx(12.0, **APPROX)
     assert two["storage_cost"] == 0.0
     assert two["bandwidth_down_cost"] == pytest.approx(0.3, **APPROX)
@@ -103,42 +92,43 @@ def test_billed_daily_splits_items_and_ignores_uncommitted_rows(home: Path) -> N
     assert two["bandwidth_cost"] == pytest.approx(0.5, **APPROX)
     assert two["total_cost"] == pytest.approx(12.5, **APPROX)
     assert two["billed_hours"] == 24.0 and two["bandwidth_down_gb"] == 30.0
-    one = rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 1", [D1])[0]
+    one = query_rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 1", [D1])[0]
     assert one["gpu_cost"] == 24.0  # the stale 99.0 row is not part of the bill
     assert one["label"] == "job-1"
-    three = rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 3", [D1])[0]
+    three = query_rows(home, "SELECT * FROM billed_daily WHERE day = ? AND instance_id = 3",
+                       [D1])[0]
     assert three["other_cost"] == 0.25 and three["total_cost"] == pytest.approx(40.25)
     assert three["billed_hours"] == 20.0
     # a killed fetch (charges without a log row) is not a bill
-    assert rows(home, "SELECT * FROM billed_daily WHERE day = ?", [D3]) == []
-    assert rows(home, "SELECT * FROM billed_charges WHERE day = ?", [D3]) == []
+    assert query_rows(home, "SELECT * FROM billed_daily WHERE day = ?", [D3]) == []
+    assert query_rows(home, "SELECT * FROM billed_charges WHERE day = ?", [D3]) == []
 
 
 def test_billed_hours_null_when_not_parsed(home: Path) -> None:
-    (row,) = rows(home, "SELECT billed_hours FROM billed_daily WHERE day = ?", [D2])
+    (row,) = query_rows(home, "SELECT billed_hours FROM billed_daily WHERE day = ?", [D2])
     assert row["billed_hours"] is None
 
 
 def test_volume_contracts_stay_in_the_totals(home: Path) -> None:
-    (vol,) = rows(home, "SELECT * FROM billed_daily WHERE contract_type = 'volume'")
+    (vol,) = query_rows(home, "SELECT * FROM billed_daily WHERE contract_type = 'volume'")
     assert vol["instance_id"] is None and vol["contract_id"] == 900
     assert vol["storage_cost"] == 1.5
     # D1 of acct: 24.005 + 12.5 + 40.25 + 0.3 + 36.6 + 1.5 = 115.155, the logged total
-    (tot,) = rows(home, "SELECT sum(total_cost) AS s FROM billed_daily "
+    (tot,) = query_rows(home, "SELECT sum(total_cost) AS s FROM billed_daily "
                         "WHERE account = 'acct' AND day = ?", [D1])
     assert tot["s"] == pytest.approx(115.155, **APPROX)
-    (log,) = rows(home, "SELECT total_amount FROM billed_days WHERE account = 'acct' "
+    (log,) = query_rows(home, "SELECT total_amount FROM billed_days WHERE account = 'acct' "
                         "AND day = ?", [D1])
     assert log["total_amount"] == pytest.approx(115.155, **APPROX)
     # volumes are not instances: not in the reconciliation
-    assert rows(home, "SELECT * FROM cost_reconciliation WHERE instance_id IS NULL") == []
+    assert query_rows(home, "SELECT * FROM cost_reconciliation WHERE instance_id IS NULL") == []
 
 
 def test_is_final_boundary_is_more_than_48_hours(home: Path) -> None:
     final = {(r["account"], r["day"]): r["is_final"]
-             for r in rows(home, "SELECT account, day, is_final FROM billed_days")}
+             for r in query_rows(home, "SELECT account, day, is_final FROM billed_days")}
     assert final == {("acct", D1): False, ("acct", D2): False, ("gap", D1): True}
-    assert {r["is_final"] for r in rows(home, "SELECT is_final FROM billed_daily "
+    assert {r["is_final"] for r in query_rows(home, "SELECT is_final FROM billed_daily "
                                               "WHERE account = 'gap'")} == {True}
 
 
@@ -198,7 +188,7 @@ def test_unbilled_day_is_estimated_only_not_fetched(tmp_path: Path) -> None:
     assert r["billed_cost"] is None and r["estimated_cost"] == pytest.approx(24.0)
     assert (r["status"], r["likely_reason"]) == ("estimated_only", "bill not fetched yet")
     assert r["day_billed"] is False
-    assert rows(tmp_path, "SELECT count(*) AS n FROM billed_daily")[0]["n"] == 0
+    assert query_rows(tmp_path, "SELECT count(*) AS n FROM billed_daily")[0]["n"] == 0
 
 
 def test_refetched_day_replaces_and_rebuilds_cheaply(tmp_path: Path) -> None:
@@ -209,7 +199,7 @@ def test_refetched_day_replaces_and_rebuilds_cheaply(tmp_path: Path) -> None:
                fetch_id="d2b", fetched_at=day_end(D2) + timedelta(hours=49))
     result = build_at_cadence(tmp_path)
     assert not result.full and result.days_recomputed == 0
-    (row,) = rows(tmp_path, "SELECT * FROM billed_daily WHERE day = ?", [D2])
+    (row,) = query_rows(tmp_path, "SELECT * FROM billed_daily WHERE day = ?", [D2])
     assert row["total_cost"] == pytest.approx(6.75) and row["fetch_id"] == "d2b"
     assert row["is_final"] is True
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import PostgresServer, deploy_dagster_home, start_postgres
-from tests.support.s3_server import S3Server, start_server
+from tests.support.s3_server import S3Server, running_server
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +41,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def s3() -> Iterator[S3Server]:
     """The moto S3 server of tests/support/s3_server.py, for homes on object storage."""
-    server = start_server()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.process.kill()
-        server.process.wait()

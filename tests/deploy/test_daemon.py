@@ -35,7 +35,8 @@ import yaml
 from dagster._core.scheduler.instigation import InstigatorStatus, TickStatus
 
 from tests.support.cli import clean_env
-from tests.support.postgres import DEPLOY, deploy_instance, free_port
+from tests.support.ports import free_port
+from tests.support.postgres import DEPLOY, deploy_instance
 
 REPO = Path(__file__).resolve().parents[2]
 TICKS = 2  # each one a minute: 3 took 6 min on a loaded machine, 2 keep it near 4

@@ -30,7 +30,7 @@ from pipeline.reports import build_report, write_reports
 from pipeline.reports.cost import NO_BILLS_NOTE
 from pipeline.reports.focus import export_focus
 from pipeline.reports.model import fmt
-from tests.support.bill_fixtures import item, write_bill
+from tests.support.bill_fixtures import scenario_lab_bill, scenario_main_bill, write_bill
 from tests.support.report_fixtures import build_warehouse, scenario_history
 
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
@@ -40,28 +40,6 @@ BILLED_MAIN, BILLED_LAB, ESTIMATED, BANDWIDTH = 2040.07, 30.12, 18.86, 1.35
 BILLED = BILLED_MAIN + BILLED_LAB
 
 
-def _main_bill(day: date) -> list[dict]:
-    rows = [
-        item(101, "gpu", 19.20, quantity=24.0, unit="hours", unit_price=0.80, label="train-llm"),
-        item(101, "disk", 0.48, quantity=24.0, unit="hours", unit_price=0.02),
-        item(101, "bwd", 0.10, quantity=10.0, unit="GB"),
-        item(101, "bwu", 0.05, quantity=5.0, unit="GB"),
-        item(104, "gpu", 384.00, quantity=24.0, unit="hours", unit_price=16.0),
-        item(104, "disk", 3.60, quantity=24.0, unit="hours", unit_price=0.15),
-        item(900, "disk", 0.50, contract_type="volume", description="volume storage"),
-    ]
-    if day == date(2026, 11, 17):
-        rows.append(item(999, "gpu", 0.42, quantity=0.1, unit="hours", unit_price=4.2,
-                         label="blink"))
-    return rows
-
-
-def _lab_bill() -> list[dict]:
-    return [item(201, "gpu", 9.60, quantity=24.0, unit="hours", unit_price=0.40),
-            item(201, "disk", 0.24, quantity=24.0, unit="hours", unit_price=0.01),
-            item(201, "bwd", 0.20, quantity=20.0, unit="GB")]
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("billed_report") / "home"
@@ -69,9 +47,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scenario_history(path)
     for i in range(5):
         day = D0 + timedelta(days=i)
-        write_bill(path, "main", day, _main_bill(day), fetch_id=f"m{i}", fetched_at=FETCHED)
+        write_bill(path, "main", day, scenario_main_bill(day), fetch_id=f"m{i}", fetched_at=FETCHED)
         if i < 3:
-            write_bill(path, "lab", day, _lab_bill(), fetch_id=f"l{i}", fetched_at=FETCHED)
+            write_bill(path, "lab", day, scenario_lab_bill(), fetch_id=f"l{i}", fetched_at=FETCHED)
     build_warehouse(path)
     return path
 
@@ -172,8 +150,9 @@ def test_a_day_billed_before_collection_began_is_reported_from_the_bill(
     from its bill, and the estimate's gap leaves it out (it has no estimate, not a $0 one)."""
     scenario_history(tmp_path)
     early = D0 - timedelta(days=2)
-    write_bill(tmp_path, "main", early, _main_bill(early), fetch_id="early", fetched_at=FETCHED)
-    write_bill(tmp_path, "main", D0, _main_bill(D0), fetch_id="m0", fetched_at=FETCHED)
+    write_bill(tmp_path, "main", early, scenario_main_bill(early), fetch_id="early",
+               fetched_at=FETCHED)
+    write_bill(tmp_path, "main", D0, scenario_main_bill(D0), fetch_id="m0", fetched_at=FETCHED)
     build_warehouse(tmp_path)
     only_bill = build_report(tmp_path, "cost", date_from=early, date_to=early, now=NOW)
     assert only_bill.metric("window_spend").value == pytest.approx(407.93, abs=1e-9)

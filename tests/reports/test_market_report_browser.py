@@ -5,7 +5,6 @@ caveats are on the page and nothing tried to leave the machine."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +12,10 @@ import pytest
 from pipeline.reports import write_report
 from pipeline.reports.model import fmt
 from tests.support import market_oracle as oracle
+from tests.support.browser import chromium, offline_tab
 from tests.support.market_fixtures import fleet_with_market
 from tests.support.warehouse import build_at_cadence
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
 
@@ -27,48 +24,33 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "Debian's chromium is not installed (/usr/bin/chromium)"
     home = tmp_path_factory.mktemp("market_browser") / "home"
     times = fleet_with_market(home)
     build_at_cadence(home, full=True)
     out = tmp_path_factory.mktemp("html")
     (path,) = write_report(home, "cost", date_from=D0, date_to=D1, fmt="html", out_dir=out,
                            now=NOW)
-    blocked: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS,
-                                     chromium_sandbox=False)
-        try:
-            context = browser.new_context(viewport={"width": 1366, "height": 900})
-            context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(
-                "file://") else (blocked.append(r.request.url), r.abort()))
-            tab = context.new_page()
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            tab.goto(path.as_uri(), wait_until="load")
-            chart = tab.eval_on_selector("svg.chart-market", """e => {
-                const r = e.getBoundingClientRect();
-                return {paths: e.querySelectorAll('path').length, width: r.width,
-                        height: r.height, text: e.textContent};
-            }""")
-            cells = tab.eval_on_selector_all(
-                "table[data-table=market_savings] tbody tr", """rows => rows.map(tr => {
-                    const out = {instance: tr.children[0].textContent.trim()};
-                    tr.querySelectorAll('td[data-col]').forEach(td => {
-                        out[td.dataset.col] = {value: td.dataset.value,
-                                               text: td.textContent.trim()};
-                    });
-                    return out;
-                })""")
-            sections = tab.eval_on_selector_all("section", """els => els.map(e => (
-                {title: e.querySelector('h2').textContent, text: e.innerText}))""")
-            context.close()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        offline = offline_tab(browser)
+        tab, blocked, errors = offline.page, offline.blocked, offline.errors
+        tab.goto(path.as_uri(), wait_until="load")
+        chart = tab.eval_on_selector("svg.chart-market", """e => {
+            const r = e.getBoundingClientRect();
+            return {paths: e.querySelectorAll('path').length, width: r.width,
+                    height: r.height, text: e.textContent};
+        }""")
+        cells = tab.eval_on_selector_all(
+            "table[data-table=market_savings] tbody tr", """rows => rows.map(tr => {
+                const out = {instance: tr.children[0].textContent.trim()};
+                tr.querySelectorAll('td[data-col]').forEach(td => {
+                    out[td.dataset.col] = {value: td.dataset.value,
+                                           text: td.textContent.trim()};
+                });
+                return out;
+            })""")
+        sections = tab.eval_on_selector_all("section", """els => els.map(e => (
+            {title: e.querySelector('h2').textContent, text: e.innerText}))""")
+        offline.context.close()
     return {"times": times, "blocked": blocked, "errors": errors, "chart": chart,
             "cells": cells, "sections": {s["title"]: s["text"] for s in sections}}
 

@@ -18,12 +18,10 @@ from typing import Any
 import pytest
 
 from pipeline.reports import write_report
+from tests.support.browser import chromium, offline_tab
 from tests.support.report_fixtures import scenario_home
 from tests.support.scenario_oracle import Scenario, displays
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 D0, D1 = date(2026, 11, 16), date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
 
@@ -38,43 +36,21 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def pages(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Each report loaded once: what the page showed, requested, logged and looked like."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), ("Debian's chromium is not installed (/usr/bin/chromium): "
-                               "apt-get install chromium (.ci/run does)")
     out = tmp_path_factory.mktemp("html")
     files = {kind: write_report(home, kind, date_from=D0, date_to=D1, fmt="html", out_dir=out,
                                 now=NOW)[0] for kind in ("cost", "reliability")}
     seen: dict[str, Any] = {}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS)
-        try:
-            for kind, path in files.items():
-                seen[kind] = _visit(browser, path, out / f"{kind}.png")
-        finally:
-            browser.close()
+    with chromium() as browser:
+        for kind, path in files.items():
+            seen[kind] = _visit(browser, path, out / f"{kind}.png")
     yield seen
 
 
 def _visit(browser: Any, path: Path, shot: Path) -> dict[str, Any]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    blocked: list[str] = []
-    errors: list[str] = []
-
-    def route(r: Any) -> None:
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
+    tab = offline_tab(browser)
+    context, page, blocked, errors = tab.context, tab.page, tab.blocked, tab.errors
     requests: list[str] = []
     page.on("request", lambda req: requests.append(req.url))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(path.as_uri(), wait_until="load")
     page.wait_for_load_state("networkidle")
     charts = page.eval_on_selector_all("svg.chart", """els => els.map(e => {

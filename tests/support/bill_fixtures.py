@@ -41,6 +41,31 @@ def item(contract_id: int, item_type: str, amount: float, *, quantity: float | N
     }
 
 
+def scenario_main_bill(day: date) -> list[dict[str, Any]]:
+    """Account `main`'s bill of one day of the report scenario (instances 101 and 104, a
+    volume), with a short instance 999 on 2026-11-17 that the history never saw."""
+    rows = [
+        item(101, "gpu", 19.20, quantity=24.0, unit="hours", unit_price=0.80, label="train-llm"),
+        item(101, "disk", 0.48, quantity=24.0, unit="hours", unit_price=0.02),
+        item(101, "bwd", 0.10, quantity=10.0, unit="GB"),
+        item(101, "bwu", 0.05, quantity=5.0, unit="GB"),
+        item(104, "gpu", 384.00, quantity=24.0, unit="hours", unit_price=16.0),
+        item(104, "disk", 3.60, quantity=24.0, unit="hours", unit_price=0.15),
+        item(900, "disk", 0.50, contract_type="volume", description="volume storage"),
+    ]
+    if day == date(2026, 11, 17):
+        rows.append(item(999, "gpu", 0.42, quantity=0.1, unit="hours", unit_price=4.2,
+                         label="blink"))
+    return rows
+
+
+def scenario_lab_bill() -> list[dict[str, Any]]:
+    """Account `lab`'s bill of one day of the report scenario (instance 201)."""
+    return [item(201, "gpu", 9.60, quantity=24.0, unit="hours", unit_price=0.40),
+            item(201, "disk", 0.24, quantity=24.0, unit="hours", unit_price=0.01),
+            item(201, "bwd", 0.20, quantity=20.0, unit="GB")]
+
+
 def write_charges(home: Path, account: str, day: date, rows: list[dict[str, Any]], *,
                   fetch_id: str, fetched_at: datetime) -> None:
     """The day's charges file (replaced whole, like a fetch does); no log row."""

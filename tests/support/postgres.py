@@ -16,7 +16,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
+from tests.support.ports import free_port
 
 ROLE = "dagster"
 # What deploy/dagster.yaml reads (tests/deploy/test_compose.py checks they agree).
@@ -59,12 +60,6 @@ def _as_service_user(argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv
     return ["runuser", "-u", SERVICE_USER, "--", *argv]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

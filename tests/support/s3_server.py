@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from tests.support.ports import free_port
+
 BUCKET = "vast-pipeline-test"
 # Serves until its parent (the test process) is gone, even if that one was killed.
 _SERVE = (
@@ -67,17 +69,11 @@ class S3Server:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server() -> S3Server:
     """Start moto's S3 server on a free port, create a user with a key and the bucket."""
     import boto3
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
     process = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -153,7 +149,7 @@ def start_store_without_conditional_writes() -> tuple[S3Server, subprocess.Popen
     authentication (the proxy changes signed headers). Returns the proxy as the server."""
     import boto3
 
-    moto_port, proxy_port = _free_port(), _free_port()
+    moto_port, proxy_port = free_port(), free_port()
     moto = subprocess.Popen([sys.executable, "-c", _SERVE, str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy = subprocess.Popen([sys.executable, "-c", _NO_CONDITIONS, str(proxy_port),

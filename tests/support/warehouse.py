@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from pipeline.warehouse import build as warehouse
 from pipeline.warehouse.models import SQL_DIR, discover_models
@@ -45,3 +46,16 @@ def snapshot_of_models(home: Path, sql_dir: Path = SQL_DIR) -> dict[str, list[tu
     finally:
         con.close()
     return out
+
+
+def query_rows(home: Path, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    """The rows of `sql` on the home's built warehouse, as dicts (read-only connection)."""
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()

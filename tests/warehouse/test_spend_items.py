@@ -24,9 +24,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.reports.focus import export_focus
-from tests.support.bill_fixtures import WEEK_DAYS, item, simulated_week_home, write_bill
+from tests.support.bill_fixtures import (
+    WEEK_DAYS,
+    item,
+    scenario_lab_bill,
+    scenario_main_bill,
+    simulated_week_home,
+    write_bill,
+)
 from tests.support.report_fixtures import build_warehouse, query, scenario_history, scenario_specs
 from tests.support.scenario_oracle import Scenario
+from tests.support.warehouse import query_rows
 
 D0, D4 = date(2026, 11, 16), date(2026, 11, 20)
 DAYS = [D0 + timedelta(days=i) for i in range(5)]
@@ -37,35 +45,19 @@ ITEM = {"gpu": "gpu", "disk": "storage", "bwd": "bandwidth_down", "bwu": "bandwi
 
 
 def _main_bill(day: date) -> list[dict[str, Any]]:
-    rows = [
-        item(101, "gpu", 19.20, quantity=24.0, unit="hours", unit_price=0.80, label="train-llm"),
-        item(101, "disk", 0.48, quantity=24.0, unit="hours", unit_price=0.02),
-        item(101, "bwd", 0.10, quantity=10.0, unit="GB"),
-        item(101, "bwu", 0.05, quantity=5.0, unit="GB"),
-        item(104, "gpu", 384.00, quantity=24.0, unit="hours", unit_price=16.0),
-        item(104, "disk", 3.60, quantity=24.0, unit="hours", unit_price=0.15),
-        item(900, "disk", 0.50, contract_type="volume", description="volume storage"),
-    ]
+    """The scenario's bill, with a credit, a rounding item and one more instance on D0."""
+    rows = scenario_main_bill(day)
     if day == D0:
         rows += [item(106, "gpu", 90.0, quantity=24.0, unit="hours", unit_price=1.0),
                  item(104, "credit", -1.0, description="promo credit"),
                  item(104, "other", 0.002, description="rounding")]
-    if day == DAYS[1]:
-        rows.append(item(999, "gpu", 0.42, quantity=0.1, unit="hours", unit_price=4.2,
-                         label="blink"))
     return rows
-
-
-def _lab_bill() -> list[dict[str, Any]]:
-    return [item(201, "gpu", 9.60, quantity=24.0, unit="hours", unit_price=0.40),
-            item(201, "disk", 0.24, quantity=24.0, unit="hours", unit_price=0.01),
-            item(201, "bwd", 0.20, quantity=20.0, unit="GB")]
 
 
 # (account, day) -> the bill's rows, as written
 BILLS: dict[tuple[str, date], list[dict[str, Any]]] = {
     **{("main", d): _main_bill(d) for d in DAYS},
-    **{("lab", d): _lab_bill() for d in LAB_BILLED},
+    **{("lab", d): scenario_lab_bill() for d in LAB_BILLED},
 }
 
 
@@ -80,21 +72,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _rows(home: Path, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    import duckdb
-
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.close()
-
-
 def _items(home: Path) -> dict[tuple, dict[str, Any]]:
     """spend_items by (account, day, contract_type, contract_id, item); asserts the grain."""
-    rows = _rows(home, "SELECT * FROM spend_items")
+    rows = query_rows(home, "SELECT * FROM spend_items")
     out = {(r["account"], r["day"], r["contract_type"], r["contract_id"], r["item"]): r
            for r in rows}
     assert len(out) == len(rows), "spend_items has one row per (day, contract, item)"
@@ -215,7 +195,7 @@ def test_spend_daily_is_the_sum_of_spend_items(home: Path) -> None:
         if it == "gpu":
             sums["instance_hours"].append(r["instance_hours"])
             sums["gpu_hours"].append(r["gpu_hours"])
-    daily = _rows(home, "SELECT * FROM spend_daily")
+    daily = query_rows(home, "SELECT * FROM spend_daily")
     got = {(r["account"], r["day"], r["contract_type"], r["contract_id"]): r for r in daily}
     assert len(got) == len(daily) and set(got) == set(want)
     for key, sums in want.items():
