@@ -8,7 +8,7 @@
 -- bandwidth_up (bwu), other (the residual `other` and any new type); unit: quantity_unit
 -- as the models read it, 'Hours' (hours, hour), 'GB' (any case), else as parsed; NULL when
 -- the description stated no quantity.
--- materialized: view (live over the Parquet written by pipeline.billing.charges)
+-- materialized: view (live over the Parquet written by pipeline.billing)
 select
     c.account,
     c.day,

@@ -1,11 +1,11 @@
 -- billed_days: the bill log, one row per fetched (account, day): the commit record of that
--- day's bill. Grain: (account, day). pipeline.billing.charges writes it after the new fetch's rows
+-- day's bill. Grain: (account, day). pipeline.billing writes it after the new fetch's rows
 -- (which land beside the old fetch's) and before the old rows are dropped, so only charge
 -- rows whose fetch_id equals this row's fetch_id belong to the stored bill; rows of another
 -- fetch_id are a killed writer's leftovers and must be skipped.
 -- is_final: the day ended more than 48 hours before it was fetched (Vast settles late; a
 -- bill fetched sooner may still change and is fetched again).
--- materialized: view (live over the Parquet written by pipeline.billing.charges)
+-- materialized: view (live over the Parquet written by pipeline.billing)
 select
     account,
     day,

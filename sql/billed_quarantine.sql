@@ -1,7 +1,7 @@
 -- billed_quarantine: charge results (or values) of the stored bills that could not be
 -- typed, with the original value and the reason. Grain: one row per rejected value or
 -- result of a committed fetch (account, day, fetch_id).
--- materialized: view (live over the Parquet written by pipeline.billing.charges)
+-- materialized: view (live over the Parquet written by pipeline.billing)
 select
     q.account,
     q.day,

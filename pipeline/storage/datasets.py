@@ -4,7 +4,7 @@ reports and exports), each with its kind.
 
 Why one registry: the storage layout (`pipeline.storage.store`), the writers
 (`pipeline.landing.history`, `pipeline.billing.days`, through `pipeline.storage.dayfiles`)
-and the warehouse sources (`pipeline.warehouse.build`) must agree on names, partition
+and the warehouse sources (`pipeline.warehouse.sources`) must agree on names, partition
 columns, schemas and sort orders; declaring a dataset once keeps them from
 drifting. Every dataset is hive-partitioned by one UTC-day column (`partition_key`), and
 first by `account` when it holds one account's data (`per_account`); the market data

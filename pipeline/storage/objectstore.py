@@ -162,7 +162,8 @@ def register_on(con: Any, home: str) -> None:
     """Let DuckDB connection `con` read `s3://` paths of `home` (nothing to do when local).
 
     Every connection that reads the history or the model Parquet must go through this: the
-    build, `sql`, the reports and the FOCUS export all open theirs in `pipeline.warehouse.build`.
+    build (`pipeline.warehouse.dbfile`), `sql`, the reports and the FOCUS export (the
+    read-only connection of `pipeline.warehouse.query`) all open theirs there.
     """
     if is_remote(home):
         con.register_filesystem(fsspec_filesystem(parse_home(home)))
