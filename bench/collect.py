@@ -57,7 +57,7 @@ def probe() -> None:
     """
     import gc
 
-    gc.disable()  # as `vast-pipeline collect` runs (pipeline.cli._short_process)
+    gc.disable()  # as `vast-pipeline collect` runs (`pipeline.cli._short_process`)
     marks = [time.perf_counter()]
     from pipeline.startup import load_settings
     from pipeline.storage.store import Store
