@@ -1,8 +1,8 @@
 """The cost rules, evaluated after every warehouse build from its models.
 
 Each rule reuses a model's definitions rather than restating them: billed time, rates and
-costs come from `instance_intervals` (idle GPU = its `gpu_idle`, the rule defined there
-that `idle_spend` counts too), an instance's name and attributes from
+costs come from `instance_intervals` (idle GPU = its `gpu_idle`, the rule written in
+`instance_snapshots` that `idle_spend` counts too), an instance's name and attributes from
 `instance_latest`, the credit, burn and runway from `account_now`, the bill from
 `cost_reconciliation` (only when that model exists: otherwise `bill_difference` is not
 evaluated at all). A run of an instance counts only if it reaches the account's newest
